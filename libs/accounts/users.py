@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import asyncpg
+
+from libs.security import generate_api_key, hash_api_key
+
+
+@dataclass(frozen=True)
+class NewUser:
+    id: uuid.UUID
+    name: str
+    role: str
+    credits: int
+    api_key: str
+    """Shown once; only its hash is stored."""
+
+
+class UserExistsError(ValueError):
+    pass
+
+
+async def create_user(
+    conn: asyncpg.Connection[Any],
+    *,
+    name: str,
+    credits: int,
+    role: Literal["user", "admin"] = "user",
+) -> NewUser:
+    """Create a user with one API key; the opening balance is a ``grant`` in the ledger."""
+    if credits < 0:
+        raise ValueError("credits must not be negative")
+    user_id, key = uuid.uuid4(), generate_api_key()
+    async with conn.transaction():
+        try:
+            await conn.execute(
+                "INSERT INTO users (id, name, role, balance) VALUES ($1, $2, $3, $4)",
+                user_id,
+                name,
+                role,
+                credits,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            raise UserExistsError(f"a user named {name!r} already exists") from exc
+        await conn.execute(
+            "INSERT INTO api_keys (id, user_id, key_hash, prefix) VALUES ($1, $2, $3, $4)",
+            uuid.uuid4(),
+            user_id,
+            hash_api_key(key),
+            key[:8],
+        )
+        await conn.execute(
+            "INSERT INTO credit_ledger (user_id, kind, amount) VALUES ($1, 'grant', $2)",
+            user_id,
+            credits,
+        )
+    return NewUser(id=user_id, name=name, role=role, credits=credits, api_key=key)

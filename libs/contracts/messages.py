@@ -1,0 +1,52 @@
+"""Versioned, frozen message models carried by the streams and the events channel.
+
+Every message carries the request id and the W3C ``traceparent`` of the request's trace.
+"""
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from libs.contracts.status import RequestStatus
+
+SCHEMA_VERSION = 1
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    v: int = SCHEMA_VERSION
+    request_id: UUID
+    traceparent: str | None = None
+
+
+class TaskMessage(_Message):
+    """A job for a worker: run ``handler`` on ``prompt``."""
+
+    attempt: int = Field(ge=1)
+    handler: str
+    prompt: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    create_qty: int = Field(default=1, ge=1)
+
+
+class ResultMessage(_Message):
+    """What a worker reports about a job: it started, or it ended with results or an error."""
+
+    attempt: int = Field(ge=1)
+    kind: Literal["started", "succeeded", "failed"]
+    results: list[Any] | None = None
+    error: str | None = None
+    worker: str
+
+
+class RequestEvent(_Message):
+    """A request's new state, fanned out to every API replica for its WebSocket subscribers."""
+
+    user_id: UUID
+    status: RequestStatus
+    results: list[Any] | None = None
+    error: str | None = None
+    updated_at: datetime

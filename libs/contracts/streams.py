@@ -1,0 +1,17 @@
+"""Names of the Redis streams, consumer groups and channels. The one place they are spelled."""
+
+TASKS_STREAM = "relai:tasks"
+"""Jobs to run: written only by the outbox relay, read by workers."""
+
+TASKS_GROUP = "workers"
+
+RESULTS_STREAM = "relai:results"
+"""Job progress and outcomes: written by workers, read by the API's results consumer."""
+
+RESULTS_GROUP = "api"
+
+EVENTS_CHANNEL = "relai:events"
+"""Pub/sub channel that fans request state changes out to every API replica."""
+
+MESSAGE_FIELD = b"m"
+"""Every stream entry carries its JSON message under this one field."""

@@ -1,0 +1,27 @@
+"""The database: SQLAlchemy models (the schema Alembic migrates) and the asyncpg pool."""
+
+from libs.db.models import (
+    ApiKey,
+    Base,
+    CreditEntry,
+    Handler,
+    Offer,
+    OutboxEntry,
+    Request,
+    User,
+)
+from libs.db.pool import OUTBOX_CHANNEL, create_pool, sqlalchemy_url
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "CreditEntry",
+    "Handler",
+    "Offer",
+    "OutboxEntry",
+    "Request",
+    "User",
+    "OUTBOX_CHANNEL",
+    "create_pool",
+    "sqlalchemy_url",
+]

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import orjson
+from sqlalchemy.engine import make_url
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The DSN asyncpg understands, from any SQLAlchemy-style Postgres URL."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The SQLAlchemy async URL (asyncpg driver) for a Postgres URL, as Alembic needs it."""
+    return make_url(url).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+async def _init_connection(conn: asyncpg.Connection[Any]) -> None:
+    # jsonb travels as text both ways; callers pass and receive JSON documents as Python values.
+    await conn.set_type_codec("jsonb", encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
+
+
+async def create_pool(url: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool[Any]:
+    pool = await asyncpg.create_pool(
+        asyncpg_dsn(url), min_size=min_size, max_size=max_size, init=_init_connection
+    )
+    assert pool is not None
+    return pool
+
+
+OUTBOX_CHANNEL = "relai_outbox"
+"""Postgres channel notified (by a trigger) whenever outbox rows commit."""

@@ -1,0 +1,23 @@
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    """What every Relai process needs: where Postgres and Redis are, and how to log.
+
+    ``DATABASE_URL`` and ``REDIS_URL`` keep their conventional names; everything else is
+    prefixed ``RELAI_``. Each service subclasses this with its own fields.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="RELAI_", extra="ignore", frozen=True)
+
+    database_url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/relai",
+        validation_alias=AliasChoices("DATABASE_URL", "RELAI_DATABASE_URL"),
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("REDIS_URL", "RELAI_REDIS_URL"),
+    )
+    log_level: str = "INFO"
+    log_json: bool = True

@@ -1,0 +1,99 @@
+"""Servers for the whole suite.
+
+With ``DATABASE_URL``/``REDIS_URL`` set, the suite uses those servers, but never their data: it
+creates its own database (``RELAI_TEST_DATABASE``, default ``relai_test``) on that Postgres and
+uses Redis database ``RELAI_TEST_REDIS_DB`` (default 15). Without them it starts embedded servers.
+"""
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy.engine import make_url
+
+from libs.db import create_pool
+from libs.db.pool import asyncpg_dsn
+from libs.embedded import start_embedded
+from libs.streams import create_redis
+from tests.support import ServerUrls
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLES = ("credit_ledger", "outbox", "requests", "offers", "handlers", "api_keys", "users")
+
+
+@pytest.fixture(scope="session")
+def server_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerUrls]:
+    embedded = None
+    database_url = os.environ.get("DATABASE_URL")
+    redis_url = os.environ.get("REDIS_URL")
+    if not database_url or not redis_url:
+        embedded = start_embedded(tmp_path_factory.mktemp("embedded"))
+        database_url = database_url or embedded.database_url
+        redis_url = redis_url or embedded.redis_url
+    test_db = os.environ.get("RELAI_TEST_DATABASE", "relai_test")
+    redis_db = os.environ.get("RELAI_TEST_REDIS_DB", "15")
+    database_url = make_url(database_url).set(database=test_db).render_as_string(False)
+    redis_url = str(make_url(redis_url).set(database=redis_db))
+    asyncio.run(_recreate_database(database_url))
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url},
+        check=True,
+    )
+    yield ServerUrls(database_url=database_url, redis_url=redis_url)
+    if embedded is not None:
+        embedded.stop()
+
+
+async def _recreate_database(url: str) -> None:
+    target = make_url(url)
+    admin = await asyncpg.connect(
+        asyncpg_dsn(target.set(database="postgres").render_as_string(False))
+    )
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{target.database}"')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def _session_pool(server_urls: ServerUrls) -> AsyncIterator["asyncpg.Pool[Any]"]:
+    pool = await create_pool(server_urls.database_url, min_size=1, max_size=10)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def _session_redis(server_urls: ServerUrls) -> AsyncIterator[Redis]:
+    client = create_redis(server_urls.redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def servers(
+    server_urls: ServerUrls, _session_pool: "asyncpg.Pool[Any]", _session_redis: Redis
+) -> ServerUrls:
+    """The servers, with empty tables and an empty Redis database for this test."""
+    await _session_pool.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+    await _session_redis.flushdb()
+    return server_urls
+
+
+@pytest.fixture
+def db_pool(servers: ServerUrls, _session_pool: "asyncpg.Pool[Any]") -> "asyncpg.Pool[Any]":
+    return _session_pool
+
+
+@pytest.fixture
+def redis_client(servers: ServerUrls, _session_redis: Redis) -> Redis:
+    return _session_redis
