@@ -58,3 +58,16 @@ async def create_user(
             credits,
         )
     return NewUser(id=user_id, name=name, role=role, credits=credits, api_key=key)
+
+
+async def add_api_key(conn: asyncpg.Connection[Any], *, user_id: uuid.UUID) -> str:
+    """Issue another API key to an existing user and return it; only its hash is stored."""
+    key = generate_api_key()
+    await conn.execute(
+        "INSERT INTO api_keys (id, user_id, key_hash, prefix) VALUES ($1, $2, $3, $4)",
+        uuid.uuid4(),
+        user_id,
+        hash_api_key(key),
+        key[:8],
+    )
+    return key

@@ -4,6 +4,7 @@ Pure data: no I/O and nothing else of ours is imported here.
 """
 
 from libs.contracts.messages import (
+    EVENT_BATCH,
     SCHEMA_VERSION,
     RequestEvent,
     ResultMessage,
@@ -20,6 +21,7 @@ from libs.contracts.streams import (
 
 __all__ = [
     "EVENTS_CHANNEL",
+    "EVENT_BATCH",
     "FINAL_STATUSES",
     "RESULTS_GROUP",
     "RESULTS_STREAM",

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from libs.contracts.status import RequestStatus
 
@@ -50,3 +50,7 @@ class RequestEvent(_Message):
     results: list[Any] | None = None
     error: str | None = None
     updated_at: datetime
+
+
+EVENT_BATCH = TypeAdapter(list[RequestEvent])
+"""One message on the events channel: the state changes of one committed batch."""

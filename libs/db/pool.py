@@ -1,10 +1,15 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import orjson
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    PgPool = asyncpg.Pool[asyncpg.Record]
+else:  # asyncpg's classes are generic only in its type stubs
+    PgPool = asyncpg.Pool
 
 
 def asyncpg_dsn(url: str) -> str:

@@ -1,6 +1,6 @@
 """Each stream entry carries one field holding the message's JSON."""
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -15,3 +15,16 @@ def encode(message: BaseModel) -> dict[bytes, bytes]:
 
 def decode(model: type[M], fields: dict[bytes, bytes]) -> M:
     return model.model_validate_json(fields[MESSAGE_FIELD])
+
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+"""A stream entry: its id and its fields."""
+
+
+def entries_of(response: Any) -> list[Entry]:
+    """The entries of a one-stream ``XREAD``/``XREADGROUP`` reply (RESP2 list or RESP3 map)."""
+    if not response:
+        return []
+    if isinstance(response, dict):
+        return list(next(iter(response.values()))[0] if response else [])
+    return list(response[0][1])

@@ -1,0 +1,14 @@
+"""Every router of the API, in one place."""
+
+from fastapi import APIRouter
+
+from services.api import health
+from services.api.auth import endpoints as auth
+from services.api.requests import endpoints as requests
+from services.api.ws import endpoints as ws
+
+router = APIRouter()
+router.include_router(health.router)
+router.include_router(auth.router)
+router.include_router(requests.router)
+router.include_router(ws.router)

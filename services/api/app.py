@@ -1,0 +1,96 @@
+"""The API's composition root: ``create_app()`` builds resources in the lifespan and starts the
+process's background loops (outbox relay, results consumer, WebSocket hub)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from libs.db import create_pool
+from libs.logs import configure_logging, get_logger
+from libs.streams import create_redis
+from services.api.api import router
+from services.api.auth.service import Authenticator
+from services.api.catalog.service import OfferCatalog
+from services.api.errors import RelaiError, relai_error_handler
+from services.api.outbox.relay import OutboxRelay
+from services.api.results.consumer import ResultsConsumer
+from services.api.settings import ApiSettings, get_settings
+from services.api.state import State
+from services.api.ws.hub import Hub
+
+log = get_logger(__name__)
+
+
+async def _supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
+    """Keep a background loop alive: an unexpected error is logged and the loop restarted."""
+    while True:
+        try:
+            await run()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background loop crashed; restarting", loop=name)
+            await asyncio.sleep(1.0)
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(service="api", level=settings.log_level, json=settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[State]:
+        pool = await create_pool(settings.database_url, min_size=2, max_size=settings.db_pool_size)
+        redis = create_redis(settings.redis_url)
+        hub = Hub(redis, queue_size=settings.ws_queue_size)
+        relay = OutboxRelay(
+            pool,
+            redis,
+            database_url=settings.database_url,
+            batch=settings.relay_batch,
+            poll_s=settings.relay_poll_s,
+        )
+        consumer = ResultsConsumer(
+            pool,
+            redis,
+            consumer=f"{socket.gethostname()}-{os.getpid()}",
+            batch=settings.results_batch,
+            block_ms=settings.results_block_ms,
+            reclaim_idle_s=settings.results_reclaim_idle_s,
+        )
+        tasks = [
+            asyncio.create_task(_supervise("hub", hub.run)),
+            asyncio.create_task(_supervise("relay", relay.run)),
+            asyncio.create_task(_supervise("results", consumer.run)),
+        ]
+        try:
+            yield State(
+                settings=settings,
+                pool=pool,
+                redis=redis,
+                catalog=OfferCatalog(pool, refresh_s=settings.catalog_refresh_s),
+                auth=Authenticator(pool, ttl_s=settings.auth_cache_ttl_s),
+                hub=hub,
+            )
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await redis.aclose()
+            await pool.close()
+
+    app = FastAPI(
+        title="Relai",
+        summary="Asynchronous, reliable generative-AI requests.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.add_exception_handler(RelaiError, relai_error_handler)
+    app.include_router(router)
+    return app

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+_ENABLED_OFFERS = """
+SELECT o.id, o.service, o.action, o.price, o.prompt_template, o.handler_id, o.create_qty,
+       h.params || o.params AS params
+FROM offers o JOIN handlers h ON h.id = o.handler_id
+WHERE o.enabled AND h.enabled
+"""
+
+
+async def enabled_offers(pool: asyncpg.Pool[Any]) -> list[asyncpg.Record]:
+    return await pool.fetch(_ENABLED_OFFERS)

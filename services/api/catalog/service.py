@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from libs.catalog import PromptTemplate
+from services.api.catalog import repository
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    id: uuid.UUID
+    service: str
+    action: str
+    price: int
+    template: PromptTemplate
+    handler: str
+    create_qty: int
+    params: dict[str, Any]
+    """The handler's parameters overlaid with the offer's."""
+
+
+class OfferCatalog:
+    """Enabled offers, kept in memory and reloaded every ``refresh_s`` seconds.
+
+    A lookup that misses reloads at once (at most once a second), so a new offer is callable
+    as soon as it is written.
+    """
+
+    _MISS_RELOAD_S = 1.0
+
+    def __init__(self, pool: asyncpg.Pool[Any], *, refresh_s: float) -> None:
+        self._pool = pool
+        self._refresh_s = refresh_s
+        self._offers: dict[tuple[str, str], Offer] = {}
+        self._loaded_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def get(self, service: str, action: str) -> Offer | None:
+        age = time.monotonic() - self._loaded_at
+        if age > self._refresh_s:
+            await self._reload()
+        offer = self._offers.get((service, action))
+        if offer is None and age > self._MISS_RELOAD_S:
+            await self._reload()
+            offer = self._offers.get((service, action))
+        return offer
+
+    async def _reload(self) -> None:
+        started = time.monotonic()
+        async with self._lock:
+            if self._loaded_at >= started:
+                return
+            rows = await repository.enabled_offers(self._pool)
+            self._offers = {
+                (r["service"], r["action"]): Offer(
+                    id=r["id"],
+                    service=r["service"],
+                    action=r["action"],
+                    price=r["price"],
+                    template=PromptTemplate.parse(r["prompt_template"]),
+                    handler=r["handler_id"],
+                    create_qty=r["create_qty"],
+                    params=r["params"],
+                )
+                for r in rows
+            }
+            self._loaded_at = time.monotonic()

@@ -1,0 +1,50 @@
+"""Domain errors carry their HTTP status; one handler turns them into JSON."""
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+
+class RelaiError(Exception):
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+        self.headers: dict[str, str] | None = None
+
+
+class BadRequest(RelaiError):
+    status_code, code = 400, "bad_request"
+
+
+class Unauthorized(RelaiError):
+    status_code, code = 401, "unauthorized"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.headers = {"WWW-Authenticate": "Bearer"}
+
+
+class InsufficientCredits(RelaiError):
+    status_code, code = 402, "insufficient_credits"
+
+
+class NotFound(RelaiError):
+    status_code, code = 404, "not_found"
+
+
+class InvalidInputs(RelaiError):
+    status_code, code = 422, "invalid_inputs"
+
+
+async def relai_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RelaiError)
+    return JSONResponse(
+        {"detail": exc.message, "code": exc.code, **exc.extra},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )

@@ -1,0 +1,28 @@
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from services.api.deps import PoolDep, RedisDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+async def health(pool: PoolDep, redis: RedisDep) -> JSONResponse:
+    """200 when Postgres and Redis both answer, 503 otherwise."""
+    checks: dict[str, Any] = {}
+    try:
+        await pool.fetchval("SELECT 1")
+        checks["postgres"] = "ok"
+    except Exception as exc:
+        checks["postgres"] = f"error: {exc!r}"
+    try:
+        await redis.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"error: {exc!r}"
+    healthy = all(v == "ok" for v in checks.values())
+    return JSONResponse(
+        {"status": "ok" if healthy else "degraded", **checks}, status_code=200 if healthy else 503
+    )

@@ -1,0 +1,109 @@
+"""The outbox relay: publishes committed outbox rows to their Redis stream.
+
+Each batch is taken with ``FOR UPDATE SKIP LOCKED`` and deleted in the same transaction that
+publishes it, so concurrent relays (one per API process) never publish a row twice. If the
+process dies after ``XADD`` but before ``COMMIT`` the rows are published again: delivery is
+at-least-once and every consumer tolerates a second copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+from redis.asyncio import Redis
+
+from libs.contracts.streams import MESSAGE_FIELD
+from libs.db import OUTBOX_CHANNEL
+from libs.db.pool import asyncpg_dsn
+from libs.logs import get_logger
+
+log = get_logger(__name__)
+
+_TAKE = """
+DELETE FROM outbox WHERE id IN (
+    SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
+) RETURNING id, stream, payload
+"""
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        pool: asyncpg.Pool[Any],
+        redis: Redis,
+        *,
+        database_url: str,
+        batch: int,
+        poll_s: float,
+    ) -> None:
+        self._pool = pool
+        self._redis = redis
+        self._database_url = database_url
+        self._batch = batch
+        self._poll_s = poll_s
+        self._wake = asyncio.Event()
+        self.published = 0
+
+    async def publish_batch(self) -> int:
+        """Publish up to one batch; returns how many rows went out."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(_TAKE, self._batch)
+            if not rows:
+                return 0
+            pipe = self._redis.pipeline(transaction=False)
+            for row in sorted(rows, key=lambda r: r["id"]):
+                pipe.xadd(row["stream"], {MESSAGE_FIELD: row["payload"]})
+            await pipe.execute()
+        self.published += len(rows)
+        return len(rows)
+
+    async def drain(self) -> int:
+        total = 0
+        while (n := await self.publish_batch()) > 0:
+            total += n
+            if n < self._batch:
+                break
+        return total
+
+    async def run(self) -> None:
+        """Publish forever: at once when notified, and every ``poll_s`` regardless."""
+        listener = asyncio.create_task(self._listen(), name="outbox-listener")
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    await self.drain()
+                except (OSError, asyncpg.PostgresError, ConnectionError) as exc:
+                    log.warning("relay publish failed; retrying", error=repr(exc))
+                    await asyncio.sleep(min(self._poll_s, 1.0))
+                    continue
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll_s)
+                except TimeoutError:
+                    pass
+        finally:
+            listener.cancel()
+
+    async def _listen(self) -> None:
+        """Hold a LISTEN connection, reconnecting whenever it drops."""
+        while True:
+            try:
+                conn = await asyncpg.connect(asyncpg_dsn(self._database_url))
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("outbox listener cannot connect", error=repr(exc))
+                await asyncio.sleep(self._poll_s)
+                continue
+            try:
+                await self._listen_on(conn)
+            finally:
+                await conn.close()
+            log.warning("outbox listener lost its connection; reconnecting")
+
+    async def _listen_on(self, conn: asyncpg.Connection[Any]) -> None:
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _c: lost.set())
+        await conn.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
+        self._wake.set()
+        await lost.wait()

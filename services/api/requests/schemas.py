@@ -1,0 +1,54 @@
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from libs.contracts import RequestStatus
+
+
+class Links(BaseModel):
+    self: str
+    websocket: str
+
+
+class Submitted(BaseModel):
+    id: uuid.UUID
+    status: RequestStatus
+    price: int
+    duplicate: bool
+    """True when this submission matched an earlier one: same id, nothing charged again."""
+    links: Links
+
+
+class AskBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str
+
+
+class RequestView(BaseModel):
+    id: uuid.UUID
+    service: str
+    action: str
+    status: RequestStatus
+    inputs: dict[str, Any]
+    results: list[Any] | None
+    error: str | None
+    price: int
+    attempt: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    links: Links
+
+
+class RequestPage(BaseModel):
+    items: list[RequestView]
+    next_cursor: str | None
+    """Pass as ``cursor`` to get the next (older) page; null on the last page."""
+
+
+def links_for(request_id: uuid.UUID) -> Links:
+    return Links(self=f"/svc/request/{request_id}", websocket=f"/ws/requests/{request_id}")

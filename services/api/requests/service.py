@@ -1,0 +1,146 @@
+"""Submission rules: inputs checked against the offer's template, id derived, price reserved."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from libs.contracts import TASKS_STREAM, RequestStatus, TaskMessage
+from services.api.auth.service import Principal
+from services.api.catalog.service import Offer
+from services.api.errors import BadRequest, InsufficientCredits, InvalidInputs
+from services.api.requests import repository
+
+REQUEST_ID_NAMESPACE = uuid.UUID("5f0c7f3e-8a4b-4d1e-9a57-2c1e0d6b9a10")
+
+
+def parse_inputs(body: bytes, offer: Offer) -> dict[str, str]:
+    """The body as the template's variables, or a 4xx naming what is wrong."""
+    try:
+        data = orjson.loads(body or b"null")
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BadRequest(
+            "body must be a JSON object with the fields: " + ", ".join(offer.template.variables)
+        )
+    expected = offer.template.variables
+    missing = [name for name in expected if name not in data]
+    unknown = sorted(name for name in data if name not in expected)
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append("missing fields: " + ", ".join(missing))
+        if unknown:
+            parts.append("unknown fields: " + ", ".join(unknown))
+        raise InvalidInputs("; ".join(parts), missing=missing, unknown=unknown)
+    not_strings = [name for name in expected if not isinstance(data[name], str)]
+    if not_strings:
+        raise InvalidInputs(
+            "fields must be strings: " + ", ".join(not_strings), not_strings=not_strings
+        )
+    return data
+
+
+def derive_request_id(
+    user_id: uuid.UUID, offer_id: uuid.UUID, inputs: dict[str, str], idempotency_key: str | None
+) -> uuid.UUID:
+    """The same user, offer and inputs always name the same request (a resubmission is a
+    duplicate); an ``Idempotency-Key`` lets a client ask for a new run of the same inputs."""
+    canonical = orjson.dumps(
+        [str(user_id), str(offer_id), inputs, idempotency_key], option=orjson.OPT_SORT_KEYS
+    )
+    return uuid.uuid5(REQUEST_ID_NAMESPACE, canonical.decode())
+
+
+def new_traceparent() -> str:
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+
+
+def valid_traceparent(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = value.strip().lower().split("-")
+    if len(parts) != 4 or [len(p) for p in parts] != [2, 32, 16, 2]:
+        return None
+    if any(c not in "0123456789abcdef" for c in "".join(parts)):
+        return None
+    return "-".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    id: uuid.UUID
+    status: RequestStatus
+    price: int
+    duplicate: bool
+
+
+async def submit(
+    pool: asyncpg.Pool[Any],
+    *,
+    user: Principal,
+    offer: Offer,
+    inputs: dict[str, str],
+    idempotency_key: str | None,
+    traceparent: str | None,
+) -> Submission:
+    request_id = derive_request_id(user.id, offer.id, inputs, idempotency_key)
+    trace = valid_traceparent(traceparent) or new_traceparent()
+    prompt = offer.template.render(inputs)
+    task = TaskMessage(
+        request_id=request_id,
+        traceparent=trace,
+        attempt=1,
+        handler=offer.handler,
+        prompt=prompt,
+        params=offer.params,
+        create_qty=offer.create_qty,
+    )
+    try:
+        created = await repository.insert_submission(
+            pool,
+            request_id=request_id,
+            user_id=user.id,
+            offer_id=offer.id,
+            inputs=inputs,
+            prompt=prompt,
+            price=offer.price,
+            traceparent=trace,
+            stream=TASKS_STREAM,
+            payload=task.model_dump_json(exclude_none=True),
+        )
+    except repository.ShortBalance as exc:
+        raise InsufficientCredits(
+            f"this request costs {offer.price} credits, more than your available balance",
+            price=offer.price,
+        ) from exc
+    if created:
+        return Submission(request_id, RequestStatus.PENDING, offer.price, duplicate=False)
+    existing = await repository.get_status(pool, request_id, user.id)
+    if existing is None:  # pragma: no cover - ids are per user, so only a racing delete
+        raise BadRequest("the request could not be recorded; try again")
+    return Submission(
+        request_id, RequestStatus(existing["status"]), existing["price"], duplicate=True
+    )
+
+
+def encode_cursor(created_at: datetime, request_id: uuid.UUID) -> str:
+    raw = f"{created_at.isoformat()}|{request_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created_at, request_id = raw.split("|")
+        return datetime.fromisoformat(created_at), uuid.UUID(request_id)
+    except ValueError as exc:
+        raise BadRequest("cursor is not one this API returned") from exc

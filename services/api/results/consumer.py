@@ -1,0 +1,174 @@
+"""The results consumer: reads job progress from ``relai:results`` (group ``api``), writes it to
+Postgres idempotently, acknowledges it, then fans the new states out to every API replica.
+
+Acknowledgement comes after the database commit: a crash in between redelivers the batch,
+and the idempotent statements make the second delivery change nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import asyncpg
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from libs.contracts import (
+    EVENT_BATCH,
+    EVENTS_CHANNEL,
+    RESULTS_GROUP,
+    RESULTS_STREAM,
+    RequestEvent,
+    RequestStatus,
+    ResultMessage,
+)
+from libs.logs import get_logger
+from libs.streams import Entry, decode, ensure_group, entries_of
+from services.api.results import repository
+
+log = get_logger(__name__)
+
+_transient_db = retry(
+    retry=retry_if_exception_type((asyncpg.DeadlockDetectedError, asyncpg.SerializationError)),
+    wait=wait_random_exponential(multiplier=0.01, max=0.5),
+    stop=stop_after_attempt(8),
+    reraise=True,
+)
+
+
+class ResultsConsumer:
+    def __init__(
+        self,
+        pool: asyncpg.Pool[Any],
+        redis: Redis,
+        *,
+        consumer: str,
+        batch: int,
+        block_ms: int,
+        reclaim_idle_s: float,
+    ) -> None:
+        self._pool = pool
+        self._redis = redis
+        self._consumer = consumer
+        self._batch = batch
+        self._block_ms = block_ms
+        self._reclaim_idle_ms = int(reclaim_idle_s * 1000)
+        self.processed = 0
+
+    async def run(self) -> None:
+        await ensure_group(self._redis, RESULTS_STREAM, RESULTS_GROUP)
+        # First whatever this consumer name left pending before a restart, then new entries.
+        cursor = "0"
+        reclaim_at = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                if loop.time() >= reclaim_at:
+                    await self._reclaim()
+                    reclaim_at = loop.time() + self._reclaim_idle_ms / 2000
+                entries = await self._read(cursor)
+                if cursor == "0" and not entries:
+                    cursor = ">"
+                    continue
+                if entries:
+                    await self.handle(entries)
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                log.warning("results group missing; recreating it")
+                await ensure_group(self._redis, RESULTS_STREAM, RESULTS_GROUP)
+            except (RedisConnectionError, OSError, asyncpg.PostgresError) as exc:
+                log.warning("results consumer cannot proceed; retrying", error=repr(exc))
+                await asyncio.sleep(1.0)
+
+    async def _read(self, cursor: str) -> list[Entry]:
+        block = None if cursor == "0" else self._block_ms
+        response = await self._redis.xreadgroup(
+            RESULTS_GROUP,
+            self._consumer,
+            {RESULTS_STREAM: cursor},
+            count=self._batch,
+            block=block,
+        )
+        return entries_of(response)
+
+    async def _reclaim(self) -> None:
+        """Take over results that a dead API process read but never acknowledged."""
+        start = "0-0"
+        while True:
+            next_start, entries, *_deleted = await self._redis.xautoclaim(
+                RESULTS_STREAM,
+                RESULTS_GROUP,
+                self._consumer,
+                min_idle_time=self._reclaim_idle_ms,
+                start_id=start,
+                count=self._batch,
+            )
+            if entries:
+                await self.handle(list(entries))
+            if next_start in (b"0-0", "0-0"):
+                return
+            start = next_start
+
+    async def handle(self, entries: list[Entry]) -> None:
+        """Write one batch, acknowledge it, publish what changed."""
+        started: dict[uuid.UUID, None] = {}
+        finished: dict[uuid.UUID, ResultMessage] = {}
+        for _entry_id, fields in entries:
+            try:
+                message = decode(ResultMessage, fields)
+            except (ValidationError, KeyError) as exc:
+                log.error("dropping malformed result", error=str(exc))
+                continue
+            if message.kind == "started":
+                started[message.request_id] = None
+            else:
+                finished.setdefault(message.request_id, message)
+        rows = await self._write(list(started), finished)
+        ids = [entry_id for entry_id, _ in entries]
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.xack(RESULTS_STREAM, RESULTS_GROUP, *ids)
+        pipe.xdel(RESULTS_STREAM, *ids)
+        await pipe.execute()
+        self.processed += len(entries)
+        if rows:
+            events = [
+                RequestEvent(
+                    request_id=r["id"],
+                    user_id=r["user_id"],
+                    traceparent=r["traceparent"],
+                    status=RequestStatus(r["status"]),
+                    results=r["results"],
+                    error=r["error"],
+                    updated_at=r["updated_at"],
+                )
+                for r in rows
+            ]
+            await self._redis.publish(
+                EVENTS_CHANNEL, EVENT_BATCH.dump_json(events, exclude_none=True)
+            )
+
+    @_transient_db
+    async def _write(
+        self, started: list[uuid.UUID], finished: dict[uuid.UUID, ResultMessage]
+    ) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = []
+        if started:
+            rows.extend(await repository.mark_started(self._pool, started))
+        if finished:
+            outcomes = list(finished.values())
+            rows.extend(
+                await repository.record_outcomes(
+                    self._pool,
+                    ids=[m.request_id for m in outcomes],
+                    statuses=[m.kind for m in outcomes],
+                    results=[m.results if m.kind == "succeeded" else None for m in outcomes],
+                    errors=[m.error if m.kind == "failed" else None for m in outcomes],
+                )
+            )
+        return rows

@@ -1,0 +1,31 @@
+from functools import lru_cache
+
+from libs.settings import CommonSettings
+
+
+class ApiSettings(CommonSettings):
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_workers: int = 1
+    """uvicorn worker processes; each runs its own relay, results consumer and WebSocket hub."""
+    ask_offer: str = "demo/ask"
+    """``service/action`` of the offer behind ``POST /ask``."""
+    db_pool_size: int = 20
+    auth_cache_ttl_s: float = 5.0
+    """How long a verified API key is trusted without asking Postgres again."""
+    catalog_refresh_s: float = 5.0
+    relay_batch: int = 500
+    relay_poll_s: float = 1.0
+    """Fallback poll of the outbox, for notifications lost while the listener reconnects."""
+    results_batch: int = 500
+    results_block_ms: int = 1000
+    results_reclaim_idle_s: float = 30.0
+    """Results left pending this long by a dead API consumer are claimed by a live one."""
+    ws_queue_size: int = 10_000
+    """Events buffered for one WebSocket; a client that falls further behind is disconnected."""
+    page_size_max: int = 200
+
+
+@lru_cache
+def get_settings() -> ApiSettings:
+    return ApiSettings()

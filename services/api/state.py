@@ -1,0 +1,22 @@
+"""What the API builds at startup and every request can reach."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+import asyncpg
+from redis.asyncio import Redis
+
+from services.api.auth.service import Authenticator
+from services.api.catalog.service import OfferCatalog
+from services.api.settings import ApiSettings
+from services.api.ws.hub import Hub
+
+
+class State(TypedDict):
+    settings: ApiSettings
+    pool: asyncpg.Pool[Any]
+    redis: Redis
+    catalog: OfferCatalog
+    auth: Authenticator
+    hub: Hub

@@ -1,0 +1,95 @@
+"""The WebSocket hub of one API process.
+
+Every replica subscribes to the events channel and delivers each event to its own sockets
+watching that request or that user. A socket that falls ``queue_size`` events behind is
+marked overflowed and closed; on reconnect it gets the current state again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from libs.contracts import EVENT_BATCH, EVENTS_CHANNEL, RequestEvent
+from libs.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class Subscription:
+    def __init__(self, size: int) -> None:
+        self.queue: asyncio.Queue[RequestEvent] = asyncio.Queue(maxsize=size)
+        self.overflowed = asyncio.Event()
+
+    def push(self, event: RequestEvent) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed.set()
+
+
+class Hub:
+    def __init__(self, redis: Redis, *, queue_size: int) -> None:
+        self._redis = redis
+        self._queue_size = queue_size
+        self._by_request: defaultdict[uuid.UUID, set[Subscription]] = defaultdict(set)
+        self._by_user: defaultdict[uuid.UUID, set[Subscription]] = defaultdict(set)
+        self.ready = asyncio.Event()
+
+    @contextmanager
+    def watch_request(self, request_id: uuid.UUID) -> Iterator[Subscription]:
+        with self._watch(self._by_request, request_id) as sub:
+            yield sub
+
+    @contextmanager
+    def watch_user(self, user_id: uuid.UUID) -> Iterator[Subscription]:
+        with self._watch(self._by_user, user_id) as sub:
+            yield sub
+
+    @contextmanager
+    def _watch(
+        self, index: defaultdict[uuid.UUID, set[Subscription]], key: uuid.UUID
+    ) -> Iterator[Subscription]:
+        sub = Subscription(self._queue_size)
+        index[key].add(sub)
+        try:
+            yield sub
+        finally:
+            subs = index.get(key)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del index[key]
+
+    def dispatch(self, events: list[RequestEvent]) -> None:
+        for event in events:
+            for sub in self._by_request.get(event.request_id, ()):
+                sub.push(event)
+            for sub in self._by_user.get(event.user_id, ()):
+                sub.push(event)
+
+    async def run(self) -> None:
+        """Listen to the events channel forever, resubscribing after a lost connection."""
+        while True:
+            try:
+                async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(EVENTS_CHANNEL)
+                    self.ready.set()
+                    async for message in pubsub.listen():
+                        if not (self._by_request or self._by_user):
+                            continue
+                        try:
+                            self.dispatch(EVENT_BATCH.validate_json(message["data"]))
+                        except ValidationError as exc:
+                            log.error("dropping malformed event batch", error=str(exc))
+            except (RedisConnectionError, OSError) as exc:
+                self.ready.clear()
+                log.warning("events subscription lost; resubscribing", error=repr(exc))
+                await asyncio.sleep(0.5)

@@ -1,0 +1,70 @@
+"""An API server (real uvicorn, in this test's event loop) on the test servers."""
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+
+from libs.accounts import NewUser
+from services.api.app import create_app
+from services.api.settings import ApiSettings
+from tests.support import ServerUrls, create_user, load_demo_catalog
+
+
+@dataclass
+class Api:
+    url: str
+    client: httpx.AsyncClient
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def api(servers: ServerUrls, db_pool: "asyncpg.Pool[Any]") -> AsyncIterator[Api]:
+    await load_demo_catalog(db_pool)
+    settings = ApiSettings(
+        database_url=servers.database_url,
+        redis_url=servers.redis_url,
+        relay_poll_s=0.2,
+        log_json=True,
+    )
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None)
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        yield Api(url=url, client=client)
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture
+async def alice(db_pool: "asyncpg.Pool[Any]") -> NewUser:
+    return await create_user(db_pool, name="alice", credits=100)
+
+
+@pytest.fixture
+async def bob(db_pool: "asyncpg.Pool[Any]") -> NewUser:
+    return await create_user(db_pool, name="bob", credits=100)
+
+
+def auth(user: NewUser) -> dict[str, str]:
+    return {"Authorization": f"Bearer {user.api_key}"}
