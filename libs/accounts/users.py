@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import asyncpg
 
+from libs.db import PgConnection
 from libs.security import generate_api_key, hash_api_key
 
 
@@ -24,7 +25,7 @@ class UserExistsError(ValueError):
 
 
 async def create_user(
-    conn: asyncpg.Connection[Any],
+    conn: PgConnection,
     *,
     name: str,
     credits: int,
@@ -60,7 +61,7 @@ async def create_user(
     return NewUser(id=user_id, name=name, role=role, credits=credits, api_key=key)
 
 
-async def add_api_key(conn: asyncpg.Connection[Any], *, user_id: uuid.UUID) -> str:
+async def add_api_key(conn: PgConnection, *, user_id: uuid.UUID) -> str:
     """Issue another API key to an existing user and return it; only its hash is stored."""
     key = generate_api_key()
     await conn.execute(

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
-
-import asyncpg
 
 from libs.catalog.spec import CatalogSpec
+from libs.db import PgConnection
 
 _UPSERT_HANDLER = """
 INSERT INTO handlers (id, credits, params, max_concurrency, enabled)
@@ -28,7 +26,7 @@ ON CONFLICT (service, action) DO UPDATE SET
 """
 
 
-async def apply_catalog(conn: asyncpg.Connection[Any], spec: CatalogSpec) -> None:
+async def apply_catalog(conn: PgConnection, spec: CatalogSpec) -> None:
     """Upsert every handler and offer of ``spec`` in one transaction."""
     async with conn.transaction():
         await conn.executemany(

@@ -10,7 +10,7 @@ from libs.db.models import (
     Request,
     User,
 )
-from libs.db.pool import OUTBOX_CHANNEL, PgPool, create_pool, sqlalchemy_url
+from libs.db.pool import OUTBOX_CHANNEL, PgConnection, PgPool, create_pool, sqlalchemy_url
 
 __all__ = [
     "ApiKey",
@@ -22,6 +22,7 @@ __all__ = [
     "Request",
     "User",
     "OUTBOX_CHANNEL",
+    "PgConnection",
     "PgPool",
     "create_pool",
     "sqlalchemy_url",

@@ -7,9 +7,13 @@ import orjson
 from sqlalchemy.engine import make_url
 
 if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
     PgPool = asyncpg.Pool[asyncpg.Record]
+    PgConnection = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
 else:  # asyncpg's classes are generic only in its type stubs
     PgPool = asyncpg.Pool
+    PgConnection = asyncpg.Connection
 
 
 def asyncpg_dsn(url: str) -> str:

@@ -3,17 +3,18 @@
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
+from redis.typing import EncodableT, FieldT
 
 from libs.contracts.streams import MESSAGE_FIELD
 
 M = TypeVar("M", bound=BaseModel)
 
 
-def encode(message: BaseModel) -> dict[bytes, bytes]:
+def encode(message: BaseModel) -> dict[FieldT, EncodableT]:
     return {MESSAGE_FIELD: message.model_dump_json(exclude_none=True).encode()}
 
 
-def decode(model: type[M], fields: dict[bytes, bytes]) -> M:
+def decode(model: type[M], fields: Any) -> M:
     return model.model_validate_json(fields[MESSAGE_FIELD])
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from libs.contracts.streams import MESSAGE_FIELD
 from libs.db import OUTBOX_CHANNEL
@@ -75,7 +76,7 @@ class OutboxRelay:
                 self._wake.clear()
                 try:
                     await self.drain()
-                except (OSError, asyncpg.PostgresError, ConnectionError) as exc:
+                except (OSError, asyncpg.PostgresError, RedisError) as exc:
                     log.warning("relay publish failed; retrying", error=repr(exc))
                     await asyncio.sleep(min(self._poll_s, 1.0))
                     continue

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import asyncpg
+import orjson
 
 _STARTED = """
 UPDATE requests SET status = 'running', started_at = now(), updated_at = now()
@@ -19,11 +20,11 @@ RETURNING id, user_id, status, results, error, updated_at, traceparent
 # consumers from deadlocking on each other.
 _FINISHED = """
 WITH outcome AS (
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::text[])
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
         AS t(id, status, results, error)
 ), done AS (
     UPDATE requests r
-    SET status = o.status, results = o.results, error = o.error,
+    SET status = o.status, results = o.results::jsonb, error = o.error,
         started_at = coalesce(r.started_at, now()), finished_at = now(), updated_at = now()
     FROM outcome o
     WHERE r.id = o.id AND r.status IN ('pending', 'running')
@@ -63,4 +64,5 @@ async def record_outcomes(
     results: list[list[Any] | None],
     errors: list[str | None],
 ) -> list[asyncpg.Record]:
-    return await pool.fetch(_FINISHED, ids, statuses, results, errors)
+    encoded = [None if r is None else orjson.dumps(r).decode() for r in results]
+    return await pool.fetch(_FINISHED, ids, statuses, encoded, errors)

@@ -1,0 +1,97 @@
+import asyncio
+import uuid
+from typing import Any
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from libs.accounts import NewUser
+from libs.contracts import RESULTS_STREAM, ResultMessage
+from libs.streams import encode
+from tests.integration.api.conftest import Api, auth
+
+
+async def _submit(api: Api, user: NewUser, text: str) -> str:
+    r = await api.client.post("/svc/demo/echo", json={"text": text}, headers=auth(user))
+    assert r.status_code == 202
+    return str(r.json()["id"])
+
+
+async def _report(redis: Redis, request_id: str, kind: str, **extra: Any) -> None:
+    """Write a result as a worker would; the API's own results consumer picks it up."""
+    message = ResultMessage.model_validate(
+        {"request_id": request_id, "attempt": 1, "kind": kind, "worker": "test", **extra}
+    )
+    await redis.xadd(RESULTS_STREAM, encode(message))
+
+
+async def _recv(ws: ClientConnection) -> dict[str, Any]:
+    return orjson.loads(await asyncio.wait_for(ws.recv(), timeout=5))  # type: ignore[no-any-return]
+
+
+async def test_sends_current_state_then_every_change_until_final(
+    api: Api, alice: NewUser, redis_client: Redis
+) -> None:
+    request_id = await _submit(api, alice, "hello")
+    async with connect(
+        f"{api.ws_url}/ws/requests/{request_id}", additional_headers=auth(alice)
+    ) as ws:
+        first = await _recv(ws)
+        assert (first["id"], first["status"]) == (request_id, "pending")
+        await _report(redis_client, request_id, "started")
+        assert (await _recv(ws))["status"] == "running"
+        await _report(redis_client, request_id, "succeeded", results=["hello"])
+        final = await _recv(ws)
+        assert (final["status"], final["results"]) == ("succeeded", ["hello"])
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), timeout=5)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1000
+
+    async with connect(
+        f"{api.ws_url}/ws/requests/{request_id}",
+        subprotocols=["bearer", alice.api_key],  # type: ignore[list-item]
+    ) as again:
+        assert again.subprotocol == "bearer"
+        state = await _recv(again)
+        assert (state["status"], state["results"]) == ("succeeded", ["hello"])
+
+
+async def test_refuses_strangers_and_missing_credentials(
+    api: Api, alice: NewUser, bob: NewUser
+) -> None:
+    request_id = await _submit(api, alice, "private")
+    cases = [
+        (f"/ws/requests/{request_id}", auth(bob), 4404),
+        (f"/ws/requests/{uuid.uuid4()}", auth(bob), 4404),
+        ("/ws/requests/not-an-id", auth(bob), 4404),
+        (f"/ws/requests/{request_id}", {}, 4401),
+        ("/ws", {"Authorization": "Bearer rk_nope"}, 4401),
+    ]
+    for path, headers, code in cases:
+        async with connect(f"{api.ws_url}{path}", additional_headers=headers) as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), timeout=5)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == code, path
+
+
+async def test_user_stream_shows_unfinished_then_changes_of_own_requests_only(
+    api: Api, alice: NewUser, bob: NewUser, redis_client: Redis
+) -> None:
+    waiting = await _submit(api, alice, "waiting")
+    async with connect(f"{api.ws_url}/ws", additional_headers=auth(alice)) as ws:
+        snapshot = await _recv(ws)
+        assert (snapshot["id"], snapshot["status"]) == (waiting, "pending")
+        later = await _submit(api, alice, "later")
+        strangers = await _submit(api, bob, "bob's")
+        await _report(redis_client, strangers, "succeeded", results=["no"])
+        await _report(redis_client, later, "succeeded", results=["yes"])
+        update = await _recv(ws)
+        assert (update["id"], update["status"], update["results"]) == (later, "succeeded", ["yes"])
+        await _report(redis_client, waiting, "failed", error="boom")
+        update = await _recv(ws)
+        assert (update["id"], update["status"], update["error"]) == (waiting, "failed", "boom")
