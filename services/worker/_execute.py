@@ -1,0 +1,115 @@
+"""One job, from a stream entry to its results: decode, report started, run, report the outcome."""
+
+import asyncio
+from typing import Literal
+
+from libs.contracts import ResultMessage, TaskMessage
+from libs.logs import bind_request, get_logger
+from libs.streams import decode, encode
+from services.worker._entries import Fields, describe_invalid, salvage
+from services.worker._writer import Encoded, ResultWriter
+from services.worker.job import HandlerError, Job
+from services.worker.registry import HandlerRegistry, UnknownHandlerError
+
+log = get_logger(__name__)
+
+Kind = Literal["started", "succeeded", "failed"]
+
+
+class JobExecutor:
+    def __init__(
+        self,
+        registry: HandlerRegistry,
+        writer: ResultWriter,
+        *,
+        consumer: str,
+        timeout_s: float,
+    ) -> None:
+        self._registry = registry
+        self._writer = writer
+        self._consumer = consumer
+        self._timeout_s = timeout_s
+
+    async def run(self, entry_id: bytes, fields: Fields | None) -> None:
+        """Run the entry's job; its final result is buffered together with the entry's ack."""
+        try:
+            if fields is None:
+                raise KeyError(entry_id)
+            task = decode(TaskMessage, fields)
+        except (KeyError, ValueError) as exc:
+            self._reject(entry_id, fields, describe_invalid(exc))
+            return
+        with bind_request(task.request_id):
+            results, error = await self._execute(task)
+            message: Encoded | None = None
+            if error is None:
+                try:
+                    message = self._message(task, "succeeded", results=results)
+                except ValueError as exc:
+                    error = f"results are not JSON-serializable: {exc}"
+            if message is None:
+                log.warning("job.failed", handler=task.handler, attempt=task.attempt, error=error)
+                message = self._message(task, "failed", error=error)
+            self._writer.add(message, ack=entry_id)
+
+    async def _execute(self, task: TaskMessage) -> tuple[list[object] | None, str | None]:
+        try:
+            handler = self._registry.get(task.handler)
+        except UnknownHandlerError as exc:
+            return None, str(exc)
+        self._writer.add(self._message(task, "started"))
+        try:
+            async with asyncio.timeout(self._timeout_s) as deadline:
+                results = await handler.execute(Job.from_task(task))
+        except HandlerError as exc:
+            return None, str(exc) or type(exc).__name__
+        except TimeoutError as exc:
+            if deadline.expired():
+                return None, f"TimeoutError: job exceeded {self._timeout_s:g}s"
+            return None, f"TimeoutError: {exc}"
+        except Exception as exc:
+            log.exception("job.error", handler=task.handler)
+            return None, f"{type(exc).__name__}: {exc}"
+        if not isinstance(results, list):
+            return None, f"handler returned {type(results).__name__}, not a list"
+        return results, None
+
+    def _message(
+        self,
+        task: TaskMessage,
+        kind: Kind,
+        *,
+        results: list[object] | None = None,
+        error: str | None = None,
+    ) -> Encoded:
+        return encode(
+            ResultMessage(
+                request_id=task.request_id,
+                traceparent=task.traceparent,
+                attempt=task.attempt,
+                kind=kind,
+                results=results,
+                error=error,
+                worker=self._consumer,
+            )
+        )
+
+    def _reject(self, entry_id: bytes, fields: Fields | None, reason: str) -> None:
+        """Ack an entry that is not a valid task, reporting it failed if its request is known."""
+        known = salvage(fields)
+        if known is None:
+            log.error("task.malformed", entry_id=entry_id.decode(), error=reason)
+            self._writer.add(None, ack=entry_id)
+            return
+        request_id, attempt, traceparent = known
+        with bind_request(request_id):
+            log.error("task.malformed", entry_id=entry_id.decode(), error=reason)
+            message = ResultMessage(
+                request_id=request_id,
+                traceparent=traceparent,
+                attempt=attempt,
+                kind="failed",
+                error=f"malformed task: {reason}",
+                worker=self._consumer,
+            )
+            self._writer.add(encode(message), ack=entry_id)

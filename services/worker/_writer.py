@@ -1,0 +1,100 @@
+"""Batched, atomic result writes: each flush is one MULTI/EXEC of XADDs, one XACK and one XDEL."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from redis.typing import EncodableT, FieldT
+
+from libs.contracts import RESULTS_STREAM, TASKS_GROUP, TASKS_STREAM
+from libs.logs import get_logger
+from services.worker._backoff import Backoff, describe, is_nogroup
+
+log = get_logger(__name__)
+
+Encoded = dict[FieldT, EncodableT]
+"""Stream entry fields of an encoded message, as ``libs.streams.encode`` makes them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    result: Encoded | None
+    """An encoded ResultMessage to XADD to ``results``, if any."""
+    ack: bytes | None
+    """A task entry id to XACK in the same transaction, once its final result is written."""
+
+
+class ResultWriter:
+    """Buffers results and acks; one background task flushes whatever is buffered at once.
+
+    A final result and the XACK of its task go in the same EXEC, so a task is never acked
+    without its result. A batch whose EXEC reply is lost is written again: duplicate results,
+    which the results consumer already tolerates.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        on_acked: Callable[[list[bytes]], None],
+        on_nogroup: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._redis = redis
+        self._on_acked = on_acked
+        self._on_nogroup = on_nogroup
+        self._buffer: list[Pending] = []
+        self._wake = asyncio.Event()
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._buffer)
+
+    def add(self, result: Encoded | None, *, ack: bytes | None = None) -> None:
+        self._buffer.append(Pending(result, ack))
+        self._wake.set()
+
+    def close(self) -> None:
+        """Let ``run`` return once everything buffered is written."""
+        self._closed = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        backoff = Backoff()
+        while True:
+            if not self._buffer:
+                if self._closed:
+                    return
+                await self._wake.wait()
+                self._wake.clear()
+                continue
+            batch, self._buffer = self._buffer, []
+            try:
+                await self._flush(batch)
+            except (RedisError, OSError) as exc:
+                self._buffer[:0] = batch
+                log.warning("results.flush_failed", error=describe(exc), buffered=len(self._buffer))
+                await backoff.sleep()
+            else:
+                backoff.reset()
+
+    async def _flush(self, batch: list[Pending]) -> None:
+        acks = [p.ack for p in batch if p.ack is not None]
+        pipe = self._redis.pipeline(transaction=True)
+        for p in batch:
+            if p.result is not None:
+                pipe.xadd(RESULTS_STREAM, p.result)
+        if acks:
+            # Acked entries are deleted too: the stream holds only work not yet done.
+            pipe.xack(TASKS_STREAM, TASKS_GROUP, *acks)
+            pipe.xdel(TASKS_STREAM, *acks)
+        replies = await pipe.execute(raise_on_error=False)
+        # EXEC ran: retrying would duplicate the commands that did succeed, so errors are logged.
+        errors = [r for r in replies if isinstance(r, Exception)]
+        for error in errors[:3]:
+            log.error("results.command_failed", error=describe(error), failed=len(errors))
+        if any(is_nogroup(e) for e in errors):
+            await self._on_nogroup()
+        if acks:
+            self._on_acked(acks)

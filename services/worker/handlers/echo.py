@@ -1,0 +1,43 @@
+"""Built-in handlers that need no provider: for demos, tests and benchmarks."""
+
+import asyncio
+import random
+from collections.abc import Mapping
+from typing import Any
+
+from services.worker.job import HandlerError, Job
+
+
+class EchoText:
+    """``echo.text``: the prompt, ``create_qty`` times."""
+
+    async def execute(self, job: Job) -> list[Any]:
+        return [job.prompt] * job.create_qty
+
+
+class EchoDelay:
+    """``echo.delay``: waits ``delay_ms``, then fails with probability ``failure_rate``."""
+
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self._rng = rng or random.Random()
+
+    async def execute(self, job: Job) -> list[Any]:
+        delay_ms = _number(job.params, "delay_ms", 0)
+        failure_rate = _number(job.params, "failure_rate", 0)
+        if delay_ms < 0:
+            raise HandlerError("invalid params: delay_ms must be >= 0")
+        if not 0 <= failure_rate <= 1:
+            raise HandlerError("invalid params: failure_rate must be between 0 and 1")
+        if delay_ms:
+            await asyncio.sleep(delay_ms / 1000)
+        if failure_rate and self._rng.random() < failure_rate:
+            raise HandlerError("simulated failure")
+        return [job.prompt] * job.create_qty
+
+
+def _number(params: Mapping[str, Any], key: str, default: float) -> float:
+    value = params.get(key, default)
+    # bool is an int subclass, but ``{"delay_ms": true}`` is a caller's mistake, not 1 ms.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise HandlerError(f"invalid params: {key} must be a number")
+    return float(value)

@@ -1,0 +1,29 @@
+from functools import lru_cache
+
+from pydantic import Field
+
+from libs.settings import CommonSettings
+
+
+class WorkerSettings(CommonSettings):
+    """Worker process settings; every field reads ``RELAI_<NAME>`` (e.g. ``RELAI_WORKER_BATCH``)."""
+
+    worker_concurrency: int = Field(default=1000, ge=1)
+    """Jobs in flight per process."""
+    worker_batch: int = Field(default=100, ge=1)
+    """Most entries taken by one XREADGROUP or XAUTOCLAIM."""
+    worker_block_ms: int = Field(default=1000, ge=1, le=4000)
+    """How long one XREADGROUP waits; kept under the Redis client's 5 s socket timeout."""
+    worker_visibility_timeout_s: float = Field(default=30.0, gt=0)
+    """A pending entry idle longer than this is reclaimed by another consumer."""
+    worker_reclaim_interval_s: float = Field(default=5.0, gt=0)
+    worker_drain_timeout_s: float = Field(default=30.0, ge=0)
+    worker_job_timeout_s: float = Field(default=300.0, gt=0)
+    """A handler running longer than this fails the job with ``TimeoutError``."""
+    worker_name: str | None = None
+    """Consumer name in the group; ``<hostname>-<pid>`` when unset."""
+
+
+@lru_cache
+def get_settings() -> WorkerSettings:
+    return WorkerSettings()

@@ -1,0 +1,114 @@
+"""Building blocks for the worker's integration tests: tasks in, results out, a runner around."""
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from redis.asyncio import Redis
+
+from libs.contracts import RESULTS_STREAM, TASKS_GROUP, TASKS_STREAM, ResultMessage, TaskMessage
+from libs.streams import decode, encode
+from services.worker.handlers import build_registry
+from services.worker.registry import HandlerRegistry
+from services.worker.runner import Runner
+from services.worker.settings import WorkerSettings
+
+FAST = WorkerSettings(
+    worker_concurrency=100,
+    worker_block_ms=100,
+    worker_visibility_timeout_s=1.0,
+    worker_reclaim_interval_s=0.1,
+    worker_drain_timeout_s=5.0,
+)
+"""Settings that keep the suite quick: short blocks, timeouts and reclaim passes."""
+
+
+def task(
+    handler: str = "echo.text",
+    prompt: str = "hi",
+    *,
+    create_qty: int = 1,
+    attempt: int = 1,
+    traceparent: str | None = None,
+    **params: Any,
+) -> TaskMessage:
+    return TaskMessage(
+        request_id=uuid.uuid4(),
+        attempt=attempt,
+        handler=handler,
+        prompt=prompt,
+        params=params,
+        create_qty=create_qty,
+        traceparent=traceparent,
+    )
+
+
+async def add_tasks(redis: Redis, tasks: Iterable[TaskMessage]) -> list[bytes]:
+    pipe = redis.pipeline(transaction=False)
+    for message in tasks:
+        pipe.xadd(TASKS_STREAM, encode(message))
+    return list(await pipe.execute())
+
+
+async def read_results(redis: Redis) -> list[ResultMessage]:
+    entries: list[Any] = await redis.xrange(RESULTS_STREAM) or []
+    return [decode(ResultMessage, fields) for _, fields in entries]
+
+
+def finals(results: list[ResultMessage]) -> list[ResultMessage]:
+    return [r for r in results if r.kind != "started"]
+
+
+async def wait_results(
+    redis: Redis,
+    done: Callable[[list[ResultMessage]], bool],
+    *,
+    timeout: float = 5.0,
+) -> list[ResultMessage]:
+    deadline = time.monotonic() + timeout
+    while True:
+        results = await read_results(redis)
+        if done(results):
+            return results
+        if time.monotonic() > deadline:
+            raise AssertionError(f"results never matched; got {results}")
+        await asyncio.sleep(0.02)
+
+
+async def wait_finals(redis: Redis, count: int, *, timeout: float = 5.0) -> list[ResultMessage]:
+    return await wait_results(redis, lambda rs: len(finals(rs)) >= count, timeout=timeout)
+
+
+async def pending(redis: Redis) -> int:
+    summary = await redis.xpending(TASKS_STREAM, TASKS_GROUP)
+    return int(summary["pending"])
+
+
+async def wait_pending(redis: Redis, count: int, *, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (now := await pending(redis)) != count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{now} entries pending, expected {count}")
+        await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def running(
+    redis: Redis,
+    settings: WorkerSettings = FAST,
+    *,
+    consumer: str = "w1",
+    registry: HandlerRegistry | None = None,
+) -> AsyncIterator[Runner]:
+    """A runner running in this event loop; stopped (and drained) on exit."""
+    runner = Runner(redis, registry or build_registry(), settings, consumer=consumer)
+    run = asyncio.create_task(runner.run())
+    try:
+        await asyncio.wait_for(runner.wait_ready(), 5)
+        yield runner
+    finally:
+        runner.stop()
+        await asyncio.wait_for(run, 15)

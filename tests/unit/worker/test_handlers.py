@@ -1,0 +1,102 @@
+import random
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from services.worker.handlers import build_registry
+from services.worker.handlers.echo import EchoDelay, EchoText
+from services.worker.job import HandlerError, Job
+from services.worker.registry import HandlerRegistry, UnknownHandlerError
+
+
+def job(prompt: str = "hi", *, create_qty: int = 1, **params: Any) -> Job:
+    return Job(
+        request_id=uuid.uuid4(), attempt=1, prompt=prompt, params=params, create_qty=create_qty
+    )
+
+
+def test_build_registry_lists_the_builtins() -> None:
+    registry = build_registry()
+    assert list(registry) == ["echo.delay", "echo.text"]
+    assert "echo.text" in registry
+    assert len(registry) == 2
+
+
+def test_each_build_is_a_new_registry() -> None:
+    first = build_registry()
+    first.register("extra.one", EchoText())
+    assert "extra.one" not in build_registry()
+
+
+def test_unknown_handler_has_a_clear_error() -> None:
+    with pytest.raises(UnknownHandlerError, match=r"^unknown handler 'x\.y'$"):
+        build_registry().get("x.y")
+
+
+def test_unknown_handler_is_a_handler_error() -> None:
+    assert issubclass(UnknownHandlerError, HandlerError)
+
+
+@pytest.mark.parametrize("name", ["echo", "Echo.text", "echo.text.more", ".text", "echo."])
+def test_register_rejects_ids_that_are_not_module_dot_method(name: str) -> None:
+    with pytest.raises(ValueError, match="module"):
+        HandlerRegistry().register(name, EchoText())
+
+
+def test_register_rejects_duplicates() -> None:
+    registry = HandlerRegistry()
+    registry.register("echo.text", EchoText())
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register("echo.text", EchoText())
+
+
+@pytest.mark.parametrize("qty", [1, 3])
+async def test_echo_text_returns_the_prompt_create_qty_times(qty: int) -> None:
+    assert await EchoText().execute(job("hello", create_qty=qty)) == ["hello"] * qty
+
+
+async def test_echo_delay_without_params_returns_at_once() -> None:
+    started = time.monotonic()
+    assert await EchoDelay().execute(job("x", create_qty=2)) == ["x", "x"]
+    assert time.monotonic() - started < 0.05
+
+
+async def test_echo_delay_sleeps_delay_ms() -> None:
+    started = time.monotonic()
+    assert await EchoDelay().execute(job("x", delay_ms=80)) == ["x"]
+    assert time.monotonic() - started >= 0.075
+
+
+async def test_echo_delay_never_fails_at_rate_zero() -> None:
+    handler = EchoDelay(random.Random(1))
+    for _ in range(200):
+        assert await handler.execute(job("x", failure_rate=0)) == ["x"]
+
+
+async def test_echo_delay_always_fails_at_rate_one() -> None:
+    handler = EchoDelay(random.Random(1))
+    for _ in range(20):
+        with pytest.raises(HandlerError, match="^simulated failure$"):
+            await handler.execute(job("x", failure_rate=1.0))
+
+
+async def test_echo_delay_fails_about_as_often_as_asked() -> None:
+    handler = EchoDelay(random.Random(7))
+    failures = 0
+    for _ in range(1000):
+        try:
+            await handler.execute(job("x", failure_rate=0.3))
+        except HandlerError:
+            failures += 1
+    assert 230 < failures < 370
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"delay_ms": "10"}, {"delay_ms": -1}, {"delay_ms": True}, {"failure_rate": 2}],
+)
+async def test_echo_delay_rejects_bad_params(params: dict[str, Any]) -> None:
+    with pytest.raises(HandlerError, match="^invalid params: "):
+        await EchoDelay().execute(job("x", **params))

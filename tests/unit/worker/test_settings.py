@@ -1,0 +1,42 @@
+import pytest
+
+from services.worker.settings import WorkerSettings, get_settings
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("RELAI_WORKER_CONCURRENCY", "RELAI_WORKER_NAME", "RELAI_WORKER_BATCH"):
+        monkeypatch.delenv(name, raising=False)
+    settings = WorkerSettings()
+    assert settings.worker_concurrency == 1000
+    assert settings.worker_batch == 100
+    assert settings.worker_block_ms == 1000
+    assert settings.worker_visibility_timeout_s == 30.0
+    assert settings.worker_reclaim_interval_s == 5.0
+    assert settings.worker_drain_timeout_s == 30.0
+    assert settings.worker_name is None
+
+
+def test_reads_the_relai_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAI_WORKER_CONCURRENCY", "7")
+    monkeypatch.setenv("RELAI_WORKER_VISIBILITY_TIMEOUT_S", "1.5")
+    monkeypatch.setenv("RELAI_WORKER_NAME", "w-1")
+    monkeypatch.setenv("REDIS_URL", "redis://example:6379/3")
+    settings = WorkerSettings()
+    assert settings.worker_concurrency == 7
+    assert settings.worker_visibility_timeout_s == 1.5
+    assert settings.worker_name == "w-1"
+    assert settings.redis_url == "redis://example:6379/3"
+
+
+def test_rejects_a_concurrency_below_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAI_WORKER_CONCURRENCY", "0")
+    with pytest.raises(ValueError, match="worker_concurrency"):
+        WorkerSettings()
+
+
+def test_get_settings_is_cached() -> None:
+    get_settings.cache_clear()
+    try:
+        assert get_settings() is get_settings()
+    finally:
+        get_settings.cache_clear()
