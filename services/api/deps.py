@@ -13,27 +13,27 @@ from services.api.settings import ApiSettings
 from services.api.ws.hub import Hub
 
 
-def _pool(conn: HTTPConnection) -> PgPool:
+async def _pool(conn: HTTPConnection) -> PgPool:
     return conn.state.pool  # type: ignore[no-any-return]
 
 
-def _redis(conn: HTTPConnection) -> Redis:
+async def _redis(conn: HTTPConnection) -> Redis:
     return conn.state.redis  # type: ignore[no-any-return]
 
 
-def _settings(conn: HTTPConnection) -> ApiSettings:
+async def _settings(conn: HTTPConnection) -> ApiSettings:
     return conn.state.settings  # type: ignore[no-any-return]
 
 
-def _catalog(conn: HTTPConnection) -> OfferCatalog:
+async def _catalog(conn: HTTPConnection) -> OfferCatalog:
     return conn.state.catalog  # type: ignore[no-any-return]
 
 
-def _auth(conn: HTTPConnection) -> Authenticator:
+async def _auth(conn: HTTPConnection) -> Authenticator:
     return conn.state.auth  # type: ignore[no-any-return]
 
 
-def _hub(conn: HTTPConnection) -> Hub:
+async def _hub(conn: HTTPConnection) -> Hub:
     return conn.state.hub  # type: ignore[no-any-return]
 
 
