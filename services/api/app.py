@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from libs.contracts import TASKS_STREAM
 from libs.db import create_pool
 from libs.logs import configure_logging, get_logger
 from libs.streams import create_redis
@@ -19,6 +20,7 @@ from services.api.auth.service import Authenticator
 from services.api.catalog.service import OfferCatalog
 from services.api.errors import RelaiError, relai_error_handler
 from services.api.outbox.relay import OutboxRelay
+from services.api.requests.batcher import SubmitBatcher
 from services.api.results.consumer import ResultsConsumer
 from services.api.settings import ApiSettings, get_settings
 from services.api.state import State
@@ -64,7 +66,14 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             block_ms=settings.results_block_ms,
             reclaim_idle_s=settings.results_reclaim_idle_s,
         )
+        batcher = SubmitBatcher(
+            pool,
+            stream=TASKS_STREAM,
+            max_batch=settings.submit_batch_max,
+            flushers=settings.submit_flushers,
+        )
         tasks = [
+            asyncio.create_task(_supervise("submit", batcher.run)),
             asyncio.create_task(_supervise("hub", hub.run)),
             asyncio.create_task(_supervise("relay", relay.run)),
             asyncio.create_task(_supervise("results", consumer.run)),
@@ -77,6 +86,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                 catalog=OfferCatalog(pool, refresh_s=settings.catalog_refresh_s),
                 auth=Authenticator(pool, ttl_s=settings.auth_cache_ttl_s),
                 hub=hub,
+                batcher=batcher,
             )
         finally:
             for task in tasks:

@@ -9,6 +9,7 @@ from starlette.requests import HTTPConnection
 from libs.db import PgPool
 from services.api.auth.service import Authenticator
 from services.api.catalog.service import OfferCatalog
+from services.api.requests.batcher import SubmitBatcher
 from services.api.settings import ApiSettings
 from services.api.ws.hub import Hub
 
@@ -33,6 +34,10 @@ async def _auth(conn: HTTPConnection) -> Authenticator:
     return conn.state.auth  # type: ignore[no-any-return]
 
 
+async def _batcher(conn: HTTPConnection) -> SubmitBatcher:
+    return conn.state.batcher  # type: ignore[no-any-return]
+
+
 async def _hub(conn: HTTPConnection) -> Hub:
     return conn.state.hub  # type: ignore[no-any-return]
 
@@ -43,3 +48,4 @@ SettingsDep = Annotated[ApiSettings, Depends(_settings)]
 CatalogDep = Annotated[OfferCatalog, Depends(_catalog)]
 AuthDep = Annotated[Authenticator, Depends(_auth)]
 HubDep = Annotated[Hub, Depends(_hub)]
+BatcherDep = Annotated[SubmitBatcher, Depends(_batcher)]

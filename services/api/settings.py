@@ -14,6 +14,10 @@ class ApiSettings(CommonSettings):
     auth_cache_ttl_s: float = 5.0
     """How long a verified API key is trusted without asking Postgres again."""
     catalog_refresh_s: float = 5.0
+    submit_batch_max: int = 200
+    """Most submissions written by one statement (see ``requests/batcher.py``)."""
+    submit_flushers: int = 2
+    """Submission batches in flight at once per process."""
     relay_batch: int = 500
     relay_poll_s: float = 1.0
     """Fallback poll of the outbox, for notifications lost while the listener reconnects."""

@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from services.api.auth.service import Authenticator
 from services.api.catalog.service import OfferCatalog
+from services.api.requests.batcher import SubmitBatcher
 from services.api.settings import ApiSettings
 from services.api.ws.hub import Hub
 
@@ -20,3 +21,4 @@ class State(TypedDict):
     catalog: OfferCatalog
     auth: Authenticator
     hub: Hub
+    batcher: SubmitBatcher

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Header, Query, Request, status
 
 from libs.contracts import RequestStatus
 from services.api.auth.dependencies import CurrentUser
-from services.api.deps import CatalogDep, PoolDep, SettingsDep
+from services.api.deps import BatcherDep, CatalogDep, PoolDep, SettingsDep
 from services.api.errors import NotFound
 from services.api.requests import repository, service
 from services.api.requests.schemas import (
@@ -63,6 +63,7 @@ async def submit(
     user: CurrentUser,
     pool: PoolDep,
     catalog: CatalogDep,
+    batcher: BatcherDep,
     idempotency_key: IdempotencyKey = None,
     traceparent: TraceParent = None,
 ) -> Submitted:
@@ -73,6 +74,7 @@ async def submit(
     inputs = service.parse_inputs(await request.body(), offer)
     submission = await service.submit(
         pool,
+        batcher,
         user=user,
         offer=offer,
         inputs=inputs,
@@ -88,6 +90,7 @@ async def ask(
     user: CurrentUser,
     pool: PoolDep,
     catalog: CatalogDep,
+    batcher: BatcherDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
     traceparent: TraceParent = None,
@@ -101,6 +104,7 @@ async def ask(
     inputs = service.parse_inputs(orjson.dumps({variable: body.prompt}), offer)
     submission = await service.submit(
         pool,
+        batcher,
         user=user,
         offer=offer,
         inputs=inputs,

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 # One statement, so one implicit transaction and one round trip: insert the request, reserve
 # its price, record the reservation, and add the outbox row. A duplicate id inserts nothing and
@@ -28,6 +30,48 @@ WITH ins AS (
     SELECT $8, ins.id, $9 FROM ins
 )
 SELECT EXISTS (SELECT 1 FROM ins)
+"""
+
+# The same effect for many submissions in one round trip and one commit. Only what it can decide
+# cheaply is decided here: requests that are new and affordable (in arrival order per user) are
+# created; anything else (a duplicate, a short balance) is left for the one-request statement
+# above, which gives the exact answer.
+_SUBMIT_MANY = """
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
+                         $6::bigint[], $7::text[], $8::text[])
+        WITH ORDINALITY
+        AS t(id, user_id, offer_id, inputs, prompt, price, traceparent, payload, ord)
+), fresh AS (
+    SELECT DISTINCT ON (i.id) i.* FROM input i
+    WHERE NOT EXISTS (SELECT 1 FROM requests r WHERE r.id = i.id)
+    ORDER BY i.id, i.ord
+), wallets AS (
+    SELECT u.id, u.balance FROM users u
+    WHERE u.id IN (SELECT user_id FROM fresh)
+    ORDER BY u.id FOR UPDATE
+), affordable AS (
+    SELECT f.* FROM (
+        SELECT *, sum(price) OVER (PARTITION BY user_id ORDER BY ord) AS running FROM fresh
+    ) f JOIN wallets w ON w.id = f.user_id
+    WHERE f.running <= w.balance
+), ins AS (
+    INSERT INTO requests (id, user_id, offer_id, inputs, prompt, price, traceparent)
+    SELECT id, user_id, offer_id, inputs::jsonb, prompt, price, traceparent FROM affordable
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, user_id, price
+), charge AS (
+    UPDATE users u SET balance = u.balance - s.total, reserved = u.reserved + s.total
+    FROM (SELECT user_id, sum(price) AS total FROM ins GROUP BY user_id) s
+    WHERE u.id = s.user_id
+), ledger AS (
+    INSERT INTO credit_ledger (user_id, request_id, kind, amount)
+    SELECT user_id, id, 'reserve', price FROM ins
+), outbox AS (
+    INSERT INTO outbox (stream, request_id, payload)
+    SELECT $9, a.id, a.payload FROM ins JOIN affordable a ON a.id = ins.id
+)
+SELECT id FROM ins
 """
 
 _STATUS = "SELECT status, price FROM requests WHERE id = $1 AND user_id = $2"
@@ -56,38 +100,59 @@ class ShortBalance(Exception):
     pass
 
 
-async def insert_submission(
-    pool: asyncpg.Pool[Any],
-    *,
-    request_id: uuid.UUID,
-    user_id: uuid.UUID,
-    offer_id: uuid.UUID,
-    inputs: dict[str, str],
-    prompt: str,
-    price: int,
-    traceparent: str,
-    stream: str,
-    payload: str,
-) -> bool:
-    """True when the request was created; False when it already existed."""
+@dataclass(frozen=True, slots=True)
+class NewRequest:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    offer_id: uuid.UUID
+    inputs: dict[str, str]
+    prompt: str
+    price: int
+    traceparent: str
+    payload: str
+    """The task message, as the relay will publish it."""
+
+
+async def insert_submission(pool: asyncpg.Pool[Any], new: NewRequest, *, stream: str) -> bool:
+    """True when the request was created; False when it already existed. Raises
+    ``ShortBalance``, having written nothing, when the user cannot pay for it."""
     try:
         created = await pool.fetchval(
             _SUBMIT,
-            request_id,
-            user_id,
-            offer_id,
-            inputs,
-            prompt,
-            price,
-            traceparent,
+            new.id,
+            new.user_id,
+            new.offer_id,
+            new.inputs,
+            new.prompt,
+            new.price,
+            new.traceparent,
             stream,
-            payload,
+            new.payload,
         )
     except asyncpg.NotNullViolationError as exc:
         if exc.table_name == "credit_ledger" and exc.column_name == "user_id":
             raise ShortBalance from exc
         raise
     return bool(created)
+
+
+async def insert_submissions(
+    pool: asyncpg.Pool[Any], batch: list[NewRequest], *, stream: str
+) -> set[uuid.UUID]:
+    """The ids of the requests of ``batch`` created, all in one transaction."""
+    rows = await pool.fetch(
+        _SUBMIT_MANY,
+        [n.id for n in batch],
+        [n.user_id for n in batch],
+        [n.offer_id for n in batch],
+        [orjson.dumps(n.inputs).decode() for n in batch],
+        [n.prompt for n in batch],
+        [n.price for n in batch],
+        [n.traceparent for n in batch],
+        [n.payload for n in batch],
+        stream,
+    )
+    return {row["id"] for row in rows}
 
 
 async def get_status(

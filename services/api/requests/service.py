@@ -12,11 +12,12 @@ from typing import Any
 import asyncpg
 import orjson
 
-from libs.contracts import TASKS_STREAM, RequestStatus, TaskMessage
+from libs.contracts import RequestStatus, TaskMessage
 from services.api.auth.service import Principal
 from services.api.catalog.service import Offer
 from services.api.errors import BadRequest, InsufficientCredits, InvalidInputs
 from services.api.requests import repository
+from services.api.requests.batcher import SubmitBatcher
 
 REQUEST_ID_NAMESPACE = uuid.UUID("5f0c7f3e-8a4b-4d1e-9a57-2c1e0d6b9a10")
 
@@ -85,6 +86,7 @@ class Submission:
 
 async def submit(
     pool: asyncpg.Pool[Any],
+    batcher: SubmitBatcher,
     *,
     user: Principal,
     offer: Offer,
@@ -104,19 +106,18 @@ async def submit(
         params=offer.params,
         create_qty=offer.create_qty,
     )
+    new = repository.NewRequest(
+        id=request_id,
+        user_id=user.id,
+        offer_id=offer.id,
+        inputs=inputs,
+        prompt=prompt,
+        price=offer.price,
+        traceparent=trace,
+        payload=task.model_dump_json(exclude_none=True),
+    )
     try:
-        created = await repository.insert_submission(
-            pool,
-            request_id=request_id,
-            user_id=user.id,
-            offer_id=offer.id,
-            inputs=inputs,
-            prompt=prompt,
-            price=offer.price,
-            traceparent=trace,
-            stream=TASKS_STREAM,
-            payload=task.model_dump_json(exclude_none=True),
-        )
+        created = await batcher.submit(new)
     except repository.ShortBalance as exc:
         raise InsufficientCredits(
             f"this request costs {offer.price} credits, more than your available balance",

@@ -12,13 +12,13 @@ from libs.contracts import (
     EVENTS_CHANNEL,
     RESULTS_GROUP,
     RESULTS_STREAM,
+    TASKS_STREAM,
     RequestEvent,
     ResultMessage,
 )
 from libs.streams import encode, ensure_group, entries_of
-from services.api.auth.service import Principal
 from services.api.catalog.service import OfferCatalog
-from services.api.requests import service
+from services.api.requests import repository, service
 from services.api.results.consumer import ResultsConsumer
 from tests.support import ServerUrls, create_user, load_demo_catalog
 
@@ -32,15 +32,18 @@ async def user(db_pool: "asyncpg.Pool[Any]") -> NewUser:
 async def _submit(pool: "asyncpg.Pool[Any]", user: NewUser, text: str) -> uuid.UUID:
     offer = await OfferCatalog(pool, refresh_s=60).get("demo", "sleep")
     assert offer is not None
-    submission = await service.submit(
-        pool,
-        user=Principal(id=user.id, name="carol", role="user"),
-        offer=offer,
+    new = repository.NewRequest(
+        id=uuid.uuid4(),
+        user_id=user.id,
+        offer_id=offer.id,
         inputs={"text": text},
-        idempotency_key=None,
-        traceparent=None,
+        prompt=text,
+        price=offer.price,
+        traceparent=service.new_traceparent(),
+        payload="{}",
     )
-    return submission.id
+    assert await repository.insert_submission(pool, new, stream=TASKS_STREAM)
+    return new.id
 
 
 def _consumer(pool: "asyncpg.Pool[Any]", redis: Redis, name: str = "c1") -> ResultsConsumer:

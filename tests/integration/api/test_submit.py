@@ -1,3 +1,4 @@
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -222,3 +223,45 @@ async def test_me_shows_the_caller_and_balance(api: Api, alice: NewUser) -> None
     await api.client.post("/svc/demo/echo", json={"text": "x"}, headers=auth(alice))
     me = (await api.client.get("/me", headers=auth(alice))).json()
     assert (me["name"], me["role"], me["balance"], me["reserved"]) == ("alice", "user", 98, 2)
+
+
+async def test_concurrent_submissions_are_each_charged_exactly_once(
+    api: Api, db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    from tests.support import create_user
+
+    rich = await create_user(db_pool, name="rich", credits=1000)
+    texts = [f"t{n % 150}" for n in range(300)]  # 150 distinct requests, each submitted twice
+    responses = await asyncio.gather(
+        *(api.client.post("/svc/demo/echo", json={"text": t}, headers=auth(rich)) for t in texts)
+    )
+    assert {r.status_code for r in responses} == {202}
+    by_text: dict[str, set[str]] = {}
+    for text, r in zip(texts, responses, strict=True):
+        by_text.setdefault(text, set()).add(r.json()["id"])
+    assert all(len(ids) == 1 for ids in by_text.values())
+    assert sum(not r.json()["duplicate"] for r in responses) == 150
+    assert await db_pool.fetchval("SELECT count(*) FROM requests") == 150
+    assert (
+        await db_pool.fetchval("SELECT count(*) FROM credit_ledger WHERE kind = 'reserve'") == 150
+    )
+    assert await _balance(db_pool, rich) == (1000 - 150 * 2, 300)
+
+
+async def test_concurrent_submissions_stop_exactly_at_the_balance(
+    api: Api, db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    from tests.support import create_user
+
+    user = await create_user(db_pool, name="tight", credits=21)
+    responses = await asyncio.gather(
+        *(
+            api.client.post("/svc/demo/echo", json={"text": f"x{n}"}, headers=auth(user))
+            for n in range(30)
+        )
+    )
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [202] * 10 + [402] * 20
+    assert await db_pool.fetchval("SELECT count(*) FROM requests") == 10
+    assert await db_pool.fetchval("SELECT count(*) FROM credit_ledger WHERE kind = 'reserve'") == 10
+    assert await _balance(db_pool, user) == (1, 20)
