@@ -53,6 +53,14 @@ DEMO_CATALOG = CatalogSpec.model_validate(
             },
             {
                 "service": "demo",
+                "action": "slow",
+                "price": 4,
+                "prompt_template": "{text}",
+                "handler": "echo.delay",
+                "params": {"delay_ms": 1500},
+            },
+            {
+                "service": "demo",
                 "action": "flaky",
                 "price": 7,
                 "prompt_template": "{text}",

@@ -1,0 +1,140 @@
+"""``make bench``: end-to-end throughput, latency and worker memory, on the real processes.
+
+Everything (servers, API, workers and this load generator) shares the machine, as it would on
+a developer's laptop; the figures say what one box sustains, not what a cluster would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated
+
+import typer
+
+from bench.load import LoadResult, run_load
+from bench.stack import Running, running_stack
+
+cli = typer.Typer(add_completion=False)
+
+
+def _table(results: list[LoadResult]) -> str:
+    header = (
+        f"{'scenario':<28}{'offered/s':>10}{'submitted':>10}{'completed':>10}{'failed':>7}"
+        f"{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in results:
+        offered = f"{r.offered_rps:.0f}" if r.offered_rps else "max"
+        lines.append(
+            f"{r.name:<28}{offered:>10}{r.submitted:>10}{r.completed:>10}{r.failed:>7}"
+            f"{r.throughput:>9.0f}{r.percentile(50):>9.1f}{r.percentile(95):>9.1f}"
+            f"{r.percentile(99):>9.1f}"
+        )
+    return "\n".join(lines)
+
+
+async def _memory_scenario(stack: Running, key: str, jobs: int) -> tuple[LoadResult, float]:
+    peak = 0.0
+    done = asyncio.Event()
+
+    async def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, stack.worker_rss_mb())
+            await asyncio.sleep(0.05)
+
+    sampler = asyncio.create_task(sample())
+    result = await run_load(
+        stack.url,
+        key,
+        name=f"{jobs} x echo.delay 1s",
+        path="/svc/bench/sleep",
+        total=jobs,
+        concurrency=64,
+    )
+    done.set()
+    await sampler
+    return result, peak
+
+
+async def _scenarios(
+    stack: Running, *, saturation: int, rate: float, rate_seconds: float, delay_jobs: int
+) -> None:
+    results: list[LoadResult] = []
+    warm = await stack.new_user("warmup")
+    await run_load(stack.url, warm, name="warm-up", path="/svc/bench/echo", total=2000)
+
+    key = await stack.new_user("saturation")
+    before = stack.cpu_seconds()
+    saturated = await run_load(
+        stack.url,
+        key,
+        name="echo.text at saturation",
+        path="/svc/bench/echo",
+        total=saturation,
+        concurrency=64,
+    )
+    results.append(saturated)
+    cpu_per_request = {
+        part: (used - before.get(part, 0.0)) / max(saturated.completed, 1) * 1e6
+        for part, used in stack.cpu_seconds().items()
+    }
+    key = await stack.new_user("fixed-rate")
+    results.append(
+        await run_load(
+            stack.url,
+            key,
+            name=f"echo.text at {rate:.0f}/s",
+            path="/svc/bench/echo",
+            total=int(rate * rate_seconds),
+            rate=rate,
+        )
+    )
+    key = await stack.new_user("memory")
+    idle_rss = stack.worker_rss_mb()
+    memory, peak_rss = await _memory_scenario(stack, key, delay_jobs)
+    results.append(memory)
+    print()
+    print(_table(results))
+    print()
+    print(
+        "CPU per request at saturation (µs): "
+        + ", ".join(
+            f"{part} {us:.0f}"
+            for part, us in sorted(cpu_per_request.items(), key=lambda kv: -kv[1])
+        )
+    )
+    print(
+        f"worker RSS: {idle_rss:.0f} MB idle, {peak_rss:.0f} MB peak with {delay_jobs} "
+        f"echo.delay jobs of 1 s in flight; last result {memory.drain_after_last_submit_s:.2f} s "
+        "after the last submit"
+    )
+
+
+@cli.command()
+def main(
+    api_workers: Annotated[int, typer.Option(help="relai-api --workers")] = 1,
+    workers: Annotated[int, typer.Option(help="relai-worker processes")] = 1,
+    saturation: Annotated[int, typer.Option(help="requests in the saturation run")] = 20_000,
+    rate: Annotated[float, typer.Option(help="offered load of the fixed-rate run")] = 500,
+    rate_seconds: Annotated[float, typer.Option(help="length of the fixed-rate run")] = 10,
+    delay_jobs: Annotated[int, typer.Option(help="1 s echo.delay jobs in the memory run")] = 1000,
+) -> None:
+    started = time.perf_counter()
+    with running_stack(api_workers=api_workers, workers=workers) as stack:
+        print(f"stack: relai-api --workers {api_workers}, {workers} x relai-worker at {stack.url}")
+        asyncio.run(
+            _scenarios(
+                stack,
+                saturation=saturation,
+                rate=rate,
+                rate_seconds=rate_seconds,
+                delay_jobs=delay_jobs,
+            )
+        )
+    print(f"bench took {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    cli()

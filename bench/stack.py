@@ -1,0 +1,175 @@
+"""The system under test: its own database and Redis db on the given (or embedded) servers, and
+the real processes started as a user starts them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import psutil
+from sqlalchemy.engine import make_url
+
+from libs import accounts
+from libs.catalog import CatalogSpec, apply_catalog
+from libs.db import create_pool
+from libs.db.pool import asyncpg_dsn
+from libs.embedded import start_embedded
+from libs.streams import create_redis
+from services.cli.launcher import ChildSpec, Supervisor, console_script, wait_until_healthy
+from services.cli.migrate import upgrade_to_head
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BENCH_CATALOG = CatalogSpec.model_validate(
+    {
+        "handlers": [{"id": "echo.text"}, {"id": "echo.delay"}],
+        "offers": [
+            {
+                "service": "bench",
+                "action": "echo",
+                "price": 1,
+                "prompt_template": "{text}",
+                "handler": "echo.text",
+            },
+            {
+                "service": "bench",
+                "action": "sleep",
+                "price": 1,
+                "prompt_template": "{text}",
+                "handler": "echo.delay",
+                "params": {"delay_ms": 1000},
+            },
+        ],
+    }
+)
+
+
+@dataclass
+class Running:
+    url: str
+    database_url: str
+    supervisor: Supervisor
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time used so far by each part of the system (processes and their children)."""
+        used: dict[str, float] = {}
+        for name, pid in self.supervisor.pids.items():
+            group = name.rstrip("-0123456789")
+            used[group] = used.get(group, 0.0) + _tree_cpu(psutil.Process(pid))
+        for proc in psutil.process_iter(["name"]):
+            label = {"postgres": "postgres", "redis-server": "redis", "valkey-server": "redis"}.get(
+                proc.info["name"] or ""
+            )
+            if label:
+                try:
+                    times = proc.cpu_times()
+                except psutil.NoSuchProcess:
+                    continue
+                used[label] = used.get(label, 0.0) + times.user + times.system
+        me = psutil.Process().cpu_times()
+        used["load generator"] = me.user + me.system
+        return used
+
+    def worker_rss_mb(self) -> float:
+        """Resident memory of the largest worker process."""
+        sizes = [
+            psutil.Process(pid).memory_info().rss
+            for name, pid in self.supervisor.pids.items()
+            if name.startswith("relai-worker")
+        ]
+        return max(sizes) / 2**20
+
+    async def new_user(self, name: str) -> str:
+        pool = await create_pool(self.database_url, min_size=1, max_size=1)
+        try:
+            async with pool.acquire() as conn:
+                user = await accounts.create_user(conn, name=name, credits=10**12)
+        finally:
+            await pool.close()
+        return user.api_key
+
+
+def _tree_cpu(process: psutil.Process) -> float:
+    total = 0.0
+    for proc in [process, *process.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+async def _prepare(database_url: str, redis_url: str) -> None:
+    target = make_url(database_url)
+    admin = await asyncpg.connect(
+        asyncpg_dsn(target.set(database="postgres").render_as_string(False))
+    )
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{target.database}"')
+    finally:
+        await admin.close()
+    await asyncio.to_thread(
+        upgrade_to_head, database_url=database_url, alembic_config=ROOT / "alembic.ini"
+    )
+    pool = await create_pool(database_url, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            await apply_catalog(conn, BENCH_CATALOG)
+    finally:
+        await pool.close()
+    redis = create_redis(redis_url)
+    await redis.flushdb()
+    await redis.aclose()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running_stack(*, api_workers: int, workers: int) -> Iterator[Running]:
+    """Database ``relai_bench`` and Redis db 12 on the servers of DATABASE_URL/REDIS_URL, or on
+    embedded servers when those are unset."""
+    embedded = None
+    database_url, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
+    if not database_url or not redis_url:
+        embedded = start_embedded(Path(tempfile.mkdtemp(prefix="relai-bench-")))
+        database_url, redis_url = embedded.database_url, embedded.redis_url
+    database_url = make_url(database_url).set(database="relai_bench").render_as_string(False)
+    redis_url = str(make_url(redis_url).set(database="12"))
+    asyncio.run(_prepare(database_url, redis_url))
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "RELAI_LOG_LEVEL": "WARNING",
+    }
+    supervisor = Supervisor(env=env, stop_timeout=15)
+    try:
+        supervisor.start(
+            ChildSpec(
+                "relai-api",
+                [console_script("relai-api"), "--port", str(port), "--workers", str(api_workers)],
+            )
+        )
+        for n in range(workers):
+            supervisor.start(ChildSpec(f"relai-worker-{n}", [console_script("relai-worker")]))
+        url = f"http://127.0.0.1:{port}"
+        wait_until_healthy(f"{url}/health", timeout=60, exited=supervisor.exited)
+        yield Running(url=url, database_url=database_url, supervisor=supervisor)
+    finally:
+        supervisor.stop()
+        if embedded is not None:
+            embedded.stop()

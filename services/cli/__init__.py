@@ -1,0 +1,1 @@
+"""The ``relai`` command: operator tasks (users, migrations, catalog) and the dev launcher."""

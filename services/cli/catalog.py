@@ -1,0 +1,55 @@
+"""``relai catalog ...``: apply a declarative catalog file."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from pydantic import ValidationError
+
+from libs.catalog import CatalogSpec, apply_catalog, load_catalog_file
+from services.cli._common import CliError, connect, reports_errors
+from services.cli.settings import get_settings
+
+app = typer.Typer(
+    help="Manage the catalog of handlers and offers.", no_args_is_help=True, rich_markup_mode=None
+)
+
+
+def read_catalog(path: Path) -> CatalogSpec:
+    """The validated catalog in ``path``, or a ``CliError`` that says what is wrong with it."""
+    try:
+        return load_catalog_file(path)
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise CliError(f"{path} is not valid YAML: {exc}") from exc
+    except ValidationError as exc:
+        problems = "\n".join(
+            f"  {'.'.join(str(part) for part in error['loc']) or '(file)'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise CliError(f"{path} is not a valid catalog:\n{problems}") from exc
+
+
+async def apply_catalog_at(database_url: str, spec: CatalogSpec) -> None:
+    async with connect(database_url) as conn:
+        await apply_catalog(conn, spec)
+
+
+@app.command("apply")
+@reports_errors
+def apply(
+    file: Annotated[Path, typer.Argument(help="Catalog YAML file (handlers and offers).")],
+) -> None:
+    """Upsert every handler and offer of FILE, in one transaction.
+
+    Applying the same file twice changes nothing; an invalid file is refused before anything
+    is written.
+    """
+    spec = read_catalog(file)
+    asyncio.run(apply_catalog_at(get_settings().database_url, spec))
+    typer.echo(f"applied {file}: {len(spec.handlers)} handlers, {len(spec.offers)} offers")

@@ -1,0 +1,41 @@
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+
+from libs.settings import CommonSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+"""The source tree: ``alembic.ini``, ``migrations/`` and ``catalog/`` live here."""
+
+
+class CliSettings(CommonSettings):
+    """What the ``relai`` command reads from the environment (``RELAI_*``)."""
+
+    alembic_config: Path = ROOT / "alembic.ini"
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    recon_port: int = Field(default=8001, ge=1, le=65535)
+    data_dir: Path = Path(".relai")
+    """Where ``relai run`` keeps the embedded servers' data."""
+    demo_catalog: Path = ROOT / "catalog" / "demo.yaml"
+    demo_user: str = "demo"
+    demo_credits: int = Field(default=1_000_000, ge=0)
+    startup_timeout: float = Field(default=60.0, gt=0)
+    """Seconds ``relai run`` waits for the API to answer ``/health``."""
+    stop_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a child has to exit after SIGTERM before it is killed."""
+
+    @property
+    def database_configured(self) -> bool:
+        """Whether DATABASE_URL was given (the default is only a placeholder)."""
+        return "database_url" in self.model_fields_set
+
+    @property
+    def redis_configured(self) -> bool:
+        return "redis_url" in self.model_fields_set
+
+
+@lru_cache
+def get_settings() -> CliSettings:
+    return CliSettings()

@@ -1,0 +1,40 @@
+"""Recon's composition root: resources built in the lifespan, kept in a typed state."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TypedDict
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from libs.db import PgPool, create_pool
+from libs.streams import create_redis
+from services.recon.api import router
+from services.recon.settings import ReconSettings, get_settings
+
+
+class State(TypedDict):
+    settings: ReconSettings
+    pool: PgPool
+    redis: Redis
+
+
+def create_app(settings: ReconSettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
+        # min_size=0: recon must start, and report, while Postgres is down.
+        pool = await create_pool(settings.database_url, min_size=0, max_size=4)
+        redis = create_redis(settings.redis_url, max_connections=8)
+        try:
+            yield State(settings=settings, pool=pool, redis=redis)
+        finally:
+            await redis.aclose()
+            await pool.close()
+
+    app = FastAPI(title="Relai recon", lifespan=lifespan)
+    app.include_router(router)
+    return app

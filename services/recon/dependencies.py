@@ -1,0 +1,24 @@
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+
+from libs.db import PgPool
+from services.recon.settings import ReconSettings
+
+
+def _settings(request: Request) -> ReconSettings:
+    return cast(ReconSettings, request.state.settings)
+
+
+def _pool(request: Request) -> PgPool:
+    return cast(PgPool, request.state.pool)
+
+
+def _redis(request: Request) -> Redis:
+    return cast(Redis, request.state.redis)
+
+
+SettingsDep = Annotated[ReconSettings, Depends(_settings)]
+PoolDep = Annotated[PgPool, Depends(_pool)]
+RedisDep = Annotated[Redis, Depends(_redis)]

@@ -1,0 +1,1 @@
+"""Health: can recon reach Postgres and Redis, and how far behind is the pipeline?"""

@@ -1,0 +1,41 @@
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class Probe(BaseModel):
+    status: Literal["ok", "error"]
+    error: str | None = None
+
+
+class OutboxBacklog(BaseModel):
+    count: int = Field(description="Rows not yet published to Redis.")
+    oldest_age_seconds: float | None = Field(
+        description="Age of the oldest row by the database clock; null when the outbox is empty."
+    )
+
+
+class UnfinishedRequests(BaseModel):
+    count: int = Field(description="Requests not yet succeeded or failed.")
+    oldest_age_seconds: float | None
+
+
+class GroupInfo(BaseModel):
+    pending: int = Field(description="Entries delivered to a consumer and not yet acknowledged.")
+    consumers: int
+    lag: int | None = Field(description="Entries not yet delivered to the group, if known.")
+
+
+class StreamInfo(BaseModel):
+    status: Literal["present", "absent"]
+    length: int
+    groups: dict[str, GroupInfo]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    postgres: Probe
+    redis: Probe
+    outbox: OutboxBacklog | None = None
+    requests: UnfinishedRequests | None = None
+    streams: dict[str, StreamInfo] | None = None

@@ -1,0 +1,73 @@
+"""Put the health report together: each probe bounded in time, a failure reported, not raised."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.asyncio import Redis
+
+from libs.contracts import RESULTS_STREAM, TASKS_STREAM
+from libs.db import PgPool
+from services.recon.health import repository, streams
+from services.recon.health.schemas import (
+    Health,
+    OutboxBacklog,
+    Probe,
+    StreamInfo,
+    UnfinishedRequests,
+)
+
+STREAMS = (TASKS_STREAM, RESULTS_STREAM)
+
+
+async def check_health(*, pool: PgPool, redis: Redis, timeout: float) -> Health:
+    (postgres, backlog), (redis_probe, stream_infos) = await asyncio.gather(
+        _probe_postgres(pool, timeout), _probe_redis(redis, timeout)
+    )
+    healthy = postgres.status == "ok" and redis_probe.status == "ok"
+    return Health(
+        status="ok" if healthy else "unavailable",
+        postgres=postgres,
+        redis=redis_probe,
+        outbox=None
+        if backlog is None
+        else OutboxBacklog(
+            count=backlog.outbox_count, oldest_age_seconds=backlog.outbox_oldest_age
+        ),
+        requests=None
+        if backlog is None
+        else UnfinishedRequests(
+            count=backlog.unfinished_count, oldest_age_seconds=backlog.unfinished_oldest_age
+        ),
+        streams=stream_infos,
+    )
+
+
+async def _probe_postgres(pool: PgPool, timeout: float) -> tuple[Probe, repository.Backlog | None]:
+    async def read() -> repository.Backlog:
+        async with pool.acquire() as conn:
+            return await repository.read_backlog(conn)
+
+    try:
+        backlog = await asyncio.wait_for(read(), timeout)
+    except Exception as exc:
+        return _failed(exc, timeout), None
+    return Probe(status="ok"), backlog
+
+
+async def _probe_redis(redis: Redis, timeout: float) -> tuple[Probe, dict[str, StreamInfo] | None]:
+    async def read() -> dict[str, StreamInfo]:
+        await redis.ping()
+        return {stream: await streams.read_stream(redis, stream) for stream in STREAMS}
+
+    try:
+        infos = await asyncio.wait_for(read(), timeout)
+    except Exception as exc:
+        return _failed(exc, timeout), None
+    return Probe(status="ok"), infos
+
+
+def _failed(exc: Exception, timeout: float) -> Probe:
+    if isinstance(exc, TimeoutError):
+        return Probe(status="error", error=f"no answer within {timeout:g}s")
+    return Probe(status="error", error=f"{type(exc).__name__}: {exc}")

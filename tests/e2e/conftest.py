@@ -1,0 +1,79 @@
+"""The real processes, started as a user starts them: ``relai-api --workers 2`` and two
+``relai-worker`` processes, on the test servers."""
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from libs.accounts import NewUser
+from services.cli.launcher import ChildSpec, Supervisor, console_script, wait_until_healthy
+from tests.integration.api.conftest import free_port
+from tests.support import ServerUrls, create_user, load_demo_catalog
+
+WORKERS = 2
+
+
+@dataclass
+class Stack:
+    url: str
+    supervisor: Supervisor
+    user: NewUser
+    credits: int
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.user.api_key}"}
+
+    def kill(self, name: str) -> None:
+        os.killpg(self.supervisor.pids[name], signal.SIGKILL)
+
+
+@pytest.fixture
+def stack_env(servers: ServerUrls) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": servers.database_url,
+        "REDIS_URL": servers.redis_url,
+        "RELAI_LOG_LEVEL": "WARNING",
+        "RELAI_WORKER_VISIBILITY_TIMEOUT_S": "2",
+        "RELAI_WORKER_RECLAIM_INTERVAL_S": "0.5",
+    }
+
+
+@pytest.fixture
+async def stack(stack_env: dict[str, str], db_pool: "asyncpg.Pool[Any]") -> AsyncIterator[Stack]:
+    await load_demo_catalog(db_pool)
+    credits = 1_000_000
+    user = await create_user(db_pool, name="e2e", credits=credits)
+    port = free_port()
+    supervisor = Supervisor(env=stack_env, stop_timeout=15)
+    supervisor.start(
+        ChildSpec("relai-api", [console_script("relai-api"), "--port", str(port), "--workers", "2"])
+    )
+    for n in range(1, WORKERS + 1):
+        supervisor.start(ChildSpec(f"relai-worker-{n}", [console_script("relai-worker")]))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await asyncio.to_thread(
+            wait_until_healthy, f"{url}/health", timeout=30, exited=supervisor.exited
+        )
+        yield Stack(url=url, supervisor=supervisor, user=user, credits=credits)
+    finally:
+        await asyncio.to_thread(supervisor.stop)
+
+
+@pytest.fixture
+async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.url, headers=stack.headers, timeout=10) as c:
+        yield c

@@ -1,0 +1,175 @@
+"""Recon's /health against the real servers, through the app's own lifespan."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, MutableMapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+from redis.asyncio import Redis
+
+from libs.contracts import RESULTS_STREAM, TASKS_GROUP, TASKS_STREAM
+from libs.streams import ensure_group
+from services.recon.app import create_app
+from services.recon.settings import ReconSettings
+from tests.support import ServerUrls, create_user, load_demo_catalog
+
+Scope = MutableMapping[str, Any]
+
+
+@asynccontextmanager
+async def recon(settings: ReconSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for the app, with its lifespan run and its state in every request's scope,
+    as uvicorn does it."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app) as state:
+
+        async def with_state(scope: Scope, receive: Any, send: Any) -> None:
+            await app({**scope, "state": dict(state or {})}, receive, send)
+
+        transport = httpx.ASGITransport(app=with_state)
+        async with httpx.AsyncClient(transport=transport, base_url="http://recon") as client:
+            yield client
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def settings_for(servers: ServerUrls, **overrides: Any) -> ReconSettings:
+    values: dict[str, Any] = {
+        "database_url": servers.database_url,
+        "redis_url": servers.redis_url,
+        "recon_health_timeout": 1.0,
+        **overrides,
+    }
+    return ReconSettings(**values)
+
+
+async def test_healthy_and_idle(servers: ServerUrls) -> None:
+    async with recon(settings_for(servers)) as client:
+        response = await client.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["postgres"]["status"] == "ok"
+    assert body["redis"]["status"] == "ok"
+    assert body["outbox"] == {"count": 0, "oldest_age_seconds": None}
+    assert body["requests"] == {"count": 0, "oldest_age_seconds": None}
+    for stream in (TASKS_STREAM, RESULTS_STREAM):
+        assert body["streams"][stream] == {"status": "absent", "length": 0, "groups": {}}
+
+
+async def test_reports_backlog_streams_and_oldest_unfinished_request(
+    servers: ServerUrls, db_pool: "asyncpg.Pool[Any]", redis_client: Redis
+) -> None:
+    await db_pool.execute(
+        """INSERT INTO outbox (stream, request_id, payload, created_at)
+           VALUES ($1, $2, '{}', now() - interval '30 seconds'), ($1, $3, '{}', now())""",
+        TASKS_STREAM,
+        uuid.uuid4(),
+        uuid.uuid4(),
+    )
+    await load_demo_catalog(db_pool)
+    user = await create_user(db_pool, name="ada", credits=10)
+    offer_id = await db_pool.fetchval("SELECT id FROM offers WHERE action = 'echo'")
+    for status, age in (("pending", 90), ("running", 20), ("succeeded", 500)):
+        await db_pool.execute(
+            """INSERT INTO requests (id, user_id, offer_id, inputs, prompt, price, status,
+                                     created_at)
+               VALUES ($1, $2, $3, '{}', 'p', 1, $4, now() - make_interval(secs => $5))""",
+            uuid.uuid4(),
+            user.id,
+            offer_id,
+            status,
+            float(age),
+        )
+    await ensure_group(redis_client, TASKS_STREAM, TASKS_GROUP)
+    for n in range(3):
+        await redis_client.xadd(TASKS_STREAM, {b"m": str(n).encode()})
+    await redis_client.xreadgroup(TASKS_GROUP, "worker-1", {TASKS_STREAM: ">"}, count=1)
+
+    async with recon(settings_for(servers)) as client:
+        response = await client.get("/health")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["outbox"]["count"] == 2
+    assert 30 <= body["outbox"]["oldest_age_seconds"] < 60
+    assert body["requests"]["count"] == 2
+    assert 90 <= body["requests"]["oldest_age_seconds"] < 120
+    assert body["streams"][TASKS_STREAM] == {
+        "status": "present",
+        "length": 3,
+        "groups": {TASKS_GROUP: {"pending": 1, "consumers": 1, "lag": 2}},
+    }
+    assert body["streams"][RESULTS_STREAM]["status"] == "absent"
+
+
+async def test_unreachable_redis_is_503(servers: ServerUrls) -> None:
+    settings = settings_for(servers, redis_url=f"redis://127.0.0.1:{closed_port()}/0")
+    async with recon(settings) as client:
+        response = await client.get("/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["postgres"]["status"] == "ok"
+    assert body["redis"]["status"] == "error"
+    assert body["redis"]["error"]
+    assert body["streams"] is None
+    assert body["outbox"]["count"] == 0
+
+
+async def test_unreachable_postgres_is_503_and_recon_still_starts(servers: ServerUrls) -> None:
+    settings = settings_for(
+        servers, database_url=f"postgresql://postgres@127.0.0.1:{closed_port()}/relai"
+    )
+    async with recon(settings) as client:
+        response = await client.get("/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["postgres"]["status"] == "error"
+    assert body["redis"]["status"] == "ok"
+    assert body["outbox"] is None
+
+
+def test_relai_recon_serves_health_and_stops_on_sigterm(servers: ServerUrls) -> None:
+    port = closed_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": servers.database_url,
+        "REDIS_URL": servers.redis_url,
+        "RELAI_RECON_PORT": str(port),
+    }
+    script = Path(sys.executable).parent / "relai-recon"
+    process = subprocess.Popen([str(script)], env=env, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, "relai-recon exited"
+                assert time.monotonic() < deadline, "relai-recon did not answer"
+                time.sleep(0.2)
+        assert response.status_code == 200
+        assert response.json()["status"] == "ok"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=15)
+    # uvicorn shuts down gracefully, then re-raises the signal so the exit tells why it ended.
+    assert process.returncode in (0, -signal.SIGTERM)
+    assert b"Application shutdown complete" in stderr
+    assert b'"service": "recon"' in stderr
