@@ -20,14 +20,15 @@ cli = typer.Typer(add_completion=False)
 
 def _table(results: list[LoadResult]) -> str:
     header = (
-        f"{'scenario':<28}{'offered/s':>10}{'submitted':>10}{'completed':>10}{'failed':>7}"
+        f"{'scenario':<28}{'offered/s':>10}{'submitted':>10}{'refused':>8}{'completed':>10}{'failed':>7}"
         f"{'req/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
     )
     lines = [header, "-" * len(header)]
     for r in results:
         offered = f"{r.offered_rps:.0f}" if r.offered_rps else "max"
         lines.append(
-            f"{r.name:<28}{offered:>10}{r.submitted:>10}{r.completed:>10}{r.failed:>7}"
+            f"{r.name:<28}{offered:>10}{r.submitted:>10}{r.rejected.total():>8}{r.completed:>10}"
+            f"{r.failed:>7}"
             f"{r.throughput:>9.0f}{r.percentile(50):>9.1f}{r.percentile(95):>9.1f}"
             f"{r.percentile(99):>9.1f}"
         )

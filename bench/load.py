@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import Counter
 import statistics
 import time
 import uuid
@@ -20,7 +21,8 @@ class LoadResult:
     name: str
     offered_rps: float | None
     submitted: int = 0
-    rejected: int = 0
+    rejected: Counter[int] = field(default_factory=Counter)
+    """Answers other than 202, by status code."""
     completed: int = 0
     failed: int = 0
     submit_started: dict[str, float] = field(default_factory=dict)
@@ -103,7 +105,9 @@ async def run_load(
             ) as response:
                 payload = await response.read()
             if response.status != 202:
-                result.rejected += 1
+                result.rejected[response.status] += 1
+                if len(result.rejected) == 1 and result.rejected[response.status] == 1:
+                    print(f"first rejection: {response.status} {payload[:300]!r}")
                 return
             result.submit_started[orjson.loads(payload)["id"]] = started
             result.submitted += 1

@@ -110,6 +110,13 @@ class Request(Base):
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'running', 'succeeded', 'failed')", name="status"),
         Index("ix_requests_user_created", "user_id", text("created_at DESC"), text("id DESC")),
+        Index("ix_requests_user_updated", "user_id", "updated_at"),
+        Index(
+            "ix_requests_unfinished",
+            "user_id",
+            "created_at",
+            postgresql_where=text("status IN ('pending', 'running')"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)

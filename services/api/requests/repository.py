@@ -96,6 +96,21 @@ LIMIT $5
 """
 
 
+_UNFINISHED = f"""
+SELECT {_VIEW_COLUMNS} FROM requests r JOIN offers o ON o.id = r.offer_id
+WHERE r.user_id = $1 AND r.status IN ('pending', 'running')
+ORDER BY r.created_at
+LIMIT $2
+"""
+
+_CHANGED_SINCE = f"""
+SELECT {_VIEW_COLUMNS} FROM requests r JOIN offers o ON o.id = r.offer_id
+WHERE r.user_id = $1 AND r.updated_at >= $2
+ORDER BY r.updated_at
+LIMIT $3
+"""
+
+
 class ShortBalance(Exception):
     pass
 
@@ -177,3 +192,17 @@ async def list_views(
 ) -> list[asyncpg.Record]:
     created_at, last_id = before if before else (None, None)
     return await pool.fetch(_LIST, user_id, created_at, last_id, status, limit)
+
+
+async def unfinished_views(
+    pool: asyncpg.Pool[Any], user_id: uuid.UUID, *, limit: int
+) -> list[asyncpg.Record]:
+    """The user's pending and running requests, oldest first."""
+    return await pool.fetch(_UNFINISHED, user_id, limit)
+
+
+async def views_changed_since(
+    pool: asyncpg.Pool[Any], user_id: uuid.UUID, since: datetime, *, limit: int
+) -> list[asyncpg.Record]:
+    """The user's requests whose state changed at or after ``since``, in order of change."""
+    return await pool.fetch(_CHANGED_SINCE, user_id, since, limit)

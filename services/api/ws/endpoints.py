@@ -1,5 +1,6 @@
 """``/ws/requests/{id}``: one request's current state, then every change until it is final.
-``/ws``: every change to the caller's requests, after the current state of the unfinished ones.
+``/ws``: every change to the caller's requests, after the current state of the unfinished ones
+(or, with ``?since=<updated_at>``, of every request changed since then).
 
 Authenticate with ``Authorization: Bearer <key>``, or, where headers cannot be set (browsers),
 with the subprotocols ``bearer, <key>``. Close codes: 4401 unauthorized, 4404 no such request,
@@ -10,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from libs.contracts import FINAL_STATUSES, RequestEvent, RequestStatus, status_rank
+from libs.logs import get_logger
 from services.api.auth.dependencies import bearer_token
 from services.api.auth.service import Principal
 from services.api.deps import AuthDep, HubDep, PoolDep
@@ -23,10 +26,12 @@ from services.api.errors import Unauthorized
 from services.api.requests import repository
 from services.api.ws.hub import Subscription
 
+log = get_logger(__name__)
+
 router = APIRouter(tags=["websocket"])
 
 BEARER_PROTOCOL = "bearer"
-UNFINISHED_SNAPSHOT_MAX = 1000
+SNAPSHOT_MAX = 10_000
 
 
 def _credentials(ws: WebSocket) -> tuple[str | None, str | None]:
@@ -70,36 +75,43 @@ def _event_state(event: RequestEvent) -> str:
     return _state(event.request_id, event.status, event.results, event.error, event.updated_at)
 
 
-async def _next_event(
-    ws: WebSocket, sub: Subscription, closed: asyncio.Event
-) -> RequestEvent | None:
-    """The next event, or None when the client left or fell behind."""
-    getter = asyncio.ensure_future(sub.queue.get())
-    overflow = asyncio.ensure_future(sub.overflowed.wait())
-    gone = asyncio.ensure_future(closed.wait())
-    done, pending = await asyncio.wait(
-        {getter, overflow, gone}, return_when=asyncio.FIRST_COMPLETED
-    )
-    for task in pending:
-        task.cancel()
-    if overflow in done:
-        await ws.close(code=1013, reason="too far behind; reconnect for the current state")
-        return None
-    if getter in done:
-        return getter.result()
-    return None
-
-
-async def _watch_disconnect(ws: WebSocket, closed: asyncio.Event) -> None:
+async def _close_when_client_leaves(ws: WebSocket, sub: Subscription) -> None:
     try:
-        while True:
-            message = await ws.receive()
-            if message["type"] == "websocket.disconnect":
-                break
+        while (await ws.receive())["type"] != "websocket.disconnect":
+            pass
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
-        closed.set()
+        sub.close()
+
+
+async def _stream(
+    ws: WebSocket, sub: Subscription, ranks: dict[uuid.UUID, int], *, until_final: bool
+) -> None:
+    """Send each event that moves a request forward (by ``ranks``, the rank last sent per
+    request) until the client leaves, falls behind, or (``until_final``) a final state is sent."""
+    reader = asyncio.create_task(_close_when_client_leaves(ws, sub))
+    try:
+        while batch := await sub.next_batch():
+            for event in batch:
+                rank = status_rank(event.status)
+                if rank <= ranks.get(event.request_id, -1):
+                    continue
+                await ws.send_text(_event_state(event))
+                if event.status not in FINAL_STATUSES:
+                    ranks[event.request_id] = rank
+                    continue
+                ranks.pop(event.request_id, None)
+                if until_final:
+                    await ws.close()
+                    return
+        if sub.overflowed:
+            log.warning("websocket fell too far behind; closing it")
+            await ws.close(code=1013, reason="too far behind; reconnect for the current state")
+    except WebSocketDisconnect:
+        return
+    finally:
+        reader.cancel()
 
 
 @router.websocket("/ws/requests/{request_id}")
@@ -120,58 +132,36 @@ async def watch_request(
             await ws.close(code=4404, reason="no such request")
             return
         await ws.send_text(_row_state(row))
-        rank = status_rank(RequestStatus(row["status"]))
         if RequestStatus(row["status"]) in FINAL_STATUSES:
             await ws.close()
             return
-        closed = asyncio.Event()
-        reader = asyncio.create_task(_watch_disconnect(ws, closed))
-        try:
-            while (event := await _next_event(ws, sub, closed)) is not None:
-                if status_rank(event.status) <= rank:
-                    continue
-                rank = status_rank(event.status)
-                await ws.send_text(_event_state(event))
-                if event.status in FINAL_STATUSES:
-                    await ws.close()
-                    return
-        except WebSocketDisconnect:
-            return
-        finally:
-            reader.cancel()
+        ranks = {parsed: status_rank(RequestStatus(row["status"]))}
+        await _stream(ws, sub, ranks, until_final=True)
 
 
 @router.websocket("/ws")
-async def watch_all(ws: WebSocket, pool: PoolDep, auth: AuthDep, hub: HubDep) -> None:
+async def watch_all(
+    ws: WebSocket,
+    pool: PoolDep,
+    auth: AuthDep,
+    hub: HubDep,
+    since: datetime | None = None,
+) -> None:
+    """Every change to the caller's requests. First the current state of the unfinished ones;
+    or, with ``since`` (an ``updated_at`` this socket sent before), every request changed since
+    then, so that a client reconnecting with its last ``updated_at`` misses nothing."""
     user = await _accept(ws, auth)
     if user is None:
         return
     with hub.watch_user(user.id) as sub:
+        if since is None:
+            rows = await repository.unfinished_views(pool, user.id, limit=SNAPSHOT_MAX)
+        else:
+            rows = await repository.views_changed_since(pool, user.id, since, limit=SNAPSHOT_MAX)
         ranks: dict[uuid.UUID, int] = {}
-        for status in (RequestStatus.PENDING, RequestStatus.RUNNING):
-            rows = await repository.list_views(
-                pool, user.id, before=None, status=status, limit=UNFINISHED_SNAPSHOT_MAX
-            )
-            for row in rows:
+        for row in rows:
+            status = RequestStatus(row["status"])
+            if status not in FINAL_STATUSES:
                 ranks[row["id"]] = status_rank(status)
-                await ws.send_text(
-                    _state(
-                        row["id"], row["status"], row["results"], row["error"], row["updated_at"]
-                    )
-                )
-        closed = asyncio.Event()
-        reader = asyncio.create_task(_watch_disconnect(ws, closed))
-        try:
-            while (event := await _next_event(ws, sub, closed)) is not None:
-                rank = status_rank(event.status)
-                if rank <= ranks.get(event.request_id, -1):
-                    continue
-                if event.status in FINAL_STATUSES:
-                    ranks.pop(event.request_id, None)
-                else:
-                    ranks[event.request_id] = rank
-                await ws.send_text(_event_state(event))
-        except WebSocketDisconnect:
-            return
-        finally:
-            reader.cancel()
+            await ws.send_text(_row_state(row))
+        await _stream(ws, sub, ranks, until_final=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -24,15 +24,37 @@ log = get_logger(__name__)
 
 
 class Subscription:
+    """Events for one socket, taken in batches: one wake-up per batch, however many arrived."""
+
     def __init__(self, size: int) -> None:
-        self.queue: asyncio.Queue[RequestEvent] = asyncio.Queue(maxsize=size)
-        self.overflowed = asyncio.Event()
+        self._size = size
+        self._events: deque[RequestEvent] = deque()
+        self._ready = asyncio.Event()
+        self.overflowed = False
+        self.closed = False
 
     def push(self, event: RequestEvent) -> None:
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.overflowed.set()
+        if len(self._events) >= self._size:
+            self.overflowed = True
+        else:
+            self._events.append(event)
+        self._ready.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self._ready.set()
+
+    async def next_batch(self) -> list[RequestEvent]:
+        """What arrived since the last call, waiting for at least one event; empty once the
+        subscription overflowed or was closed."""
+        while not (self._events or self.overflowed or self.closed):
+            self._ready.clear()
+            await self._ready.wait()
+        if self.overflowed or self.closed:
+            return []
+        batch = list(self._events)
+        self._events.clear()
+        return batch
 
 
 class Hub:

@@ -1,6 +1,7 @@
 import asyncio
 import uuid
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 import pytest
@@ -95,3 +96,26 @@ async def test_user_stream_shows_unfinished_then_changes_of_own_requests_only(
         await _report(redis_client, waiting, "failed", error="boom")
         update = await _recv(ws)
         assert (update["id"], update["status"], update["error"]) == (waiting, "failed", "boom")
+
+
+async def test_reconnecting_with_since_replays_what_changed_while_away(
+    api: Api, alice: NewUser, redis_client: Redis
+) -> None:
+    first = await _submit(api, alice, "one")
+    async with connect(f"{api.ws_url}/ws", additional_headers=auth(alice)) as ws:
+        seen = await _recv(ws)
+    assert (seen["id"], seen["status"]) == (first, "pending")
+    second = await _submit(api, alice, "two")
+    await _report(redis_client, first, "succeeded", results=["one"])
+    await _report(redis_client, second, "failed", error="nope")
+    async with asyncio.timeout(5):
+        while (await api.client.get(f"/svc/request/{second}", headers=auth(alice))).json()[
+            "status"
+        ] != "failed":
+            await asyncio.sleep(0.02)
+    async with connect(
+        f"{api.ws_url}/ws?{urlencode({'since': seen['updated_at']})}",
+        additional_headers=auth(alice),
+    ) as ws:
+        replayed = [await _recv(ws), await _recv(ws)]
+    assert {(s["id"], s["status"]) for s in replayed} == {(first, "succeeded"), (second, "failed")}
