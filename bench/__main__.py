@@ -106,6 +106,9 @@ async def _scenarios(
             for part, us in sorted(cpu_per_request.items(), key=lambda kv: -kv[1])
         )
     )
+    reconnects = sum(r.reconnects for r in results)
+    if reconnects:
+        print(f"the load generator's WebSocket was closed and resumed {reconnects} times")
     print(
         f"worker RSS: {idle_rss:.0f} MB idle, {peak_rss:.0f} MB peak with {delay_jobs} "
         f"echo.delay jobs of 1 s in flight; last result {memory.drain_after_last_submit_s:.2f} s "

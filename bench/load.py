@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections import Counter
 import statistics
 import time
 import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
 import aiohttp
 import orjson
 
 FINAL = {"succeeded", "failed"}
+REPLAY_OVERLAP = timedelta(seconds=5)
 
 
 @dataclass
@@ -27,8 +31,24 @@ class LoadResult:
     failed: int = 0
     submit_started: dict[str, float] = field(default_factory=dict)
     finished: dict[str, float] = field(default_factory=dict)
+    outstanding: set[str] = field(default_factory=set)
+    """Submitted, not yet seen final."""
+    reconnects: int = 0
     first_submit: float = 0.0
     last_submit: float = 0.0
+
+    def record_submit(self, status: int, payload: bytes, started: float) -> None:
+        if status != 202:
+            if not self.rejected:
+                print(f"first refusal: {status} {payload[:300]!r}")
+            self.rejected[status] += 1
+            return
+        request_id = orjson.loads(payload)["id"]
+        self.submit_started[request_id] = started
+        if request_id not in self.finished:
+            self.outstanding.add(request_id)
+        self.submitted += 1
+        self.last_submit = time.perf_counter()
 
     def latencies_ms(self) -> list[float]:
         return sorted(
@@ -58,18 +78,52 @@ class LoadResult:
         return max(ends) - self.last_submit if ends else float("nan")
 
 
-async def _watch(
-    ws: aiohttp.ClientWebSocketResponse, result: LoadResult, ready: asyncio.Event
+async def _watch(http: aiohttp.ClientSession, result: LoadResult, ready: asyncio.Event) -> None:
+    """Follow ``/ws``; if the server closes it (a client too far behind is disconnected),
+    reconnect with ``since`` a little before the last change seen, so nothing is missed."""
+    last_change: str | None = None
+    while True:
+        url = "/ws"
+        if last_change is not None:
+            since = datetime.fromisoformat(last_change) - REPLAY_OVERLAP
+            url += "?" + urlencode({"since": since.isoformat()})
+        async with http.ws_connect(url, heartbeat=None, max_msg_size=0) as ws:
+            ready.set()
+            async for message in ws:
+                if message.type != aiohttp.WSMsgType.TEXT:
+                    break
+                state = orjson.loads(message.data)
+                if last_change is None or state["updated_at"] > last_change:
+                    last_change = state["updated_at"]
+                if state["status"] in FINAL and state["id"] not in result.finished:
+                    result.finished[state["id"]] = time.perf_counter()
+                    result.outstanding.discard(state["id"])
+                    if state["status"] == "failed":
+                        result.failed += 1
+        result.reconnects += 1
+
+
+async def _as_fast_as_possible(
+    submit_one: Callable[[], Awaitable[None]], total: int, concurrency: int
 ) -> None:
-    ready.set()
-    async for message in ws:
-        if message.type != aiohttp.WSMsgType.TEXT:
-            break
-        state = orjson.loads(message.data)
-        if state["status"] in FINAL:
-            result.finished.setdefault(state["id"], time.perf_counter())
-            if state["status"] == "failed":
-                result.failed += 1
+    remaining = iter(range(total))
+
+    async def connection() -> None:
+        for _ in remaining:
+            await submit_one()
+
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
+
+
+async def _at_rate(submit_one: Callable[[], Awaitable[None]], total: int, rate: float) -> None:
+    tasks = []
+    start = time.perf_counter()
+    for i in range(total):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(submit_one()))
+    await asyncio.gather(*tasks)
 
 
 async def run_load(
@@ -92,9 +146,8 @@ async def run_load(
     counter = itertools.count()
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
     async with aiohttp.ClientSession(api_url, headers=headers, connector=connector) as http:
-        ws = await http.ws_connect("/ws", heartbeat=None, max_msg_size=0)
         ready = asyncio.Event()
-        watcher = asyncio.create_task(_watch(ws, result, ready))
+        watcher = asyncio.create_task(_watch(http, result, ready))
         await ready.wait()
 
         async def submit_one() -> None:
@@ -104,40 +157,16 @@ async def run_load(
                 path, data=body, headers={"content-type": "application/json"}
             ) as response:
                 payload = await response.read()
-            if response.status != 202:
-                result.rejected[response.status] += 1
-                if len(result.rejected) == 1 and result.rejected[response.status] == 1:
-                    print(f"first rejection: {response.status} {payload[:300]!r}")
-                return
-            result.submit_started[orjson.loads(payload)["id"]] = started
-            result.submitted += 1
-            result.last_submit = time.perf_counter()
+            result.record_submit(response.status, payload, started)
 
         result.first_submit = time.perf_counter()
         if rate is None:
-            remaining = iter(range(total))
-
-            async def worker() -> None:
-                for _ in remaining:
-                    await submit_one()
-
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            await _as_fast_as_possible(submit_one, total, concurrency)
         else:
-            tasks = []
-            start = time.perf_counter()
-            for i in range(total):
-                delay = start + i / rate - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(submit_one()))
-            await asyncio.gather(*tasks)
-
+            await _at_rate(submit_one, total, rate)
         deadline = time.perf_counter() + timeout_s
-        while time.perf_counter() < deadline:
-            if all(i in result.finished for i in result.submit_started):
-                break
+        while result.outstanding and time.perf_counter() < deadline:
             await asyncio.sleep(0.01)
         result.completed = sum(1 for i in result.submit_started if i in result.finished)
         watcher.cancel()
-        await ws.close()
     return result

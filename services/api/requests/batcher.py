@@ -22,6 +22,9 @@ from services.api.requests.repository import NewRequest
 
 log = get_logger(__name__)
 
+Outcome = asyncio.Future[bool | None]
+"""True: created; False: it already existed; None: undecided, ask the one-request statement."""
+
 
 class SubmitBatcher:
     def __init__(
@@ -31,17 +34,18 @@ class SubmitBatcher:
         self._stream = stream
         self._max_batch = max_batch
         self._flushers = flushers
-        self._pending: list[tuple[NewRequest, asyncio.Future[bool]]] = []
+        self._pending: list[tuple[NewRequest, Outcome]] = []
         self._wake = asyncio.Event()
 
     async def submit(self, new: NewRequest) -> bool:
         """True when ``new`` was created; False when it already existed. Raises
         ``repository.ShortBalance`` when the user cannot pay for it."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((new, future))
+        outcome: Outcome = asyncio.get_running_loop().create_future()
+        self._pending.append((new, outcome))
         self._wake.set()
-        if await future:
-            return True
+        decided = await outcome
+        if decided is not None:
+            return decided
         return await repository.insert_submission(self._pool, new, stream=self._stream)
 
     async def run(self) -> None:
@@ -55,9 +59,24 @@ class SubmitBatcher:
                 continue
             batch = self._pending[: self._max_batch]
             del self._pending[: self._max_batch]
-            await self._flush(batch)
+            if len(batch) == 1:
+                await self._flush_one(*batch[0])
+            else:
+                await self._flush(batch)
 
-    async def _flush(self, batch: list[tuple[NewRequest, asyncio.Future[bool]]]) -> None:
+    async def _flush_one(self, new: NewRequest, outcome: Outcome) -> None:
+        # Alone, the one-request statement is cheaper to plan and run (about a third of the
+        # batch statement's time): an idle system answers sooner.
+        try:
+            created = await repository.insert_submission(self._pool, new, stream=self._stream)
+        except Exception as exc:  # handed to the waiting submit, which raises it
+            if not outcome.done():
+                outcome.set_exception(exc)
+            return
+        if not outcome.done():
+            outcome.set_result(created)
+
+    async def _flush(self, batch: list[tuple[NewRequest, Outcome]]) -> None:
         created: set[uuid.UUID] = set()
         try:
             created = await repository.insert_submissions(
@@ -66,7 +85,7 @@ class SubmitBatcher:
         except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
             log.warning("batch submit failed; each request is retried alone", error=repr(exc))
         seen: set[uuid.UUID] = set()
-        for new, future in batch:
-            if not future.done():
-                future.set_result(new.id in created and new.id not in seen)
+        for new, outcome in batch:
+            if not outcome.done():
+                outcome.set_result(True if new.id in created and new.id not in seen else None)
             seen.add(new.id)
