@@ -21,6 +21,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ra
 from libs.contracts import (
     EVENT_BATCH,
     EVENTS_CHANNEL,
+    FINAL_STATUSES,
     RESULTS_GROUP,
     RESULTS_STREAM,
     RequestEvent,
@@ -116,7 +117,7 @@ class ResultsConsumer:
             start = next_start
 
     async def handle(self, entries: list[Entry]) -> None:
-        """Write one batch, acknowledge it, publish what changed."""
+        """Write one batch; then, in one round trip, acknowledge it and publish what changed."""
         started: dict[uuid.UUID, None] = {}
         finished: dict[uuid.UUID, ResultMessage] = {}
         for _entry_id, fields in entries:
@@ -134,41 +135,44 @@ class ResultsConsumer:
         pipe = self._redis.pipeline(transaction=True)
         pipe.xack(RESULTS_STREAM, RESULTS_GROUP, *ids)
         pipe.xdel(RESULTS_STREAM, *ids)
+        if rows:
+            pipe.publish(EVENTS_CHANNEL, _events(rows, started))
         await pipe.execute()
         self.processed += len(entries)
-        if rows:
-            events = [
-                RequestEvent(
-                    request_id=r["id"],
-                    user_id=r["user_id"],
-                    traceparent=r["traceparent"],
-                    status=RequestStatus(r["status"]),
-                    results=r["results"],
-                    error=r["error"],
-                    updated_at=r["updated_at"],
-                )
-                for r in rows
-            ]
-            await self._redis.publish(
-                EVENTS_CHANNEL, EVENT_BATCH.dump_json(events, exclude_none=True)
-            )
 
     @_transient_db
     async def _write(
-        self, started: list[uuid.UUID], finished: dict[uuid.UUID, ResultMessage]
+        self, started: dict[uuid.UUID, None], finished: dict[uuid.UUID, ResultMessage]
     ) -> list[asyncpg.Record]:
-        rows: list[asyncpg.Record] = []
-        if started:
-            rows.extend(await repository.mark_started(self._pool, started))
-        if finished:
-            outcomes = list(finished.values())
-            rows.extend(
-                await repository.record_outcomes(
-                    self._pool,
-                    ids=[m.request_id for m in outcomes],
-                    statuses=[m.kind for m in outcomes],
-                    results=[m.results if m.kind == "succeeded" else None for m in outcomes],
-                    errors=[m.error if m.kind == "failed" else None for m in outcomes],
-                )
+        outcomes = list(finished.values())
+        return await repository.record_progress(
+            self._pool,
+            started=list(started),
+            ended=[m.request_id for m in outcomes],
+            statuses=[m.kind for m in outcomes],
+            results=[m.results if m.kind == "succeeded" else None for m in outcomes],
+            errors=[m.error if m.kind == "failed" else None for m in outcomes],
+        )
+
+
+def _events(rows: list[asyncpg.Record], started: dict[uuid.UUID, None]) -> bytes:
+    """The state changes to fan out. A request that started and ended within one batch is
+    written once, yet its watchers still see it running before they see it end."""
+    events: list[RequestEvent] = []
+    for r in rows:
+        status = RequestStatus(r["status"])
+        event = RequestEvent(
+            request_id=r["id"],
+            user_id=r["user_id"],
+            traceparent=r["traceparent"],
+            status=status,
+            results=r["results"],
+            error=r["error"],
+            updated_at=r["updated_at"],
+        )
+        if status in FINAL_STATUSES and r["id"] in started:
+            events.append(
+                event.model_copy(update={"status": RequestStatus.RUNNING, "results": None})
             )
-        return rows
+        events.append(event)
+    return EVENT_BATCH.dump_json(events, exclude_none=True)

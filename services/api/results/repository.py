@@ -1,4 +1,4 @@
-"""Idempotent writes of job outcomes. Each statement only moves a request forward
+"""Idempotent writes of job outcomes. The statement only moves a request forward
 (pending → running → succeeded | failed), so a second delivery finds nothing to change."""
 
 from __future__ import annotations
@@ -9,19 +9,20 @@ from typing import Any
 import asyncpg
 import orjson
 
-_STARTED = """
-UPDATE requests SET status = 'running', started_at = now(), updated_at = now()
-WHERE id = ANY($1::uuid[]) AND status = 'pending'
-RETURNING id, user_id, status, results, error, updated_at, traceparent
-"""
-
-# Settle on success (the reservation becomes spent), refund on failure (it returns to the
-# balance); one ledger row per movement. Users are locked in id order to keep concurrent
-# consumers from deadlocking on each other.
-_FINISHED = """
+# One round trip for a whole batch of progress reports:
+# - ``started``: pending requests become running (those that also ended in this batch are
+#   left to ``done``, since a statement may change a row only once);
+# - ``done``: outcomes are recorded; success settles the reservation (it becomes spent),
+#   failure refunds it (it returns to the balance), one ledger row per movement. Users are
+#   locked in id order so that concurrent consumers cannot deadlock on each other.
+_RECORD = """
 WITH outcome AS (
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
+    SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[])
         AS t(id, status, results, error)
+), started AS (
+    UPDATE requests SET status = 'running', started_at = now(), updated_at = now()
+    WHERE id = ANY($1::uuid[]) AND status = 'pending' AND id <> ALL($2::uuid[])
+    RETURNING id, user_id, status, results, error, updated_at, traceparent
 ), done AS (
     UPDATE requests r
     SET status = o.status, results = o.results::jsonb, error = o.error,
@@ -46,23 +47,21 @@ WITH outcome AS (
     SELECT user_id, id, CASE status WHEN 'succeeded' THEN 'settle' ELSE 'refund' END, price
     FROM done
 )
+SELECT id, user_id, status, results, error, updated_at, traceparent FROM started
+UNION ALL
 SELECT id, user_id, status, results, error, updated_at, traceparent FROM done
 """
 
 
-async def mark_started(
-    pool: asyncpg.Pool[Any], request_ids: list[uuid.UUID]
-) -> list[asyncpg.Record]:
-    return await pool.fetch(_STARTED, request_ids)
-
-
-async def record_outcomes(
+async def record_progress(
     pool: asyncpg.Pool[Any],
     *,
-    ids: list[uuid.UUID],
+    started: list[uuid.UUID],
+    ended: list[uuid.UUID],
     statuses: list[str],
     results: list[list[Any] | None],
     errors: list[str | None],
 ) -> list[asyncpg.Record]:
+    """Apply a batch; returns the new state of every request it changed."""
     encoded = [None if r is None else orjson.dumps(r).decode() for r in results]
-    return await pool.fetch(_FINISHED, ids, statuses, encoded, errors)
+    return await pool.fetch(_RECORD, started, ended, statuses, encoded, errors)
