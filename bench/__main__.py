@@ -11,11 +11,15 @@ import time
 from typing import Annotated
 
 import typer
+import uvloop
 
 from bench.load import LoadResult, run_load
 from bench.stack import Running, running_stack
 
 cli = typer.Typer(add_completion=False)
+
+SETTLE_S = 3.0
+"""Pause between scenarios, so that one does not measure the tail of the previous."""
 
 
 def _table(results: list[LoadResult]) -> str:
@@ -65,7 +69,20 @@ async def _scenarios(
     results: list[LoadResult] = []
     warm = await stack.new_user("warmup")
     await run_load(stack.url, warm, name="warm-up", path="/svc/bench/echo", total=2000)
+    await asyncio.sleep(SETTLE_S)
 
+    key = await stack.new_user("fixed-rate")
+    results.append(
+        await run_load(
+            stack.url,
+            key,
+            name=f"echo.text at {rate:.0f}/s",
+            path="/svc/bench/echo",
+            total=int(rate * rate_seconds),
+            rate=rate,
+        )
+    )
+    await asyncio.sleep(SETTLE_S)
     key = await stack.new_user("saturation")
     before = stack.cpu_seconds()
     saturated = await run_load(
@@ -81,17 +98,7 @@ async def _scenarios(
         part: (used - before.get(part, 0.0)) / max(saturated.completed, 1) * 1e6
         for part, used in stack.cpu_seconds().items()
     }
-    key = await stack.new_user("fixed-rate")
-    results.append(
-        await run_load(
-            stack.url,
-            key,
-            name=f"echo.text at {rate:.0f}/s",
-            path="/svc/bench/echo",
-            total=int(rate * rate_seconds),
-            rate=rate,
-        )
-    )
+    await asyncio.sleep(SETTLE_S)
     key = await stack.new_user("memory")
     idle_rss = stack.worker_rss_mb()
     memory, peak_rss = await _memory_scenario(stack, key, delay_jobs)
@@ -128,15 +135,15 @@ def main(
     started = time.perf_counter()
     with running_stack(api_workers=api_workers, workers=workers) as stack:
         print(f"stack: relai-api --workers {api_workers}, {workers} x relai-worker at {stack.url}")
-        asyncio.run(
-            _scenarios(
-                stack,
-                saturation=saturation,
-                rate=rate,
-                rate_seconds=rate_seconds,
-                delay_jobs=delay_jobs,
-            )
+        scenarios = _scenarios(
+            stack,
+            saturation=saturation,
+            rate=rate,
+            rate_seconds=rate_seconds,
+            delay_jobs=delay_jobs,
         )
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(scenarios)
     print(f"bench took {time.perf_counter() - started:.0f} s")
 
 

@@ -8,9 +8,10 @@ import statistics
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
@@ -104,7 +105,7 @@ async def _watch(http: aiohttp.ClientSession, result: LoadResult, ready: asyncio
 
 
 async def _as_fast_as_possible(
-    submit_one: Callable[[], Awaitable[None]], total: int, concurrency: int
+    submit_one: Callable[[], Coroutine[Any, Any, None]], total: int, concurrency: int
 ) -> None:
     remaining = iter(range(total))
 
@@ -115,8 +116,8 @@ async def _as_fast_as_possible(
     await asyncio.gather(*(connection() for _ in range(concurrency)))
 
 
-async def _at_rate(submit_one: Callable[[], Awaitable[None]], total: int, rate: float) -> None:
-    tasks = []
+async def _at_rate(submit_one: Callable[[], Coroutine[Any, Any, None]], total: int, rate: float) -> None:
+    tasks: list[asyncio.Task[None]] = []
     start = time.perf_counter()
     for i in range(total):
         delay = start + i / rate - time.perf_counter()

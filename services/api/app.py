@@ -65,6 +65,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             batch=settings.results_batch,
             block_ms=settings.results_block_ms,
             reclaim_idle_s=settings.results_reclaim_idle_s,
+            in_flight=settings.results_in_flight,
         )
         batcher = SubmitBatcher(
             pool,

@@ -23,6 +23,8 @@ class ApiSettings(CommonSettings):
     """Fallback poll of the outbox, for notifications lost while the listener reconnects."""
     results_batch: int = 500
     results_block_ms: int = 1000
+    results_in_flight: int = 2
+    """Result batches written at once per process (the next is read while one is written)."""
     results_reclaim_idle_s: float = 30.0
     """Results left pending this long by a dead API consumer are claimed by a live one."""
     ws_queue_size: int = 10_000

@@ -52,6 +52,7 @@ class ResultsConsumer:
         batch: int,
         block_ms: int,
         reclaim_idle_s: float,
+        in_flight: int = 2,
     ) -> None:
         self._pool = pool
         self._redis = redis
@@ -60,6 +61,8 @@ class ResultsConsumer:
         self._block_ms = block_ms
         self._reclaim_idle_ms = int(reclaim_idle_s * 1000)
         self.processed = 0
+        self._in_flight = asyncio.Semaphore(in_flight)
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         await ensure_group(self._redis, RESULTS_STREAM, RESULTS_GROUP)
@@ -76,8 +79,15 @@ class ResultsConsumer:
                 if cursor == "0" and not entries:
                     cursor = ">"
                     continue
-                if entries:
+                if not entries:
+                    continue
+                if cursor == "0":
                     await self.handle(entries)
+                else:
+                    await self._in_flight.acquire()
+                    task = asyncio.create_task(self._handle_in_background(entries))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
@@ -86,6 +96,17 @@ class ResultsConsumer:
             except (RedisConnectionError, OSError, asyncpg.PostgresError) as exc:
                 log.warning("results consumer cannot proceed; retrying", error=repr(exc))
                 await asyncio.sleep(1.0)
+
+    async def _handle_in_background(self, entries: list[Entry]) -> None:
+        """Handle a batch while the next is read. Batches may finish out of order; statuses only
+        move forward, so the database cannot go back, and watchers skip a state older than one
+        they have. A batch that fails stays pending and is reclaimed after the idle time."""
+        try:
+            await self.handle(entries)
+        except Exception:
+            log.exception("results batch failed; it will be reclaimed", entries=len(entries))
+        finally:
+            self._in_flight.release()
 
     async def _read(self, cursor: str) -> list[Entry]:
         block = None if cursor == "0" else self._block_ms
