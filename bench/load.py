@@ -104,9 +104,7 @@ async def _watch(http: aiohttp.ClientSession, result: LoadResult, ready: asyncio
         result.reconnects += 1
 
 
-async def _as_fast_as_possible(
-    submit_one: Callable[[], Coroutine[Any, Any, None]], total: int, concurrency: int
-) -> None:
+async def _as_fast_as_possible(submit_one: Submit, total: int, concurrency: int) -> None:
     remaining = iter(range(total))
 
     async def connection() -> None:
@@ -116,7 +114,10 @@ async def _as_fast_as_possible(
     await asyncio.gather(*(connection() for _ in range(concurrency)))
 
 
-async def _at_rate(submit_one: Callable[[], Coroutine[Any, Any, None]], total: int, rate: float) -> None:
+Submit = Callable[[], Coroutine[Any, Any, None]]
+
+
+async def _at_rate(submit_one: Submit, total: int, rate: float) -> None:
     tasks: list[asyncio.Task[None]] = []
     start = time.perf_counter()
     for i in range(total):
