@@ -12,14 +12,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import psutil
 from sqlalchemy.engine import make_url
 
 from libs import accounts
 from libs.catalog import CatalogSpec, apply_catalog
-from libs.db import create_pool
-from libs.db.pool import asyncpg_dsn
+from libs.db import create_pool, recreate_database
 from libs.embedded import start_embedded
 from libs.streams import create_redis
 from services.cli.launcher import ChildSpec, Supervisor, console_script, wait_until_healthy
@@ -108,15 +106,7 @@ def _tree_cpu(process: psutil.Process) -> float:
 
 
 async def _prepare(database_url: str, redis_url: str) -> None:
-    target = make_url(database_url)
-    admin = await asyncpg.connect(
-        asyncpg_dsn(target.set(database="postgres").render_as_string(False))
-    )
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{target.database}"')
-    finally:
-        await admin.close()
+    await recreate_database(database_url)
     await asyncio.to_thread(
         upgrade_to_head, database_url=database_url, alembic_config=ROOT / "alembic.ini"
     )

@@ -18,8 +18,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
-from libs.db import create_pool
-from libs.db.pool import asyncpg_dsn
+from libs.db import create_pool, recreate_database
 from libs.embedded import start_embedded
 from libs.streams import create_redis
 from tests.support import ServerUrls
@@ -41,7 +40,7 @@ def server_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerUrls
     redis_db = os.environ.get("RELAI_TEST_REDIS_DB", "15")
     database_url = make_url(database_url).set(database=test_db).render_as_string(False)
     redis_url = str(make_url(redis_url).set(database=redis_db))
-    asyncio.run(_recreate_database(database_url))
+    asyncio.run(recreate_database(database_url))
     subprocess.run(
         [sys.executable, "-m", "alembic", "upgrade", "head"],
         cwd=ROOT,
@@ -51,18 +50,6 @@ def server_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerUrls
     yield ServerUrls(database_url=database_url, redis_url=redis_url)
     if embedded is not None:
         embedded.stop()
-
-
-async def _recreate_database(url: str) -> None:
-    target = make_url(url)
-    admin = await asyncpg.connect(
-        asyncpg_dsn(target.set(database="postgres").render_as_string(False))
-    )
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{target.database}"')
-    finally:
-        await admin.close()
 
 
 @pytest.fixture(scope="session")

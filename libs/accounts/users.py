@@ -34,7 +34,7 @@ async def create_user(
     """Create a user with one API key; the opening balance is a ``grant`` in the ledger."""
     if credits < 0:
         raise ValueError("credits must not be negative")
-    user_id, key = uuid.uuid4(), generate_api_key()
+    user_id = uuid.uuid4()
     async with conn.transaction():
         try:
             await conn.execute(
@@ -46,13 +46,7 @@ async def create_user(
             )
         except asyncpg.UniqueViolationError as exc:
             raise UserExistsError(f"a user named {name!r} already exists") from exc
-        await conn.execute(
-            "INSERT INTO api_keys (id, user_id, key_hash, prefix) VALUES ($1, $2, $3, $4)",
-            uuid.uuid4(),
-            user_id,
-            hash_api_key(key),
-            key[:8],
-        )
+        key = await add_api_key(conn, user_id=user_id)
         await conn.execute(
             "INSERT INTO credit_ledger (user_id, kind, amount) VALUES ($1, 'grant', $2)",
             user_id,

@@ -10,7 +10,14 @@ from libs.db.models import (
     Request,
     User,
 )
-from libs.db.pool import OUTBOX_CHANNEL, PgConnection, PgPool, create_pool, sqlalchemy_url
+from libs.db.pool import (
+    OUTBOX_CHANNEL,
+    PgConnection,
+    PgPool,
+    create_pool,
+    recreate_database,
+    sqlalchemy_url,
+)
 
 __all__ = [
     "ApiKey",
@@ -25,5 +32,6 @@ __all__ = [
     "PgConnection",
     "PgPool",
     "create_pool",
+    "recreate_database",
     "sqlalchemy_url",
 ]

@@ -54,3 +54,17 @@ async def create_pool(url: str, *, min_size: int = 2, max_size: int = 10) -> asy
 
 OUTBOX_CHANNEL = "relai_outbox"
 """Postgres channel notified (by a trigger) whenever outbox rows commit."""
+
+
+async def recreate_database(url: str) -> None:
+    """Drop the database named by ``url`` (disconnecting its sessions) and create it empty.
+    For test suites and benchmarks, which own their database."""
+    target = make_url(url)
+    admin = await asyncpg.connect(
+        asyncpg_dsn(target.set(database="postgres").render_as_string(hide_password=False))
+    )
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{target.database}"')
+    finally:
+        await admin.close()

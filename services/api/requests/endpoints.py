@@ -5,10 +5,14 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request, status
 
 from libs.contracts import RequestStatus
+from libs.db import PgPool
 from services.api.auth.dependencies import CurrentUser
+from services.api.auth.service import Principal
+from services.api.catalog.service import Offer
 from services.api.deps import BatcherDep, CatalogDep, PoolDep, SettingsDep
 from services.api.errors import NotFound
 from services.api.requests import repository, service
+from services.api.requests.batcher import SubmitBatcher
 from services.api.requests.schemas import (
     AskBody,
     RequestPage,
@@ -23,7 +27,25 @@ IdempotencyKey = Annotated[str | None, Header(max_length=200)]
 TraceParent = Annotated[str | None, Header()]
 
 
-def _submitted(submission: service.Submission) -> Submitted:
+async def _submit(
+    offer: Offer,
+    body: bytes,
+    user: Principal,
+    pool: PgPool,
+    batcher: SubmitBatcher,
+    idempotency_key: str | None,
+    traceparent: str | None,
+) -> Submitted:
+    inputs = service.parse_inputs(body, offer)
+    submission = await service.submit(
+        pool,
+        batcher,
+        user=user,
+        offer=offer,
+        inputs=inputs,
+        idempotency_key=idempotency_key,
+        traceparent=traceparent,
+    )
     return Submitted(
         id=submission.id,
         status=submission.status,
@@ -71,17 +93,9 @@ async def submit(
     offer = await catalog.get(service_name, action)
     if offer is None:
         raise NotFound(f"no enabled offer {service_name}/{action}")
-    inputs = service.parse_inputs(await request.body(), offer)
-    submission = await service.submit(
-        pool,
-        batcher,
-        user=user,
-        offer=offer,
-        inputs=inputs,
-        idempotency_key=idempotency_key,
-        traceparent=traceparent,
+    return await _submit(
+        offer, await request.body(), user, pool, batcher, idempotency_key, traceparent
     )
-    return _submitted(submission)
 
 
 @router.post("/ask", status_code=status.HTTP_202_ACCEPTED, response_model=Submitted)
@@ -101,17 +115,15 @@ async def ask(
     if offer is None:
         raise NotFound(f"the default offer {settings.ask_offer} is not enabled")
     variable = offer.template.variables[0] if offer.template.variables else "prompt"
-    inputs = service.parse_inputs(orjson.dumps({variable: body.prompt}), offer)
-    submission = await service.submit(
+    return await _submit(
+        offer,
+        orjson.dumps({variable: body.prompt}),
+        user,
         pool,
         batcher,
-        user=user,
-        offer=offer,
-        inputs=inputs,
-        idempotency_key=idempotency_key,
-        traceparent=traceparent,
+        idempotency_key,
+        traceparent,
     )
-    return _submitted(submission)
 
 
 @router.get("/svc/request/{request_id}", response_model=RequestView)
