@@ -18,7 +18,12 @@ from libs.streams import create_redis
 from services.api.api import router
 from services.api.auth.service import Authenticator
 from services.api.catalog.service import OfferCatalog
-from services.api.errors import RelaiError, relai_error_handler
+from services.api.errors import (
+    UNAVAILABLE,
+    RelaiError,
+    relai_error_handler,
+    unavailable_handler,
+)
 from services.api.outbox.relay import OutboxRelay
 from services.api.requests.batcher import SubmitBatcher
 from services.api.results.consumer import ResultsConsumer
@@ -103,5 +108,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_exception_handler(RelaiError, relai_error_handler)
+    for unavailable in UNAVAILABLE:
+        app.add_exception_handler(unavailable, unavailable_handler)
     app.include_router(router)
     return app

@@ -2,8 +2,13 @@
 
 from typing import Any
 
+import asyncpg
 from fastapi import Request
 from fastapi.responses import JSONResponse
+
+from libs.logs import get_logger
+
+log = get_logger(__name__)
 
 
 class RelaiError(Exception):
@@ -47,4 +52,25 @@ async def relai_error_handler(_: Request, exc: Exception) -> JSONResponse:
         {"detail": exc.message, "code": exc.code, **exc.extra},
         status_code=exc.status_code,
         headers=exc.headers,
+    )
+
+
+UNAVAILABLE = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+)
+"""What Postgres being down or unreachable looks like to the API."""
+
+
+async def unavailable_handler(_: Request, exc: Exception) -> JSONResponse:
+    """Postgres unreachable: the call had no effect (its transaction never committed), so the
+    client is told to retry rather than shown a 500."""
+    log.warning("database unavailable", error=repr(exc))
+    return JSONResponse(
+        {"detail": "the database is unavailable; nothing was done, retry", "code": "unavailable"},
+        status_code=503,
+        headers={"Retry-After": "1"},
     )
