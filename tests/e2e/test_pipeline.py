@@ -116,3 +116,24 @@ async def test_kill_9_worker_with_jobs_in_flight_loses_nothing_charges_once(
     assert victim_held > 0
     assert {finals[i]["status"] for i in ids} == {"succeeded"}
     await _assert_charged_once(db_pool, stack, ids, price=4)
+
+
+async def test_provider_failures_end_failed_over_websocket_and_are_refunded(
+    stack: Stack, client: httpx.AsyncClient, db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    finals: dict[str, dict[str, Any]] = {}
+    async with connect(f"{stack.ws_url}/ws", additional_headers=stack.headers) as ws:
+        reader = asyncio.create_task(_collect_finals(ws, finals))
+        ids = await _submit_all(client, "/svc/demo/flaky", [f"doomed {n}" for n in range(20)])
+        await _wait_for(finals, ids, timeout=30)
+        reader.cancel()
+    assert {finals[i]["status"] for i in ids} == {"failed"}
+    assert all(finals[i]["error"] for i in ids)
+    me = (await client.get("/me")).json()
+    assert (me["balance"], me["reserved"]) == (stack.credits, 0)
+    kinds = await db_pool.fetch(
+        "SELECT kind, count(*) FROM credit_ledger WHERE user_id = $1 AND kind <> 'grant' "
+        "GROUP BY kind",
+        stack.user.id,
+    )
+    assert {k["kind"]: k["count"] for k in kinds} == {"reserve": 20, "refund": 20}

@@ -13,11 +13,14 @@ import asyncpg
 import orjson
 
 from libs.contracts import RequestStatus, TaskMessage
+from libs.logs import get_logger
 from services.api.auth.service import Principal
 from services.api.catalog.service import Offer
 from services.api.errors import BadRequest, InsufficientCredits, InvalidInputs
 from services.api.requests import repository
 from services.api.requests.batcher import SubmitBatcher
+
+log = get_logger(__name__)
 
 REQUEST_ID_NAMESPACE = uuid.UUID("5f0c7f3e-8a4b-4d1e-9a57-2c1e0d6b9a10")
 
@@ -119,11 +122,15 @@ async def submit(
     try:
         created = await batcher.submit(new)
     except repository.ShortBalance as exc:
+        log.info("request.refused", request_id=str(request_id), reason="insufficient credits")
         raise InsufficientCredits(
             f"this request costs {offer.price} credits, more than your available balance",
             price=offer.price,
         ) from exc
     if created:
+        log.debug(
+            "request.accepted", request_id=str(request_id), offer=f"{offer.service}/{offer.action}"
+        )
         return Submission(request_id, RequestStatus.PENDING, offer.price, duplicate=False)
     existing = await repository.get_status(pool, request_id, user.id)
     if existing is None:  # pragma: no cover - ids are per user, so only a racing delete

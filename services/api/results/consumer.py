@@ -182,6 +182,8 @@ def _events(rows: list[asyncpg.Record], started: dict[uuid.UUID, None]) -> bytes
     events: list[RequestEvent] = []
     for r in rows:
         status = RequestStatus(r["status"])
+        if status == RequestStatus.FAILED:
+            log.info("request.failed", request_id=str(r["id"]), error=r["error"])
         event = RequestEvent(
             request_id=r["id"],
             user_id=r["user_id"],

@@ -1,4 +1,5 @@
 import asyncio
+import logging
 import uuid
 from typing import Any, Literal
 
@@ -16,6 +17,7 @@ from libs.contracts import (
     RequestEvent,
     ResultMessage,
 )
+from libs.logs import configure_logging
 from libs.streams import encode, ensure_group, entries_of
 from services.api.catalog.service import OfferCatalog
 from services.api.requests import repository, service
@@ -125,14 +127,23 @@ async def test_success_settles_once_even_when_delivered_twice(
 
 
 async def test_failure_refunds_and_a_late_success_changes_nothing(
-    db_pool: "asyncpg.Pool[Any]", redis_client: Redis, user: NewUser
+    db_pool: "asyncpg.Pool[Any]",
+    redis_client: Redis,
+    user: NewUser,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    configure_logging(service="api")
+    logging.getLogger().addHandler(caplog.handler)
     request_id = await _submit(db_pool, user, "b")
     consumer = _consumer(db_pool, redis_client)
     await _deliver(
         redis_client, consumer, "c1", [_result(request_id, "failed", error="provider exploded")]
     )
     assert await _money(db_pool, user) == (100, 0, ["reserve", "refund"])
+    logged = [r.msg for r in caplog.records if isinstance(r.msg, dict)]
+    assert {"event": "request.failed", "request_id": str(request_id)}.items() <= next(
+        m for m in logged if m.get("event") == "request.failed"
+    ).items()
     await _deliver(redis_client, consumer, "c1", [_result(request_id, "succeeded", results=["x"])])
     assert await _money(db_pool, user) == (100, 0, ["reserve", "refund"])
     row = await db_pool.fetchrow(
