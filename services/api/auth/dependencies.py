@@ -1,9 +1,9 @@
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends
+from starlette.requests import HTTPConnection
 
-from services.api.auth.service import Principal
-from services.api.deps import AuthDep
+from services.api.auth.service import Authenticator, Principal
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -13,10 +13,10 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
-async def _current_user(
-    auth: AuthDep, authorization: Annotated[str | None, Header()] = None
-) -> Principal:
-    return await auth.authenticate(bearer_token(authorization))
+async def _current_user(conn: HTTPConnection) -> Principal:
+    # One dependency reading the header itself: every call pays for this resolution.
+    auth: Authenticator = conn.state.auth
+    return await auth.authenticate(bearer_token(conn.headers.get("authorization")))
 
 
 CurrentUser = Annotated[Principal, Depends(_current_user)]

@@ -2,17 +2,15 @@ import uuid
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 
 from libs.contracts import RequestStatus
-from libs.db import PgPool
 from services.api.auth.dependencies import CurrentUser
 from services.api.auth.service import Principal
-from services.api.catalog.service import Offer
-from services.api.deps import BatcherDep, CatalogDep, PoolDep, SettingsDep
-from services.api.errors import NotFound
+from services.api.catalog.service import Offer, OfferCatalog
+from services.api.deps import CatalogDep, PoolDep, SettingsDep
+from services.api.errors import BadRequest, NotFound
 from services.api.requests import repository, service
-from services.api.requests.batcher import SubmitBatcher
 from services.api.requests.schemas import (
     AskBody,
     RequestPage,
@@ -23,28 +21,40 @@ from services.api.requests.schemas import (
 
 router = APIRouter(tags=["requests"])
 
-IdempotencyKey = Annotated[str | None, Header(max_length=200)]
-TraceParent = Annotated[str | None, Header()]
+SUBMIT_HEADERS = [
+    {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "maxLength": 200},
+        "description": "Ask for a new run of inputs already submitted.",
+    },
+    {
+        "name": "traceparent",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "W3C trace context the request joins; one is made otherwise.",
+    },
+]
 
 
-async def _submit(
-    offer: Offer,
-    body: bytes,
-    user: Principal,
-    pool: PgPool,
-    batcher: SubmitBatcher,
-    idempotency_key: str | None,
-    traceparent: str | None,
-) -> Submitted:
+async def _submit(request: Request, offer: Offer, body: bytes, user: Principal) -> Submitted:
+    """The submit path, shared by every submit route. It reads the state and headers itself
+    rather than through one dependency each: on the hottest route, resolving dependencies cost
+    a fifth of the API's CPU."""
+    idempotency_key = request.headers.get("idempotency-key")
+    if idempotency_key is not None and len(idempotency_key) > 200:
+        raise BadRequest("Idempotency-Key is longer than 200 characters")
     inputs = service.parse_inputs(body, offer)
     submission = await service.submit(
-        pool,
-        batcher,
+        request.state.pool,
+        request.state.batcher,
         user=user,
         offer=offer,
         inputs=inputs,
         idempotency_key=idempotency_key,
-        traceparent=traceparent,
+        traceparent=request.headers.get("traceparent"),
     )
     return Submitted(
         id=submission.id,
@@ -64,6 +74,7 @@ def _view(row: Any) -> RequestView:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Submitted,
     openapi_extra={
+        "parameters": SUBMIT_HEADERS,
         "requestBody": {
             "required": True,
             "content": {
@@ -75,39 +86,26 @@ def _view(row: Any) -> RequestView:
                     }
                 }
             },
-        }
+        },
     },
 )
-async def submit(
-    service_name: str,
-    action: str,
-    request: Request,
-    user: CurrentUser,
-    pool: PoolDep,
-    catalog: CatalogDep,
-    batcher: BatcherDep,
-    idempotency_key: IdempotencyKey = None,
-    traceparent: TraceParent = None,
-) -> Submitted:
+async def submit(service_name: str, action: str, request: Request, user: CurrentUser) -> Submitted:
     """Submit a request to the offer ``service_name/action``: 202 with its id and links."""
+    catalog: OfferCatalog = request.state.catalog
     offer = await catalog.get(service_name, action)
     if offer is None:
         raise NotFound(f"no enabled offer {service_name}/{action}")
-    return await _submit(
-        offer, await request.body(), user, pool, batcher, idempotency_key, traceparent
-    )
+    return await _submit(request, offer, await request.body(), user)
 
 
-@router.post("/ask", status_code=status.HTTP_202_ACCEPTED, response_model=Submitted)
+@router.post(
+    "/ask",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Submitted,
+    openapi_extra={"parameters": SUBMIT_HEADERS},
+)
 async def ask(
-    body: AskBody,
-    user: CurrentUser,
-    pool: PoolDep,
-    catalog: CatalogDep,
-    batcher: BatcherDep,
-    settings: SettingsDep,
-    idempotency_key: IdempotencyKey = None,
-    traceparent: TraceParent = None,
+    body: AskBody, request: Request, user: CurrentUser, catalog: CatalogDep, settings: SettingsDep
 ) -> Submitted:
     """Submit a prompt to the default offer (``RELAI_ASK_OFFER``)."""
     service_name, _, action = settings.ask_offer.partition("/")
@@ -115,15 +113,7 @@ async def ask(
     if offer is None:
         raise NotFound(f"the default offer {settings.ask_offer} is not enabled")
     variable = offer.template.variables[0] if offer.template.variables else "prompt"
-    return await _submit(
-        offer,
-        orjson.dumps({variable: body.prompt}),
-        user,
-        pool,
-        batcher,
-        idempotency_key,
-        traceparent,
-    )
+    return await _submit(request, offer, orjson.dumps({variable: body.prompt}), user)
 
 
 @router.get("/svc/request/{request_id}", response_model=RequestView)

@@ -84,6 +84,13 @@ async def test_duplicate_submission_returns_same_id_and_charges_nothing(
         "/svc/demo/echo", json={"text": "same"}, headers={**auth(alice), "Idempotency-Key": "run-2"}
     )
     assert keyed.json()["id"] != first.json()["id"]
+    too_long = await api.client.post(
+        "/svc/demo/echo",
+        json={"text": "same"},
+        headers={**auth(alice), "Idempotency-Key": "k" * 201},
+    )
+    assert too_long.status_code == 400
+    assert "Idempotency-Key" in too_long.json()["detail"]
     assert await _balance(db_pool, alice) == (96, 4)
 
 
