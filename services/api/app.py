@@ -78,6 +78,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             stream=TASKS_STREAM,
             max_batch=settings.submit_batch_max,
             flushers=settings.submit_flushers,
+            on_commit=relay.wake,
         )
         tasks = [
             asyncio.create_task(_supervise("submit", batcher.run)),

@@ -47,6 +47,11 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self.published = 0
 
+    def wake(self) -> None:
+        """Publish now: this process has just committed outbox rows. (Rows committed
+        elsewhere arrive by notification, or by the poll.)"""
+        self._wake.set()
+
     async def publish_batch(self) -> int:
         """Publish up to one batch; returns how many rows went out."""
         async with self._pool.acquire() as conn, conn.transaction():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -28,9 +29,16 @@ Outcome = asyncio.Future[bool | None]
 
 class SubmitBatcher:
     def __init__(
-        self, pool: asyncpg.Pool[Any], *, stream: str, max_batch: int, flushers: int
+        self,
+        pool: asyncpg.Pool[Any],
+        *,
+        stream: str,
+        max_batch: int,
+        flushers: int,
+        on_commit: Callable[[], None],
     ) -> None:
         self._pool = pool
+        self._on_commit = on_commit
         self._stream = stream
         self._max_batch = max_batch
         self._flushers = flushers
@@ -73,6 +81,8 @@ class SubmitBatcher:
             if not outcome.done():
                 outcome.set_exception(exc)
             return
+        if created:
+            self._on_commit()
         if not outcome.done():
             outcome.set_result(created)
 
@@ -84,6 +94,8 @@ class SubmitBatcher:
             )
         except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
             log.warning("batch submit failed; each request is retried alone", error=repr(exc))
+        if created:
+            self._on_commit()
         seen: set[uuid.UUID] = set()
         for new, outcome in batch:
             if not outcome.done():
