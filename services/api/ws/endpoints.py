@@ -63,7 +63,8 @@ def _state(request_id: uuid.UUID, status: str, results: Any, error: Any, updated
             "results": results,
             "error": error,
             "updated_at": updated_at,
-        }
+        },
+        option=orjson.OPT_UTC_Z,
     ).decode()
 
 
