@@ -32,6 +32,7 @@ lint: install ## ruff, formatting, mypy and the import-linter contracts
 
 bench: install ## Run the benchmarks and print comparable figures
 	$(VENV)/python -m bench
+	$(VENV)/python -m bench.submit_path --users 100
 
 e2e: install ## Only the end-to-end tests (real api, worker and recon processes)
 	$(VENV)/pytest -m e2e tests/e2e

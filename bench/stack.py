@@ -128,9 +128,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_stack(*, api_workers: int, workers: int) -> Iterator[Running]:
-    """Database ``relai_bench`` and Redis db 12 on the servers of DATABASE_URL/REDIS_URL, or on
-    embedded servers when those are unset."""
+def prepared_servers() -> Iterator[tuple[str, str]]:
+    """Database ``relai_bench`` (migrated, with the bench catalog) and Redis db 12, both empty,
+    on the servers of DATABASE_URL/REDIS_URL, or on embedded servers when those are unset."""
     embedded = None
     database_url, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
     if not database_url or not redis_url:
@@ -138,28 +138,33 @@ def running_stack(*, api_workers: int, workers: int) -> Iterator[Running]:
         database_url, redis_url = embedded.database_url, embedded.redis_url
     database_url = make_url(database_url).set(database="relai_bench").render_as_string(False)
     redis_url = str(make_url(redis_url).set(database="12"))
-    asyncio.run(_prepare(database_url, redis_url))
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "RELAI_LOG_LEVEL": "WARNING",
-    }
-    supervisor = Supervisor(env=env, stop_timeout=15)
     try:
-        supervisor.start(
-            ChildSpec(
-                "relai-api",
-                [console_script("relai-api"), "--port", str(port), "--workers", str(api_workers)],
-            )
-        )
-        for n in range(workers):
-            supervisor.start(ChildSpec(f"relai-worker-{n}", [console_script("relai-worker")]))
-        url = f"http://127.0.0.1:{port}"
-        wait_until_healthy(f"{url}/health", timeout=60, exited=supervisor.exited)
-        yield Running(url=url, database_url=database_url, supervisor=supervisor)
+        asyncio.run(_prepare(database_url, redis_url))
+        yield database_url, redis_url
     finally:
-        supervisor.stop()
         if embedded is not None:
             embedded.stop()
+
+
+@contextmanager
+def running_stack(*, api_workers: int, workers: int) -> Iterator[Running]:
+    """The real processes, started as a user starts them, on ``prepared_servers()``."""
+    with prepared_servers() as (database_url, redis_url):
+        port = _free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "RELAI_LOG_LEVEL": "WARNING",
+        }
+        supervisor = Supervisor(env=env, stop_timeout=15)
+        try:
+            api = [console_script("relai-api"), "--port", str(port), "--workers", str(api_workers)]
+            supervisor.start(ChildSpec("relai-api", api))
+            for n in range(workers):
+                supervisor.start(ChildSpec(f"relai-worker-{n}", [console_script("relai-worker")]))
+            url = f"http://127.0.0.1:{port}"
+            wait_until_healthy(f"{url}/health", timeout=60, exited=supervisor.exited)
+            yield Running(url=url, database_url=database_url, supervisor=supervisor)
+        finally:
+            supervisor.stop()

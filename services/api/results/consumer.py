@@ -21,7 +21,6 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ra
 from libs.contracts import (
     EVENT_BATCH,
     EVENTS_CHANNEL,
-    FINAL_STATUSES,
     RESULTS_GROUP,
     RESULTS_STREAM,
     RequestEvent,
@@ -157,7 +156,7 @@ class ResultsConsumer:
         pipe.xack(RESULTS_STREAM, RESULTS_GROUP, *ids)
         pipe.xdel(RESULTS_STREAM, *ids)
         if rows:
-            pipe.publish(EVENTS_CHANNEL, _events(rows, started))
+            pipe.publish(EVENTS_CHANNEL, _events(rows))
         await pipe.execute()
         self.processed += len(entries)
 
@@ -176,9 +175,9 @@ class ResultsConsumer:
         )
 
 
-def _events(rows: list[asyncpg.Record], started: dict[uuid.UUID, None]) -> bytes:
-    """The state changes to fan out. A request that started and ended within one batch is
-    written once, yet its watchers still see it running before they see it end."""
+def _events(rows: list[asyncpg.Record]) -> bytes:
+    """The state changes to fan out. A request whose end was written before its start (both in
+    one batch, or in batches written concurrently) still shows its watchers running first."""
     events: list[RequestEvent] = []
     for r in rows:
         status = RequestStatus(r["status"])
@@ -193,7 +192,7 @@ def _events(rows: list[asyncpg.Record], started: dict[uuid.UUID, None]) -> bytes
             error=r["error"],
             updated_at=r["updated_at"],
         )
-        if status in FINAL_STATUSES and r["id"] in started:
+        if r["unseen_start"]:
             events.append(
                 event.model_copy(update={"status": RequestStatus.RUNNING, "results": None})
             )

@@ -15,6 +15,8 @@ import orjson
 # - ``done``: outcomes are recorded; success settles the reservation (it becomes spent),
 #   failure refunds it (it returns to the balance), one ledger row per movement. Users are
 #   locked in id order so that concurrent consumers cannot deadlock on each other.
+#   ``unseen_start``: the request was never written as running (its start came in the same
+#   batch, or in one not committed yet): started_at and finished_at are then the same now().
 _RECORD = """
 WITH outcome AS (
     SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[])
@@ -29,7 +31,8 @@ WITH outcome AS (
         started_at = coalesce(r.started_at, now()), finished_at = now(), updated_at = now()
     FROM outcome o
     WHERE r.id = o.id AND r.status IN ('pending', 'running')
-    RETURNING r.id, r.user_id, r.price, r.status, r.results, r.error, r.updated_at, r.traceparent
+    RETURNING r.id, r.user_id, r.price, r.status, r.results, r.error, r.updated_at, r.traceparent,
+              r.started_at = r.finished_at AS unseen_start
 ), money AS (
     SELECT user_id,
            coalesce(sum(price) FILTER (WHERE status = 'succeeded'), 0) AS settled,
@@ -47,9 +50,10 @@ WITH outcome AS (
     SELECT user_id, id, CASE status WHEN 'succeeded' THEN 'settle' ELSE 'refund' END, price
     FROM done
 )
-SELECT id, user_id, status, results, error, updated_at, traceparent FROM started
+SELECT id, user_id, status, results, error, updated_at, traceparent, false AS unseen_start
+FROM started
 UNION ALL
-SELECT id, user_id, status, results, error, updated_at, traceparent FROM done
+SELECT id, user_id, status, results, error, updated_at, traceparent, unseen_start FROM done
 """
 
 

@@ -91,11 +91,18 @@ async def test_user_stream_shows_unfinished_then_changes_of_own_requests_only(
         strangers = await _submit(api, bob, "bob's")
         await _report(redis_client, strangers, "succeeded", results=["no"])
         await _report(redis_client, later, "succeeded", results=["yes"])
-        update = await _recv(ws)
-        assert (update["id"], update["status"], update["results"]) == (later, "succeeded", ["yes"])
+        # Ended without a reported start: watchers still see it running first.
+        assert [((u := await _recv(ws))["id"], u["status"]) for _ in range(2)] == [
+            (later, "running"),
+            (later, "succeeded"),
+        ]
+        assert u["results"] == ["yes"]
         await _report(redis_client, waiting, "failed", error="boom")
-        update = await _recv(ws)
-        assert (update["id"], update["status"], update["error"]) == (waiting, "failed", "boom")
+        assert [((u := await _recv(ws))["id"], u["status"]) for _ in range(2)] == [
+            (waiting, "running"),
+            (waiting, "failed"),
+        ]
+        assert u["error"] == "boom"
 
 
 async def test_reconnecting_with_since_replays_what_changed_while_away(
@@ -109,13 +116,11 @@ async def test_reconnecting_with_since_replays_what_changed_while_away(
     await _report(redis_client, first, "succeeded", results=["one"])
     await _report(redis_client, second, "failed", error="nope")
     async with asyncio.timeout(5):
-        while (await api.client.get(f"/svc/request/{second}", headers=auth(alice))).json()[
-            "status"
-        ] != "failed":
-            await asyncio.sleep(0.02)
-    async with connect(
-        f"{api.ws_url}/ws?{urlencode({'since': seen['updated_at']})}",
-        additional_headers=auth(alice),
-    ) as ws:
+        for request_id in (first, second):
+            url = f"/svc/request/{request_id}"
+            while (await api.client.get(url, headers=auth(alice))).json()["status"] == "pending":
+                await asyncio.sleep(0.02)
+    query = urlencode({"since": seen["updated_at"]})
+    async with connect(f"{api.ws_url}/ws?{query}", additional_headers=auth(alice)) as ws:
         replayed = [await _recv(ws), await _recv(ws)]
     assert {(s["id"], s["status"]) for s in replayed} == {(first, "succeeded"), (second, "failed")}
