@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from services.api import health
 from services.api.auth import endpoints as auth
+from services.api.catalog import endpoints as catalog
 from services.api.requests import endpoints as requests
 from services.api.ws import endpoints as ws
 
@@ -11,4 +12,5 @@ router = APIRouter()
 router.include_router(health.router)
 router.include_router(auth.router)
 router.include_router(requests.router)
+router.include_router(catalog.router)  # after requests: GET /svc/request/{id} must win
 router.include_router(ws.router)

@@ -18,6 +18,7 @@ from libs.logs import configure_logging, get_logger
 from libs.streams import create_redis
 from services.api.api import router
 from services.api.auth.service import Authenticator
+from services.api.catalog.openapi import install_openapi
 from services.api.catalog.service import OfferCatalog
 from services.api.errors import (
     UNAVAILABLE,
@@ -112,9 +113,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         summary="Asynchronous, reliable generative-AI requests.",
         version="0.1.0",
         lifespan=lifespan,
+        openapi_url=None,
     )
     app.add_exception_handler(RelaiError, relai_error_handler)
     for unavailable in UNAVAILABLE:
         app.add_exception_handler(unavailable, unavailable_handler)
     app.include_router(router)
+    install_openapi(app)
     return app

@@ -38,6 +38,7 @@ class OfferCatalog:
         self._pool = pool
         self._refresh_s = refresh_s
         self._offers: dict[tuple[str, str], Offer] = {}
+        self._listing: tuple[Offer, ...] = ()
         self._loaded_at = float("-inf")
         self._lock = asyncio.Lock()
 
@@ -50,6 +51,12 @@ class OfferCatalog:
             await self._reload()
             offer = self._offers.get((service, action))
         return offer
+
+    async def list_offers(self) -> tuple[Offer, ...]:
+        """Every enabled offer, sorted by service then action."""
+        if time.monotonic() - self._loaded_at > self._refresh_s:
+            await self._reload()
+        return self._listing
 
     async def _reload(self) -> None:
         started = time.monotonic()
@@ -70,4 +77,7 @@ class OfferCatalog:
                 )
                 for r in rows
             }
+            self._listing = tuple(
+                sorted(self._offers.values(), key=lambda o: (o.service, o.action))
+            )
             self._loaded_at = time.monotonic()

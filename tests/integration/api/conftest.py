@@ -3,6 +3,7 @@
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,15 +34,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-async def api(servers: ServerUrls, db_pool: "asyncpg.Pool[Any]") -> AsyncIterator[Api]:
-    await load_demo_catalog(db_pool)
-    settings = ApiSettings(
-        database_url=servers.database_url,
-        redis_url=servers.redis_url,
-        relay_poll_s=0.2,
-        log_json=True,
-    )
+@asynccontextmanager
+async def serving(settings: ApiSettings) -> AsyncIterator[Api]:
+    """The API app served by a real uvicorn in this test's event loop, with a client."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None)
@@ -50,10 +45,27 @@ async def api(servers: ServerUrls, db_pool: "asyncpg.Pool[Any]") -> AsyncIterato
     while not server.started:
         await asyncio.sleep(0.01)
     url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-        yield Api(url=url, client=client)
-    server.should_exit = True
-    await task
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            yield Api(url=url, client=client)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+
+
+def settings_for(servers: ServerUrls, **overrides: Any) -> ApiSettings:
+    return ApiSettings(
+        database_url=servers.database_url,
+        redis_url=servers.redis_url,
+        **{"relay_poll_s": 0.2, **overrides},
+    )
+
+
+@pytest.fixture
+async def api(servers: ServerUrls, db_pool: "asyncpg.Pool[Any]") -> AsyncIterator[Api]:
+    await load_demo_catalog(db_pool)
+    async with serving(settings_for(servers)) as running:
+        yield running
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 or charged twice."""
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -10,15 +9,13 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
 from libs.accounts import NewUser
 from libs.contracts import TASKS_STREAM
-from services.api.app import create_app
 from services.api.settings import ApiSettings
-from tests.integration.api.conftest import auth
+from tests.integration.api.conftest import auth, serving
 from tests.proxy import TcpProxy
 from tests.support import ServerUrls, create_user, load_demo_catalog
 
@@ -62,17 +59,8 @@ async def client(
         relay_poll_s=0.2,
         auth_cache_ttl_s=60,
     )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), port=port, log_config=None))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
-        yield c
-    server.should_exit = True
-    await asyncio.wait_for(task, 15)
+    async with serving(settings) as api:
+        yield api.client
 
 
 @pytest.fixture

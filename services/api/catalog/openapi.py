@@ -1,0 +1,119 @@
+"""The OpenAPI document: FastAPI's generic one plus a ``POST`` path per enabled offer.
+
+Offers are data, so the document is built per call from the offers the catalog holds now;
+FastAPI would serve the first document it built for the life of the process. Only the generic
+part, which changes with the code alone, is cached (by ``FastAPI.openapi``).
+"""
+
+from collections.abc import Iterable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from services.api.catalog.schemas import inputs_schema, submit_path
+from services.api.catalog.service import Offer
+from services.api.deps import CatalogDep
+
+OPENAPI_URL = "/openapi.json"
+GENERIC_SUBMIT = "/svc/{service_name}/{action}"
+SUBMITTED_REF = "#/components/schemas/Submitted"
+
+
+def _submit_operation(offer: Offer, parameters: list[Any], operation_id: str) -> dict[str, Any]:
+    inputs = inputs_schema(offer).model_dump(by_alias=True)
+    return {
+        "tags": ["offers"],
+        "summary": f"Submit to {offer.service}/{offer.action}",
+        "description": (
+            f"Costs {offer.price} credits and makes {offer.create_qty} result(s). "
+            "Answers 202 with the request's id and links."
+        ),
+        "operationId": operation_id,
+        "parameters": parameters,
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": inputs}},
+        },
+        "responses": {
+            "202": {
+                "description": "Accepted",
+                "content": {"application/json": {"schema": {"$ref": SUBMITTED_REF}}},
+            },
+            "401": {"description": "Missing or unknown API key"},
+            "402": {"description": "Not enough credits"},
+            "422": {"description": "Missing, unknown or non-string fields"},
+        },
+    }
+
+
+def _operation_ids(paths: dict[str, Any]) -> set[str]:
+    return {
+        op["operationId"]
+        for item in paths.values()
+        for op in item.values()
+        if isinstance(op, dict) and "operationId" in op
+    }
+
+
+def with_offers(generic: dict[str, Any], offers: Iterable[Offer]) -> dict[str, Any]:
+    """``generic`` (left unchanged) with ``POST /svc/<service>/<action>`` for each offer.
+
+    The offer operations take their header parameters from the generic submit operation.
+    """
+    paths: dict[str, Any] = dict(generic.get("paths", {}))
+    generic_submit = paths.get(GENERIC_SUBMIT, {}).get("post", {})
+    headers = [p for p in generic_submit.get("parameters", []) if p.get("in") != "path"]
+    taken = _operation_ids(paths)
+    for offer in offers:
+        path = submit_path(offer.service, offer.action)
+        item = dict(paths.get(path, {}))
+        if "post" in item:
+            continue
+        operation_id = base = f"submit_{offer.service}_{offer.action}"
+        suffix = 1
+        while operation_id in taken:
+            suffix += 1
+            operation_id = f"{base}_{suffix}"
+        taken.add(operation_id)
+        item["post"] = _submit_operation(offer, headers, operation_id)
+        paths[path] = item
+    return {**generic, "paths": paths}
+
+
+def _root_path(request: Request) -> str:
+    root_path: str = request.scope.get("root_path", "")
+    return root_path.rstrip("/")
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Serve ``/openapi.json`` with the offers, and ``/docs`` and ``/redoc`` over it.
+
+    ``app`` must be made with ``openapi_url=None``, so that FastAPI serves neither its cached
+    document nor its own documentation pages.
+    """
+    if app.openapi_url is not None:
+        raise ValueError("create the app with openapi_url=None: this serves the document")
+
+    async def openapi(request: Request, catalog: CatalogDep) -> JSONResponse:
+        document = with_offers(app.openapi(), await catalog.list_offers())
+        root_path = _root_path(request)
+        servers = document.get("servers", [])
+        if root_path and app.root_path_in_servers and root_path not in {s["url"] for s in servers}:
+            document["servers"] = [{"url": root_path}, *servers]
+        return JSONResponse(document)
+
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=_root_path(request) + OPENAPI_URL, title=f"{app.title} - Swagger UI"
+        )
+
+    async def redoc(request: Request) -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=_root_path(request) + OPENAPI_URL, title=f"{app.title} - ReDoc"
+        )
+
+    app.add_api_route(OPENAPI_URL, openapi, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/docs", swagger_ui, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/redoc", redoc, methods=["GET"], include_in_schema=False)
