@@ -114,6 +114,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         openapi_url=None,
+        max_body_size=settings.max_body_bytes,
     )
     app.add_exception_handler(RelaiError, relai_error_handler)
     for unavailable in UNAVAILABLE:

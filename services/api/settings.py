@@ -30,6 +30,10 @@ class ApiSettings(CommonSettings):
     ws_queue_size: int = 10_000
     """Events buffered for one WebSocket; a client that falls further behind is disconnected."""
     page_size_max: int = 200
+    max_body_bytes: int = 1_048_576
+    """Larger request bodies are refused with 413."""
+    max_prompt_chars: int = 200_000
+    """A rendered prompt longer than this is refused with 422."""
 
 
 @lru_cache

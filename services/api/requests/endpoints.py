@@ -55,6 +55,7 @@ async def _submit(request: Request, offer: Offer, body: bytes, user: Principal) 
         inputs=inputs,
         idempotency_key=idempotency_key,
         traceparent=request.headers.get("traceparent"),
+        max_prompt_chars=request.state.settings.max_prompt_chars,
     )
     return Submitted(
         id=submission.id,

@@ -97,10 +97,16 @@ async def submit(
     inputs: dict[str, str],
     idempotency_key: str | None,
     traceparent: str | None,
+    max_prompt_chars: int,
 ) -> Submission:
     request_id = derive_request_id(user.id, offer.id, inputs, idempotency_key)
     trace = valid_traceparent(traceparent) or new_traceparent()
     prompt = offer.template.render(inputs)
+    if len(prompt) > max_prompt_chars:
+        raise InvalidInputs(
+            f"the prompt is {len(prompt)} characters long; the limit is {max_prompt_chars}",
+            limit=max_prompt_chars,
+        )
     task = TaskMessage(
         request_id=request_id,
         traceparent=trace,

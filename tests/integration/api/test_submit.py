@@ -7,7 +7,8 @@ import pytest
 from libs.accounts import NewUser
 from libs.contracts import TASKS_STREAM, TaskMessage
 from libs.streams import decode
-from tests.integration.api.conftest import Api, auth
+from tests.integration.api.conftest import Api, auth, serving, settings_for
+from tests.support import ServerUrls, load_demo_catalog
 
 
 async def _balance(pool: "asyncpg.Pool[Any]", user: NewUser) -> tuple[int, int]:
@@ -272,3 +273,23 @@ async def test_concurrent_submissions_stop_exactly_at_the_balance(
     assert await db_pool.fetchval("SELECT count(*) FROM requests") == 10
     assert await db_pool.fetchval("SELECT count(*) FROM credit_ledger WHERE kind = 'reserve'") == 10
     assert await _balance(db_pool, user) == (1, 20)
+
+
+async def test_oversized_body_is_413_and_overlong_prompt_is_422(
+    servers: ServerUrls, db_pool: "asyncpg.Pool[Any]", alice: NewUser
+) -> None:
+    await load_demo_catalog(db_pool)
+    settings = settings_for(servers, max_body_bytes=1000, max_prompt_chars=100)
+    async with serving(settings) as small:
+        big = await small.client.post(
+            "/svc/demo/echo", json={"text": "x" * 2000}, headers=auth(alice)
+        )
+        assert big.status_code == 413
+        long = await small.client.post(
+            "/svc/demo/greet", json={"name": "n" * 90, "age": "3" * 20}, headers=auth(alice)
+        )
+        assert long.status_code == 422
+        assert "the limit is 100" in long.json()["detail"]
+        fits = await small.client.post("/svc/demo/echo", json={"text": "x"}, headers=auth(alice))
+        assert fits.status_code == 202
+    assert await db_pool.fetchval("SELECT count(*) FROM requests") == 1
