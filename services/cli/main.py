@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import catalog, users
+from services.cli import catalog, keys, users
 from services.cli._common import display_url, reports_errors
 from services.cli.migrate import upgrade_to_head
 from services.cli.settings import get_settings
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 app.add_typer(users.app, name="users")
 app.add_typer(catalog.app, name="catalog")
+app.add_typer(keys.app, name="keys")
 
 
 @app.command()
