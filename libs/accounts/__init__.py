@@ -1,15 +1,14 @@
 """Users and their API keys, as the CLI and admin tools create them."""
 
+from libs.accounts.errors import UnknownKeyError, UnknownUserError, UserExistsError
 from libs.accounts.keys import (
     KeyInfo,
-    UnknownKeyError,
-    UnknownUserError,
     issue_key,
     list_keys,
     revoke_key,
     rotate_key,
 )
-from libs.accounts.users import NewUser, UserExistsError, add_api_key, create_user
+from libs.accounts.users import NewUser, add_api_key, create_user, grant_credits
 
 __all__ = [
     "KeyInfo",
@@ -19,6 +18,7 @@ __all__ = [
     "UserExistsError",
     "add_api_key",
     "create_user",
+    "grant_credits",
     "issue_key",
     "list_keys",
     "revoke_key",

@@ -6,16 +6,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from libs.accounts.errors import UnknownKeyError, UnknownUserError
 from libs.accounts.users import add_api_key
 from libs.db import PgConnection
-
-
-class UnknownUserError(LookupError):
-    pass
-
-
-class UnknownKeyError(LookupError):
-    pass
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from typing import Literal
 
 import asyncpg
 
+from libs.accounts.errors import UnknownUserError, UserExistsError
 from libs.db import PgConnection
 from libs.security import generate_api_key, hash_api_key
 
@@ -18,10 +19,6 @@ class NewUser:
     credits: int
     api_key: str
     """Shown once; only its hash is stored."""
-
-
-class UserExistsError(ValueError):
-    pass
 
 
 async def create_user(
@@ -66,3 +63,25 @@ async def add_api_key(conn: PgConnection, *, user_id: uuid.UUID) -> str:
         key[:8],
     )
     return key
+
+
+async def grant_credits(conn: PgConnection, *, user: str, amount: int) -> int:
+    """Add ``amount`` credits to the user's balance (a ``grant`` in the ledger); returns the new
+    balance."""
+    if amount <= 0:
+        raise ValueError("a grant must be a positive number of credits")
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            "UPDATE users SET balance = balance + $2 WHERE name = $1 RETURNING id, balance",
+            user,
+            amount,
+        )
+        if row is None:
+            raise UnknownUserError(f"no user named {user!r}")
+        await conn.execute(
+            "INSERT INTO credit_ledger (user_id, kind, amount) VALUES ($1, 'grant', $2)",
+            row["id"],
+            amount,
+        )
+    balance: int = row["balance"]
+    return balance

@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from services.api import health
+from services.api.admin import endpoints as admin
 from services.api.auth import endpoints as auth
 from services.api.catalog import endpoints as catalog
 from services.api.requests import endpoints as requests
@@ -14,3 +15,4 @@ router.include_router(auth.router)
 router.include_router(requests.router)
 router.include_router(catalog.router)  # after requests: GET /svc/request/{id} must win
 router.include_router(ws.router)
+router.include_router(admin.router)

@@ -38,8 +38,16 @@ class InsufficientCredits(RelaiError):
     status_code, code = 402, "insufficient_credits"
 
 
+class Forbidden(RelaiError):
+    status_code, code = 403, "forbidden"
+
+
 class NotFound(RelaiError):
     status_code, code = 404, "not_found"
+
+
+class Conflict(RelaiError):
+    status_code, code = 409, "conflict"
 
 
 class InvalidInputs(RelaiError):

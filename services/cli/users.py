@@ -8,7 +8,14 @@ from typing import Annotated, Literal
 
 import typer
 
-from libs.accounts import NewUser, UserExistsError, add_api_key, create_user
+from libs.accounts import (
+    NewUser,
+    UnknownUserError,
+    UserExistsError,
+    add_api_key,
+    create_user,
+    grant_credits,
+)
 from libs.db import PgConnection
 from services.cli._common import CliError, connect, reports_errors
 from services.cli.settings import get_settings
@@ -72,3 +79,22 @@ def create(
     typer.echo(f"id:      {user.id}")
     typer.echo(f"api key: {user.api_key}")
     typer.echo("The API key is shown only this once: store it now.", err=True)
+
+
+async def _grant(database_url: str, *, name: str, credits: int) -> int:
+    async with connect(database_url) as conn:
+        try:
+            return await grant_credits(conn, user=name, amount=credits)
+        except UnknownUserError as exc:
+            raise CliError(str(exc)) from exc
+
+
+@app.command("grant")
+@reports_errors
+def grant(
+    name: Annotated[str, typer.Option("--name", help="The user's name.")],
+    credits: Annotated[int, typer.Option("--credits", min=1, help="Credits to add.")],
+) -> None:
+    """Add credits to a user's balance (a ``grant`` in the ledger)."""
+    balance = asyncio.run(_grant(get_settings().database_url, name=name, credits=credits))
+    typer.echo(f"{name!r} now has {balance} credits")

@@ -77,3 +77,20 @@ async def test_unreachable_database_fails_clearly(relai: Relai) -> None:
     assert "cannot connect to Postgres at postgresql://postgres:***@127.0.0.1" in result.stderr
     assert "secret" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_grant_adds_credits_through_the_ledger(
+    relai: Relai, db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    assert relai("users", "create", "--name", "gus", "--credits", "5").returncode == 0
+    granted = relai("users", "grant", "--name", "gus", "--credits", "7")
+    assert granted.returncode == 0, granted.stderr
+    assert "'gus' now has 12 credits" in granted.stdout
+    grants = await db_pool.fetch(
+        "SELECT amount FROM credit_ledger l JOIN users u ON u.id = l.user_id "
+        "WHERE u.name = 'gus' AND kind = 'grant' ORDER BY l.id"
+    )
+    assert [g["amount"] for g in grants] == [5, 7]
+    missing = relai("users", "grant", "--name", "ghost", "--credits", "1")
+    assert missing.returncode == 1
+    assert "no user named 'ghost'" in missing.stderr

@@ -1,0 +1,10 @@
+class UserExistsError(ValueError):
+    pass
+
+
+class UnknownUserError(LookupError):
+    pass
+
+
+class UnknownKeyError(LookupError):
+    pass

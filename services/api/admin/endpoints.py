@@ -1,0 +1,89 @@
+"""Administration: users, credits and API keys. Every route needs the admin role (403)."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from libs import accounts
+from services.api.admin import repository
+from services.api.admin.dependencies import AdminUser
+from services.api.admin.schemas import (
+    Balance,
+    CreatedUser,
+    GrantBody,
+    KeyView,
+    NewKey,
+    NewUserBody,
+    UserView,
+)
+from services.api.deps import PoolDep
+from services.api.errors import Conflict, NotFound
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+@router.get("/users", response_model=list[UserView])
+async def list_users(
+    _: AdminUser,
+    pool: PoolDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[UserView]:
+    rows = await repository.list_users(pool, limit=limit, offset=offset)
+    return [UserView.model_validate(dict(r)) for r in rows]
+
+
+@router.post("/users", status_code=status.HTTP_201_CREATED, response_model=CreatedUser)
+async def create_user(body: NewUserBody, _: AdminUser, pool: PoolDep) -> CreatedUser:
+    async with pool.acquire() as conn:
+        try:
+            new = await accounts.create_user(
+                conn, name=body.name, credits=body.credits, role=body.role
+            )
+        except accounts.UserExistsError as exc:
+            raise Conflict(str(exc)) from exc
+    row = await repository.get_user(pool, body.name)
+    assert row is not None
+    return CreatedUser.model_validate({**dict(row), "api_key": new.api_key})
+
+
+@router.post("/users/{name}/grants", response_model=Balance)
+async def grant(name: str, body: GrantBody, _: AdminUser, pool: PoolDep) -> Balance:
+    """Add credits to a user's balance (a ``grant`` in the ledger)."""
+    async with pool.acquire() as conn:
+        try:
+            balance = await accounts.grant_credits(conn, user=name, amount=body.credits)
+        except accounts.UnknownUserError as exc:
+            raise NotFound(str(exc)) from exc
+    return Balance(balance=balance)
+
+
+@router.get("/users/{name}/keys", response_model=list[KeyView])
+async def list_keys(name: str, _: AdminUser, pool: PoolDep) -> list[KeyView]:
+    async with pool.acquire() as conn:
+        try:
+            keys = await accounts.list_keys(conn, user=name)
+        except accounts.UnknownUserError as exc:
+            raise NotFound(str(exc)) from exc
+    return [KeyView.model_validate(k, from_attributes=True) for k in keys]
+
+
+@router.post("/keys/{key_id}/revoke", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_key(key_id: uuid.UUID, _: AdminUser, pool: PoolDep) -> None:
+    """Revoke a key; API processes stop trusting it within ``RELAI_AUTH_CACHE_TTL_S``."""
+    async with pool.acquire() as conn:
+        try:
+            await accounts.revoke_key(conn, key_id=key_id)
+        except accounts.UnknownKeyError as exc:
+            raise NotFound(str(exc)) from exc
+
+
+@router.post("/keys/{key_id}/rotate", response_model=NewKey)
+async def rotate_key(key_id: uuid.UUID, _: AdminUser, pool: PoolDep) -> NewKey:
+    """Revoke a live key and issue its user a new one."""
+    async with pool.acquire() as conn:
+        try:
+            return NewKey(api_key=await accounts.rotate_key(conn, key_id=key_id))
+        except accounts.UnknownKeyError as exc:
+            raise NotFound(str(exc)) from exc

@@ -1,0 +1,49 @@
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class UserView(BaseModel):
+    id: uuid.UUID
+    name: str
+    role: str
+    balance: int
+    reserved: int
+    created_at: datetime
+
+
+class NewUserBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    credits: int = Field(ge=0)
+    role: Literal["user", "admin"] = "user"
+
+
+class CreatedUser(UserView):
+    api_key: str
+    """Shown once; only its hash is stored."""
+
+
+class GrantBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    credits: int = Field(gt=0)
+
+
+class Balance(BaseModel):
+    balance: int
+
+
+class KeyView(BaseModel):
+    id: uuid.UUID
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class NewKey(BaseModel):
+    api_key: str
+    """Shown once; only its hash is stored."""
