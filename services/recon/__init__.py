@@ -1,4 +1,4 @@
 """Recon: makes sure every request ends, tracks usage, reports health and raises alerts.
 
-For now it reports health; the reconciliation loops come next.
+It reports health and runs the completion loop, which re-drives or fails stuck requests.
 """

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
@@ -12,6 +14,7 @@ from redis.asyncio import Redis
 from libs.db import PgPool, create_pool
 from libs.streams import create_redis
 from services.recon.api import router
+from services.recon.completion.service import CompletionLoop
 from services.recon.settings import ReconSettings, get_settings
 
 
@@ -19,6 +22,7 @@ class State(TypedDict):
     settings: ReconSettings
     pool: PgPool
     redis: Redis
+    completion: CompletionLoop
 
 
 def create_app(settings: ReconSettings | None = None) -> FastAPI:
@@ -29,9 +33,21 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
         # min_size=0: recon must start, and report, while Postgres is down.
         pool = await create_pool(settings.database_url, min_size=0, max_size=4)
         redis = create_redis(settings.redis_url, max_connections=8)
+        completion = CompletionLoop(
+            pool,
+            redis,
+            interval_s=settings.recon_completion_interval_s,
+            stuck_after_s=settings.recon_stuck_after_s,
+            max_attempts=settings.recon_max_attempts,
+            batch=settings.recon_completion_batch,
+        )
+        task = asyncio.create_task(completion.run_forever(), name="recon-completion")
         try:
-            yield State(settings=settings, pool=pool, redis=redis)
+            yield State(settings=settings, pool=pool, redis=redis, completion=completion)
         finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
             await redis.aclose()
             await pool.close()
 

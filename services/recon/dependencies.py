@@ -4,6 +4,7 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 
 from libs.db import PgPool
+from services.recon.completion.service import CompletionLoop
 from services.recon.settings import ReconSettings
 
 
@@ -19,6 +20,11 @@ def _redis(request: Request) -> Redis:
     return cast(Redis, request.state.redis)
 
 
+def _completion(request: Request) -> CompletionLoop:
+    return cast(CompletionLoop, request.state.completion)
+
+
 SettingsDep = Annotated[ReconSettings, Depends(_settings)]
 PoolDep = Annotated[PgPool, Depends(_pool)]
 RedisDep = Annotated[Redis, Depends(_redis)]
+CompletionDep = Annotated[CompletionLoop, Depends(_completion)]

@@ -23,11 +23,11 @@ from libs.contracts import (
     EVENTS_CHANNEL,
     RESULTS_GROUP,
     RESULTS_STREAM,
-    RequestEvent,
     RequestStatus,
     ResultMessage,
 )
 from libs.logs import get_logger
+from libs.outcomes import events_of
 from libs.streams import Entry, decode, ensure_group, entries_of
 from services.api.results import repository
 
@@ -176,25 +176,7 @@ class ResultsConsumer:
 
 
 def _events(rows: list[asyncpg.Record]) -> bytes:
-    """The state changes to fan out. A request whose end was written before its start (both in
-    one batch, or in batches written concurrently) still shows its watchers running first."""
-    events: list[RequestEvent] = []
     for r in rows:
-        status = RequestStatus(r["status"])
-        if status == RequestStatus.FAILED:
+        if r["status"] == RequestStatus.FAILED:
             log.info("request.failed", request_id=str(r["id"]), error=r["error"])
-        event = RequestEvent(
-            request_id=r["id"],
-            user_id=r["user_id"],
-            traceparent=r["traceparent"],
-            status=status,
-            results=r["results"],
-            error=r["error"],
-            updated_at=r["updated_at"],
-        )
-        if r["unseen_start"]:
-            events.append(
-                event.model_copy(update={"status": RequestStatus.RUNNING, "results": None})
-            )
-        events.append(event)
-    return EVENT_BATCH.dump_json(events, exclude_none=True)
+    return EVENT_BATCH.dump_json(events_of(rows), exclude_none=True)

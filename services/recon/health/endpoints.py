@@ -1,6 +1,6 @@
 from fastapi import APIRouter, Response, status
 
-from services.recon.dependencies import PoolDep, RedisDep, SettingsDep
+from services.recon.dependencies import CompletionDep, PoolDep, RedisDep, SettingsDep
 from services.recon.health import service
 from services.recon.health.schemas import Health
 
@@ -10,14 +10,24 @@ router = APIRouter(tags=["health"])
 @router.get(
     "/health",
     responses={status.HTTP_503_SERVICE_UNAVAILABLE: {"model": Health}},
-    summary="Postgres and Redis reachability, outbox backlog, stream lag, oldest open request",
+    summary=(
+        "Postgres and Redis reachability, outbox backlog, stream lag, oldest open request,"
+        " completion loop"
+    ),
 )
 async def health(
-    pool: PoolDep, redis: RedisDep, settings: SettingsDep, response: Response
+    pool: PoolDep,
+    redis: RedisDep,
+    settings: SettingsDep,
+    completion: CompletionDep,
+    response: Response,
 ) -> Health:
     """200 when Postgres and Redis both answer, 503 otherwise; the body says what failed."""
     report = await service.check_health(
-        pool=pool, redis=redis, timeout=settings.recon_health_timeout
+        pool=pool,
+        redis=redis,
+        timeout=settings.recon_health_timeout,
+        completion=completion.report(),
     )
     if report.status != "ok":
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE

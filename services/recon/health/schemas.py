@@ -2,6 +2,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from services.recon.completion.schemas import CompletionReport
+
 
 class Probe(BaseModel):
     status: Literal["ok", "error"]
@@ -39,3 +41,4 @@ class Health(BaseModel):
     outbox: OutboxBacklog | None = None
     requests: UnfinishedRequests | None = None
     streams: dict[str, StreamInfo] | None = None
+    completion: CompletionReport | None = None

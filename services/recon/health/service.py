@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 
 from libs.contracts import RESULTS_STREAM, TASKS_STREAM
 from libs.db import PgPool
+from services.recon.completion.schemas import CompletionReport
 from services.recon.health import repository, streams
 from services.recon.health.schemas import (
     Health,
@@ -20,7 +21,9 @@ from services.recon.health.schemas import (
 STREAMS = (TASKS_STREAM, RESULTS_STREAM)
 
 
-async def check_health(*, pool: PgPool, redis: Redis, timeout: float) -> Health:
+async def check_health(
+    *, pool: PgPool, redis: Redis, timeout: float, completion: CompletionReport | None = None
+) -> Health:
     (postgres, backlog), (redis_probe, stream_infos) = await asyncio.gather(
         _probe_postgres(pool, timeout), _probe_redis(redis, timeout)
     )
@@ -40,6 +43,7 @@ async def check_health(*, pool: PgPool, redis: Redis, timeout: float) -> Health:
             count=backlog.unfinished_count, oldest_age_seconds=backlog.unfinished_oldest_age
         ),
         streams=stream_infos,
+        completion=completion,
     )
 
 

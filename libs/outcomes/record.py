@@ -1,0 +1,99 @@
+"""The one statement that records outcomes. It only moves a request forward
+(pending → running → succeeded | failed), so a second delivery finds nothing to change."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+import orjson
+
+from libs.contracts import RequestEvent, RequestStatus
+from libs.db import PgConnection, PgPool
+
+# One round trip for a whole batch of progress reports:
+# - ``started``: pending requests become running (those that also ended in this batch are
+#   left to ``done``, since a statement may change a row only once);
+# - ``done``: outcomes are recorded; success settles the reservation (it becomes spent),
+#   failure refunds it (it returns to the balance), one ledger row per movement. Users are
+#   locked in id order so that concurrent consumers cannot deadlock on each other.
+#   ``unseen_start``: the request was never written as running (its start came in the same
+#   batch, or in one not committed yet): started_at and finished_at are then the same now().
+_RECORD = """
+WITH outcome AS (
+    SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[])
+        AS t(id, status, results, error)
+), started AS (
+    UPDATE requests SET status = 'running', started_at = now(), updated_at = now()
+    WHERE id = ANY($1::uuid[]) AND status = 'pending' AND id <> ALL($2::uuid[])
+    RETURNING id, user_id, status, results, error, updated_at, traceparent
+), done AS (
+    UPDATE requests r
+    SET status = o.status, results = o.results::jsonb, error = o.error,
+        started_at = coalesce(r.started_at, now()), finished_at = now(), updated_at = now()
+    FROM outcome o
+    WHERE r.id = o.id AND r.status IN ('pending', 'running')
+    RETURNING r.id, r.user_id, r.price, r.status, r.results, r.error, r.updated_at, r.traceparent,
+              r.started_at = r.finished_at AS unseen_start
+), money AS (
+    SELECT user_id,
+           coalesce(sum(price) FILTER (WHERE status = 'succeeded'), 0) AS settled,
+           coalesce(sum(price) FILTER (WHERE status = 'failed'), 0) AS refunded
+    FROM done GROUP BY user_id
+), locked AS (
+    SELECT u.id FROM users u JOIN money m ON m.user_id = u.id ORDER BY u.id FOR UPDATE OF u
+), balances AS (
+    UPDATE users u
+    SET reserved = u.reserved - m.settled - m.refunded, balance = u.balance + m.refunded
+    FROM money m, locked l
+    WHERE u.id = m.user_id AND l.id = u.id
+), ledger AS (
+    INSERT INTO credit_ledger (user_id, request_id, kind, amount)
+    SELECT user_id, id, CASE status WHEN 'succeeded' THEN 'settle' ELSE 'refund' END, price
+    FROM done
+)
+SELECT id, user_id, status, results, error, updated_at, traceparent, false AS unseen_start
+FROM started
+UNION ALL
+SELECT id, user_id, status, results, error, updated_at, traceparent, unseen_start FROM done
+"""
+
+
+async def record_outcomes(
+    db: PgPool | PgConnection,
+    *,
+    started: list[uuid.UUID],
+    ended: list[uuid.UUID],
+    statuses: list[str],
+    results: list[list[Any] | None],
+    errors: list[str | None],
+) -> list[asyncpg.Record]:
+    """Apply a batch (``statuses`` are ``succeeded`` or ``failed``, one per ``ended``); returns
+    the new state of every request it changed. Pass a connection to run it inside a transaction
+    of the caller's."""
+    encoded = [None if r is None else orjson.dumps(r).decode() for r in results]
+    return await db.fetch(_RECORD, started, ended, statuses, encoded, errors)
+
+
+def events_of(rows: list[asyncpg.Record]) -> list[RequestEvent]:
+    """The state changes ``record_outcomes`` made, as events for watchers. A request whose end
+    was written before its start (both in one batch, or in batches written concurrently) still
+    shows its watchers running first."""
+    events: list[RequestEvent] = []
+    for r in rows:
+        event = RequestEvent(
+            request_id=r["id"],
+            user_id=r["user_id"],
+            traceparent=r["traceparent"],
+            status=RequestStatus(r["status"]),
+            results=r["results"],
+            error=r["error"],
+            updated_at=r["updated_at"],
+        )
+        if r["unseen_start"]:
+            events.append(
+                event.model_copy(update={"status": RequestStatus.RUNNING, "results": None})
+            )
+        events.append(event)
+    return events

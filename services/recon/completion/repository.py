@@ -1,0 +1,83 @@
+"""SQL of the completion loop. Ages use the database clock, never this host's."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from libs.db import PgConnection
+
+_CANDIDATES = """
+SELECT r.id, r.updated_at FROM requests r
+WHERE r.status IN ('pending', 'running')
+  AND r.updated_at < now() - make_interval(secs => $1)
+  AND NOT EXISTS (SELECT 1 FROM outbox ob WHERE ob.request_id = r.id)
+ORDER BY r.updated_at
+LIMIT $2
+"""
+
+# Locks the request only if it is exactly as the candidate scan saw it: another replica that
+# got there first, or any progress meanwhile, changed updated_at (or holds the lock).
+_LOCK = """
+SELECT r.id, r.attempt, r.prompt, r.traceparent, o.handler_id, o.create_qty,
+       h.params || o.params AS params
+FROM requests r JOIN offers o ON o.id = r.offer_id JOIN handlers h ON h.id = o.handler_id
+WHERE r.id = $1 AND r.updated_at = $2 AND r.status IN ('pending', 'running')
+  AND NOT EXISTS (SELECT 1 FROM outbox ob WHERE ob.request_id = r.id)
+FOR UPDATE OF r SKIP LOCKED
+"""
+
+_REDRIVE = """
+WITH bumped AS (
+    UPDATE requests SET attempt = $2, updated_at = now() WHERE id = $1 RETURNING id
+)
+INSERT INTO outbox (stream, request_id, payload) SELECT $3, id, $4 FROM bumped
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    id: uuid.UUID
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Locked:
+    id: uuid.UUID
+    attempt: int
+    prompt: str
+    traceparent: str | None
+    handler: str
+    create_qty: int
+    params: dict[str, Any]
+
+
+async def stuck_requests(conn: PgConnection, *, older_than_s: float, limit: int) -> list[Candidate]:
+    rows = await conn.fetch(_CANDIDATES, older_than_s, limit)
+    return [Candidate(id=r["id"], updated_at=r["updated_at"]) for r in rows]
+
+
+async def lock_unchanged(conn: PgConnection, candidate: Candidate) -> Locked | None:
+    """The request, locked for this transaction; None if it moved or another holds it."""
+    row = await conn.fetchrow(_LOCK, candidate.id, candidate.updated_at)
+    if row is None:
+        return None
+    return Locked(
+        id=row["id"],
+        attempt=row["attempt"],
+        prompt=row["prompt"],
+        traceparent=row["traceparent"],
+        handler=row["handler_id"],
+        create_qty=row["create_qty"],
+        params=row["params"],
+    )
+
+
+async def redrive(
+    conn: PgConnection, request_id: uuid.UUID, *, attempt: int, stream: str, payload: str
+) -> None:
+    """Record the new attempt and queue its task through the outbox, in the caller's
+    transaction."""
+    await conn.execute(_REDRIVE, request_id, attempt, stream, payload)

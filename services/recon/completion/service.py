@@ -1,0 +1,174 @@
+"""The completion loop: find requests nobody is working on, and re-drive or end them.
+
+Order matters. Candidates are read from Postgres *before* the streams: a candidate has no outbox
+row, so the relay had already committed its ``XADD`` and the stream read that follows sees it.
+Each candidate is then handled in its own transaction that re-checks it under a row lock, so a
+request that progressed meanwhile, or that another recon replica took, is left alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import asyncpg
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from libs.contracts import (
+    EVENT_BATCH,
+    EVENTS_CHANNEL,
+    RESULTS_STREAM,
+    TASKS_STREAM,
+    RequestStatus,
+    TaskMessage,
+)
+from libs.db import PgConnection, PgPool
+from libs.logs import bind_request, get_logger
+from libs.outcomes import events_of, record_outcomes
+from services.recon.completion import repository, streams
+from services.recon.completion.schemas import CompletionReport
+
+log = get_logger(__name__)
+
+Outcome = Literal["redriven", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    redriven: int = 0
+    failed: int = 0
+    skipped: bool = False
+
+
+class CompletionLoop:
+    def __init__(
+        self,
+        pool: PgPool,
+        redis: Redis,
+        *,
+        interval_s: float,
+        stuck_after_s: float,
+        max_attempts: int,
+        batch: int,
+        stream_chunk: int = 1000,
+    ) -> None:
+        self._pool = pool
+        self._redis = redis
+        self._interval_s = interval_s
+        self._stuck_after_s = stuck_after_s
+        self._max_attempts = max_attempts
+        self._batch = batch
+        self._stream_chunk = stream_chunk
+        self._last_run_at: datetime | None = None
+        self._redriven = 0
+        self._failed = 0
+        self._skipped = 0
+
+    def report(self) -> CompletionReport:
+        return CompletionReport(
+            last_run_at=self._last_run_at,
+            redriven=self._redriven,
+            failed=self._failed,
+            skipped_runs=self._skipped,
+        )
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                self._skipped += 1
+                log.warning("completion.run_failed", error=f"{type(exc).__name__}: {exc}")
+            except Exception:
+                self._skipped += 1
+                log.exception("completion.run_failed")
+            await asyncio.sleep(self._interval_s)
+
+    async def run_once(self) -> RunResult:
+        async with self._pool.acquire() as conn:
+            candidates = await repository.stuck_requests(
+                conn, older_than_s=self._stuck_after_s, limit=self._batch
+            )
+        if candidates:
+            try:
+                live = await streams.live_request_ids(
+                    self._redis, (TASKS_STREAM, RESULTS_STREAM), chunk=self._stream_chunk
+                )
+            except (RedisError, OSError) as exc:
+                # Without the streams, live work cannot be told from lost work: re-driving
+                # blindly would run it twice.
+                self._skipped += 1
+                log.warning("completion.skipped", reason="redis unreachable", error=repr(exc))
+                return RunResult(skipped=True)
+            candidates = [c for c in candidates if c.id not in live]
+        redriven = failed = 0
+        for candidate in candidates:
+            outcome = await self._complete(candidate)
+            redriven += outcome == "redriven"
+            failed += outcome == "failed"
+        self._redriven += redriven
+        self._failed += failed
+        self._last_run_at = datetime.now(UTC)
+        return RunResult(redriven=redriven, failed=failed)
+
+    async def _complete(self, candidate: repository.Candidate) -> Outcome | None:
+        with bind_request(candidate.id):
+            async with self._pool.acquire() as conn, conn.transaction():
+                request = await repository.lock_unchanged(conn, candidate)
+                if request is None:
+                    return None
+                if request.attempt < self._max_attempts:
+                    await self._redrive(conn, request)
+                    rows = None
+                else:
+                    error = f"no result after {request.attempt} attempts"
+                    rows = await record_outcomes(
+                        conn,
+                        started=[],
+                        ended=[request.id],
+                        statuses=[RequestStatus.FAILED.value],
+                        results=[None],
+                        errors=[error],
+                    )
+            if rows is None:
+                log.info("request.redriven", attempt=request.attempt + 1)
+                return "redriven"
+            if not rows:
+                return None
+            log.info("request.failed", attempt=request.attempt, error=error)
+            await self._announce(rows)
+            return "failed"
+
+    async def _redrive(self, conn: PgConnection, request: repository.Locked) -> None:
+        task = TaskMessage(
+            request_id=request.id,
+            traceparent=request.traceparent,
+            attempt=request.attempt + 1,
+            handler=request.handler,
+            prompt=request.prompt,
+            params=request.params,
+            create_qty=request.create_qty,
+        )
+        await repository.redrive(
+            conn,
+            request.id,
+            attempt=task.attempt,
+            stream=TASKS_STREAM,
+            payload=task.model_dump_json(exclude_none=True),
+        )
+
+    async def _announce(self, rows: list[asyncpg.Record]) -> None:
+        """Tell the API replicas, so WebSocket watchers see the failure. Best effort: the state
+        is committed and polling shows it."""
+        events = events_of(rows)
+        if not events:
+            return
+        try:
+            await self._redis.publish(
+                EVENTS_CHANNEL, EVENT_BATCH.dump_json(events, exclude_none=True)
+            )
+        except (RedisError, OSError) as exc:
+            log.warning("completion.announce_failed", error=repr(exc))
