@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import asyncpg
 import orjson
@@ -12,7 +14,8 @@ import orjson
 from libs.contracts import RequestEvent, RequestStatus
 from libs.db import PgConnection, PgPool
 
-# One round trip for a whole batch of progress reports:
+# One round trip for a whole batch of progress reports. A report from an attempt older than the
+# request's current one (a worker presumed dead, re-driven since) changes nothing.
 # - ``started``: pending requests become running (those that also ended in this batch are
 #   left to ``done``, since a statement may change a row only once);
 # - ``done``: outcomes are recorded; success settles the reservation (it becomes spent),
@@ -22,18 +25,22 @@ from libs.db import PgConnection, PgPool
 #   batch, or in one not committed yet): started_at and finished_at are then the same now().
 _RECORD = """
 WITH outcome AS (
-    SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[])
-        AS t(id, status, results, error)
+    SELECT * FROM unnest($3::uuid[], $4::int[], $5::text[], $6::text[], $7::text[])
+        AS t(id, attempt, status, results, error)
+), start AS (
+    SELECT * FROM unnest($1::uuid[], $2::int[]) AS t(id, attempt)
 ), started AS (
-    UPDATE requests SET status = 'running', started_at = now(), updated_at = now()
-    WHERE id = ANY($1::uuid[]) AND status = 'pending' AND id <> ALL($2::uuid[])
-    RETURNING id, user_id, status, results, error, updated_at, traceparent
+    UPDATE requests r SET status = 'running', started_at = now(), updated_at = now()
+    FROM start s
+    WHERE r.id = s.id AND s.attempt >= r.attempt AND r.status = 'pending'
+      AND r.id <> ALL($3::uuid[])
+    RETURNING r.id, r.user_id, r.status, r.results, r.error, r.updated_at, r.traceparent
 ), done AS (
     UPDATE requests r
     SET status = o.status, results = o.results::jsonb, error = o.error,
         started_at = coalesce(r.started_at, now()), finished_at = now(), updated_at = now()
     FROM outcome o
-    WHERE r.id = o.id AND r.status IN ('pending', 'running')
+    WHERE r.id = o.id AND o.attempt >= r.attempt AND r.status IN ('pending', 'running')
     RETURNING r.id, r.user_id, r.price, r.status, r.results, r.error, r.updated_at, r.traceparent,
               r.started_at = r.finished_at AS unseen_start
 ), money AS (
@@ -60,20 +67,39 @@ SELECT id, user_id, status, results, error, updated_at, traceparent, unseen_star
 """
 
 
+@dataclass(frozen=True, slots=True)
+class Started:
+    request_id: uuid.UUID
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    request_id: uuid.UUID
+    attempt: int
+    status: Literal["succeeded", "failed"]
+    results: list[Any] | None = None
+    error: str | None = None
+
+
 async def record_outcomes(
     db: PgPool | PgConnection,
     *,
-    started: list[uuid.UUID],
-    ended: list[uuid.UUID],
-    statuses: list[str],
-    results: list[list[Any] | None],
-    errors: list[str | None],
+    started: Sequence[Started] = (),
+    ended: Sequence[Ended] = (),
 ) -> list[asyncpg.Record]:
-    """Apply a batch (``statuses`` are ``succeeded`` or ``failed``, one per ``ended``); returns
-    the new state of every request it changed. Pass a connection to run it inside a transaction
-    of the caller's."""
-    encoded = [None if r is None else orjson.dumps(r).decode() for r in results]
-    return await db.fetch(_RECORD, started, ended, statuses, encoded, errors)
+    """Apply a batch (at most one ``Ended`` per request); returns the new state of every
+    request it changed. Pass a connection to run it inside a transaction of the caller's."""
+    return await db.fetch(
+        _RECORD,
+        [s.request_id for s in started],
+        [s.attempt for s in started],
+        [e.request_id for e in ended],
+        [e.attempt for e in ended],
+        [e.status for e in ended],
+        [None if e.results is None else orjson.dumps(e.results).decode() for e in ended],
+        [e.error for e in ended],
+    )
 
 
 def events_of(rows: list[asyncpg.Record]) -> list[RequestEvent]:

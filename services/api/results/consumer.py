@@ -27,9 +27,8 @@ from libs.contracts import (
     ResultMessage,
 )
 from libs.logs import get_logger
-from libs.outcomes import events_of
+from libs.outcomes import Ended, Started, events_of, record_outcomes
 from libs.streams import Entry, decode, ensure_group, entries_of
-from services.api.results import repository
 
 log = get_logger(__name__)
 
@@ -138,7 +137,7 @@ class ResultsConsumer:
 
     async def handle(self, entries: list[Entry]) -> None:
         """Write one batch; then, in one round trip, acknowledge it and publish what changed."""
-        started: dict[uuid.UUID, None] = {}
+        started: dict[uuid.UUID, int] = {}
         finished: dict[uuid.UUID, ResultMessage] = {}
         for _entry_id, fields in entries:
             try:
@@ -146,11 +145,12 @@ class ResultsConsumer:
             except (ValidationError, KeyError) as exc:
                 log.error("dropping malformed result", error=str(exc))
                 continue
+            request_id = message.request_id
             if message.kind == "started":
-                started[message.request_id] = None
-            else:
-                finished.setdefault(message.request_id, message)
-        rows = await self._write(list(started), finished)
+                started[request_id] = max(message.attempt, started.get(request_id, 0))
+            elif request_id not in finished or finished[request_id].attempt < message.attempt:
+                finished[request_id] = message
+        rows = await self._write(started, finished)
         ids = [entry_id for entry_id, _ in entries]
         pipe = self._redis.pipeline(transaction=True)
         pipe.xack(RESULTS_STREAM, RESULTS_GROUP, *ids)
@@ -162,16 +162,21 @@ class ResultsConsumer:
 
     @_transient_db
     async def _write(
-        self, started: dict[uuid.UUID, None], finished: dict[uuid.UUID, ResultMessage]
+        self, started: dict[uuid.UUID, int], finished: dict[uuid.UUID, ResultMessage]
     ) -> list[asyncpg.Record]:
-        outcomes = list(finished.values())
-        return await repository.record_progress(
+        return await record_outcomes(
             self._pool,
-            started=list(started),
-            ended=[m.request_id for m in outcomes],
-            statuses=[m.kind for m in outcomes],
-            results=[m.results if m.kind == "succeeded" else None for m in outcomes],
-            errors=[m.error if m.kind == "failed" else None for m in outcomes],
+            started=[Started(request_id, attempt) for request_id, attempt in started.items()],
+            ended=[
+                Ended(
+                    m.request_id,
+                    m.attempt,
+                    "succeeded" if m.kind == "succeeded" else "failed",
+                    results=m.results if m.kind == "succeeded" else None,
+                    error=m.error if m.kind == "failed" else None,
+                )
+                for m in finished.values()
+            ],
         )
 
 

@@ -22,12 +22,11 @@ from libs.contracts import (
     EVENTS_CHANNEL,
     RESULTS_STREAM,
     TASKS_STREAM,
-    RequestStatus,
     TaskMessage,
 )
 from libs.db import PgConnection, PgPool
 from libs.logs import bind_request, get_logger
-from libs.outcomes import events_of, record_outcomes
+from libs.outcomes import Ended, events_of, record_outcomes
 from services.recon.completion import repository, streams
 from services.recon.completion.schemas import CompletionReport
 
@@ -125,14 +124,8 @@ class CompletionLoop:
                     rows = None
                 else:
                     error = f"no result after {request.attempt} attempts"
-                    rows = await record_outcomes(
-                        conn,
-                        started=[],
-                        ended=[request.id],
-                        statuses=[RequestStatus.FAILED.value],
-                        results=[None],
-                        errors=[error],
-                    )
+                    ended = Ended(request.id, request.attempt, "failed", error=error)
+                    rows = await record_outcomes(conn, ended=[ended])
             if rows is None:
                 log.info("request.redriven", attempt=request.attempt + 1)
                 return "redriven"

@@ -198,3 +198,29 @@ async def test_reclaims_results_left_pending_by_a_dead_api_process(
         assert status == "succeeded"
     finally:
         task.cancel()
+
+
+async def test_reports_of_a_superseded_attempt_change_nothing(
+    db_pool: "asyncpg.Pool[Any]", redis_client: Redis, user: NewUser
+) -> None:
+    request_id = await _submit(db_pool, user, "redriven")
+    await db_pool.execute("UPDATE requests SET attempt = 2 WHERE id = $1", request_id)
+    consumer = _consumer(db_pool, redis_client)
+    stale = [
+        _result(request_id, "started"),
+        _result(request_id, "succeeded", results=["from the presumed-dead worker"]),
+    ]
+    await _deliver(redis_client, consumer, "c1", stale)
+    row = await db_pool.fetchrow("SELECT status, results FROM requests WHERE id = $1", request_id)
+    assert row is not None
+    assert (row["status"], row["results"]) == ("pending", None)
+    assert await _money(db_pool, user) == (95, 5, ["reserve"])
+
+    current = ResultMessage(
+        request_id=request_id, attempt=2, kind="succeeded", results=["fresh"], worker="w2"
+    )
+    await _deliver(redis_client, consumer, "c1", [current])
+    row = await db_pool.fetchrow("SELECT status, results FROM requests WHERE id = $1", request_id)
+    assert row is not None
+    assert (row["status"], row["results"]) == ("succeeded", ["fresh"])
+    assert await _money(db_pool, user) == (95, 0, ["reserve", "settle"])
