@@ -27,6 +27,9 @@ class ApiSettings(CommonSettings):
     """Result batches written at once per process (the next is read while one is written)."""
     results_reclaim_idle_s: float = 30.0
     """Results left pending this long by a dead API consumer are claimed by a live one."""
+    ws_allowed_origins: list[str] = []
+    """Browser origins allowed to open WebSockets (``Origin`` header); empty allows any.
+    Clients that send no ``Origin`` (not browsers) are not affected."""
     ws_queue_size: int = 10_000
     """Events buffered for one WebSocket; a client that falls further behind is disconnected."""
     page_size_max: int = 200

@@ -3,8 +3,9 @@
 (or, with ``?since=<updated_at>``, of every request changed since then).
 
 Authenticate with ``Authorization: Bearer <key>``, or, where headers cannot be set (browsers),
-with the subprotocols ``bearer, <key>``. Close codes: 4401 unauthorized, 4404 no such request,
-1013 fell too far behind (reconnect to get the current state).
+with the subprotocols ``bearer, <key>``. With ``RELAI_WS_ALLOWED_ORIGINS`` set, a browser page
+from another origin is refused with 403 before the handshake. Close codes: 4401 unauthorized,
+4404 no such request, 1013 fell too far behind (reconnect to get the current state).
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ def _credentials(ws: WebSocket) -> tuple[str | None, str | None]:
 
 
 async def _accept(ws: WebSocket, auth: Any) -> Principal | None:
+    allowed: list[str] = ws.state.settings.ws_allowed_origins
+    origin = ws.headers.get("origin")
+    if allowed and origin is not None and origin not in allowed:
+        await ws.close()  # before the handshake completes: the client gets HTTP 403
+        return None
     token, subprotocol = _credentials(ws)
     await ws.accept(subprotocol=subprotocol)
     try:

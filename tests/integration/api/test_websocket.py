@@ -3,16 +3,19 @@ import uuid
 from typing import Any
 from urllib.parse import urlencode
 
+import asyncpg
 import orjson
 import pytest
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Origin
 
 from libs.accounts import NewUser
 from libs.contracts import RESULTS_STREAM, ResultMessage
 from libs.streams import encode
-from tests.integration.api.conftest import Api, auth
+from tests.integration.api.conftest import Api, auth, serving, settings_for
+from tests.support import ServerUrls, load_demo_catalog
 
 
 async def _submit(api: Api, user: NewUser, text: str) -> str:
@@ -124,3 +127,20 @@ async def test_reconnecting_with_since_replays_what_changed_while_away(
     async with connect(f"{api.ws_url}/ws?{query}", additional_headers=auth(alice)) as ws:
         replayed = [await _recv(ws), await _recv(ws)]
     assert {(s["id"], s["status"]) for s in replayed} == {(first, "succeeded"), (second, "failed")}
+
+
+async def test_foreign_browser_origins_are_refused_when_origins_are_configured(
+    servers: ServerUrls, db_pool: "asyncpg.Pool[Any]", alice: NewUser
+) -> None:
+    await load_demo_catalog(db_pool)
+    settings = settings_for(servers, ws_allowed_origins=["https://app.example"])
+    async with serving(settings) as api:
+        url = f"{api.ws_url}/ws"
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(
+                url, additional_headers=auth(alice), origin=Origin("https://evil.example")
+            )
+        assert refused.value.response.status_code == 403
+        for origin in (Origin("https://app.example"), None):
+            async with connect(url, additional_headers=auth(alice), origin=origin) as ws:
+                await ws.ping()
