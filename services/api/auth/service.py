@@ -32,6 +32,7 @@ class Authenticator:
 
     def __init__(self, pool: asyncpg.Pool[Any], *, ttl_s: float) -> None:
         self._pool = pool
+        self.ttl_s = ttl_s
         self._cache: TTLCache[bytes, Principal] = TTLCache(maxsize=100_000, ttl=ttl_s)
 
     async def authenticate(self, api_key: str | None) -> Principal:

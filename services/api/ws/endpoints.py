@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +22,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from libs.contracts import FINAL_STATUSES, RequestEvent, RequestStatus, status_rank
 from libs.logs import get_logger
 from services.api.auth.dependencies import bearer_token
-from services.api.auth.service import Principal
+from services.api.auth.service import Authenticator, Principal
 from services.api.deps import AuthDep, HubDep, PoolDep
 from services.api.errors import Unauthorized
 from services.api.requests import repository
@@ -46,7 +47,14 @@ def _credentials(ws: WebSocket) -> tuple[str | None, str | None]:
     return None, None
 
 
-async def _accept(ws: WebSocket, auth: Any) -> Principal | None:
+@dataclass(frozen=True, slots=True)
+class _Caller:
+    user: Principal
+    token: str
+    auth: Authenticator
+
+
+async def _accept(ws: WebSocket, auth: Authenticator) -> _Caller | None:
     allowed: list[str] = ws.state.settings.ws_allowed_origins
     origin = ws.headers.get("origin")
     if allowed and origin is not None and origin not in allowed:
@@ -55,10 +63,12 @@ async def _accept(ws: WebSocket, auth: Any) -> Principal | None:
     token, subprotocol = _credentials(ws)
     await ws.accept(subprotocol=subprotocol)
     try:
-        return await auth.authenticate(token)  # type: ignore[no-any-return]
+        user = await auth.authenticate(token)
     except Unauthorized as exc:
         await ws.close(code=4401, reason=exc.message)
         return None
+    assert token is not None
+    return _Caller(user, token, auth)
 
 
 def _state(request_id: uuid.UUID, status: str, results: Any, error: Any, updated_at: Any) -> str:
@@ -92,12 +102,32 @@ async def _close_when_client_leaves(ws: WebSocket, sub: Subscription) -> None:
         sub.close()
 
 
+async def _close_when_revoked(caller: _Caller, sub: Subscription, revoked: asyncio.Event) -> None:
+    """Check the socket's key again each time the key cache may have forgotten it."""
+    while True:
+        await asyncio.sleep(caller.auth.ttl_s)
+        try:
+            await caller.auth.authenticate(caller.token)
+        except Unauthorized:
+            revoked.set()
+            sub.close()
+            return
+
+
 async def _stream(
-    ws: WebSocket, sub: Subscription, ranks: dict[uuid.UUID, int], *, until_final: bool
+    ws: WebSocket,
+    sub: Subscription,
+    caller: _Caller,
+    ranks: dict[uuid.UUID, int],
+    *,
+    until_final: bool,
 ) -> None:
     """Send each event that moves a request forward (by ``ranks``, the rank last sent per
-    request) until the client leaves, falls behind, or (``until_final``) a final state is sent."""
+    request) until the client leaves, falls behind, its key is revoked, or (``until_final``) a
+    final state is sent."""
+    revoked = asyncio.Event()
     reader = asyncio.create_task(_close_when_client_leaves(ws, sub))
+    checker = asyncio.create_task(_close_when_revoked(caller, sub, revoked))
     try:
         while batch := await sub.next_batch():
             for event in batch:
@@ -112,21 +142,24 @@ async def _stream(
                 if until_final:
                     await ws.close()
                     return
-        if sub.overflowed:
+        if revoked.is_set():
+            await ws.close(code=4401, reason="the API key was revoked")
+        elif sub.overflowed:
             log.warning("websocket fell too far behind; closing it")
             await ws.close(code=1013, reason="too far behind; reconnect for the current state")
     except WebSocketDisconnect:
         return
     finally:
         reader.cancel()
+        checker.cancel()
 
 
 @router.websocket("/ws/requests/{request_id}")
 async def watch_request(
     ws: WebSocket, request_id: str, pool: PoolDep, auth: AuthDep, hub: HubDep
 ) -> None:
-    user = await _accept(ws, auth)
-    if user is None:
+    caller = await _accept(ws, auth)
+    if caller is None:
         return
     try:
         parsed = uuid.UUID(request_id)
@@ -134,7 +167,7 @@ async def watch_request(
         await ws.close(code=4404, reason="no such request")
         return
     with hub.watch_request(parsed) as sub:
-        row = await repository.get_view(pool, parsed, user.id)
+        row = await repository.get_view(pool, parsed, caller.user.id)
         if row is None:
             await ws.close(code=4404, reason="no such request")
             return
@@ -143,7 +176,7 @@ async def watch_request(
             await ws.close()
             return
         ranks = {parsed: status_rank(RequestStatus(row["status"]))}
-        await _stream(ws, sub, ranks, until_final=True)
+        await _stream(ws, sub, caller, ranks, until_final=True)
 
 
 @router.websocket("/ws")
@@ -157,9 +190,10 @@ async def watch_all(
     """Every change to the caller's requests. First the current state of the unfinished ones;
     or, with ``since`` (an ``updated_at`` this socket sent before), every request changed since
     then, so that a client reconnecting with its last ``updated_at`` misses nothing."""
-    user = await _accept(ws, auth)
-    if user is None:
+    caller = await _accept(ws, auth)
+    if caller is None:
         return
+    user = caller.user
     with hub.watch_user(user.id) as sub:
         if since is None:
             rows = await repository.unfinished_views(pool, user.id, limit=SNAPSHOT_MAX)
@@ -171,4 +205,4 @@ async def watch_all(
             if status not in FINAL_STATUSES:
                 ranks[row["id"]] = status_rank(status)
             await ws.send_text(_row_state(row))
-        await _stream(ws, sub, ranks, until_final=False)
+        await _stream(ws, sub, caller, ranks, until_final=False)

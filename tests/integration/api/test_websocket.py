@@ -144,3 +144,21 @@ async def test_foreign_browser_origins_are_refused_when_origins_are_configured(
         for origin in (Origin("https://app.example"), None):
             async with connect(url, additional_headers=auth(alice), origin=origin) as ws:
                 await ws.ping()
+
+
+async def test_a_socket_whose_key_is_revoked_is_closed(
+    servers: ServerUrls, db_pool: "asyncpg.Pool[Any]", alice: NewUser
+) -> None:
+    await load_demo_catalog(db_pool)
+    async with (
+        serving(settings_for(servers, auth_cache_ttl_s=0.2)) as api,
+        connect(f"{api.ws_url}/ws", additional_headers=auth(alice)) as ws,
+    ):
+        await db_pool.execute("UPDATE api_keys SET revoked_at = now() WHERE user_id = $1", alice.id)
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), timeout=5)
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
+            4401,
+            "the API key was revoked",
+        )
