@@ -150,10 +150,10 @@ async def test_a_socket_whose_key_is_revoked_is_closed(
     servers: ServerUrls, db_pool: "asyncpg.Pool[Any]", alice: NewUser
 ) -> None:
     await load_demo_catalog(db_pool)
-    async with (
-        serving(settings_for(servers, auth_cache_ttl_s=0.2)) as api,
-        connect(f"{api.ws_url}/ws", additional_headers=auth(alice)) as ws,
-    ):
+    async with serving(settings_for(servers, auth_cache_ttl_s=0.2)) as api:
+        await _submit(api, alice, "keeps the socket busy")
+        ws = await connect(f"{api.ws_url}/ws", additional_headers=auth(alice))
+        await _recv(ws)  # the snapshot: the socket is authenticated and streaming
         await db_pool.execute("UPDATE api_keys SET revoked_at = now() WHERE user_id = $1", alice.id)
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), timeout=5)
