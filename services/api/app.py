@@ -26,6 +26,7 @@ from services.api.errors import (
     relai_error_handler,
     unavailable_handler,
 )
+from services.api.metrics import MetricsMiddleware, metrics_endpoint
 from services.api.outbox.relay import OutboxRelay
 from services.api.requests.batcher import SubmitBatcher
 from services.api.results.consumer import ResultsConsumer
@@ -120,5 +121,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     for unavailable in UNAVAILABLE:
         app.add_exception_handler(unavailable, unavailable_handler)
     app.include_router(router)
+    app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     install_openapi(app)
+    app.add_middleware(MetricsMiddleware)
     return app

@@ -1,6 +1,7 @@
 """One job, from a stream entry to its results: decode, report started, run, report the outcome."""
 
 import asyncio
+import time
 from typing import Literal
 
 from libs.contracts import ResultMessage, TaskMessage
@@ -9,6 +10,7 @@ from libs.streams import decode, encode
 from services.worker._entries import Fields, describe_invalid, salvage
 from services.worker._writer import Encoded, ResultWriter
 from services.worker.job import HandlerError, Job
+from services.worker.metrics import JOB_DURATION, JOBS, JOBS_IN_FLIGHT, UNKNOWN_HANDLER
 from services.worker.registry import HandlerRegistry, UnknownHandlerError
 
 log = get_logger(__name__)
@@ -32,15 +34,23 @@ class JobExecutor:
 
     async def run(self, entry_id: bytes, fields: Fields | None) -> None:
         """Run the entry's job; its final result is buffered together with the entry's ack."""
+        with JOBS_IN_FLIGHT.track_inprogress():
+            await self._run(entry_id, fields)
+
+    async def _run(self, entry_id: bytes, fields: Fields | None) -> None:
         try:
             if fields is None:
                 raise KeyError(entry_id)
             task = decode(TaskMessage, fields)
         except (KeyError, ValueError) as exc:
             self._reject(entry_id, fields, describe_invalid(exc))
+            JOBS.labels(UNKNOWN_HANDLER, "failed").inc()
             return
+        handler = task.handler if task.handler in self._registry else UNKNOWN_HANDLER
         with bind_request(task.request_id):
+            start = time.perf_counter()
             results, error = await self._execute(task)
+            JOB_DURATION.labels(handler).observe(time.perf_counter() - start)
             message: Encoded | None = None
             if error is None:
                 try:
@@ -51,6 +61,7 @@ class JobExecutor:
                 log.warning("job.failed", handler=task.handler, attempt=task.attempt, error=error)
                 message = self._message(task, "failed", error=error)
             self._writer.add(message, ack=entry_id)
+            JOBS.labels(handler, "succeeded" if error is None else "failed").inc()
 
     async def _execute(self, task: TaskMessage) -> tuple[list[object] | None, str | None]:
         try:

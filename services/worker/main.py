@@ -7,6 +7,7 @@ from collections.abc import Callable
 from libs.logs import configure_logging, get_logger
 from libs.streams import create_redis
 from services.worker.handlers import build_registry
+from services.worker.metrics import start_metrics_server
 from services.worker.runner import Runner
 from services.worker.settings import WorkerSettings, get_settings
 
@@ -39,5 +40,11 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 def run() -> None:
     settings = get_settings()
     configure_logging(service="worker", level=settings.log_level, json=settings.log_json)
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(serve(settings))
+    metrics = start_metrics_server(settings.worker_metrics_port)
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(serve(settings))
+    finally:
+        if metrics is not None:
+            metrics.shutdown()
+            metrics.server_close()

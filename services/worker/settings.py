@@ -22,6 +22,8 @@ class WorkerSettings(CommonSettings):
     """A handler running longer than this fails the job with ``TimeoutError``."""
     worker_name: str | None = None
     """Consumer name in the group; ``<hostname>-<pid>`` when unset."""
+    worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
+    """Port of this process's Prometheus ``/metrics``; 0 disables it."""
 
 
 @lru_cache

@@ -48,6 +48,7 @@ def stack_env(servers: ServerUrls) -> dict[str, str]:
         "RELAI_LOG_LEVEL": "WARNING",
         "RELAI_WORKER_VISIBILITY_TIMEOUT_S": "2",
         "RELAI_WORKER_RECLAIM_INTERVAL_S": "0.5",
+        "RELAI_WORKER_METRICS_PORT": "0",  # several workers on one host
     }
 
 

@@ -19,6 +19,7 @@ from libs.contracts.streams import MESSAGE_FIELD
 from libs.db import OUTBOX_CHANNEL
 from libs.db.pool import asyncpg_dsn
 from libs.logs import get_logger
+from services.api.metrics import OUTBOX_PUBLISHED
 
 log = get_logger(__name__)
 
@@ -63,6 +64,7 @@ class OutboxRelay:
                 pipe.xadd(row["stream"], {MESSAGE_FIELD: row["payload"]})
             await pipe.execute()
         self.published += len(rows)
+        OUTBOX_PUBLISHED.inc(len(rows))
         return len(rows)
 
     async def drain(self) -> int:

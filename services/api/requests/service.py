@@ -17,6 +17,11 @@ from libs.logs import get_logger
 from services.api.auth.service import Principal
 from services.api.catalog.service import Offer
 from services.api.errors import BadRequest, InsufficientCredits, InvalidInputs
+from services.api.metrics import (
+    SUBMISSION_ACCEPTED,
+    SUBMISSION_DUPLICATE,
+    SUBMISSION_REFUSED_CREDITS,
+)
 from services.api.requests import repository
 from services.api.requests.batcher import SubmitBatcher
 
@@ -129,16 +134,19 @@ async def submit(
     try:
         created = await batcher.submit(new)
     except repository.ShortBalance as exc:
+        SUBMISSION_REFUSED_CREDITS.inc()
         log.info("request.refused", request_id=str(request_id), reason="insufficient credits")
         raise InsufficientCredits(
             f"this request costs {offer.price} credits, more than your available balance",
             price=offer.price,
         ) from exc
     if created:
+        SUBMISSION_ACCEPTED.inc()
         log.debug(
             "request.accepted", request_id=str(request_id), offer=f"{offer.service}/{offer.action}"
         )
         return Submission(request_id, RequestStatus.PENDING, offer.price, duplicate=False)
+    SUBMISSION_DUPLICATE.inc()
     existing = await repository.get_status(pool, request_id, user.id)
     if existing is None:  # pragma: no cover - ids are per user, so only a racing delete
         raise BadRequest("the request could not be recorded; try again")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from typing import Any
 
 import asyncpg
@@ -29,6 +30,7 @@ from libs.contracts import (
 from libs.logs import get_logger
 from libs.outcomes import Ended, Started, events_of, record_outcomes
 from libs.streams import Entry, decode, ensure_group, entries_of
+from services.api.metrics import RESULTS_RECORDED
 
 log = get_logger(__name__)
 
@@ -151,6 +153,8 @@ class ResultsConsumer:
             elif request_id not in finished or finished[request_id].attempt < message.attempt:
                 finished[request_id] = message
         rows = await self._write(started, finished)
+        for status, count in Counter(str(r["status"]) for r in rows).items():
+            RESULTS_RECORDED.labels(status=status).inc(count)
         ids = [entry_id for entry_id, _ in entries]
         pipe = self._redis.pipeline(transaction=True)
         pipe.xack(RESULTS_STREAM, RESULTS_GROUP, *ids)

@@ -40,3 +40,10 @@ def test_get_settings_is_cached() -> None:
         assert get_settings() is get_settings()
     finally:
         get_settings.cache_clear()
+
+
+def test_metrics_port_defaults_to_9101_and_0_disables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RELAI_WORKER_METRICS_PORT", raising=False)
+    assert WorkerSettings().worker_metrics_port == 9101
+    monkeypatch.setenv("RELAI_WORKER_METRICS_PORT", "0")
+    assert WorkerSettings().worker_metrics_port == 0

@@ -1,0 +1,88 @@
+"""The API's Prometheus metrics, the middleware that times every HTTP request, and ``/metrics``.
+
+Metrics live in ``prometheus_client``'s process-wide default registry, as that library intends.
+Each uvicorn worker process therefore exposes its own registry: with ``--workers N`` a scrape of
+``/metrics`` sees only the process that answered it. Aggregating across processes
+(``prometheus_client`` multiprocess mode) is out of scope for now; run one process per container
+and scrape each, or accept per-process numbers.
+
+Labels stay bounded: the route *template* (``/svc/{service_name}/{action}``), never the raw path,
+and never a request or user id.
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HTTP_REQUESTS = Counter(
+    "relai_http_requests_total",
+    "HTTP requests answered, by method, route template and status.",
+    ["method", "route", "status"],
+)
+HTTP_DURATION = Histogram(
+    "relai_http_request_duration_seconds",
+    "Time to answer an HTTP request, by method and route template.",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+SUBMISSIONS = Counter(
+    "relai_submissions_total",
+    "Submissions decided, by outcome (accepted, duplicate, refused_credits).",
+    ["outcome"],
+)
+SUBMISSION_ACCEPTED = SUBMISSIONS.labels(outcome="accepted")
+SUBMISSION_DUPLICATE = SUBMISSIONS.labels(outcome="duplicate")
+SUBMISSION_REFUSED_CREDITS = SUBMISSIONS.labels(outcome="refused_credits")
+OUTBOX_PUBLISHED = Counter(
+    "relai_outbox_published_total",
+    "Outbox rows the relay published to their stream.",
+)
+RESULTS_RECORDED = Counter(
+    "relai_results_recorded_total",
+    "Request rows the results consumer changed, by the status written.",
+    ["status"],
+)
+
+UNMATCHED_ROUTE = "unmatched"
+"""The route label of a request no route matched (a 404): the raw path would be unbounded."""
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class MetricsMiddleware:
+    """Counts and times HTTP requests by route template. Pure ASGI (``BaseHTTPMiddleware`` costs
+    a task and a stream per request); WebSocket and lifespan scopes pass straight through."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        start = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            # The router writes the matched route into the scope it was given, i.e. this one.
+            route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            HTTP_DURATION.labels(method, route).observe(time.perf_counter() - start)
+            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+
+
+async def metrics_endpoint(_: Request) -> Response:
+    """This process's metrics in the Prometheus text format."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,50 @@
+"""The worker's Prometheus metrics and the HTTP server that exposes them.
+
+Metrics live in ``prometheus_client``'s process-wide default registry: each worker process serves
+its own, on its own port (``RELAI_WORKER_METRICS_PORT``). Aggregating several processes into one
+registry (``prometheus_client`` multiprocess mode) is out of scope for now.
+
+Labels stay bounded: a handler id comes from the registry (an unknown one is ``unknown``), never a
+request id.
+"""
+
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from libs.logs import get_logger
+
+log = get_logger(__name__)
+
+JOBS = Counter(
+    "relai_jobs_total",
+    "Jobs finished, by handler and outcome (succeeded, failed).",
+    ["handler", "outcome"],
+)
+JOB_DURATION = Histogram(
+    "relai_job_duration_seconds",
+    "Time a handler took to run a job, by handler.",
+    ["handler"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+JOBS_IN_FLIGHT = Gauge("relai_jobs_in_flight", "Jobs running now in this process.")
+
+UNKNOWN_HANDLER = "unknown"
+"""The handler label of a task naming no registered handler, or no readable handler at all."""
+
+
+def start_metrics_server(port: int, addr: str = "0.0.0.0") -> WSGIServer | None:
+    """Serve ``/metrics`` from a daemon thread on ``port``; ``0`` disables it (returns None).
+
+    A port already taken (several workers on one host, all on the default) costs the metrics
+    only, with a warning: the worker runs regardless.
+    """
+    if not port:
+        return None
+    try:
+        server, _thread = start_http_server(port, addr=addr)
+    except OSError as exc:
+        log.warning("worker.metrics_unavailable", port=port, error=repr(exc))
+        return None
+    log.info("worker.metrics_serving", port=port)
+    return server

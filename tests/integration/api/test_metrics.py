@@ -1,0 +1,116 @@
+"""``GET /metrics``: route templates as labels, and the submission and relay counters.
+
+The metrics are process-wide (the API runs in this process), so every check compares a value
+before and after, never an absolute one.
+"""
+
+import asyncio
+from typing import Any
+
+import asyncpg
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+from redis.asyncio import Redis
+
+from libs.accounts import NewUser
+from tests.integration.api.conftest import Api, auth
+from tests.integration.api.test_results import _consumer, _deliver, _result, _submit
+from tests.support import create_user, load_demo_catalog
+
+SUBMIT_ROUTE = "/svc/{service_name}/{action}"
+
+
+async def _scrape(api: Api) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    r = await api.client.get("/metrics")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(r.text)
+        for sample in family.samples
+    }
+
+
+def _value(
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+async def test_submit_counts_by_route_template_and_outcome(
+    api: Api, alice: NewUser, db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    broke = await create_user(db_pool, name="broke", credits=0)
+    before = await _scrape(api)
+
+    body = {"name": "Ada", "age": "36"}
+    first = await api.client.post("/svc/demo/greet", json=body, headers=auth(alice))
+    again = await api.client.post("/svc/demo/greet", json=body, headers=auth(alice))
+    refused = await api.client.post("/svc/demo/greet", json=body, headers=auth(broke))
+    assert (first.status_code, again.status_code, refused.status_code) == (202, 202, 402)
+    assert again.json()["duplicate"] is True
+    after = await _scrape(api)
+
+    def delta(name: str, **labels: str) -> float:
+        return _value(after, name, **labels) - _value(before, name, **labels)
+
+    http = "relai_http_requests_total"
+    assert delta(http, method="POST", route=SUBMIT_ROUTE, status="202") == 2
+    assert delta(http, method="POST", route=SUBMIT_ROUTE, status="402") == 1
+    assert (
+        delta("relai_http_request_duration_seconds_count", method="POST", route=SUBMIT_ROUTE) == 3
+    )
+    assert not any(dict(labels).get("route", "").startswith("/svc/demo") for _, labels in after), (
+        "a raw path leaked into a label"
+    )
+    assert delta("relai_submissions_total", outcome="accepted") == 1
+    assert delta("relai_submissions_total", outcome="duplicate") == 1
+    assert delta("relai_submissions_total", outcome="refused_credits") == 1
+
+    published = before.get(("relai_outbox_published_total", frozenset()), 0.0)
+    for _ in range(200):
+        now = await _scrape(api)
+        if now.get(("relai_outbox_published_total", frozenset()), 0.0) > published:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the relay's publication was never counted")
+
+
+async def test_unmatched_paths_share_one_label(api: Api) -> None:
+    before = await _scrape(api)
+    for path in ("/nope/1", "/nope/2"):
+        assert (await api.client.get(path)).status_code == 404
+    after = await _scrape(api)
+    key = ("relai_http_requests_total", "GET", "unmatched", "404")
+    labels = frozenset(zip(("method", "route", "status"), key[1:], strict=True))
+    assert after[(key[0], labels)] - before.get((key[0], labels), 0.0) == 2
+
+
+async def test_metrics_is_public_and_not_in_the_openapi_document(api: Api) -> None:
+    assert (await api.client.get("/metrics")).status_code == 200
+    document = (await api.client.get("/openapi.json")).json()
+    assert "/metrics" not in document["paths"]
+
+
+async def test_results_recorded_are_counted_by_status(
+    db_pool: "asyncpg.Pool[Any]", redis_client: Redis
+) -> None:
+    await load_demo_catalog(db_pool)
+    user = await create_user(db_pool, name="dora", credits=100)
+    ok, bad = await _submit(db_pool, user, "a"), await _submit(db_pool, user, "b")
+    consumer = _consumer(db_pool, redis_client)
+
+    def recorded(status: str) -> float:
+        return REGISTRY.get_sample_value("relai_results_recorded_total", {"status": status}) or 0.0
+
+    before = {s: recorded(s) for s in ("running", "succeeded", "failed")}
+    await _deliver(redis_client, consumer, "c1", [_result(ok, "started"), _result(bad, "started")])
+    messages = [_result(ok, "succeeded", results=["a"]), _result(bad, "failed", error="no")]
+    await _deliver(redis_client, consumer, "c1", messages)
+    await _deliver(redis_client, consumer, "c1", messages)  # a second delivery changes nothing
+    assert {s: recorded(s) - before[s] for s in before} == {
+        "running": 2,
+        "succeeded": 1,
+        "failed": 1,
+    }
