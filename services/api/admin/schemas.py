@@ -4,14 +4,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.api.auth.schemas import Me
 
-class UserView(BaseModel):
-    id: uuid.UUID
-    name: str
-    role: str
-    balance: int
-    reserved: int
-    created_at: datetime
+UserView = Me
+"""An account as its owner sees it at ``GET /me``."""
 
 
 class NewUserBody(BaseModel):
