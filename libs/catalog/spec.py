@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from libs.catalog.template import PromptTemplate
 
 _SLUG = r"^[a-z0-9][a-z0-9_-]*$"
+RESERVED_SERVICES = frozenset({"request", "requests"})
+"""``/svc/request/{id}`` and ``/svc/requests`` belong to the requests API."""
 
 
 class HandlerSpec(BaseModel):
@@ -33,6 +35,13 @@ class OfferSpec(BaseModel):
     expiration: int | None = Field(default=None, ge=1)
     params: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
+
+    @field_validator("service")
+    @classmethod
+    def _service_is_not_reserved(cls, value: str) -> str:
+        if value in RESERVED_SERVICES:
+            raise ValueError(f"service name {value!r} is reserved by the API's own routes")
+        return value
 
     @field_validator("prompt_template")
     @classmethod

@@ -67,3 +67,22 @@ def test_catalog_refuses_unknown_handler_and_unsafe_template() -> None:
                 ],
             }
         )
+
+
+def test_catalog_refuses_service_names_the_api_owns() -> None:
+    for service in ("request", "requests"):
+        with pytest.raises(ValueError, match="reserved"):
+            CatalogSpec.model_validate(
+                {
+                    "handlers": [{"id": "echo.text"}],
+                    "offers": [
+                        {
+                            "service": service,
+                            "action": "x",
+                            "price": 1,
+                            "prompt_template": "{x}",
+                            "handler": "echo.text",
+                        }
+                    ],
+                }
+            )
