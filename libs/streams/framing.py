@@ -23,9 +23,8 @@ Entry = tuple[bytes, dict[bytes, bytes]]
 
 
 def entries_of(response: Any) -> list[Entry]:
-    """The entries of a one-stream ``XREAD``/``XREADGROUP`` reply (RESP2 list or RESP3 map)."""
+    """The entries of a one-stream ``XREAD``/``XREADGROUP`` reply (our clients speak RESP2:
+    ``[[stream, entries]]``, or nothing when the read timed out)."""
     if not response:
         return []
-    if isinstance(response, dict):
-        return list(next(iter(response.values()))[0] if response else [])
     return list(response[0][1])

@@ -2,6 +2,8 @@
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -17,11 +19,26 @@ from tests.e2e.conftest import Stack
 pytestmark = pytest.mark.e2e
 
 
-async def _collect_finals(ws: ClientConnection, finals: dict[str, dict[str, Any]]) -> None:
+Finals = dict[str, dict[str, Any]]
+
+
+async def _collect_finals(ws: ClientConnection, finals: Finals) -> None:
     async for raw in ws:
         state = orjson.loads(raw)
         if state["status"] in ("succeeded", "failed"):
             finals[state["id"]] = state
+
+
+@asynccontextmanager
+async def _watching(stack: Stack) -> AsyncIterator[Finals]:
+    """The final states the caller's ``/ws`` delivers, by request id, as they arrive."""
+    finals: Finals = {}
+    async with connect(f"{stack.ws_url}/ws", additional_headers=stack.headers) as ws:
+        reader = asyncio.create_task(_collect_finals(ws, finals))
+        try:
+            yield finals
+        finally:
+            reader.cancel()
 
 
 async def _submit_all(
@@ -40,7 +57,7 @@ async def _submit_all(
     return ids
 
 
-async def _wait_for(finals: dict[str, dict[str, Any]], ids: list[str], timeout: float) -> None:
+async def _wait_for(finals: Finals, ids: list[str], timeout: float) -> None:
     async with asyncio.timeout(timeout):
         while not all(i in finals for i in ids):
             await asyncio.sleep(0.05)
@@ -79,13 +96,10 @@ async def _assert_charged_once(
 async def test_200_requests_over_http_all_final_over_websocket(
     stack: Stack, client: httpx.AsyncClient, db_pool: "asyncpg.Pool[Any]"
 ) -> None:
-    finals: dict[str, dict[str, Any]] = {}
-    async with connect(f"{stack.ws_url}/ws", additional_headers=stack.headers) as ws:
-        reader = asyncio.create_task(_collect_finals(ws, finals))
+    async with _watching(stack) as finals:
         texts = [f"hello {n}" for n in range(200)]
         ids = await _submit_all(client, "/svc/demo/echo", texts)
         await _wait_for(finals, ids, timeout=60)
-        reader.cancel()
     assert len(set(ids)) == 200
     assert {finals[i]["status"] for i in ids} == {"succeeded"}
     assert sorted(finals[i]["results"][0] for i in ids) == sorted(texts)
@@ -97,9 +111,7 @@ async def test_200_requests_over_http_all_final_over_websocket(
 async def test_kill_9_worker_with_jobs_in_flight_loses_nothing_charges_once(
     stack: Stack, client: httpx.AsyncClient, db_pool: "asyncpg.Pool[Any]", redis_client: Redis
 ) -> None:
-    finals: dict[str, dict[str, Any]] = {}
-    async with connect(f"{stack.ws_url}/ws", additional_headers=stack.headers) as ws:
-        reader = asyncio.create_task(_collect_finals(ws, finals))
+    async with _watching(stack) as finals:
         ids = await _submit_all(client, "/svc/demo/slow", [f"job {n}" for n in range(60)])
         victim_pid = stack.supervisor.pids["relai-worker-1"]
         victim_held = 0
@@ -112,7 +124,6 @@ async def test_kill_9_worker_with_jobs_in_flight_loses_nothing_charges_once(
                 await asyncio.sleep(0.05)
         stack.kill("relai-worker-1")
         await _wait_for(finals, ids, timeout=60)
-        reader.cancel()
     assert victim_held > 0
     assert {finals[i]["status"] for i in ids} == {"succeeded"}
     await _assert_charged_once(db_pool, stack, ids, price=4)
@@ -121,12 +132,9 @@ async def test_kill_9_worker_with_jobs_in_flight_loses_nothing_charges_once(
 async def test_provider_failures_end_failed_over_websocket_and_are_refunded(
     stack: Stack, client: httpx.AsyncClient, db_pool: "asyncpg.Pool[Any]"
 ) -> None:
-    finals: dict[str, dict[str, Any]] = {}
-    async with connect(f"{stack.ws_url}/ws", additional_headers=stack.headers) as ws:
-        reader = asyncio.create_task(_collect_finals(ws, finals))
+    async with _watching(stack) as finals:
         ids = await _submit_all(client, "/svc/demo/flaky", [f"doomed {n}" for n in range(20)])
         await _wait_for(finals, ids, timeout=30)
-        reader.cancel()
     assert {finals[i]["status"] for i in ids} == {"failed"}
     assert all(finals[i]["error"] for i in ids)
     me = (await client.get("/me")).json()

@@ -60,7 +60,6 @@ class ResultsConsumer:
         self._batch = batch
         self._block_ms = block_ms
         self._reclaim_idle_ms = int(reclaim_idle_s * 1000)
-        self.processed = 0
         self._in_flight = asyncio.Semaphore(in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -162,7 +161,6 @@ class ResultsConsumer:
         if rows:
             pipe.publish(EVENTS_CHANNEL, _events(rows))
         await pipe.execute()
-        self.processed += len(entries)
 
     @_transient_db
     async def _write(

@@ -63,7 +63,6 @@ class Hub:
         self._queue_size = queue_size
         self._by_request: defaultdict[uuid.UUID, set[Subscription]] = defaultdict(set)
         self._by_user: defaultdict[uuid.UUID, set[Subscription]] = defaultdict(set)
-        self.ready = asyncio.Event()
 
     @contextmanager
     def watch_request(self, request_id: uuid.UUID) -> Iterator[Subscription]:
@@ -103,7 +102,6 @@ class Hub:
             try:
                 async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(EVENTS_CHANNEL)
-                    self.ready.set()
                     async for message in pubsub.listen():
                         if not (self._by_request or self._by_user):
                             continue
@@ -112,6 +110,5 @@ class Hub:
                         except ValidationError as exc:
                             log.error("dropping malformed event batch", error=str(exc))
             except (RedisConnectionError, OSError) as exc:
-                self.ready.clear()
                 log.warning("events subscription lost; resubscribing", error=repr(exc))
                 await asyncio.sleep(0.5)
