@@ -9,7 +9,7 @@ from libs.logs import bind_request, get_logger
 from libs.streams import decode, encode
 from services.worker._entries import Fields, describe_invalid, salvage
 from services.worker._writer import Encoded, ResultWriter
-from services.worker.job import HandlerError, Job
+from services.worker.job import HandlerError, Job, JobContext
 from services.worker.metrics import JOB_DURATION, JOBS, JOBS_IN_FLIGHT, UNKNOWN_HANDLER
 from services.worker.registry import HandlerRegistry, UnknownHandlerError
 
@@ -71,7 +71,7 @@ class JobExecutor:
         self._writer.add(self._message(task, "started"))
         try:
             async with asyncio.timeout(self._timeout_s) as deadline:
-                results = await handler.execute(Job.from_task(task))
+                results = await handler.execute(Job.from_task(task), JobContext())
         except HandlerError as exc:
             return None, str(exc) or type(exc).__name__
         except TimeoutError as exc:

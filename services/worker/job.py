@@ -1,6 +1,6 @@
 """What a handler sees and promises: the job it runs and the one interface it implements."""
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
@@ -27,11 +27,38 @@ class Job:
         )
 
 
+ChunkSink = Callable[[str], Awaitable[None]]
+"""Where a job's partial output goes: the executor decides, the handler only calls ``emit``."""
+
+
+async def _discard(chunk: str) -> None:
+    return None
+
+
+class JobContext:
+    """What a handler may do besides returning results: stream partial output, report usage."""
+
+    __slots__ = ("_sink", "usage")
+
+    def __init__(self, sink: ChunkSink | None = None) -> None:
+        self._sink = sink or _discard
+        self.usage: dict[str, int] = {}
+        """Provider usage counts of this job (``input_tokens``, ``output_tokens`` ...)."""
+
+    async def emit(self, chunk: str) -> None:
+        """Publish a piece of partial output as soon as it is known (token streaming)."""
+        await self._sink(chunk)
+
+    def add_usage(self, **counts: int) -> None:
+        for name, count in counts.items():
+            self.usage[name] = self.usage.get(name, 0) + count
+
+
 class HandlerError(Exception):
     """An expected failure of a job; its message becomes the failed result's ``error``."""
 
 
 class Handler(Protocol):
-    async def execute(self, job: Job) -> list[Any]:
+    async def execute(self, job: Job, ctx: JobContext) -> list[Any]:
         """Run ``job`` and return its results. May run again for the same job (redelivery)."""
         ...

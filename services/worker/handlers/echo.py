@@ -5,13 +5,13 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from services.worker.job import HandlerError, Job
+from services.worker.job import HandlerError, Job, JobContext
 
 
 class EchoText:
     """``echo.text``: the prompt, ``create_qty`` times."""
 
-    async def execute(self, job: Job) -> list[Any]:
+    async def execute(self, job: Job, ctx: JobContext) -> list[Any]:
         return [job.prompt] * job.create_qty
 
 
@@ -21,7 +21,7 @@ class EchoDelay:
     def __init__(self, rng: random.Random | None = None) -> None:
         self._rng = rng or random.Random()
 
-    async def execute(self, job: Job) -> list[Any]:
+    async def execute(self, job: Job, ctx: JobContext) -> list[Any]:
         delay_ms = _number(job.params, "delay_ms", 0)
         failure_rate = _number(job.params, "failure_rate", 0)
         if delay_ms < 0:

@@ -7,7 +7,7 @@ import pytest
 
 from services.worker.handlers import build_registry
 from services.worker.handlers.echo import EchoDelay, EchoText
-from services.worker.job import HandlerError, Job
+from services.worker.job import HandlerError, Job, JobContext
 from services.worker.registry import HandlerRegistry, UnknownHandlerError
 
 
@@ -54,32 +54,32 @@ def test_register_rejects_duplicates() -> None:
 
 @pytest.mark.parametrize("qty", [1, 3])
 async def test_echo_text_returns_the_prompt_create_qty_times(qty: int) -> None:
-    assert await EchoText().execute(job("hello", create_qty=qty)) == ["hello"] * qty
+    assert await EchoText().execute(job("hello", create_qty=qty), JobContext()) == ["hello"] * qty
 
 
 async def test_echo_delay_without_params_returns_at_once() -> None:
     started = time.monotonic()
-    assert await EchoDelay().execute(job("x", create_qty=2)) == ["x", "x"]
+    assert await EchoDelay().execute(job("x", create_qty=2), JobContext()) == ["x", "x"]
     assert time.monotonic() - started < 0.05
 
 
 async def test_echo_delay_sleeps_delay_ms() -> None:
     started = time.monotonic()
-    assert await EchoDelay().execute(job("x", delay_ms=80)) == ["x"]
+    assert await EchoDelay().execute(job("x", delay_ms=80), JobContext()) == ["x"]
     assert time.monotonic() - started >= 0.075
 
 
 async def test_echo_delay_never_fails_at_rate_zero() -> None:
     handler = EchoDelay(random.Random(1))
     for _ in range(200):
-        assert await handler.execute(job("x", failure_rate=0)) == ["x"]
+        assert await handler.execute(job("x", failure_rate=0), JobContext()) == ["x"]
 
 
 async def test_echo_delay_always_fails_at_rate_one() -> None:
     handler = EchoDelay(random.Random(1))
     for _ in range(20):
         with pytest.raises(HandlerError, match="^simulated failure$"):
-            await handler.execute(job("x", failure_rate=1.0))
+            await handler.execute(job("x", failure_rate=1.0), JobContext())
 
 
 async def test_echo_delay_fails_about_as_often_as_asked() -> None:
@@ -87,7 +87,7 @@ async def test_echo_delay_fails_about_as_often_as_asked() -> None:
     failures = 0
     for _ in range(1000):
         try:
-            await handler.execute(job("x", failure_rate=0.3))
+            await handler.execute(job("x", failure_rate=0.3), JobContext())
         except HandlerError:
             failures += 1
     assert 230 < failures < 370
@@ -99,4 +99,4 @@ async def test_echo_delay_fails_about_as_often_as_asked() -> None:
 )
 async def test_echo_delay_rejects_bad_params(params: dict[str, Any]) -> None:
     with pytest.raises(HandlerError, match="^invalid params: "):
-        await EchoDelay().execute(job("x", **params))
+        await EchoDelay().execute(job("x", **params), JobContext())
