@@ -13,5 +13,9 @@ RESULTS_GROUP = "api"
 EVENTS_CHANNEL = "relai:events"
 """Pub/sub channel that fans request state changes out to every API replica."""
 
+EPOCH_KEY = "relai:epoch"
+"""Set by recon while it knows the streams hold everything in flight. Its absence means Redis
+lost its data (restarted without persistence, flushed): every unfinished request is re-driven."""
+
 MESSAGE_FIELD = b"m"
 """Every stream entry carries its JSON message under this one field."""

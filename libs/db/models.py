@@ -117,6 +117,12 @@ class Request(Base):
             "created_at",
             postgresql_where=text("status IN ('pending', 'running')"),
         ),
+        Index(
+            "ix_requests_unfinished_updated",
+            "updated_at",
+            "id",
+            postgresql_where=text("status IN ('pending', 'running')"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from libs.db import PgConnection
 
+# Keyset pagination on (updated_at, id): a sweep walks every candidate once even when some of
+# them are left alone (live), and what it re-drives moves past its end (updated_at = now()).
 _CANDIDATES = """
 SELECT r.id, r.updated_at FROM requests r
 WHERE r.status IN ('pending', 'running')
-  AND r.updated_at < now() - make_interval(secs => $1)
+  AND r.updated_at < coalesce($1::timestamptz, now() - make_interval(secs => $2))
+  AND (r.updated_at, r.id) > ($3::timestamptz, $4::uuid)
   AND NOT EXISTS (SELECT 1 FROM outbox ob WHERE ob.request_id = r.id)
-ORDER BY r.updated_at
-LIMIT $2
+ORDER BY r.updated_at, r.id
+LIMIT $5
 """
+
+_NOW = "SELECT now()"
+_START = (datetime.min.replace(tzinfo=UTC), uuid.UUID(int=0))
 
 # Locks the request only if it is exactly as the candidate scan saw it: another replica that
 # got there first, or any progress meanwhile, changed updated_at (or holds the lock).
@@ -54,9 +60,24 @@ class Locked:
     params: dict[str, Any]
 
 
-async def stuck_requests(conn: PgConnection, *, older_than_s: float, limit: int) -> list[Candidate]:
-    rows = await conn.fetch(_CANDIDATES, older_than_s, limit)
+async def stuck_requests(
+    conn: PgConnection,
+    *,
+    limit: int,
+    older_than_s: float = 0.0,
+    before: datetime | None = None,
+    after: Candidate | None = None,
+) -> list[Candidate]:
+    """Unfinished requests with no outbox row, untouched for ``older_than_s`` (or since
+    ``before``), oldest first, from just past ``after``."""
+    start = (after.updated_at, after.id) if after is not None else _START
+    rows = await conn.fetch(_CANDIDATES, before, older_than_s, *start, limit)
     return [Candidate(id=r["id"], updated_at=r["updated_at"]) for r in rows]
+
+
+async def database_now(conn: PgConnection) -> datetime:
+    now: datetime = await conn.fetchval(_NOW)
+    return now
 
 
 async def lock_unchanged(conn: PgConnection, candidate: Candidate) -> Locked | None:

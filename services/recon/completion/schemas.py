@@ -10,3 +10,7 @@ class CompletionReport(BaseModel):
     redriven: int = Field(description="Stuck requests sent again since recon started.")
     failed: int = Field(description="Stuck requests failed and refunded since recon started.")
     skipped_runs: int = Field(description="Runs skipped because Redis or Postgres was unreachable.")
+    redis_recoveries: int = Field(
+        description="Times Redis was found to have lost its data and every unfinished request "
+        "absent from the streams was re-driven."
+    )

@@ -4,6 +4,11 @@ Order matters. Candidates are read from Postgres *before* the streams: a candida
 row, so the relay had already committed its ``XADD`` and the stream read that follows sees it.
 Each candidate is then handled in its own transaction that re-checks it under a row lock, so a
 request that progressed meanwhile, or that another recon replica took, is left alone.
+
+Redis losing its data (a restart without persistence, a flush) is told by the absence of
+``EPOCH_KEY``, which recon sets after each full sweep. Then the loop does not wait for requests to
+look stuck: it recreates the streams' groups and sweeps every unfinished request last touched
+before it noticed, re-driving those absent from the streams at once.
 """
 
 from __future__ import annotations
@@ -18,15 +23,19 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from libs.contracts import (
+    EPOCH_KEY,
     EVENT_BATCH,
     EVENTS_CHANNEL,
+    RESULTS_GROUP,
     RESULTS_STREAM,
+    TASKS_GROUP,
     TASKS_STREAM,
     TaskMessage,
 )
 from libs.db import PgConnection, PgPool
 from libs.logs import bind_request, get_logger
 from libs.outcomes import Ended, events_of, record_outcomes
+from libs.streams import ensure_group
 from services.recon.completion import repository, streams
 from services.recon.completion.schemas import CompletionReport
 
@@ -65,6 +74,7 @@ class CompletionLoop:
         self._redriven = 0
         self._failed = 0
         self._skipped = 0
+        self._recoveries = 0
 
     def report(self) -> CompletionReport:
         return CompletionReport(
@@ -72,6 +82,7 @@ class CompletionLoop:
             redriven=self._redriven,
             failed=self._failed,
             skipped_runs=self._skipped,
+            redis_recoveries=self._recoveries,
         )
 
     async def run_forever(self) -> None:
@@ -87,21 +98,64 @@ class CompletionLoop:
             await asyncio.sleep(self._interval_s)
 
     async def run_once(self) -> RunResult:
+        try:
+            lost = not await self._redis.exists(EPOCH_KEY)
+        except (RedisError, OSError) as exc:
+            return self._skip(exc)
+        if lost:
+            result = await self._recover()
+        else:
+            async with self._pool.acquire() as conn:
+                candidates = await repository.stuck_requests(
+                    conn, older_than_s=self._stuck_after_s, limit=self._batch
+                )
+            result = await self._sweep(candidates)
+        if not result.skipped:
+            self._last_run_at = datetime.now(UTC)
+        return result
+
+    async def _recover(self) -> RunResult:
+        """Redis lost its data: recreate the groups, then re-drive every unfinished request that
+        the streams do not hold, however recent."""
+        log.warning("completion.redis_data_lost")
+        try:
+            await ensure_group(self._redis, TASKS_STREAM, TASKS_GROUP)
+            await ensure_group(self._redis, RESULTS_STREAM, RESULTS_GROUP)
+        except (RedisError, OSError) as exc:
+            return self._skip(exc)
         async with self._pool.acquire() as conn:
-            candidates = await repository.stuck_requests(
-                conn, older_than_s=self._stuck_after_s, limit=self._batch
-            )
+            cutoff = await repository.database_now(conn)
+        redriven = failed = 0
+        after: repository.Candidate | None = None
+        while True:
+            async with self._pool.acquire() as conn:
+                batch = await repository.stuck_requests(
+                    conn, before=cutoff, after=after, limit=self._batch
+                )
+            swept = await self._sweep(batch)
+            if swept.skipped:
+                return swept
+            redriven += swept.redriven
+            failed += swept.failed
+            if len(batch) < self._batch:
+                break
+            after = batch[-1]
+        try:
+            await self._redis.set(EPOCH_KEY, cutoff.isoformat())
+        except (RedisError, OSError) as exc:
+            return self._skip(exc)
+        self._recoveries += 1
+        log.warning("completion.redis_recovered", redriven=redriven, failed=failed)
+        return RunResult(redriven=redriven, failed=failed)
+
+    async def _sweep(self, candidates: list[repository.Candidate]) -> RunResult:
         if candidates:
             try:
                 live = await streams.live_request_ids(
                     self._redis, (TASKS_STREAM, RESULTS_STREAM), chunk=self._stream_chunk
                 )
             except (RedisError, OSError) as exc:
-                # Without the streams, live work cannot be told from lost work: re-driving
-                # blindly would run it twice.
-                self._skipped += 1
-                log.warning("completion.skipped", reason="redis unreachable", error=repr(exc))
-                return RunResult(skipped=True)
+                return self._skip(exc)
             candidates = [c for c in candidates if c.id not in live]
         redriven = failed = 0
         for candidate in candidates:
@@ -110,8 +164,14 @@ class CompletionLoop:
             failed += outcome == "failed"
         self._redriven += redriven
         self._failed += failed
-        self._last_run_at = datetime.now(UTC)
         return RunResult(redriven=redriven, failed=failed)
+
+    def _skip(self, exc: BaseException) -> RunResult:
+        # Without the streams, live work cannot be told from lost work: re-driving blindly
+        # would run it twice.
+        self._skipped += 1
+        log.warning("completion.skipped", reason="redis unreachable", error=repr(exc))
+        return RunResult(skipped=True)
 
     async def _complete(self, candidate: repository.Candidate) -> Outcome | None:
         with bind_request(candidate.id):

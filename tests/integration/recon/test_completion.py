@@ -11,9 +11,12 @@ from redis.asyncio import Redis
 
 from libs.accounts import NewUser
 from libs.contracts import (
+    EPOCH_KEY,
     EVENT_BATCH,
     EVENTS_CHANNEL,
+    RESULTS_GROUP,
     RESULTS_STREAM,
+    TASKS_GROUP,
     TASKS_STREAM,
     ResultMessage,
     TaskMessage,
@@ -28,9 +31,9 @@ PRICE = 5  # demo/sleep
 TRACE = f"00-{'a' * 32}-{'b' * 16}-01"
 
 
-def completion(pool: "asyncpg.Pool[Any]", redis: Redis) -> CompletionLoop:
+def completion(pool: "asyncpg.Pool[Any]", redis: Redis, *, batch: int = 100) -> CompletionLoop:
     return CompletionLoop(
-        pool, redis, interval_s=60, stuck_after_s=120, max_attempts=3, batch=100, stream_chunk=2
+        pool, redis, interval_s=60, stuck_after_s=120, max_attempts=3, batch=batch, stream_chunk=2
     )
 
 
@@ -239,6 +242,52 @@ async def test_recon_runs_the_loop_and_reports_it_in_health(
     assert body["completion"]["failed"] == 0
     assert body["completion"]["last_run_at"] is not None
     assert (await state(db_pool, request_id))["attempt"] == 2
+
+
+async def test_redis_data_loss_redrives_every_unfinished_request_absent_from_the_streams_at_once(
+    db_pool: "asyncpg.Pool[Any]", redis_client: Redis
+) -> None:
+    lost = [(await submitted(db_pool, age_s=age))[0] for age in (5, 6, 7)]
+    live = [(await submitted(db_pool, age_s=age))[0] for age in (4, 8)]
+    last_try, user = await submitted(db_pool, attempt=3, age_s=9)
+    await redis_client.delete(EPOCH_KEY)  # Redis restarted empty, then the relay wrote these:
+    for request_id in live:
+        await redis_client.xadd(TASKS_STREAM, encode(_message(TASKS_STREAM, request_id)))
+    loop = completion(db_pool, redis_client, batch=2)
+
+    first = await loop.run_once()
+    again = await loop.run_once()
+
+    assert (first.redriven, first.failed) == (3, 1)
+    assert (again.redriven, again.failed) == (0, 0)
+    assert loop.report().redis_recoveries == 1
+    assert await redis_client.exists(EPOCH_KEY)
+    for stream, group in ((TASKS_STREAM, TASKS_GROUP), (RESULTS_STREAM, RESULTS_GROUP)):
+        groups = await redis_client.xinfo_groups(stream)
+        assert [g["name"].decode() for g in groups] == [group]
+    for request_id in lost:
+        row = await state(db_pool, request_id)
+        assert (row["status"], row["attempt"], row["outbox_rows"]) == ("pending", 2, 1)
+    for request_id in live:
+        row = await state(db_pool, request_id)
+        assert (row["attempt"], row["outbox_rows"]) == (1, 0)
+    row = await state(db_pool, last_try)
+    assert (row["status"], row["error"]) == ("failed", "no result after 3 attempts")
+    wallet = await db_pool.fetchrow("SELECT balance, reserved FROM users WHERE id = $1", user.id)
+    assert wallet is not None
+    assert (wallet["balance"], wallet["reserved"]) == (10, 0)
+
+
+async def test_data_loss_sweep_waits_for_redis_to_answer(db_pool: "asyncpg.Pool[Any]") -> None:
+    request_id, _ = await submitted(db_pool, age_s=5)
+    unreachable = create_redis(f"redis://127.0.0.1:{closed_port()}/0")
+    try:
+        result = await completion(db_pool, unreachable).run_once()
+    finally:
+        await unreachable.aclose()
+
+    assert result.skipped
+    assert (await state(db_pool, request_id))["attempt"] == 1
 
 
 def _message(stream: str, request_id: uuid.UUID) -> TaskMessage | ResultMessage:
