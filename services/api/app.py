@@ -56,7 +56,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
-        pool = await create_pool(settings.database_url, min_size=2, max_size=settings.db_pool_size)
+        # min_size=0: the API starts, and answers 503, while Postgres is down (a uvicorn worker
+        # process restarted during an outage must not take the whole server down).
+        pool = await create_pool(settings.database_url, min_size=0, max_size=settings.db_pool_size)
         redis = create_redis(settings.redis_url)
         hub = Hub(redis, queue_size=settings.ws_queue_size)
         relay = OutboxRelay(

@@ -69,6 +69,7 @@ class JobExecutor:
         except UnknownHandlerError as exc:
             return None, str(exc)
         self._writer.add(self._message(task, "started"))
+        log.debug("job.started", handler=task.handler, attempt=task.attempt)
         try:
             async with asyncio.timeout(self._timeout_s) as deadline:
                 results = await handler.execute(Job.from_task(task), JobContext())

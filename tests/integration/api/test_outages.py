@@ -92,6 +92,27 @@ async def test_postgres_gone_is_a_503_with_nothing_written_and_recovers(
     assert (row["balance"], row["reserved"]) == (96, 4)
 
 
+async def test_api_started_while_postgres_is_down_answers_503_then_serves(
+    servers: ServerUrls,
+    db_pool: "asyncpg.Pool[Any]",
+    proxies: tuple[TcpProxy, TcpProxy],
+    user: NewUser,
+) -> None:
+    await load_demo_catalog(db_pool)
+    pg, _ = proxies
+    await pg.cut()
+    settings = ApiSettings(
+        database_url=_through(servers.database_url, pg), redis_url=servers.redis_url
+    )
+    async with serving(settings) as api:
+        down = await api.client.post("/svc/demo/echo", json={"text": "x"}, headers=auth(user))
+        assert (down.status_code, down.json()["code"]) == (503, "unavailable")
+        await pg.restore()
+        up = await api.client.post("/svc/demo/echo", json={"text": "x"}, headers=auth(user))
+        assert up.status_code == 202
+    assert await db_pool.fetchval("SELECT count(*) FROM requests") == 1
+
+
 async def test_redis_gone_still_accepts_and_publishes_once_it_is_back(
     client: httpx.AsyncClient,
     proxies: tuple[TcpProxy, TcpProxy],

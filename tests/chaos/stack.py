@@ -1,0 +1,192 @@
+"""The real processes a chaos scenario breaks: api, workers and recon started as users start them,
+a Redis server of the scenario's own (so that it can be restarted empty) and a cuttable proxy in
+front of Postgres (so that the database can vanish and come back)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from services.cli.launcher import console_script, wait_until_healthy
+from tests.integration.api.conftest import free_port
+from tests.proxy import TcpProxy
+
+WORKERS = ("worker-1", "worker-2")
+VISIBILITY_TIMEOUT_S = 2.0
+"""Short, so that reclaiming a dead worker's jobs takes seconds, not the default 30."""
+
+
+@dataclass
+class RedisServer:
+    """A private ``redis-server`` without persistence: a restart comes back empty."""
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    _process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        binary = shutil.which("redis-server") or shutil.which("valkey-server")
+        assert binary is not None, "redis-server is not on PATH"
+        self._process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(100):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            return
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
+    async def restart_empty(self, down_s: float) -> None:
+        self.kill()
+        await asyncio.sleep(down_s)
+        await self.start()
+
+
+@dataclass
+class Process:
+    name: str
+    argv: list[str]
+    log: Path
+    popen: subprocess.Popen[bytes] | None = None
+
+
+class ChaosStack:
+    """api (two uvicorn processes), two workers and recon, each with its own log file."""
+
+    def __init__(self, *, workdir: Path, database_url: str, redis: RedisServer) -> None:
+        self.workdir = workdir
+        self.redis = redis
+        self.pg_proxy = TcpProxy(target_host="127.0.0.1", target_port=_port_of(database_url))
+        self._database_url = database_url
+        self.api_port = free_port()
+        self.recon_port = free_port()
+        self._processes: dict[str, Process] = {}
+        self._extra_env: dict[str, dict[str, str]] = {}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def env(self) -> Mapping[str, str]:
+        proxied = (
+            make_url(self._database_url)
+            .set(host="127.0.0.1", port=self.pg_proxy.port)
+            .render_as_string(hide_password=False)
+        )
+        return {
+            **os.environ,
+            "DATABASE_URL": proxied,
+            "REDIS_URL": self.redis.url,
+            "RELAI_LOG_LEVEL": "INFO",
+            "RELAI_WORKER_VISIBILITY_TIMEOUT_S": str(VISIBILITY_TIMEOUT_S),
+            "RELAI_WORKER_RECLAIM_INTERVAL_S": "0.5",
+            "RELAI_WORKER_METRICS_PORT": "0",
+            "RELAI_WORKER_JOB_TIMEOUT_S": "5",
+            "RELAI_RECON_PORT": str(self.recon_port),
+            "RELAI_RECON_COMPLETION_INTERVAL_S": "0.5",
+            "RELAI_RECON_STUCK_AFTER_S": "4",
+            "RELAI_RECON_MAX_ATTEMPTS": "5",
+        }
+
+    async def start(self) -> None:
+        await self.redis.start()
+        await self.pg_proxy.start()
+        api = [console_script("relai-api"), "--port", str(self.api_port), "--workers", "2"]
+        self._add("api", api)
+        for name in WORKERS:
+            self._add(name, [console_script("relai-worker")])
+        self._add("recon", [console_script("relai-recon")])
+        for name in self._processes:
+            self.launch(name)
+        await self.wait_healthy()
+
+    async def wait_healthy(self) -> None:
+        for url in (f"{self.url}/health", f"http://127.0.0.1:{self.recon_port}/health"):
+            await asyncio.to_thread(wait_until_healthy, url, timeout=60, exited=lambda: None)
+
+    def _add(self, name: str, argv: list[str], **env: str) -> None:
+        self._processes[name] = Process(name, argv, self.workdir / f"{name}.log")
+        self._extra_env[name] = env
+
+    def launch(self, name: str) -> None:
+        process = self._processes[name]
+        env = {**self.env(), **self._extra_env[name]}
+        if name.startswith("worker"):
+            env["RELAI_LOG_LEVEL"] = "DEBUG"  # one ``job.started`` line per execution
+        with process.log.open("ab") as log:
+            process.popen = subprocess.Popen(
+                process.argv, env=env, stdout=log, stderr=log, process_group=0
+            )
+
+    def pid(self, name: str) -> int:
+        popen = self._processes[name].popen
+        assert popen is not None
+        return popen.pid
+
+    def signal(self, name: str, signum: signal.Signals) -> None:
+        os.killpg(self.pid(name), signum)
+
+    def kill9(self, name: str) -> None:
+        popen = self._processes[name].popen
+        assert popen is not None
+        os.killpg(popen.pid, signal.SIGKILL)
+        popen.wait()
+
+    def worker_logs(self) -> list[Path]:
+        return [self._processes[name].log for name in WORKERS]
+
+    async def stop(self) -> None:
+        running = [p.popen for p in self._processes.values() if p.popen and p.popen.poll() is None]
+        for popen in running:
+            for signum in (signal.SIGCONT, signal.SIGTERM):
+                try:
+                    os.killpg(popen.pid, signum)
+                except ProcessLookupError:
+                    pass
+        for popen in running:
+            try:
+                await asyncio.to_thread(popen.wait, 15)
+            except subprocess.TimeoutExpired:
+                os.killpg(popen.pid, signal.SIGKILL)
+                popen.wait()
+        await self.pg_proxy.cut()
+        self.redis.kill()
+
+
+def _port_of(database_url: str) -> int:
+    return make_url(database_url).port or 5432

@@ -1,0 +1,164 @@
+"""Each scenario: the real processes, N submissions over HTTP, one fault, quiescence, one line of
+figures. Nothing accepted may be lost and nothing may be charged twice."""
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, cast
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from libs.accounts import NewUser
+from libs.contracts import TASKS_STREAM
+from libs.contracts.streams import MESSAGE_FIELD
+from libs.streams import Entry, create_redis
+from tests.chaos.conftest import N
+from tests.chaos.harness import Figures, Load, Scenario
+from tests.chaos.stack import VISIBILITY_TIMEOUT_S, WORKERS, ChaosStack
+
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
+
+QUIET_WITHIN_S = 120.0
+
+Fault = Callable[[ChaosStack, Scenario], Awaitable[None]]
+
+
+async def kill_one_worker_holding_jobs(stack: ChaosStack, s: Scenario) -> None:
+    await s.until_holding(stack.pid("worker-1"))
+    stack.kill9("worker-1")
+    s.injected()
+
+
+async def kill_all_workers_restart_later(stack: ChaosStack, s: Scenario) -> None:
+    await s.until_holding(stack.pid("worker-1"))
+    for name in WORKERS:
+        stack.kill9(name)
+    s.injected()
+    await asyncio.sleep(2)
+    for name in WORKERS:
+        stack.launch(name)
+
+
+async def zombie_worker(stack: ChaosStack, s: Scenario) -> None:
+    """Stopped past the visibility timeout: its jobs are reclaimed; then it wakes up and
+    finishes them too, reporting for an attempt that may already be settled."""
+    await s.until_holding(stack.pid("worker-1"))
+    stack.signal("worker-1", signal.SIGSTOP)
+    s.injected()
+    await asyncio.sleep(VISIBILITY_TIMEOUT_S * 3)
+    stack.signal("worker-1", signal.SIGCONT)
+
+
+async def relay_crash_between_xadd_and_commit(stack: ChaosStack, s: Scenario) -> None:
+    """The relay's crash window, injected: entries already on the stream are published again,
+    exactly what a relay that crashed after its XADD and before its commit does on restart."""
+    await s.load.until_accepted(N // 2)
+    entries = cast(list[Entry], await s.redis.xrange(TASKS_STREAM, count=max(5, N // 5)))
+    s.injected()
+    for _entry_id, fields in entries:
+        await s.redis.xadd(TASKS_STREAM, {MESSAGE_FIELD: fields[MESSAGE_FIELD]})
+
+
+async def kill_api_while_submitting(stack: ChaosStack, s: Scenario) -> None:
+    await s.load.until_accepted(N // 3)
+    stack.kill9("api")
+    s.injected()
+    await asyncio.sleep(1)
+    stack.launch("api")
+
+
+async def restart_redis_empty(stack: ChaosStack, s: Scenario) -> None:
+    await s.load.until_accepted(N // 2)
+    await s.until_holding(stack.pid("worker-1"))
+    s.injected()
+    await stack.redis.restart_empty(down_s=1.0)
+
+
+async def trim_pending_entries(stack: ChaosStack, s: Scenario) -> None:
+    """A tiny MAXLEN: entries are trimmed while delivered-but-unacknowledged or not yet read."""
+    await s.until_holding(stack.pid("worker-1"))
+    s.injected()
+    for _ in range(10):
+        await s.redis.xtrim(TASKS_STREAM, maxlen=2, approximate=False)
+        await asyncio.sleep(0.2)
+
+
+async def restart_postgres(stack: ChaosStack, s: Scenario) -> None:
+    """Every connection to Postgres drops and new ones are refused for 3 s."""
+    await s.load.until_accepted(N // 3)
+    await stack.pg_proxy.cut()
+    s.injected()
+    await asyncio.sleep(3)
+    await stack.pg_proxy.restore()
+
+
+async def kill_results_consumer(stack: ChaosStack, s: Scenario) -> None:
+    """The results consumer lives in the API: kill it while results are flowing."""
+    await s.load.until_accepted(N)
+    stack.kill9("api")
+    s.injected()
+    await asyncio.sleep(1)
+    stack.launch("api")
+
+
+async def provider_storm(stack: ChaosStack, s: Scenario) -> None:
+    """The provider fails 40% of calls for the whole run (the ``chaos/storm`` offer)."""
+    s.injected()
+
+
+SCENARIOS: dict[str, tuple[str, Fault]] = {
+    "worker_kill9": ("/svc/chaos/work", kill_one_worker_holding_jobs),
+    "all_workers_kill9_restart": ("/svc/chaos/work", kill_all_workers_restart_later),
+    "worker_zombie": ("/svc/chaos/work", zombie_worker),
+    "relay_crash_after_xadd": ("/svc/chaos/work", relay_crash_between_xadd_and_commit),
+    "api_kill9_during_submit": ("/svc/chaos/work", kill_api_while_submitting),
+    "redis_restart_empty": ("/svc/chaos/work", restart_redis_empty),
+    "stream_trimmed": ("/svc/chaos/work", trim_pending_entries),
+    "postgres_restart": ("/svc/chaos/work", restart_postgres),
+    "results_consumer_kill9": ("/svc/chaos/work", kill_results_consumer),
+    "provider_storm": ("/svc/chaos/storm", provider_storm),
+}
+
+
+@pytest.fixture
+async def stack_redis(chaos_stack: ChaosStack) -> AsyncIterator[Redis]:
+    client = create_redis(chaos_stack.redis.url)
+    yield client
+    await client.aclose()
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+async def test_scenario(
+    name: str,
+    chaos_stack: ChaosStack,
+    chaos_user: NewUser,
+    stack_redis: Redis,
+    db_pool: "asyncpg.Pool[Any]",
+    report: list[str],
+) -> None:
+    path, fault = SCENARIOS[name]
+    load = Load(url=chaos_stack.url, api_key=chaos_user.api_key, path=path, n=N)
+    scenario = Scenario(
+        name=name,
+        load=load,
+        pool=db_pool,
+        redis=stack_redis,
+        user_id=chaos_user.id,
+        worker_logs=chaos_stack.worker_logs(),
+    )
+
+    async def inject(s: Scenario) -> None:
+        await fault(chaos_stack, s)
+
+    figures: Figures = await scenario.run(inject, quiet_within_s=QUIET_WITHIN_S)
+    report.append(figures.line())
+
+    assert (figures.lost, figures.double_charged) == (0, 0), figures.line()
+    assert load.server_errors == 0, "a 5xx other than 503"
+    assert figures.accepted == N, f"refused: {dict(load.refused)}"
+    assert figures.completed + figures.failed == figures.accepted
+    if name != "provider_storm":
+        assert figures.failed == 0, figures.line()
+    assert await scenario.wallet_matches_ledger()
