@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 VENV := .venv/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint bench e2e
+.PHONY: help install run test lint bench e2e chaos
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,3 +36,6 @@ bench: install ## Run the benchmarks and print comparable figures
 
 e2e: install ## Only the end-to-end tests (real api, worker and recon processes)
 	$(VENV)/pytest -m e2e tests/e2e
+
+chaos: install ## The chaos suite at full size: 1,000 requests per scenario, one line of figures each
+	RELAI_CHAOS_N=$${RELAI_CHAOS_N:-1000} $(VENV)/pytest -m chaos tests/chaos

@@ -25,7 +25,7 @@ class ApiSettings(CommonSettings):
     results_block_ms: int = 1000
     results_in_flight: int = 2
     """Result batches written at once per process (the next is read while one is written)."""
-    results_reclaim_idle_s: float = 30.0
+    results_reclaim_idle_s: float = 10.0
     """Results left pending this long by a dead API consumer are claimed by a live one."""
     ws_allowed_origins: list[str] = []
     """Browser origins allowed to open WebSockets (``Origin`` header); empty allows any.

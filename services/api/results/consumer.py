@@ -17,7 +17,13 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity import (
+    AsyncRetrying,
+    retry,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 from libs.contracts import (
     EVENT_BATCH,
@@ -40,6 +46,10 @@ _transient_db = retry(
     stop=stop_after_attempt(8),
     reraise=True,
 )
+
+_OUTAGES = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, RedisConnectionError)
+"""Errors of a server that went away: the batch is ours and is retried here until it is back,
+rather than left for another process to reclaim after the idle time."""
 
 
 class ResultsConsumer:
@@ -99,9 +109,21 @@ class ResultsConsumer:
     async def _handle_in_background(self, entries: list[Entry]) -> None:
         """Handle a batch while the next is read. Batches may finish out of order; statuses only
         move forward, so the database cannot go back, and watchers skip a state older than one
-        they have. A batch that fails stays pending and is reclaimed after the idle time."""
+        they have. A batch that meets an outage is retried until its servers are back; one that
+        fails otherwise stays pending and is reclaimed after the idle time."""
         try:
-            await self.handle(entries)
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(_OUTAGES),
+                wait=wait_random_exponential(multiplier=0.1, max=2.0),
+                before_sleep=lambda state: log.warning(
+                    "results batch waits for its servers",
+                    entries=len(entries),
+                    error=repr(state.outcome.exception() if state.outcome else None),
+                ),
+                reraise=True,
+            ):
+                with attempt:
+                    await self.handle(entries)
         except Exception:
             log.exception("results batch failed; it will be reclaimed", entries=len(entries))
         finally:
