@@ -8,14 +8,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
 
+import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from libs.db import PgPool, create_pool
 from libs.streams import create_redis
+from services.recon.alerts.leader import Leadership
+from services.recon.alerts.loop import AlertLoop
+from services.recon.alerts.notifier import WebhookNotifier
 from services.recon.api import router
 from services.recon.completion.service import CompletionLoop
-from services.recon.settings import ReconSettings, get_settings
+from services.recon.settings import ReconSettings, get_settings, thresholds
 
 
 class State(TypedDict):
@@ -41,13 +45,33 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
             max_attempts=settings.recon_max_attempts,
             batch=settings.recon_completion_batch,
         )
-        task = asyncio.create_task(completion.run_forever(), name="recon-completion")
+        webhook = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
+        alerts = AlertLoop(
+            pool,
+            redis,
+            leadership=Leadership(settings.database_url),
+            notifier=WebhookNotifier(
+                settings.recon_alert_webhook_url,
+                cooldown_s=settings.recon_alert_cooldown_s,
+                client=webhook,
+            ),
+            thresholds=thresholds(settings),
+            interval_s=settings.recon_alert_interval_s,
+            health_timeout=settings.recon_health_timeout,
+        )
+        tasks = [
+            asyncio.create_task(completion.run_forever(), name="recon-completion"),
+            asyncio.create_task(alerts.run_forever(), name="recon-alerts"),
+        ]
         try:
             yield State(settings=settings, pool=pool, redis=redis, completion=completion)
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await webhook.aclose()
             await redis.aclose()
             await pool.close()
 

@@ -3,6 +3,7 @@ from functools import lru_cache
 from pydantic import Field
 
 from libs.settings import CommonSettings
+from services.recon.alerts.rules import Thresholds
 
 
 class ReconSettings(CommonSettings):
@@ -20,8 +21,25 @@ class ReconSettings(CommonSettings):
     """A stuck request already run this many times is failed and refunded instead."""
     recon_completion_batch: int = Field(default=1000, ge=1)
     """Most candidates looked at per run."""
+    recon_alert_webhook_url: str | None = None
+    """Where alerts go (a Discord-compatible webhook); unset: alerts are only logged."""
+    recon_alert_interval_s: float = Field(default=15.0, gt=0)
+    """Seconds between two evaluations of the alert rules (on the leading replica)."""
+    recon_alert_cooldown_s: float = Field(default=900.0, ge=0)
+    """A condition still firing is announced again only after this many seconds."""
+    recon_alert_outbox_age_s: float = Field(default=30.0, gt=0)
+    """Relay stalled: the oldest unpublished outbox row is older than this."""
+    recon_alert_stuck_age_s: float = Field(default=900.0, gt=0)
+    """Requests stuck: the oldest unfinished request is older than this."""
 
 
 @lru_cache
 def get_settings() -> ReconSettings:
     return ReconSettings()
+
+
+def thresholds(settings: ReconSettings) -> Thresholds:
+    return Thresholds(
+        outbox_age_s=settings.recon_alert_outbox_age_s,
+        stuck_age_s=settings.recon_alert_stuck_age_s,
+    )

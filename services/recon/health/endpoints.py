@@ -1,8 +1,10 @@
 from fastapi import APIRouter, Response, status
 
+from services.recon.alerts.rules import evaluate
 from services.recon.dependencies import CompletionDep, PoolDep, RedisDep, SettingsDep
 from services.recon.health import service
-from services.recon.health.schemas import Health
+from services.recon.health.schemas import AlertView, Health
+from services.recon.settings import thresholds
 
 router = APIRouter(tags=["health"])
 
@@ -29,6 +31,10 @@ async def health(
         timeout=settings.recon_health_timeout,
         completion=completion.report(),
     )
+    report.alerts = [
+        AlertView(key=a.key, severity=a.severity, title=a.title, detail=a.detail)
+        for a in evaluate(report, thresholds(settings))
+    ]
     if report.status != "ok":
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return report

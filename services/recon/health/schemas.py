@@ -24,7 +24,8 @@ class UnfinishedRequests(BaseModel):
 
 class GroupInfo(BaseModel):
     pending: int = Field(description="Entries delivered to a consumer and not yet acknowledged.")
-    consumers: int
+    consumers: int = Field(description="Consumers known to the group, dead ones included.")
+    live_consumers: int = Field(description="Consumers that read in the last 10 seconds.")
     lag: int | None = Field(description="Entries not yet delivered to the group, if known.")
 
 
@@ -32,6 +33,13 @@ class StreamInfo(BaseModel):
     status: Literal["present", "absent"]
     length: int
     groups: dict[str, GroupInfo]
+
+
+class AlertView(BaseModel):
+    key: str
+    severity: Literal["critical", "warning"]
+    title: str
+    detail: str
 
 
 class Health(BaseModel):
@@ -42,3 +50,6 @@ class Health(BaseModel):
     requests: UnfinishedRequests | None = None
     streams: dict[str, StreamInfo] | None = None
     completion: CompletionReport | None = None
+    alerts: list[AlertView] = Field(
+        default_factory=list, description="Alert rules that this report triggers."
+    )

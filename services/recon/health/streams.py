@@ -5,6 +5,10 @@ from redis.exceptions import ResponseError
 
 from services.recon.health.schemas import GroupInfo, StreamInfo
 
+LIVE_IDLE_MS = 10_000
+"""A consumer that has not read for this long is not counted live: a worker or an API process
+reads at least every few seconds (its blocking read times out), a dead one's entry lingers."""
+
 
 async def read_stream(redis: Redis, stream: str) -> StreamInfo:
     try:
@@ -19,11 +23,19 @@ async def read_stream(redis: Redis, stream: str) -> StreamInfo:
         length=length,
         groups={
             _text(group["name"]): GroupInfo(
-                pending=group["pending"], consumers=group["consumers"], lag=group.get("lag")
+                pending=group["pending"],
+                consumers=group["consumers"],
+                live_consumers=await _live_consumers(redis, stream, group["name"]),
+                lag=group.get("lag"),
             )
             for group in groups
         },
     )
+
+
+async def _live_consumers(redis: Redis, stream: str, group: bytes | str) -> int:
+    consumers = await redis.xinfo_consumers(stream, group)
+    return sum(1 for consumer in consumers if consumer["idle"] < LIVE_IDLE_MS)
 
 
 def _text(value: bytes | str) -> str:

@@ -74,7 +74,7 @@ async def test_reports_backlog_streams_and_oldest_unfinished_request(
     assert body["streams"][TASKS_STREAM] == {
         "status": "present",
         "length": 3,
-        "groups": {TASKS_GROUP: {"pending": 1, "consumers": 1, "lag": 2}},
+        "groups": {TASKS_GROUP: {"pending": 1, "consumers": 1, "live_consumers": 1, "lag": 2}},
     }
     assert body["streams"][RESULTS_STREAM]["status"] == "absent"
 

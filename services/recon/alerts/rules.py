@@ -1,0 +1,94 @@
+"""What is worth waking someone for, decided from one health report. Pure: no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from libs.contracts import TASKS_GROUP, TASKS_STREAM
+from services.recon.health.schemas import Health
+
+Severity = Literal["critical", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    outbox_age_s: float
+    """The oldest unpublished outbox row older than this: the relay is stalled."""
+    stuck_age_s: float
+    """The oldest unfinished request older than this: requests are stuck."""
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    key: str
+    """Stable identity: the same condition keeps the same key while it lasts (deduplication)."""
+    severity: Severity
+    title: str
+    detail: str
+
+
+def evaluate(health: Health, thresholds: Thresholds) -> list[Alert]:
+    alerts: list[Alert] = []
+    if health.postgres.status != "ok":
+        alerts.append(
+            Alert("postgres_unreachable", "critical", "Postgres unreachable", _err(health.postgres))
+        )
+    if health.redis.status != "ok":
+        alerts.append(
+            Alert("redis_unreachable", "critical", "Redis unreachable", _err(health.redis))
+        )
+    outbox = health.outbox
+    if outbox and outbox.oldest_age_seconds and outbox.oldest_age_seconds > thresholds.outbox_age_s:
+        alerts.append(
+            Alert(
+                "relay_stalled",
+                "critical",
+                "Outbox relay stalled",
+                f"{outbox.count} outbox rows unpublished, the oldest for "
+                f"{outbox.oldest_age_seconds:.0f}s (threshold {thresholds.outbox_age_s:g}s): "
+                "no API process is publishing to Redis.",
+            )
+        )
+    requests = health.requests
+    if (
+        requests
+        and requests.oldest_age_seconds
+        and requests.oldest_age_seconds > thresholds.stuck_age_s
+    ):
+        alerts.append(
+            Alert(
+                "requests_stuck",
+                "warning",
+                "Requests stuck",
+                f"{requests.count} requests unfinished, the oldest for "
+                f"{requests.oldest_age_seconds:.0f}s (threshold {thresholds.stuck_age_s:g}s).",
+            )
+        )
+    absent = _workers_absent(health)
+    if absent:
+        alerts.append(Alert("workers_absent", "critical", "No live workers", absent))
+    return alerts
+
+
+def _workers_absent(health: Health) -> str | None:
+    """Work is waiting (tasks on the stream or requests unfinished) and no worker reads."""
+    if health.streams is None:
+        return None
+    tasks = health.streams.get(TASKS_STREAM)
+    waiting_tasks = tasks.length if tasks else 0
+    unfinished = health.requests.count if health.requests else 0
+    if not waiting_tasks and not unfinished:
+        return None
+    group = tasks.groups.get(TASKS_GROUP) if tasks else None
+    if group is not None and group.live_consumers > 0:
+        return None
+    known = group.consumers if group else 0
+    return (
+        f"{waiting_tasks} tasks on {TASKS_STREAM} and {unfinished} requests unfinished, but no "
+        f"consumer of group {TASKS_GROUP!r} has read in the last 10s ({known} known)."
+    )
+
+
+def _err(probe: object) -> str:
+    return getattr(probe, "error", None) or "no answer"
