@@ -1,0 +1,190 @@
+"""Alerts against the real servers and a local webhook receiver: what the receiver gets, once
+per condition and cool-down, from one replica only."""
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from aiohttp import web
+from redis.asyncio import Redis
+
+from libs.contracts import TASKS_GROUP, TASKS_STREAM
+from libs.streams import ensure_group
+from services.recon.alerts.leader import Leadership
+from services.recon.alerts.loop import AlertLoop
+from services.recon.alerts.notifier import WebhookNotifier
+from services.recon.alerts.rules import Thresholds
+from tests.integration.recon.conftest import recon, settings_for
+from tests.support import ServerUrls
+
+
+@dataclass
+class Receiver:
+    url: str
+    received: list[dict[str, Any]] = field(default_factory=list)
+    status: int = 204
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    box = Receiver(url="")
+
+    async def hook(request: web.Request) -> web.Response:
+        box.received.append(await request.json())
+        return web.Response(status=box.status)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    box.url = f"http://127.0.0.1:{port}/hook"
+    yield box
+    await runner.cleanup()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def webhook_client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=5) as client:
+        yield client
+
+
+@pytest.fixture
+async def leaders(servers: ServerUrls) -> AsyncIterator[list[Leadership]]:
+    """Two replicas' leadership, released (their sessions ended) after the test."""
+    both = [Leadership(servers.database_url), Leadership(servers.database_url)]
+    yield both
+    for leadership in both:
+        await leadership.release()
+
+
+def alert_loop(
+    leadership: Leadership,
+    pool: "asyncpg.Pool[Any]",
+    redis: Redis,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    clock: Clock,
+) -> AlertLoop:
+    return AlertLoop(
+        pool,
+        redis,
+        leadership=leadership,
+        notifier=WebhookNotifier(receiver.url, cooldown_s=600, client=client, clock=clock),
+        thresholds=Thresholds(outbox_age_s=30, stuck_age_s=900),
+        interval_s=60,
+        health_timeout=2,
+    )
+
+
+async def stalled_outbox(pool: "asyncpg.Pool[Any]") -> None:
+    await pool.execute(
+        "INSERT INTO outbox (stream, request_id, payload, created_at) "
+        "VALUES ($1, $2, '{}', now() - interval '45 seconds')",
+        TASKS_STREAM,
+        uuid.uuid4(),
+    )
+
+
+async def test_relay_stalled_fires_once_repeats_after_cooldown_and_resolves(
+    leaders: list[Leadership],
+    db_pool: "asyncpg.Pool[Any]",
+    redis_client: Redis,
+    receiver: Receiver,
+    webhook_client: httpx.AsyncClient,
+) -> None:
+    clock = Clock()
+    loop = alert_loop(leaders[0], db_pool, redis_client, receiver, webhook_client, clock)
+    await stalled_outbox(db_pool)
+    alerts = await loop.run_once()
+    clock.now += 300
+    await loop.run_once()
+    clock.now += 301
+    await loop.run_once()
+    await db_pool.execute("DELETE FROM outbox")
+    await loop.run_once()
+    await loop.run_once()
+
+    assert alerts is not None
+    assert [a.key for a in alerts] == ["relay_stalled"]
+    assert [m["content"] for m in receiver.received] == [
+        "[CRITICAL] Outbox relay stalled",
+        "[CRITICAL] Outbox relay stalled (still firing)",
+        "[RESOLVED] Outbox relay stalled",
+    ]
+    first = receiver.received[0]
+    assert first["username"] == "Relai recon"
+    (embed,) = first["embeds"]
+    assert embed["title"] == "Outbox relay stalled"
+    assert "1 outbox rows unpublished" in embed["description"]
+    assert {f["name"]: f["value"] for f in embed["fields"]} == {
+        "alert": "relay_stalled",
+        "severity": "critical",
+        "status": "firing",
+    }
+    assert receiver.received[2]["embeds"][0]["color"] == 0x2ECC71
+
+
+async def test_failed_delivery_is_tried_again_next_run(
+    leaders: list[Leadership],
+    db_pool: "asyncpg.Pool[Any]",
+    redis_client: Redis,
+    receiver: Receiver,
+    webhook_client: httpx.AsyncClient,
+) -> None:
+    loop = alert_loop(leaders[0], db_pool, redis_client, receiver, webhook_client, Clock())
+    await stalled_outbox(db_pool)
+    receiver.status = 500
+    await loop.run_once()
+    receiver.status = 204
+    await loop.run_once()
+    await loop.run_once()
+
+    assert [m["content"] for m in receiver.received] == ["[CRITICAL] Outbox relay stalled"] * 2
+
+
+async def test_only_the_leading_replica_alerts_and_another_takes_over(
+    leaders: list[Leadership],
+    db_pool: "asyncpg.Pool[Any]",
+    redis_client: Redis,
+    receiver: Receiver,
+    webhook_client: httpx.AsyncClient,
+) -> None:
+    first = alert_loop(leaders[0], db_pool, redis_client, receiver, webhook_client, Clock())
+    second = alert_loop(leaders[1], db_pool, redis_client, receiver, webhook_client, Clock())
+    await stalled_outbox(db_pool)
+    assert await first.run_once() is not None
+    assert await second.run_once() is None
+    await leaders[0].release()  # the leader's process died: its session ended
+    taken = await second.run_once()
+
+    assert taken is not None
+    assert [a.key for a in taken] == ["relay_stalled"]
+    assert len(receiver.received) == 2  # the new leader does not know what the old one sent
+
+
+async def test_workers_absent_while_tasks_wait_and_health_lists_it(
+    servers: ServerUrls, redis_client: Redis
+) -> None:
+    await ensure_group(redis_client, TASKS_STREAM, TASKS_GROUP)
+    await redis_client.xadd(TASKS_STREAM, {b"m": b"{}"})
+
+    async with recon(settings_for(servers)) as client:
+        body = (await client.get("/health")).json()
+
+    assert [(a["key"], a["severity"]) for a in body["alerts"]] == [("workers_absent", "critical")]
+    assert body["streams"][TASKS_STREAM]["groups"][TASKS_GROUP]["live_consumers"] == 0

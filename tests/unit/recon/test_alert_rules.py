@@ -1,0 +1,76 @@
+"""The alert rules on health reports built by hand."""
+
+from typing import Any
+
+import pytest
+
+from libs.contracts import RESULTS_STREAM, TASKS_GROUP, TASKS_STREAM
+from services.recon.alerts.rules import Thresholds, evaluate
+from services.recon.health.schemas import (
+    GroupInfo,
+    Health,
+    OutboxBacklog,
+    Probe,
+    StreamInfo,
+    UnfinishedRequests,
+)
+
+LIMITS = Thresholds(outbox_age_s=30, stuck_age_s=900)
+
+
+def health(
+    *,
+    outbox_age: float | None = None,
+    unfinished: int = 0,
+    oldest: float | None = None,
+    tasks: int = 0,
+    live: int = 1,
+    **probes: Any,
+) -> Health:
+    group = GroupInfo(pending=0, consumers=max(live, 1), live_consumers=live, lag=0)
+    return Health(
+        status="ok",
+        postgres=probes.get("postgres", Probe(status="ok")),
+        redis=probes.get("redis", Probe(status="ok")),
+        outbox=OutboxBacklog(count=1 if outbox_age else 0, oldest_age_seconds=outbox_age),
+        requests=UnfinishedRequests(count=unfinished, oldest_age_seconds=oldest),
+        streams={
+            TASKS_STREAM: StreamInfo(status="present", length=tasks, groups={TASKS_GROUP: group}),
+            RESULTS_STREAM: StreamInfo(status="absent", length=0, groups={}),
+        },
+    )
+
+
+def keys(report: Health) -> list[str]:
+    return [alert.key for alert in evaluate(report, LIMITS)]
+
+
+def test_a_healthy_idle_system_raises_nothing() -> None:
+    assert keys(health(live=0)) == []
+
+
+@pytest.mark.parametrize(("age", "expected"), [(10.0, []), (30.0, []), (31.0, ["relay_stalled"])])
+def test_relay_stalled_past_the_outbox_age(age: float, expected: list[str]) -> None:
+    assert keys(health(outbox_age=age)) == expected
+
+
+def test_requests_stuck_past_the_age() -> None:
+    assert keys(health(unfinished=3, oldest=899)) == []
+    report = evaluate(health(unfinished=3, oldest=901), LIMITS)
+    assert [(a.key, a.severity) for a in report] == [("requests_stuck", "warning")]
+    assert "3 requests unfinished" in report[0].detail
+
+
+def test_workers_absent_only_when_work_waits() -> None:
+    assert keys(health(tasks=5, live=1)) == []
+    assert keys(health(tasks=0, unfinished=0, live=0)) == []
+    assert keys(health(tasks=5, live=0)) == ["workers_absent"]
+    assert keys(health(unfinished=2, oldest=5, live=0)) == ["workers_absent"]
+
+
+def test_unreachable_servers_are_critical() -> None:
+    report = health(postgres=Probe(status="error", error="no answer within 2s"))
+    alerts = evaluate(report, LIMITS)
+    assert [(a.key, a.severity, a.detail) for a in alerts] == [
+        ("postgres_unreachable", "critical", "no answer within 2s")
+    ]
