@@ -49,21 +49,25 @@ class JobExecutor:
         handler = task.handler if task.handler in self._registry else UNKNOWN_HANDLER
         with bind_request(task.request_id):
             start = time.perf_counter()
-            results, error = await self._execute(task)
+            ctx = JobContext()
+            results, error = await self._execute(task, ctx)
+            usage = ctx.usage or None
             JOB_DURATION.labels(handler).observe(time.perf_counter() - start)
             message: Encoded | None = None
             if error is None:
                 try:
-                    message = self._message(task, "succeeded", results=results)
+                    message = self._message(task, "succeeded", results=results, usage=usage)
                 except ValueError as exc:
                     error = f"results are not JSON-serializable: {exc}"
             if message is None:
                 log.warning("job.failed", handler=task.handler, attempt=task.attempt, error=error)
-                message = self._message(task, "failed", error=error)
+                message = self._message(task, "failed", error=error, usage=usage)
             self._writer.add(message, ack=entry_id)
             JOBS.labels(handler, "succeeded" if error is None else "failed").inc()
 
-    async def _execute(self, task: TaskMessage) -> tuple[list[object] | None, str | None]:
+    async def _execute(
+        self, task: TaskMessage, ctx: JobContext
+    ) -> tuple[list[object] | None, str | None]:
         try:
             handler = self._registry.get(task.handler)
         except UnknownHandlerError as exc:
@@ -71,7 +75,7 @@ class JobExecutor:
         self._writer.add(self._message(task, "started"))
         try:
             async with asyncio.timeout(self._timeout_s) as deadline:
-                results = await handler.execute(Job.from_task(task), JobContext())
+                results = await handler.execute(Job.from_task(task), ctx)
         except HandlerError as exc:
             return None, str(exc) or type(exc).__name__
         except TimeoutError as exc:
@@ -92,6 +96,7 @@ class JobExecutor:
         *,
         results: list[object] | None = None,
         error: str | None = None,
+        usage: dict[str, int] | None = None,
     ) -> Encoded:
         return encode(
             ResultMessage(
@@ -102,6 +107,7 @@ class JobExecutor:
                 results=results,
                 error=error,
                 worker=self._consumer,
+                usage=usage,
             )
         )
 

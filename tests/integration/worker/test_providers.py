@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
+from redis.asyncio import Redis
 
 from services.worker.handlers import build_registry
 from services.worker.job import HandlerError, Job, JobContext
 from services.worker.providers import ProviderHttp
 from tests.fakes.provider import FakeProvider, Reply, fake_provider
+from tests.integration.worker.helpers import FAST, add_tasks, finals, running, task, wait_finals
 
 KEY = "sk-test-secret-key-0123456789"
 FAST_RETRIES = {"backoff_s": 0.01, "backoff_max_s": 0.05, "api_key_env": "RELAI_FAKE_KEY"}
@@ -325,3 +327,24 @@ async def test_a_url_guard_refuses_before_anything_is_sent(fake: FakeProvider) -
     finally:
         await guarded.aclose()
     assert fake.calls == []
+
+
+async def test_the_job_timeout_bounds_a_provider_call_and_usage_travels_with_the_result(
+    redis_client: Redis, fake: FakeProvider, http: ProviderHttp
+) -> None:
+    params = {**CASES[0].params(fake.url), **FAST_RETRIES}
+    hung = task("openai.chat", "hello world", timeout_s=30, **params)
+    ok = task("openai.chat", "hello world", **params)
+    fake.script(Reply.hang())
+    settings = FAST.model_copy(update={"worker_job_timeout_s": 0.5})
+
+    async with running(redis_client, settings, registry=build_registry(http=http)):
+        await add_tasks(redis_client, [hung])
+        await wait_finals(redis_client, 1)
+        await add_tasks(redis_client, [ok])
+        results = finals(await wait_finals(redis_client, 2))
+
+    assert [(r.kind, r.error, r.usage) for r in results] == [
+        ("failed", "TimeoutError: job exceeded 0.5s", None),
+        ("succeeded", None, {"input_tokens": 2, "output_tokens": 3}),
+    ]
