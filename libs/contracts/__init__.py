@@ -12,6 +12,7 @@ from libs.contracts.messages import (
 )
 from libs.contracts.status import FINAL_STATUSES, RequestStatus, status_rank
 from libs.contracts.streams import (
+    DEAD_LETTERS_STREAM,
     EVENTS_CHANNEL,
     RESULTS_GROUP,
     RESULTS_STREAM,
@@ -20,6 +21,7 @@ from libs.contracts.streams import (
 )
 
 __all__ = [
+    "DEAD_LETTERS_STREAM",
     "EVENTS_CHANNEL",
     "EVENT_BATCH",
     "FINAL_STATUSES",
