@@ -62,7 +62,8 @@ class OpenAIChat(ProviderHandler):
         key: str | None,
         emit: Emit,
     ) -> Reply:
-        body = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        # Usage comes in a last chunk only when asked for; ``body`` params may say otherwise.
+        body = {"stream_options": {"include_usage": True}, **body, "stream": True}
         parts: dict[int, list[str]] = defaultdict(list)
         usage: dict[str, int] = {}
         async with post_sse(
