@@ -6,7 +6,7 @@ from typing import Any
 from pydantic import Field
 
 from services.worker.job import Job
-from services.worker.providers.base import Emit, ProviderHandler, Reply, bearer, dig
+from services.worker.providers.base import Emit, ProviderHandler, Reply, dig
 from services.worker.providers.errors import PermanentError
 from services.worker.providers.http import post_json
 from services.worker.providers.params import ProviderParams
@@ -21,6 +21,8 @@ class HttpJsonParams(ProviderParams):
     """Dotted path of the result in the answer (``predictions.0``); empty: the whole answer."""
     usage_paths: dict[str, str] = Field(default_factory=dict)
     """Our usage names to dotted paths in the answer (``{"input_tokens": "usage.in"}``)."""
+    api_key_header: str = "Authorization"
+    api_key_prefix: str = "Bearer "
 
 
 class HttpJson(ProviderHandler):
@@ -37,7 +39,7 @@ class HttpJson(ProviderHandler):
             self.http,
             params.url,
             fill(params.request, job.prompt),
-            headers={**params.headers, **bearer(key)},
+            headers={**params.headers, **_auth(params, key)},
             timeout=params.timeout,
             secret=key,
         )
@@ -48,6 +50,10 @@ class HttpJson(ProviderHandler):
                 raise PermanentError(f"unexpected answer from the provider: {path!r} is no count")
             usage[name] = value
         return Reply([dig(data, params.result_path)], usage)
+
+
+def _auth(params: HttpJsonParams, key: str | None) -> dict[str, str]:
+    return {params.api_key_header: f"{params.api_key_prefix}{key}"} if key else {}
 
 
 def fill(template: Any, prompt: str) -> Any:

@@ -1,6 +1,7 @@
 """Each provider handler against the fake provider's rendition of its wire format: success and
 usage, 429 with Retry-After, 500 then success, malformed body, timeout, hang, permanent errors."""
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -348,3 +349,19 @@ async def test_the_job_timeout_bounds_a_provider_call_and_usage_travels_with_the
         ("failed", "TimeoutError: job exceeded 0.5s", None),
         ("succeeded", None, {"input_tokens": 2, "output_tokens": 3}),
     ]
+
+
+async def test_http_json_sends_the_key_in_the_configured_header(
+    http: ProviderHttp, fake: FakeProvider
+) -> None:
+    await run(http, CASES[-1], fake, api_key_header="X-Model-Key", api_key_prefix="")
+    (call,) = fake.calls
+    assert call.headers["x-model-key"] == KEY
+    assert "authorization" not in call.headers
+    assert call.body == {"inputs": {"text": "hello world"}}
+
+
+async def test_the_fake_counts_concurrent_calls(http: ProviderHttp, fake: FakeProvider) -> None:
+    fake.script(*[Reply.ok(delay_s=0.3)] * 3)
+    await asyncio.gather(*(run(http, CASES[0], fake) for _ in range(3)))
+    assert (fake.max_in_flight, fake.in_flight, len(fake.calls)) == (3, 0, 3)
