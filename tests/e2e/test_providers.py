@@ -31,7 +31,7 @@ def stack_env(stack_env: dict[str, str]) -> dict[str, str]:
 
 
 async def test_a_streaming_provider_job_runs_in_a_worker_process_with_retries_and_usage(
-    stack: Stack, client: httpx.AsyncClient, fake: FakeProvider, db_pool: "asyncpg.Pool[Any]"
+    fake: FakeProvider, stack: Stack, client: httpx.AsyncClient, db_pool: "asyncpg.Pool[Any]"
 ) -> None:
     spec = CatalogSpec.model_validate(
         {

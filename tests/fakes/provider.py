@@ -337,12 +337,6 @@ def _route(path: str) -> str:
     return "predict"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @asynccontextmanager
 async def fake_provider() -> AsyncIterator[FakeProvider]:
     """The fake provider serving on a free local port, in this event loop, until exit."""
@@ -352,10 +346,12 @@ async def fake_provider() -> AsyncIterator[FakeProvider]:
     app.router.add_route("POST", "/{tail:.*}", handle)
     runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
     await runner.setup()
-    port = _free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
+    # Bound here, before anyone else can pick the same free port.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    site = web.SockSite(runner, sock)
     await site.start()
-    fake.url = f"http://127.0.0.1:{port}"
+    fake.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     try:
         yield fake
     finally:

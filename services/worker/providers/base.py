@@ -42,7 +42,8 @@ class ProviderHandler(ABC):
         results: list[Any] = []
         while len(results) < job.create_qty:
             want = job.create_qty - len(results)
-            reply = await self._attempts(job, ctx, params, key, want)
+            # Only the first result streams: subscribers see one answer being written.
+            reply = await self._attempts(job, ctx, params, key, want, publish=not results)
             ctx.add_usage(**reply.usage)
             if not reply.results:
                 raise PermanentError("the provider returned no results")
@@ -50,14 +51,22 @@ class ProviderHandler(ABC):
         return results
 
     async def _attempts(
-        self, job: Job, ctx: JobContext, params: ProviderParams, key: str | None, want: int
+        self,
+        job: Job,
+        ctx: JobContext,
+        params: ProviderParams,
+        key: str | None,
+        want: int,
+        *,
+        publish: bool,
     ) -> Reply:
         emitted = False
 
         async def emit(chunk: str) -> None:
             nonlocal emitted
-            emitted = True
-            await ctx.emit(chunk)
+            if publish:
+                emitted = True
+                await ctx.emit(chunk)
 
         async def attempt() -> Reply:
             try:

@@ -365,3 +365,11 @@ async def test_the_fake_counts_concurrent_calls(http: ProviderHttp, fake: FakePr
     fake.script(*[Reply.ok(delay_s=0.3)] * 3)
     await asyncio.gather(*(run(http, CASES[0], fake) for _ in range(3)))
     assert (fake.max_in_flight, fake.in_flight, len(fake.calls)) == (3, 0, 3)
+
+
+async def test_only_the_first_result_streams(http: ProviderHttp, fake: FakeProvider) -> None:
+    ctx = Chunks()
+    results, _ = await run(http, CASES[6], fake, ctx=ctx, create_qty=2)
+    assert results == ["echo: hello world"] * 2
+    assert ctx.chunks == ["echo:", " hello", " world"]
+    assert len(fake.calls) == 2
