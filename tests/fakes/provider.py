@@ -349,7 +349,7 @@ async def fake_provider() -> AsyncIterator[FakeProvider]:
     # Bound here, before anyone else can pick the same free port.
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    site = web.SockSite(runner, sock)
+    site = web.SockSite(runner, sock, backlog=2048)
     await site.start()
     fake.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     try:
