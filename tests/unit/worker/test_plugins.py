@@ -1,7 +1,6 @@
 """Handlers installed as packages: real distributions (a dist-info with entry points, written to
 a directory on ``sys.path``) found through ``importlib.metadata``."""
 
-import textwrap
 import uuid
 from pathlib import Path
 
@@ -10,24 +9,18 @@ import pytest
 from services.worker.handlers import GROUP, PluginError, build_registry
 from services.worker.job import Job, JobContext
 from services.worker.providers import ProviderHttp
-
-
-def install(root: Path, source: str, points: dict[str, str]) -> str:
-    """Write a module and a distribution declaring ``points``; returns the module's name."""
-    module = f"relai_plugin_{uuid.uuid4().hex[:8]}"
-    (root / f"{module}.py").write_text(textwrap.dedent(source))
-    info = root / f"{module}-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n")
-    lines = [f"{name} = {value.format(module=module)}" for name, value in points.items()]
-    (info / "entry_points.txt").write_text(f"[{GROUP}]\n" + "\n".join(lines) + "\n")
-    return module
+from tests.fakes.plugins import GROUP as PLUGIN_GROUP
+from tests.fakes.plugins import install_plugin
 
 
 @pytest.fixture
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.syspath_prepend(str(tmp_path))
     return tmp_path
+
+
+def test_plugins_are_installed_in_the_group_the_worker_reads() -> None:
+    assert PLUGIN_GROUP == GROUP == "relai.handlers"
 
 
 UPPER = """
@@ -44,7 +37,9 @@ UPPER = """
 
 
 async def test_an_installed_plugin_is_registered_and_runs(site: Path) -> None:
-    install(site, UPPER, {"acme.upper": "{module}:Upper", "acme.shout": "{module}:make_upper"})
+    install_plugin(
+        site, UPPER, {"acme.upper": "{module}:Upper", "acme.shout": "{module}:make_upper"}
+    )
 
     registry = build_registry()
 
@@ -64,7 +59,7 @@ async def test_a_provider_plugin_gets_the_shared_http_client(site: Path) -> None
             async def call(self, job, params, key, want, emit):
                 return Reply([job.prompt])
     """
-    install(site, source, {"acme.custom": "{module}:Custom"})
+    install_plugin(site, source, {"acme.custom": "{module}:Custom"})
     http = ProviderHttp()
 
     handler = build_registry(http=http).get("acme.custom")
@@ -76,7 +71,9 @@ async def test_a_provider_plugin_gets_the_shared_http_client(site: Path) -> None
 
 
 def test_a_plugin_that_cannot_be_imported_stops_the_build_naming_it(site: Path) -> None:
-    module = install(site, "raise RuntimeError('boom')\n", {"acme.broken": "{module}:Nothing"})
+    module = install_plugin(
+        site, "raise RuntimeError('boom')\n", {"acme.broken": "{module}:Nothing"}
+    )
     with pytest.raises(PluginError) as failure:
         build_registry()
     message = str(failure.value)
@@ -86,13 +83,13 @@ def test_a_plugin_that_cannot_be_imported_stops_the_build_naming_it(site: Path) 
 
 
 def test_a_plugin_without_execute_is_refused(site: Path) -> None:
-    install(site, "class NotAHandler:\n    pass\n", {"acme.bad": "{module}:NotAHandler"})
+    install_plugin(site, "class NotAHandler:\n    pass\n", {"acme.bad": "{module}:NotAHandler"})
     with pytest.raises(PluginError, match="has no async execute"):
         build_registry()
 
 
 @pytest.mark.parametrize(("name", "problem"), [("echo.text", "already registered"), ("Bad", "")])
 def test_a_plugin_id_must_be_valid_and_new(site: Path, name: str, problem: str) -> None:
-    install(site, UPPER, {name: "{module}:Upper"})
+    install_plugin(site, UPPER, {name: "{module}:Upper"})
     with pytest.raises(PluginError, match=problem or "is not '<module>.<method>'"):
         build_registry()
