@@ -51,7 +51,8 @@ class JobExecutor:
             start = time.perf_counter()
             ctx = JobContext()
             results, error = await self._execute(task, ctx)
-            usage = ctx.usage or None
+            # Counts only: a handler's odd usage value must not cost the job its result.
+            usage = {k: v for k, v in ctx.usage.items() if type(v) is int} or None
             JOB_DURATION.labels(handler).observe(time.perf_counter() - start)
             message: Encoded | None = None
             if error is None:
