@@ -12,6 +12,7 @@ from libs.contracts.messages import (
 )
 from libs.contracts.status import FINAL_STATUSES, RequestStatus, status_rank
 from libs.contracts.streams import (
+    DEAD_LETTERS_STREAM,
     EPOCH_KEY,
     EVENTS_CHANNEL,
     RESULTS_GROUP,
@@ -21,6 +22,7 @@ from libs.contracts.streams import (
 )
 
 __all__ = [
+    "DEAD_LETTERS_STREAM",
     "EPOCH_KEY",
     "EVENTS_CHANNEL",
     "EVENT_BATCH",

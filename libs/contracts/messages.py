@@ -40,6 +40,8 @@ class ResultMessage(_Message):
     results: list[Any] | None = None
     error: str | None = None
     worker: str
+    usage: dict[str, int] | None = None
+    """Provider usage of the job (``input_tokens``, ``output_tokens`` ...), when it reported any."""
 
 
 class RequestEvent(_Message):

@@ -10,6 +10,9 @@ RESULTS_STREAM = "relai:results"
 
 RESULTS_GROUP = "api"
 
+DEAD_LETTERS_STREAM = "relai:dead-letters"
+"""Tasks delivered too many times without finishing (poison messages), kept for inspection."""
+
 EVENTS_CHANNEL = "relai:events"
 """Pub/sub channel that fans request state changes out to every API replica."""
 

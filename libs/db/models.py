@@ -134,6 +134,8 @@ class Request(Base):
     status: Mapped[str] = mapped_column(Text, server_default="pending")
     results: Mapped[list[Any] | None] = mapped_column(JSONB)
     error: Mapped[str | None] = mapped_column(Text)
+    usage: Mapped[dict[str, int] | None] = mapped_column(JSONB)
+    """Provider usage reported by the job that ended it (``input_tokens``, ``output_tokens``)."""
     price: Mapped[int] = mapped_column(BigInteger)
     attempt: Mapped[int] = mapped_column(Integer, server_default="1")
     traceparent: Mapped[str | None] = mapped_column(Text)

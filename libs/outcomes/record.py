@@ -25,8 +25,8 @@ from libs.db import PgConnection, PgPool
 #   batch, or in one not committed yet): started_at and finished_at are then the same now().
 _RECORD = """
 WITH outcome AS (
-    SELECT * FROM unnest($3::uuid[], $4::int[], $5::text[], $6::text[], $7::text[])
-        AS t(id, attempt, status, results, error)
+    SELECT * FROM unnest($3::uuid[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[])
+        AS t(id, attempt, status, results, error, usage)
 ), start AS (
     SELECT * FROM unnest($1::uuid[], $2::int[]) AS t(id, attempt)
 ), started AS (
@@ -37,7 +37,7 @@ WITH outcome AS (
     RETURNING r.id, r.user_id, r.status, r.results, r.error, r.updated_at, r.traceparent
 ), done AS (
     UPDATE requests r
-    SET status = o.status, results = o.results::jsonb, error = o.error,
+    SET status = o.status, results = o.results::jsonb, error = o.error, usage = o.usage::jsonb,
         started_at = coalesce(r.started_at, now()), finished_at = now(), updated_at = now()
     FROM outcome o
     WHERE r.id = o.id AND o.attempt >= r.attempt AND r.status IN ('pending', 'running')
@@ -80,6 +80,7 @@ class Ended:
     status: Literal["succeeded", "failed"]
     results: list[Any] | None = None
     error: str | None = None
+    usage: dict[str, int] | None = None
 
 
 async def record_outcomes(
@@ -99,6 +100,7 @@ async def record_outcomes(
         [e.status for e in ended],
         [None if e.results is None else orjson.dumps(e.results).decode() for e in ended],
         [e.error for e in ended],
+        [None if e.usage is None else orjson.dumps(e.usage).decode() for e in ended],
     )
 
 

@@ -49,21 +49,26 @@ class JobExecutor:
         handler = task.handler if task.handler in self._registry else UNKNOWN_HANDLER
         with bind_request(task.request_id):
             start = time.perf_counter()
-            results, error = await self._execute(task)
+            ctx = JobContext()
+            results, error = await self._execute(task, ctx)
+            # Counts only: a handler's odd usage value must not cost the job its result.
+            usage = {k: v for k, v in ctx.usage.items() if type(v) is int} or None
             JOB_DURATION.labels(handler).observe(time.perf_counter() - start)
             message: Encoded | None = None
             if error is None:
                 try:
-                    message = self._message(task, "succeeded", results=results)
+                    message = self._message(task, "succeeded", results=results, usage=usage)
                 except ValueError as exc:
                     error = f"results are not JSON-serializable: {exc}"
             if message is None:
                 log.warning("job.failed", handler=task.handler, attempt=task.attempt, error=error)
-                message = self._message(task, "failed", error=error)
+                message = self._message(task, "failed", error=error, usage=usage)
             self._writer.add(message, ack=entry_id)
             JOBS.labels(handler, "succeeded" if error is None else "failed").inc()
 
-    async def _execute(self, task: TaskMessage) -> tuple[list[object] | None, str | None]:
+    async def _execute(
+        self, task: TaskMessage, ctx: JobContext
+    ) -> tuple[list[object] | None, str | None]:
         try:
             handler = self._registry.get(task.handler)
         except UnknownHandlerError as exc:
@@ -72,7 +77,7 @@ class JobExecutor:
         log.debug("job.started", handler=task.handler, attempt=task.attempt)
         try:
             async with asyncio.timeout(self._timeout_s) as deadline:
-                results = await handler.execute(Job.from_task(task), JobContext())
+                results = await handler.execute(Job.from_task(task), ctx)
         except HandlerError as exc:
             return None, str(exc) or type(exc).__name__
         except TimeoutError as exc:
@@ -93,6 +98,7 @@ class JobExecutor:
         *,
         results: list[object] | None = None,
         error: str | None = None,
+        usage: dict[str, int] | None = None,
     ) -> Encoded:
         return encode(
             ResultMessage(
@@ -103,6 +109,7 @@ class JobExecutor:
                 results=results,
                 error=error,
                 worker=self._consumer,
+                usage=usage,
             )
         )
 

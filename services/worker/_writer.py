@@ -8,11 +8,14 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
-from libs.contracts import RESULTS_STREAM, TASKS_GROUP, TASKS_STREAM
+from libs.contracts import DEAD_LETTERS_STREAM, RESULTS_STREAM, TASKS_GROUP, TASKS_STREAM
 from libs.logs import get_logger
 from services.worker._backoff import Backoff, describe, is_nogroup
 
 log = get_logger(__name__)
+
+_DEAD_LETTERS_MAX = 100_000
+"""The dead-letters stream keeps about this many of the latest entries."""
 
 Encoded = dict[FieldT, EncodableT]
 """Stream entry fields of an encoded message, as ``libs.streams.encode`` makes them."""
@@ -24,6 +27,8 @@ class Pending:
     """An encoded ResultMessage to XADD to ``results``, if any."""
     ack: bytes | None
     """A task entry id to XACK in the same transaction, once its final result is written."""
+    dead_letter: Encoded | None = None
+    """The task's fields, to XADD to the dead-letters stream in the same transaction."""
 
 
 class ResultWriter:
@@ -51,8 +56,14 @@ class ResultWriter:
     def __len__(self) -> int:
         return len(self._buffer)
 
-    def add(self, result: Encoded | None, *, ack: bytes | None = None) -> None:
-        self._buffer.append(Pending(result, ack))
+    def add(
+        self,
+        result: Encoded | None,
+        *,
+        ack: bytes | None = None,
+        dead_letter: Encoded | None = None,
+    ) -> None:
+        self._buffer.append(Pending(result, ack, dead_letter))
         self._wake.set()
 
     def close(self) -> None:
@@ -85,6 +96,10 @@ class ResultWriter:
         for p in batch:
             if p.result is not None:
                 pipe.xadd(RESULTS_STREAM, p.result)
+            if p.dead_letter is not None:
+                pipe.xadd(
+                    DEAD_LETTERS_STREAM, p.dead_letter, maxlen=_DEAD_LETTERS_MAX, approximate=True
+                )
         if acks:
             # Acked entries are deleted too: the stream holds only work not yet done.
             pipe.xack(TASKS_STREAM, TASKS_GROUP, *acks)

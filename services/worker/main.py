@@ -8,6 +8,7 @@ from libs.logs import configure_logging, get_logger
 from libs.streams import create_redis
 from services.worker.handlers import build_registry
 from services.worker.metrics import start_metrics_server
+from services.worker.providers import ProviderHttp
 from services.worker.runner import Runner
 from services.worker.settings import WorkerSettings, get_settings
 
@@ -17,7 +18,8 @@ log = get_logger(__name__)
 async def serve(settings: WorkerSettings) -> None:
     """Build the worker's resources, run until a stop signal, drain, and release them."""
     redis = create_redis(settings.redis_url)
-    runner = Runner(redis, build_registry(), settings)
+    http = ProviderHttp(max_connections=settings.worker_concurrency)
+    runner = Runner(redis, build_registry(http=http), settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runner.stop)
@@ -26,6 +28,7 @@ async def serve(settings: WorkerSettings) -> None:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        await http.aclose()
         await redis.aclose()
 
 

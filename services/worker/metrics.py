@@ -28,6 +28,15 @@ JOB_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
 )
 JOBS_IN_FLIGHT = Gauge("relai_jobs_in_flight", "Jobs running now in this process.")
+RETRIES = Counter(
+    "relai_provider_retries_total",
+    "Provider calls retried after a transient error (timeout, 429, 5xx, connection), by handler.",
+    ["handler"],
+)
+DEAD_LETTERS = Counter(
+    "relai_dead_letters_total",
+    "Tasks moved to the dead-letters stream after too many deliveries (their requests failed).",
+)
 
 UNKNOWN_HANDLER = "unknown"
 """The handler label of a task naming no registered handler, or no readable handler at all."""

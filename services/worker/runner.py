@@ -22,6 +22,7 @@ from libs.contracts import RESULTS_GROUP, RESULTS_STREAM, TASKS_GROUP, TASKS_STR
 from libs.logs import get_logger
 from libs.streams import ensure_group, entries_of
 from services.worker._backoff import Backoff, describe, is_nogroup
+from services.worker._dead_letters import delivery_counts, retire
 from services.worker._entries import Fields, autoclaim_entries
 from services.worker._execute import JobExecutor
 from services.worker._slots import Slots
@@ -264,6 +265,9 @@ class Runner:
                     count=count,
                 )
                 self._cursor, claimed, deleted = autoclaim_entries(reply)
+                deliveries = await delivery_counts(
+                    self.redis, [e for e, f in claimed if f is not None and e not in self._owned]
+                )
             except BaseException:
                 self._slots.release(count)
                 raise
@@ -274,7 +278,18 @@ class Runner:
                 if fields is None:
                     deleted.append(entry_id)
                     continue
-                log.info("task.reclaimed", entry_id=entry_id.decode())
+                delivered = deliveries.get(entry_id, 0)
+                if delivered > self.settings.worker_max_deliveries:
+                    self._owned.add(entry_id)
+                    retire(
+                        self._writer,
+                        consumer=self.consumer,
+                        entry_id=entry_id,
+                        fields=fields,
+                        deliveries=delivered - 1,
+                    )
+                    continue
+                log.info("task.reclaimed", entry_id=entry_id.decode(), deliveries=delivered)
                 self._start(entry_id, fields)
                 started += 1
             self._slots.release(count - started)

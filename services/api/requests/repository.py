@@ -77,7 +77,7 @@ SELECT id FROM ins
 _STATUS = "SELECT status, price FROM requests WHERE id = $1 AND user_id = $2"
 
 _VIEW_COLUMNS = """
-r.id, o.service, o.action, r.status, r.inputs, r.results, r.error, r.price, r.attempt,
+r.id, o.service, o.action, r.status, r.inputs, r.results, r.error, r.usage, r.price, r.attempt,
 r.created_at, r.updated_at, r.started_at, r.finished_at
 """
 

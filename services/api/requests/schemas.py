@@ -35,6 +35,8 @@ class RequestView(BaseModel):
     inputs: dict[str, Any]
     results: list[Any] | None
     error: str | None
+    usage: dict[str, int] | None = None
+    """Provider usage of the job that ended the request (``input_tokens``, ``output_tokens``)."""
     price: int
     attempt: int
     created_at: datetime

@@ -6,7 +6,7 @@ import asyncio
 
 from redis.asyncio import Redis
 
-from libs.contracts import RESULTS_STREAM, TASKS_STREAM
+from libs.contracts import DEAD_LETTERS_STREAM, RESULTS_STREAM, TASKS_STREAM
 from libs.db import PgPool
 from services.recon.completion.schemas import CompletionReport
 from services.recon.health import repository, streams
@@ -18,7 +18,7 @@ from services.recon.health.schemas import (
     UnfinishedRequests,
 )
 
-STREAMS = (TASKS_STREAM, RESULTS_STREAM)
+STREAMS = (TASKS_STREAM, RESULTS_STREAM, DEAD_LETTERS_STREAM)
 
 
 async def check_health(

@@ -1,15 +1,36 @@
-"""The worker's composition root for handlers: every handler this worker can run is listed here."""
+"""The worker's composition root for handlers: every handler this worker can run is listed here,
+then the handlers installed as packages (entry point group ``relai.handlers``)."""
 
 import random
 
+from services.worker.handlers._plugins import GROUP, PluginError, register_plugins
 from services.worker.handlers.echo import EchoDelay, EchoText
+from services.worker.providers import (
+    AnthropicMessages,
+    GeminiGenerate,
+    HttpJson,
+    OpenAIChat,
+    OpenAIEmbeddings,
+    ProviderHttp,
+)
 from services.worker.registry import HandlerRegistry
 
-__all__ = ["build_registry"]
+__all__ = ["GROUP", "PluginError", "build_registry"]
 
 
-def build_registry(*, rng: random.Random | None = None) -> HandlerRegistry:
+def build_registry(
+    *, rng: random.Random | None = None, http: ProviderHttp | None = None
+) -> HandlerRegistry:
+    """``http`` is the providers' shared client (its owner closes it); one is made if not given,
+    though no connection is opened before a provider handler runs."""
+    http = http or ProviderHttp()
     registry = HandlerRegistry()
     registry.register("echo.text", EchoText())
     registry.register("echo.delay", EchoDelay(rng))
+    registry.register("openai.chat", OpenAIChat("openai.chat", http))
+    registry.register("openai.embeddings", OpenAIEmbeddings("openai.embeddings", http))
+    registry.register("gemini.generate", GeminiGenerate("gemini.generate", http))
+    registry.register("anthropic.messages", AnthropicMessages("anthropic.messages", http))
+    registry.register("http.json", HttpJson("http.json", http))
+    register_plugins(registry, http)
     return registry

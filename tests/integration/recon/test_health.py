@@ -13,7 +13,7 @@ import asyncpg
 import httpx
 from redis.asyncio import Redis
 
-from libs.contracts import RESULTS_STREAM, TASKS_GROUP, TASKS_STREAM
+from libs.contracts import DEAD_LETTERS_STREAM, RESULTS_STREAM, TASKS_GROUP, TASKS_STREAM
 from libs.streams import ensure_group
 from tests.integration.recon.conftest import closed_port, recon, settings_for
 from tests.support import ServerUrls, create_user, load_demo_catalog
@@ -29,7 +29,7 @@ async def test_healthy_and_idle(servers: ServerUrls) -> None:
     assert body["redis"]["status"] == "ok"
     assert body["outbox"] == {"count": 0, "oldest_age_seconds": None}
     assert body["requests"] == {"count": 0, "oldest_age_seconds": None}
-    for stream in (TASKS_STREAM, RESULTS_STREAM):
+    for stream in (TASKS_STREAM, RESULTS_STREAM, DEAD_LETTERS_STREAM):
         assert body["streams"][stream] == {"status": "absent", "length": 0, "groups": {}}
 
 
@@ -61,6 +61,7 @@ async def test_reports_backlog_streams_and_oldest_unfinished_request(
     for n in range(3):
         await redis_client.xadd(TASKS_STREAM, {b"m": str(n).encode()})
     await redis_client.xreadgroup(TASKS_GROUP, "worker-1", {TASKS_STREAM: ">"}, count=1)
+    await redis_client.xadd(DEAD_LETTERS_STREAM, {b"m": b"poison", b"reason": b"crashed"})
 
     async with recon(settings_for(servers)) as client:
         response = await client.get("/health")
@@ -77,6 +78,7 @@ async def test_reports_backlog_streams_and_oldest_unfinished_request(
         "groups": {TASKS_GROUP: {"pending": 1, "consumers": 1, "live_consumers": 1, "lag": 2}},
     }
     assert body["streams"][RESULTS_STREAM]["status"] == "absent"
+    assert body["streams"][DEAD_LETTERS_STREAM] == {"status": "present", "length": 1, "groups": {}}
 
 
 async def test_unreachable_redis_is_503(servers: ServerUrls) -> None:

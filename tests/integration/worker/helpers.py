@@ -9,7 +9,14 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from libs.contracts import RESULTS_STREAM, TASKS_GROUP, TASKS_STREAM, ResultMessage, TaskMessage
+from libs.contracts import (
+    DEAD_LETTERS_STREAM,
+    RESULTS_STREAM,
+    TASKS_GROUP,
+    TASKS_STREAM,
+    ResultMessage,
+    TaskMessage,
+)
 from libs.streams import decode, encode
 from services.worker.handlers import build_registry
 from services.worker.registry import HandlerRegistry
@@ -56,6 +63,12 @@ async def add_tasks(redis: Redis, tasks: Iterable[TaskMessage]) -> list[bytes]:
 async def read_results(redis: Redis) -> list[ResultMessage]:
     entries: list[Any] = await redis.xrange(RESULTS_STREAM) or []
     return [decode(ResultMessage, fields) for _, fields in entries]
+
+
+async def dead_letters(redis: Redis) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """The dead-letters stream's entries: ids and fields (the task's, plus the reason)."""
+    entries: list[Any] = await redis.xrange(DEAD_LETTERS_STREAM) or []
+    return [(entry_id, fields) for entry_id, fields in entries]
 
 
 def finals(results: list[ResultMessage]) -> list[ResultMessage]:

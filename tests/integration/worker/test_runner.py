@@ -3,11 +3,14 @@
 import asyncio
 import json
 import time
+from typing import Any
 
 from redis.asyncio import Redis
 
 from libs.contracts import TASKS_GROUP, TASKS_STREAM
 from libs.streams import ensure_group
+from services.worker.handlers import build_registry
+from services.worker.job import Job, JobContext
 from tests.integration.worker.helpers import (
     FAST,
     add_tasks,
@@ -128,3 +131,19 @@ async def test_an_entry_deleted_while_pending_is_acked(redis_client: Redis) -> N
     async with running(redis_client, settings):
         await wait_pending(redis_client, 0)
     assert await read_results(redis_client) == []
+
+
+async def test_usage_travels_with_the_result_and_only_counts_do(redis_client: Redis) -> None:
+    class Counting:
+        async def execute(self, job: Job, ctx: JobContext) -> list[Any]:
+            ctx.add_usage(input_tokens=3, output_tokens=5)
+            ctx.usage["odd"] = "many"  # type: ignore[assignment]
+            return [job.prompt]
+
+    registry = build_registry()
+    registry.register("count.tokens", Counting())
+    async with running(redis_client, registry=registry):
+        await add_tasks(redis_client, [task("count.tokens", prompt="x")])
+        (done,) = finals(await wait_finals(redis_client, 1))
+    assert (done.kind, done.results) == ("succeeded", ["x"])
+    assert done.usage == {"input_tokens": 3, "output_tokens": 5}

@@ -19,9 +19,17 @@ def job(prompt: str = "hi", *, create_qty: int = 1, **params: Any) -> Job:
 
 def test_build_registry_lists_the_builtins() -> None:
     registry = build_registry()
-    assert list(registry) == ["echo.delay", "echo.text"]
+    assert list(registry) == [
+        "anthropic.messages",
+        "echo.delay",
+        "echo.text",
+        "gemini.generate",
+        "http.json",
+        "openai.chat",
+        "openai.embeddings",
+    ]
     assert "echo.text" in registry
-    assert len(registry) == 2
+    assert len(registry) == 7
 
 
 def test_each_build_is_a_new_registry() -> None:
