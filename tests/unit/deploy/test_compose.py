@@ -12,7 +12,12 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
-SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.json"
+_SCHEMA_PATH = Path("shared") / "schemas" / "compose-spec.json"
+# shared/ sits beside the clone (CI), or further up for a clone inside a work tree folder.
+SCHEMA = next(
+    (p / _SCHEMA_PATH for p in ROOT.parents if (p / _SCHEMA_PATH).is_file()),
+    ROOT.parent / _SCHEMA_PATH,
+)
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 RELAI_SERVICES = ("migrate", "api", "worker", "recon")
 
