@@ -17,7 +17,6 @@ from contextlib import ExitStack, contextmanager
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
@@ -30,10 +29,11 @@ _SUPPRESS_INSTRUMENTATION_KEY_PLAIN = "suppress_instrumentation"
 """The string key ``suppress_instrumentation`` also sets (some instrumentations read it)."""
 
 
-def _instrumented() -> otel_context.Context:
-    """The current context with client instrumentation on again (undoing ``quiet``)."""
-    ctx = otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, False)
-    return otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY_PLAIN, False, ctx)
+def _instrumentation(on: bool) -> otel_context.Context:
+    """The current context with client instrumentation (asyncpg, Redis, ...) on or off: the keys
+    ``opentelemetry.instrumentation.utils.suppress_instrumentation`` sets, without importing it."""
+    ctx = otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, not on)
+    return otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY_PLAIN, not on, ctx)
 
 
 def _tracer() -> trace.Tracer:
@@ -101,7 +101,7 @@ def job_span(
     if not tracing_enabled():
         yield None
         return
-    token = otel_context.attach(_instrumented())
+    token = otel_context.attach(_instrumentation(on=True))
     try:
         with span(
             name, traceparent=traceparent, kind=SpanKind.CONSUMER, attributes=attributes
@@ -125,7 +125,7 @@ def batch_spans(
         return
     tracer = _tracer()
     contexts = [c for c in map(link_context, dict.fromkeys(traceparents)) if c is not None]
-    token = otel_context.attach(_instrumented())
+    token = otel_context.attach(_instrumentation(on=True))
     try:
         with (
             tracer.start_as_current_span(
@@ -157,5 +157,8 @@ def quiet() -> Iterator[None]:
     if not tracing_enabled():
         yield
         return
-    with suppress_instrumentation():
+    token = otel_context.attach(_instrumentation(on=False))
+    try:
         yield
+    finally:
+        otel_context.detach(token)

@@ -6,28 +6,32 @@ and ``OTEL_SDK_DISABLED`` is not true. Otherwise nothing is installed: the API's
 stays in place, the database and Redis clients are not wrapped, and every span helper returns
 at once. Everything else (sampler, batch sizes, headers, resource attributes) is read by the SDK
 from its own ``OTEL_*`` variables.
+
+The SDK, the exporter and the instrumentations are imported only when tracing is on: together
+they take longer to import than the rest of a process, and a process without tracing never
+uses them.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.instrumentation.redis import RedisInstrumentor
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
 from libs.logs import get_logger
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = get_logger(__name__)
 
 _state = {"enabled": False}
+
+UNTRACED_URLS = "/health,/metrics"
+"""Probes and scrapes: a span each would drown the requests' traces."""
 
 
 def tracing_enabled() -> bool:
@@ -35,7 +39,8 @@ def tracing_enabled() -> bool:
     return _state["enabled"]
 
 
-def _exporter_names(env: Mapping[str, str]) -> list[str]:
+def exporter_names(env: Mapping[str, str]) -> list[str]:
+    """The span exporters the environment asks for; none means tracing is off."""
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return []
     names = [n.strip().lower() for n in env.get("OTEL_TRACES_EXPORTER", "").split(",")]
@@ -47,15 +52,19 @@ def _exporter_names(env: Mapping[str, str]) -> list[str]:
     return []
 
 
-def _exporter(name: str) -> SpanExporter | None:
+def _exporter(name: str, env: Mapping[str, str]) -> SpanExporter | None:
     if name == "otlp":
-        protocol = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get(
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get(
             "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
         )
         if protocol != "http/protobuf":
             log.warning("telemetry.protocol_unsupported", protocol=protocol, using="http/protobuf")
         return OTLPSpanExporter()
     if name == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
         return ConsoleSpanExporter()
     log.warning("telemetry.exporter_unknown", exporter=name)
     return None
@@ -69,10 +78,17 @@ def setup_tracing(service: str, env: Mapping[str, str] | None = None) -> bool:
     """
     if _state["enabled"]:
         return True
-    exporters = [e for e in map(_exporter, _exporter_names(env or os.environ)) if e is not None]
+    env = os.environ if env is None else env
+    exporters = [e for n in exporter_names(env) if (e := _exporter(n, env)) is not None]
     if not exporters:
         return False
-    attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: service}
+    from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    attributes = {} if env.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: service}
     provider = TracerProvider(resource=Resource.create(attributes))
     for exporter in exporters:
         provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -84,13 +100,11 @@ def setup_tracing(service: str, env: Mapping[str, str] | None = None) -> bool:
     return True
 
 
-UNTRACED_URLS = "/health,/metrics"
-"""Probes and scrapes: a span each would drown the requests' traces."""
-
-
 def instrument_app(app: FastAPI) -> None:
     """Server spans for ``app``'s HTTP and WebSocket routes (joining an incoming ``traceparent``),
     named by route template; not for probes and scrapes, nor for each ASGI message sent."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
     FastAPIInstrumentor.instrument_app(
         app, excluded_urls=UNTRACED_URLS, exclude_spans=["receive", "send"]
     )
