@@ -13,8 +13,10 @@ from redis.asyncio import Redis
 
 from libs.db import PgPool, create_pool
 from libs.streams import create_redis
+from libs.telemetry import instrument_app, quiet, setup_tracing
 from services.recon.api import router
 from services.recon.completion.service import CompletionLoop
+from services.recon.metrics.service import MetricsSampler
 from services.recon.settings import ReconSettings, get_settings
 
 
@@ -27,6 +29,7 @@ class State(TypedDict):
 
 def create_app(settings: ReconSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    tracing = setup_tracing("recon")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
@@ -41,16 +44,33 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
             max_attempts=settings.recon_max_attempts,
             batch=settings.recon_completion_batch,
         )
-        task = asyncio.create_task(completion.run_forever(), name="recon-completion")
+        sampler = MetricsSampler(
+            pool,
+            redis,
+            interval_s=settings.recon_metrics_interval_s,
+            timeout_s=settings.recon_health_timeout,
+            top_users=settings.recon_top_users,
+            top_users_window_s=settings.recon_top_users_window_s,
+        )
+        # The loops' own queries make no spans; a re-driven request's work joins its trace.
+        with quiet():
+            tasks = [
+                asyncio.create_task(completion.run_forever(), name="recon-completion"),
+                asyncio.create_task(sampler.run_forever(), name="recon-metrics"),
+            ]
         try:
             yield State(settings=settings, pool=pool, redis=redis, completion=completion)
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await redis.aclose()
             await pool.close()
 
     app = FastAPI(title="Relai recon", lifespan=lifespan)
     app.include_router(router)
+    if tracing:
+        instrument_app(app)
     return app
