@@ -20,6 +20,7 @@ SCHEMA = next(
 )
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 RELAI_SERVICES = ("migrate", "api", "worker", "recon")
+OBSERVABILITY_SERVICES = ("jaeger", "prometheus", "grafana")
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,7 @@ def test_compose_file_follows_the_compose_spec(compose: dict[str, Any]) -> None:
 
 
 def test_the_stack_has_its_services(services: dict[str, dict[str, Any]]) -> None:
-    assert set(services) == {"postgres", "redis", *RELAI_SERVICES}
+    assert set(services) == {"postgres", "redis", *RELAI_SERVICES, *OBSERVABILITY_SERVICES}
     assert services["postgres"]["image"] == "postgres:16"
     assert services["redis"]["image"] == "redis:7"
     for name in RELAI_SERVICES:
