@@ -12,7 +12,7 @@ With tracing off every helper returns at once without touching OpenTelemetry's c
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -71,19 +71,28 @@ def current_traceparent() -> str | None:
     return f"00-{ctx.trace_id:032x}-{ctx.span_id:016x}-{int(ctx.trace_flags):02x}"
 
 
-@contextmanager
+_NO_SPAN: AbstractContextManager[None] = nullcontext()
+"""What every helper returns with tracing off: entering and leaving it costs next to nothing."""
+
+
 def span(
     name: str,
     *,
     traceparent: str | None = None,
     kind: SpanKind = SpanKind.INTERNAL,
     attributes: Attributes | None = None,
-) -> Iterator[Span | None]:
+) -> AbstractContextManager[Span | None]:
     """A current span named ``name``: a child of ``traceparent`` when given, else of the span
     current here. Yields None when tracing is off."""
     if not tracing_enabled():
-        yield None
-        return
+        return _NO_SPAN
+    return _span(name, traceparent, kind, attributes)
+
+
+@contextmanager
+def _span(
+    name: str, traceparent: str | None, kind: SpanKind, attributes: Attributes | None
+) -> Iterator[Span]:
     parent = _parent(traceparent) if traceparent is not None else None
     with _tracer().start_as_current_span(
         name, context=parent, kind=kind, attributes=attributes
@@ -91,16 +100,21 @@ def span(
         yield current
 
 
-@contextmanager
 def job_span(
     name: str, *, traceparent: str | None, attributes: Attributes | None = None
-) -> Iterator[Span | None]:
+) -> AbstractContextManager[Span | None]:
     """A consumer's span for one message: a child of the message's ``traceparent``, with the
     client instrumentation (asyncpg, Redis) turned back on inside even if the loop that read the
     message had it off (see ``quiet``)."""
     if not tracing_enabled():
-        yield None
-        return
+        return _NO_SPAN
+    return _job_span(name, traceparent, attributes)
+
+
+@contextmanager
+def _job_span(
+    name: str, traceparent: str | None, attributes: Attributes | None
+) -> Iterator[Span | None]:
     token = otel_context.attach(_instrumentation(on=True))
     try:
         with span(
@@ -111,18 +125,23 @@ def job_span(
         otel_context.detach(token)
 
 
-@contextmanager
 def batch_spans(
     name: str,
     traceparents: Iterable[str | None],
     *,
     attributes: Attributes | None = None,
-) -> Iterator[Span | None]:
+) -> AbstractContextManager[Span | None]:
     """One batch span (current inside, instrumentation on) for work serving many requests, plus,
     in each request's trace, a child span ``name`` that links to it. All end together."""
     if not tracing_enabled():
-        yield None
-        return
+        return _NO_SPAN
+    return _batch_spans(name, traceparents, attributes)
+
+
+@contextmanager
+def _batch_spans(
+    name: str, traceparents: Iterable[str | None], attributes: Attributes | None
+) -> Iterator[Span]:
     tracer = _tracer()
     contexts = [c for c in map(link_context, dict.fromkeys(traceparents)) if c is not None]
     token = otel_context.attach(_instrumentation(on=True))
@@ -150,13 +169,16 @@ def batch_spans(
         otel_context.detach(token)
 
 
-@contextmanager
-def quiet() -> Iterator[None]:
+def quiet() -> AbstractContextManager[None]:
     """No client instrumentation spans inside: for polling loops (blocking reads, empty polls)
     that would otherwise make a trace of their own every second."""
     if not tracing_enabled():
-        yield
-        return
+        return _NO_SPAN
+    return _quiet()
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
     token = otel_context.attach(_instrumentation(on=False))
     try:
         yield
