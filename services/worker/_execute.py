@@ -9,7 +9,7 @@ from opentelemetry.trace import Span
 from libs.contracts import ResultMessage, TaskMessage
 from libs.logs import bind_request, get_logger
 from libs.streams import decode, encode
-from libs.telemetry import current_traceparent, job_span, span
+from libs.telemetry import current_traceparent, job_span, span, tracing_enabled
 from services.worker._entries import Fields, describe_invalid, salvage
 from services.worker._writer import Encoded, ResultWriter
 from services.worker.job import HandlerError, Job, JobContext
@@ -59,8 +59,9 @@ class JobExecutor:
         handler = task.handler if task.handler in self._registry else UNKNOWN_HANDLER
         if task.attempt > 1:
             JOB_RETRIES.labels(handler).inc()
+        attributes = _job_attrs(task) if tracing_enabled() else None
         with (
-            job_span("relai.worker.job", traceparent=task.traceparent, attributes=_job_attrs(task)),
+            job_span("relai.worker.job", traceparent=task.traceparent, attributes=attributes),
             bind_request(task.request_id, task.traceparent),
         ):
             start = time.perf_counter()
@@ -87,7 +88,8 @@ class JobExecutor:
         ctx = JobContext()
         try:
             async with asyncio.timeout(self._timeout_s) as deadline:
-                with span("relai.handler", attributes=_handler_attrs(task)) as current:
+                attributes = _handler_attrs(task) if tracing_enabled() else None
+                with span("relai.handler", attributes=attributes) as current:
                     try:
                         results = await handler.execute(Job.from_task(task), ctx)
                     finally:
