@@ -60,10 +60,11 @@ WITH outcome AS (
     SELECT user_id, id, CASE status WHEN 'succeeded' THEN 'settle' ELSE 'refund' END, price
     FROM done
 )
-SELECT id, user_id, status, results, error, updated_at, traceparent, false AS unseen_start
+SELECT id, user_id, status, results, error, updated_at, traceparent, false AS unseen_start,
+       0::bigint AS price
 FROM started
 UNION ALL
-SELECT id, user_id, status, results, error, updated_at, traceparent, unseen_start FROM done
+SELECT id, user_id, status, results, error, updated_at, traceparent, unseen_start, price FROM done
 """
 
 
@@ -90,7 +91,8 @@ async def record_outcomes(
     ended: Sequence[Ended] = (),
 ) -> list[asyncpg.Record]:
     """Apply a batch (at most one ``Ended`` per request); returns the new state of every
-    request it changed. Pass a connection to run it inside a transaction of the caller's."""
+    request it changed (``price``: the credits an ending settled or refunded, 0 for a start).
+    Pass a connection to run it inside a transaction of the caller's."""
     return await db.fetch(
         _RECORD,
         [s.request_id for s in started],
@@ -125,3 +127,14 @@ def events_of(rows: list[asyncpg.Record]) -> list[RequestEvent]:
             )
         events.append(event)
     return events
+
+
+def credits_moved(rows: Sequence[asyncpg.Record]) -> tuple[int, int]:
+    """The credits ``record_outcomes`` settled and refunded, from the rows it returned."""
+    settled = refunded = 0
+    for r in rows:
+        if r["status"] == RequestStatus.SUCCEEDED:
+            settled += r["price"]
+        elif r["status"] == RequestStatus.FAILED:
+            refunded += r["price"]
+    return settled, refunded

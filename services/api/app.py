@@ -16,6 +16,7 @@ from libs.contracts import TASKS_STREAM
 from libs.db import create_pool
 from libs.logs import configure_logging, get_logger
 from libs.streams import create_redis
+from libs.telemetry import instrument_app, quiet, setup_tracing
 from services.api.api import router
 from services.api.auth.service import Authenticator
 from services.api.catalog.openapi import install_openapi
@@ -41,7 +42,9 @@ async def _supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
     """Keep a background loop alive: an unexpected error is logged and the loop restarted."""
     while True:
         try:
-            await run()
+            # A loop's polls and blocking reads make no spans; its per-request work does.
+            with quiet():
+                await run()
             return
         except asyncio.CancelledError:
             raise
@@ -53,6 +56,7 @@ async def _supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(service="api", level=settings.log_level, json=settings.log_json)
+    tracing = setup_tracing("api")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
@@ -126,4 +130,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     install_openapi(app)
     app.add_middleware(MetricsMiddleware)
+    if tracing:
+        instrument_app(app)
     return app

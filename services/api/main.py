@@ -1,5 +1,11 @@
 """``relai-api``: serve the API with uvicorn (``--workers N`` for N processes)."""
 
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,12 +23,42 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="Processes [RELAI_API_WORKERS]")] = None,
 ) -> None:
     settings = get_settings()
+    processes = workers or settings.api_workers
+    with _shared_metrics(processes):
+        _serve(host or settings.api_host, port or settings.api_port, processes)
+
+
+@contextmanager
+def _shared_metrics(processes: int) -> Iterator[None]:
+    """With several processes, give them one ``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary
+    one unless set; a given one is emptied of the last run's files) so that ``/metrics`` adds
+    up all of them. Set before uvicorn starts its processes, which inherit it."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        Path(given).mkdir(parents=True, exist_ok=True)
+        for stale in Path(given).glob("*.db"):
+            stale.unlink()
+        yield
+        return
+    if processes <= 1:
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="relai-api-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    try:
+        yield
+    finally:
+        del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _serve(host: str, port: int, workers: int) -> None:
     uvicorn.run(
         "services.api.app:create_app",
         factory=True,
-        host=host or settings.api_host,
-        port=port or settings.api_port,
-        workers=workers or settings.api_workers,
+        host=host,
+        port=port,
+        workers=workers,
         loop="uvloop",
         http="httptools",
         log_config=None,

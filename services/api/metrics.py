@@ -1,10 +1,10 @@
 """The API's Prometheus metrics, the middleware that times every HTTP request, and ``/metrics``.
 
 Metrics live in ``prometheus_client``'s process-wide default registry, as that library intends.
-Each uvicorn worker process therefore exposes its own registry: with ``--workers N`` a scrape of
-``/metrics`` sees only the process that answered it. Aggregating across processes
-(``prometheus_client`` multiprocess mode) is out of scope for now; run one process per container
-and scrape each, or accept per-process numbers.
+With ``relai-api --workers N`` (N > 1) the processes share a directory
+(``PROMETHEUS_MULTIPROC_DIR``, made by ``relai-api`` unless set) and ``/metrics`` adds up every
+process's values (``prometheus_client`` multiprocess mode), whichever process answers the scrape.
+The API defines counters and histograms only: they add up across processes without a mode.
 
 Labels stay bounded: the route *template* (``/svc/{service_name}/{action}``), never the raw path,
 and never a request or user id.
@@ -12,9 +12,17 @@ and never a request or user id.
 
 from __future__ import annotations
 
+import os
 import time
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -41,6 +49,29 @@ SUBMISSION_REFUSED_CREDITS = SUBMISSIONS.labels(outcome="refused_credits")
 OUTBOX_PUBLISHED = Counter(
     "relai_outbox_published_total",
     "Outbox rows the relay published to their stream.",
+)
+RELAY_LAG = Histogram(
+    "relai_relay_lag_seconds",
+    "Time from an outbox row's commit to its publication by the relay (database clock).",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+REQUESTS_BY_OFFER = Counter(
+    "relai_requests_total",
+    "New requests accepted, by offer (service/action) and handler.",
+    ["offer", "handler"],
+)
+CREDITS_RESERVED = Counter(
+    "relai_credits_reserved_total",
+    "Credits reserved by new requests (their price), by offer and handler.",
+    ["offer", "handler"],
+)
+CREDITS_SETTLED = Counter(
+    "relai_credits_settled_total",
+    "Credits charged: reservations settled by a succeeded request.",
+)
+CREDITS_REFUNDED = Counter(
+    "relai_credits_refunded_total",
+    "Credits given back: reservations refunded by a failed request.",
 )
 RESULTS_RECORDED = Counter(
     "relai_results_recorded_total",
@@ -84,5 +115,10 @@ class MetricsMiddleware:
 
 
 async def metrics_endpoint(_: Request) -> Response:
-    """This process's metrics in the Prometheus text format."""
+    """The metrics in the Prometheus text format: this process's, or in multiprocess mode the
+    sum over every process of this API."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -14,11 +14,13 @@ from redis.asyncio import Redis
 
 from libs.db import PgPool, create_pool
 from libs.streams import create_redis
+from libs.telemetry import instrument_app, quiet, setup_tracing
 from services.recon.alerts.leader import Leadership
 from services.recon.alerts.loop import AlertLoop
 from services.recon.alerts.notifier import WebhookNotifier
 from services.recon.api import router
 from services.recon.completion.service import CompletionLoop
+from services.recon.metrics.service import MetricsSampler
 from services.recon.settings import ReconSettings, get_settings, thresholds
 
 
@@ -31,6 +33,7 @@ class State(TypedDict):
 
 def create_app(settings: ReconSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    tracing = setup_tracing("recon")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
@@ -59,10 +62,21 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
             interval_s=settings.recon_alert_interval_s,
             health_timeout=settings.recon_health_timeout,
         )
-        tasks = [
-            asyncio.create_task(completion.run_forever(), name="recon-completion"),
-            asyncio.create_task(alerts.run_forever(), name="recon-alerts"),
-        ]
+        sampler = MetricsSampler(
+            pool,
+            redis,
+            interval_s=settings.recon_metrics_interval_s,
+            timeout_s=settings.recon_health_timeout,
+            top_users=settings.recon_top_users,
+            top_users_window_s=settings.recon_top_users_window_s,
+        )
+        # The loops' own queries make no spans; a re-driven request's work joins its trace.
+        with quiet():
+            tasks = [
+                asyncio.create_task(completion.run_forever(), name="recon-completion"),
+                asyncio.create_task(sampler.run_forever(), name="recon-metrics"),
+                asyncio.create_task(alerts.run_forever(), name="recon-alerts"),
+            ]
         try:
             yield State(settings=settings, pool=pool, redis=redis, completion=completion)
         finally:
@@ -77,4 +91,6 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="Relai recon", lifespan=lifespan)
     app.include_router(router)
+    if tracing:
+        instrument_app(app)
     return app

@@ -31,6 +31,14 @@ class ReconSettings(CommonSettings):
     """Relay stalled: the oldest unpublished outbox row is older than this."""
     recon_alert_stuck_age_s: float = Field(default=900.0, gt=0)
     """Requests stuck: the oldest unfinished request is older than this."""
+    recon_metrics_port: int = Field(default=9102, ge=0, le=65535)
+    """Port of recon's Prometheus metrics (0: off), on ``recon_host``."""
+    recon_metrics_interval_s: float = Field(default=10.0, gt=0)
+    """Seconds between two samples of the backlog, the streams and the top spenders."""
+    recon_top_users: int = Field(default=10, ge=0, le=100)
+    """How many top spenders ``relai_user_spend_top_credits`` names."""
+    recon_top_users_window_s: float = Field(default=86400.0, gt=0)
+    """The window over which spend is ranked (seconds, database clock)."""
 
 
 @lru_cache

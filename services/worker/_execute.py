@@ -4,13 +4,23 @@ import asyncio
 import time
 from typing import Literal
 
+from opentelemetry.trace import Span
+
 from libs.contracts import ResultMessage, TaskMessage
 from libs.logs import bind_request, get_logger
 from libs.streams import decode, encode
+from libs.telemetry import current_traceparent, job_span, span, tracing_enabled
 from services.worker._entries import Fields, describe_invalid, salvage
 from services.worker._writer import Encoded, ResultWriter
 from services.worker.job import HandlerError, Job, JobContext
-from services.worker.metrics import JOB_DURATION, JOBS, JOBS_IN_FLIGHT, UNKNOWN_HANDLER
+from services.worker.metrics import (
+    JOB_DURATION,
+    JOB_RETRIES,
+    JOBS,
+    JOBS_IN_FLIGHT,
+    PROVIDER_TOKENS,
+    UNKNOWN_HANDLER,
+)
 from services.worker.registry import HandlerRegistry, UnknownHandlerError
 
 log = get_logger(__name__)
@@ -47,7 +57,13 @@ class JobExecutor:
             JOBS.labels(UNKNOWN_HANDLER, "failed").inc()
             return
         handler = task.handler if task.handler in self._registry else UNKNOWN_HANDLER
-        with bind_request(task.request_id):
+        if task.attempt > 1:
+            JOB_RETRIES.labels(handler).inc()
+        attributes = _job_attrs(task) if tracing_enabled() else None
+        with (
+            job_span("relai.worker.job", traceparent=task.traceparent, attributes=attributes),
+            bind_request(task.request_id, task.traceparent),
+        ):
             start = time.perf_counter()
             ctx = JobContext()
             results, error = await self._execute(task, ctx)
@@ -77,7 +93,12 @@ class JobExecutor:
         log.debug("job.started", handler=task.handler, attempt=task.attempt)
         try:
             async with asyncio.timeout(self._timeout_s) as deadline:
-                results = await handler.execute(Job.from_task(task), ctx)
+                attributes = _handler_attrs(task) if tracing_enabled() else None
+                with span("relai.handler", attributes=attributes) as current:
+                    try:
+                        results = await handler.execute(Job.from_task(task), ctx)
+                    finally:
+                        _record_usage(task, ctx, current)
         except HandlerError as exc:
             return None, str(exc) or type(exc).__name__
         except TimeoutError as exc:
@@ -103,7 +124,8 @@ class JobExecutor:
         return encode(
             ResultMessage(
                 request_id=task.request_id,
-                traceparent=task.traceparent,
+                # Inside the job's span (tracing on), results persist as its children.
+                traceparent=current_traceparent() or task.traceparent,
                 attempt=task.attempt,
                 kind=kind,
                 results=results,
@@ -132,3 +154,31 @@ class JobExecutor:
                 worker=self._consumer,
             )
             self._writer.add(encode(message), ack=entry_id)
+
+
+def _job_attrs(task: TaskMessage) -> dict[str, str | int]:
+    return {
+        "relai.request_id": str(task.request_id),
+        "relai.handler": task.handler,
+        "relai.attempt": task.attempt,
+    }
+
+
+def _handler_attrs(task: TaskMessage) -> dict[str, str]:
+    """The handler, its provider (the handler id's module) and model (its ``model`` param)."""
+    return {
+        "relai.handler": task.handler,
+        "relai.provider": task.handler.partition(".")[0],
+        "relai.model": str(task.params.get("model", "")),
+    }
+
+
+def _record_usage(task: TaskMessage, ctx: JobContext, current: Span | None) -> None:
+    """The usage the handler reported: counted by handler and model, and set on its span."""
+    if not ctx.usage:
+        return
+    model = str(task.params.get("model", ""))
+    for kind, count in ctx.usage.items():
+        PROVIDER_TOKENS.labels(task.handler, model, kind).inc(count)
+        if current is not None:
+            current.set_attribute(f"relai.usage.{kind}", count)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from libs.logs import configure_logging, get_logger
 from libs.streams import create_redis
+from libs.telemetry import quiet, setup_tracing
 from services.worker.handlers import build_registry
 from services.worker.metrics import start_metrics_server
 from services.worker.providers import ProviderHttp
@@ -24,7 +25,9 @@ async def serve(settings: WorkerSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runner.stop)
     try:
-        await runner.run()
+        # Reads and acks make no spans; each job makes its own, in its request's trace.
+        with quiet():
+            await runner.run()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
@@ -43,6 +46,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 def run() -> None:
     settings = get_settings()
     configure_logging(service="worker", level=settings.log_level, json=settings.log_json)
+    setup_tracing("worker")
     metrics = start_metrics_server(settings.worker_metrics_port)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:

@@ -27,6 +27,20 @@ JOB_DURATION = Histogram(
     ["handler"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
 )
+JOB_RETRIES = Counter(
+    "relai_job_retries_total",
+    "Jobs run again for a request already tried (attempt > 1, after a re-drive), by handler.",
+    ["handler"],
+)
+TASKS_RECLAIMED = Counter(
+    "relai_tasks_reclaimed_total",
+    "Task entries taken over from a consumer presumed dead (redelivered), by this worker.",
+)
+PROVIDER_TOKENS = Counter(
+    "relai_provider_tokens_total",
+    "Usage reported by handlers (tokens in and out...), by handler, model and kind.",
+    ["handler", "model", "kind"],
+)
 JOBS_IN_FLIGHT = Gauge("relai_jobs_in_flight", "Jobs running now in this process.")
 RETRIES = Counter(
     "relai_provider_retries_total",

@@ -27,6 +27,7 @@ from services.worker._entries import Fields, autoclaim_entries
 from services.worker._execute import JobExecutor
 from services.worker._slots import Slots
 from services.worker._writer import ResultWriter
+from services.worker.metrics import TASKS_RECLAIMED
 from services.worker.registry import HandlerRegistry
 from services.worker.settings import WorkerSettings
 
@@ -290,6 +291,7 @@ class Runner:
                     )
                     continue
                 log.info("task.reclaimed", entry_id=entry_id.decode(), deliveries=delivered)
+                TASKS_RECLAIMED.inc()
                 self._start(entry_id, fields)
                 started += 1
             self._slots.release(count - started)

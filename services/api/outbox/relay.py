@@ -12,6 +12,7 @@ import asyncio
 from typing import Any
 
 import asyncpg
+import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -19,14 +20,16 @@ from libs.contracts.streams import MESSAGE_FIELD
 from libs.db import OUTBOX_CHANNEL
 from libs.db.pool import asyncpg_dsn
 from libs.logs import get_logger
-from services.api.metrics import OUTBOX_PUBLISHED
+from libs.telemetry import batch_spans, tracing_enabled
+from services.api.metrics import OUTBOX_PUBLISHED, RELAY_LAG
 
 log = get_logger(__name__)
 
 _TAKE = """
 DELETE FROM outbox WHERE id IN (
     SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
-) RETURNING id, stream, payload
+) RETURNING id, stream, payload,
+    extract(epoch FROM clock_timestamp() - created_at)::float8 AS age
 """
 
 
@@ -59,12 +62,15 @@ class OutboxRelay:
             rows = await conn.fetch(_TAKE, self._batch)
             if not rows:
                 return 0
-            pipe = self._redis.pipeline(transaction=False)
-            for row in sorted(rows, key=lambda r: r["id"]):
-                pipe.xadd(row["stream"], {MESSAGE_FIELD: row["payload"]})
-            await pipe.execute()
+            with batch_spans("relai.relay.publish", _traceparents(rows)):
+                pipe = self._redis.pipeline(transaction=False)
+                for row in sorted(rows, key=lambda r: r["id"]):
+                    pipe.xadd(row["stream"], {MESSAGE_FIELD: row["payload"]})
+                await pipe.execute()
         self.published += len(rows)
         OUTBOX_PUBLISHED.inc(len(rows))
+        for row in rows:
+            RELAY_LAG.observe(row["age"])
         return len(rows)
 
     async def drain(self) -> int:
@@ -115,3 +121,16 @@ class OutboxRelay:
         await conn.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
         self._wake.set()
         await lost.wait()
+
+
+def _traceparents(rows: list[asyncpg.Record]) -> list[str | None]:
+    """The trace of each row's request, read from its message (only when tracing is on)."""
+    if not tracing_enabled():
+        return []
+    found: list[str | None] = []
+    for row in rows:
+        try:
+            found.append(orjson.loads(row["payload"]).get("traceparent"))
+        except (orjson.JSONDecodeError, AttributeError):
+            found.append(None)
+    return found

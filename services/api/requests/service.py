@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import random
 import uuid
 from dataclasses import dataclass
@@ -11,13 +12,17 @@ from typing import Any
 
 import asyncpg
 import orjson
+from prometheus_client.metrics import Counter as CounterChild
 
 from libs.contracts import RequestStatus, TaskMessage
 from libs.logs import get_logger
+from libs.telemetry import current_traceparent, span
 from services.api.auth.service import Principal
 from services.api.catalog.service import Offer
 from services.api.errors import BadRequest, InsufficientCredits, InvalidInputs
 from services.api.metrics import (
+    CREDITS_RESERVED,
+    REQUESTS_BY_OFFER,
     SUBMISSION_ACCEPTED,
     SUBMISSION_DUPLICATE,
     SUBMISSION_REFUSED_CREDITS,
@@ -94,6 +99,50 @@ class Submission:
 
 
 async def submit(
+    pool: asyncpg.Pool[Any],
+    batcher: SubmitBatcher,
+    *,
+    user: Principal,
+    offer: Offer,
+    inputs: dict[str, str],
+    idempotency_key: str | None,
+    traceparent: str | None,
+    max_prompt_chars: int,
+) -> Submission:
+    """Record the request (or find it) inside a ``relai.submit`` span, whose context is the
+    ``traceparent`` every later message of the request carries."""
+    offer_name = f"{offer.service}/{offer.action}"
+    with span(
+        "relai.submit", attributes={"relai.offer": offer_name, "relai.handler": offer.handler}
+    ) as current:
+        submission = await _submit(
+            pool,
+            batcher,
+            user=user,
+            offer=offer,
+            inputs=inputs,
+            idempotency_key=idempotency_key,
+            # With tracing on, the caller's trace is joined by the HTTP server span already.
+            traceparent=current_traceparent() or traceparent,
+            max_prompt_chars=max_prompt_chars,
+        )
+        if current is not None:
+            current.set_attribute("relai.request_id", str(submission.id))
+            current.set_attribute("relai.duplicate", submission.duplicate)
+    if not submission.duplicate:
+        requests, credits = _offer_counters(offer_name, offer.handler)
+        requests.inc()
+        credits.inc(offer.price)
+    return submission
+
+
+@functools.lru_cache(maxsize=4096)
+def _offer_counters(offer: str, handler: str) -> tuple[CounterChild, CounterChild]:
+    """The offer's counters, looked up once (``labels()`` costs more than the increment)."""
+    return REQUESTS_BY_OFFER.labels(offer, handler), CREDITS_RESERVED.labels(offer, handler)
+
+
+async def _submit(
     pool: asyncpg.Pool[Any],
     batcher: SubmitBatcher,
     *,

@@ -34,9 +34,10 @@ from libs.contracts import (
     ResultMessage,
 )
 from libs.logs import get_logger
-from libs.outcomes import Ended, Started, events_of, record_outcomes
+from libs.outcomes import Ended, Started, credits_moved, events_of, record_outcomes
 from libs.streams import Entry, decode, ensure_group, entries_of
-from services.api.metrics import RESULTS_RECORDED
+from libs.telemetry import batch_spans
+from services.api.metrics import CREDITS_REFUNDED, CREDITS_SETTLED, RESULTS_RECORDED
 
 log = get_logger(__name__)
 
@@ -162,27 +163,33 @@ class ResultsConsumer:
         """Write one batch; then, in one round trip, acknowledge it and publish what changed."""
         started: dict[uuid.UUID, int] = {}
         finished: dict[uuid.UUID, ResultMessage] = {}
+        traceparents: list[str | None] = []
         for _entry_id, fields in entries:
             try:
                 message = decode(ResultMessage, fields)
             except (ValidationError, KeyError) as exc:
                 log.error("dropping malformed result", error=str(exc))
                 continue
+            traceparents.append(message.traceparent)
             request_id = message.request_id
             if message.kind == "started":
                 started[request_id] = max(message.attempt, started.get(request_id, 0))
             elif request_id not in finished or finished[request_id].attempt < message.attempt:
                 finished[request_id] = message
-        rows = await self._write(started, finished)
-        for status, count in Counter(str(r["status"]) for r in rows).items():
-            RESULTS_RECORDED.labels(status=status).inc(count)
-        ids = [entry_id for entry_id, _ in entries]
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.xack(RESULTS_STREAM, RESULTS_GROUP, *ids)
-        pipe.xdel(RESULTS_STREAM, *ids)
-        if rows:
-            pipe.publish(EVENTS_CHANNEL, _events(rows))
-        await pipe.execute()
+        with batch_spans("relai.results.persist", traceparents):
+            rows = await self._write(started, finished)
+            for status, count in Counter(str(r["status"]) for r in rows).items():
+                RESULTS_RECORDED.labels(status=status).inc(count)
+            settled, refunded = credits_moved(rows)
+            CREDITS_SETTLED.inc(settled)
+            CREDITS_REFUNDED.inc(refunded)
+            ids = [entry_id for entry_id, _ in entries]
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.xack(RESULTS_STREAM, RESULTS_GROUP, *ids)
+            pipe.xdel(RESULTS_STREAM, *ids)
+            if rows:
+                pipe.publish(EVENTS_CHANNEL, _events(rows))
+            await pipe.execute()
 
     @_transient_db
     async def _write(

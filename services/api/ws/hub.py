@@ -19,6 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from libs.contracts import EVENT_BATCH, EVENTS_CHANNEL, RequestEvent
 from libs.logs import get_logger
+from libs.telemetry import span, tracing_enabled
 
 log = get_logger(__name__)
 
@@ -90,10 +91,26 @@ class Hub:
                     del index[key]
 
     def dispatch(self, events: list[RequestEvent]) -> None:
+        traced = tracing_enabled()
         for event in events:
-            for sub in self._by_request.get(event.request_id, ()):
+            by_request = self._by_request.get(event.request_id, ())
+            by_user = self._by_user.get(event.user_id, ())
+            if traced and (by_request or by_user):
+                self._push_traced(event, [*by_request, *by_user])
+                continue
+            for sub in by_request:
                 sub.push(event)
-            for sub in self._by_user.get(event.user_id, ()):
+            for sub in by_user:
+                sub.push(event)
+
+    @staticmethod
+    def _push_traced(event: RequestEvent, subs: list[Subscription]) -> None:
+        attributes: dict[str, str | int] = {
+            "relai.status": str(event.status),
+            "relai.sockets": len(subs),
+        }
+        with span("relai.ws.push", traceparent=event.traceparent, attributes=attributes):
+            for sub in subs:
                 sub.push(event)
 
     async def run(self) -> None:

@@ -34,10 +34,12 @@ from libs.contracts import (
 )
 from libs.db import PgConnection, PgPool
 from libs.logs import bind_request, get_logger
-from libs.outcomes import Ended, events_of, record_outcomes
+from libs.outcomes import Ended, credits_moved, events_of, record_outcomes
 from libs.streams import ensure_group
+from libs.telemetry import span
 from services.recon.completion import repository, streams
 from services.recon.completion.schemas import CompletionReport
+from services.recon.metrics.registry import CREDITS_REFUNDED, FAILED, REDRIVEN
 
 log = get_logger(__name__)
 
@@ -179,18 +181,31 @@ class CompletionLoop:
                 request = await repository.lock_unchanged(conn, candidate)
                 if request is None:
                     return None
-                if request.attempt < self._max_attempts:
-                    await self._redrive(conn, request)
-                    rows = None
-                else:
-                    error = f"no result after {request.attempt} attempts"
-                    ended = Ended(request.id, request.attempt, "failed", error=error)
-                    rows = await record_outcomes(conn, ended=[ended])
+                redrive = request.attempt < self._max_attempts
+                attributes: dict[str, str | int] = {
+                    "relai.request_id": str(request.id),
+                    "relai.attempt": request.attempt,
+                }
+                with span(
+                    "relai.recon.redrive" if redrive else "relai.recon.fail",
+                    traceparent=request.traceparent,
+                    attributes=attributes,
+                ):
+                    if redrive:
+                        await self._redrive(conn, request)
+                        rows = None
+                    else:
+                        error = f"no result after {request.attempt} attempts"
+                        ended = Ended(request.id, request.attempt, "failed", error=error)
+                        rows = await record_outcomes(conn, ended=[ended])
             if rows is None:
+                REDRIVEN.inc()
                 log.info("request.redriven", attempt=request.attempt + 1)
                 return "redriven"
             if not rows:
                 return None
+            FAILED.inc()
+            CREDITS_REFUNDED.inc(credits_moved(rows)[1])
             log.info("request.failed", attempt=request.attempt, error=error)
             await self._announce(rows)
             return "failed"

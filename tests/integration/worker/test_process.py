@@ -13,6 +13,7 @@ from tests.integration.worker.helpers import add_tasks, finals, pending, task, w
 from tests.support import ServerUrls
 
 WORKER = Path(sys.executable).parent / "relai-worker"
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
 async def test_the_worker_process_runs_tasks_and_exits_0_on_sigterm(
@@ -31,7 +32,7 @@ async def test_the_worker_process_runs_tasks_and_exits_0_on_sigterm(
     )
     try:
         ok = task(prompt="from the process", create_qty=2)
-        flaky = task("echo.delay", failure_rate=1.0)
+        flaky = task("echo.delay", failure_rate=1.0, traceparent=f"00-{TRACE_ID}-{'1' * 16}-01")
         await add_tasks(redis_client, [ok, flaky])
         results = await wait_finals(redis_client, 2, timeout=15)
         process.send_signal(signal.SIGTERM)
@@ -54,4 +55,5 @@ async def test_the_worker_process_runs_tasks_and_exits_0_on_sigterm(
     assert {"worker.starting", "worker.stopping", "worker.stopped"} <= events
     (failure,) = [line for line in logs if line["event"] == "job.failed"]
     assert failure["request_id"] == str(flaky.request_id)
+    assert failure["trace_id"] == TRACE_ID  # from the task's traceparent, tracing off
     assert failure["service"] == "worker"

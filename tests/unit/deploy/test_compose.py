@@ -12,9 +12,15 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
-SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.json"
+_SCHEMA_PATH = Path("shared") / "schemas" / "compose-spec.json"
+# shared/ sits beside the clone (CI), or further up for a clone inside a work tree folder.
+SCHEMA = next(
+    (p / _SCHEMA_PATH for p in ROOT.parents if (p / _SCHEMA_PATH).is_file()),
+    ROOT.parent / _SCHEMA_PATH,
+)
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 RELAI_SERVICES = ("migrate", "api", "worker", "recon")
+OBSERVABILITY_SERVICES = ("jaeger", "prometheus", "grafana")
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +74,7 @@ def test_compose_file_follows_the_compose_spec(compose: dict[str, Any]) -> None:
 
 
 def test_the_stack_has_its_services(services: dict[str, dict[str, Any]]) -> None:
-    assert set(services) == {"postgres", "redis", *RELAI_SERVICES}
+    assert set(services) == {"postgres", "redis", *RELAI_SERVICES, *OBSERVABILITY_SERVICES}
     assert services["postgres"]["image"] == "postgres:16"
     assert services["redis"]["image"] == "redis:7"
     for name in RELAI_SERVICES:

@@ -1,0 +1,25 @@
+"""Tracing for every Relai process: OpenTelemetry, exported only when the ``OTEL_*`` environment
+asks for it, and spans that continue the request's trace from the ``traceparent`` its messages
+carry."""
+
+from libs.telemetry.spans import (
+    batch_spans,
+    current_traceparent,
+    job_span,
+    link_context,
+    quiet,
+    span,
+)
+from libs.telemetry.tracing import instrument_app, setup_tracing, tracing_enabled
+
+__all__ = [
+    "batch_spans",
+    "current_traceparent",
+    "instrument_app",
+    "job_span",
+    "link_context",
+    "quiet",
+    "setup_tracing",
+    "span",
+    "tracing_enabled",
+]

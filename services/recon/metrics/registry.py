@@ -1,0 +1,72 @@
+"""Recon's metrics and the HTTP server that exposes them (``RELAI_RECON_METRICS_PORT``).
+
+The figures that describe the whole pipeline (outbox backlog, stream length, lag and pending per
+group, unfinished requests, top spenders) are sampled here, by one process, rather than by every
+API or worker process. Labels stay bounded: stream and group names are fixed, and the spender
+label holds at most ``RELAI_RECON_TOP_USERS`` user names at a time.
+"""
+
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import Counter, Gauge, start_http_server
+
+from libs.logs import get_logger
+
+log = get_logger(__name__)
+
+OUTBOX_BACKLOG = Gauge("relai_outbox_backlog", "Outbox rows not yet published to Redis.")
+OUTBOX_OLDEST_AGE = Gauge(
+    "relai_outbox_oldest_age_seconds",
+    "Age of the oldest unpublished outbox row (database clock): the relay's lag; 0 when empty.",
+)
+UNFINISHED = Gauge("relai_requests_unfinished", "Requests not yet succeeded or failed.")
+UNFINISHED_OLDEST_AGE = Gauge(
+    "relai_requests_unfinished_oldest_age_seconds",
+    "Age of the oldest unfinished request (database clock); 0 when there is none.",
+)
+STREAM_LENGTH = Gauge("relai_stream_length", "Entries in a stream.", ["stream"])
+GROUP_PENDING = Gauge(
+    "relai_stream_group_pending",
+    "Entries delivered to a consumer of the group and not yet acknowledged.",
+    ["stream", "group"],
+)
+GROUP_LAG = Gauge(
+    "relai_stream_group_lag",
+    "Entries of the stream not yet delivered to the group.",
+    ["stream", "group"],
+)
+GROUP_CONSUMERS = Gauge(
+    "relai_stream_group_consumers", "Consumers known to the group.", ["stream", "group"]
+)
+TOP_SPEND = Gauge(
+    "relai_user_spend_top_credits",
+    "Credits settled by the top spenders over the recent window (RELAI_RECON_TOP_USERS_WINDOW_S).",
+    ["user"],
+)
+SAMPLE_OK = Gauge(
+    "relai_recon_sample_success",
+    "1 if the last sample of a source (postgres, redis) succeeded, else 0.",
+    ["source"],
+)
+REDRIVEN = Counter("relai_recon_redriven_total", "Stuck requests recon sent to a worker again.")
+FAILED = Counter(
+    "relai_recon_failed_total", "Stuck requests recon failed and refunded after the last attempt."
+)
+CREDITS_REFUNDED = Counter(
+    "relai_recon_credits_refunded_total",
+    "Credits recon refunded by failing stuck requests (the API counts the rest).",
+)
+
+
+def start_metrics_server(port: int, addr: str) -> WSGIServer | None:
+    """Serve ``/metrics`` from a daemon thread on ``port``; ``0`` disables it (returns None).
+    A port already taken costs the metrics only, with a warning."""
+    if not port:
+        return None
+    try:
+        server, _thread = start_http_server(port, addr=addr)
+    except OSError as exc:
+        log.warning("recon.metrics_unavailable", port=port, error=repr(exc))
+        return None
+    log.info("recon.metrics_serving", port=port)
+    return server
