@@ -179,6 +179,8 @@ def _record_usage(task: TaskMessage, ctx: JobContext, current: Span | None) -> N
         return
     model = str(task.params.get("model", ""))
     for kind, count in ctx.usage.items():
+        if type(count) is not int or count < 0:
+            continue  # only counts: an odd value is dropped, as from the result message
         PROVIDER_TOKENS.labels(task.handler, model, kind).inc(count)
         if current is not None:
             current.set_attribute(f"relai.usage.{kind}", count)
