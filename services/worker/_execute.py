@@ -1,8 +1,10 @@
 """One job, from a stream entry to its results: decode, report started, run, report the outcome."""
 
 import asyncio
+import dataclasses
 import time
-from typing import Literal
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 from libs.contracts import ResultMessage, TaskMessage
 from libs.logs import bind_request, get_logger
@@ -17,6 +19,9 @@ log = get_logger(__name__)
 
 Kind = Literal["started", "succeeded", "failed"]
 
+HandlerParams = Callable[[str], Mapping[str, Any]]
+"""Params laid over a job's own, by handler id (the central config ``worker``)."""
+
 
 class JobExecutor:
     def __init__(
@@ -26,8 +31,10 @@ class JobExecutor:
         *,
         consumer: str,
         timeout_s: float,
+        handler_params: HandlerParams | None = None,
     ) -> None:
         self._registry = registry
+        self._handler_params = handler_params
         self._writer = writer
         self._consumer = consumer
         self._timeout_s = timeout_s
@@ -71,7 +78,7 @@ class JobExecutor:
         self._writer.add(self._message(task, "started"))
         try:
             async with asyncio.timeout(self._timeout_s) as deadline:
-                results = await handler.execute(Job.from_task(task), JobContext())
+                results = await handler.execute(self._job(task), JobContext())
         except HandlerError as exc:
             return None, str(exc) or type(exc).__name__
         except TimeoutError as exc:
@@ -84,6 +91,11 @@ class JobExecutor:
         if not isinstance(results, list):
             return None, f"handler returned {type(results).__name__}, not a list"
         return results, None
+
+    def _job(self, task: TaskMessage) -> Job:
+        job = Job.from_task(task)
+        overlay = self._handler_params(task.handler) if self._handler_params else None
+        return dataclasses.replace(job, params={**job.params, **overlay}) if overlay else job
 
     def _message(
         self,

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from libs.contracts import RESULTS_STREAM, TASKS_GROUP, TASKS_STREAM, ResultMessage, TaskMessage
 from libs.streams import decode, encode
+from services.worker._execute import HandlerParams
 from services.worker.handlers import build_registry
 from services.worker.registry import HandlerRegistry
 from services.worker.runner import Runner
@@ -102,9 +103,16 @@ async def running(
     *,
     consumer: str = "w1",
     registry: HandlerRegistry | None = None,
+    handler_params: HandlerParams | None = None,
 ) -> AsyncIterator[Runner]:
     """A runner running in this event loop; stopped (and drained) on exit."""
-    runner = Runner(redis, registry or build_registry(), settings, consumer=consumer)
+    runner = Runner(
+        redis,
+        registry or build_registry(),
+        settings,
+        consumer=consumer,
+        handler_params=handler_params,
+    )
     run = asyncio.create_task(runner.run())
     try:
         await asyncio.wait_for(runner.wait_ready(), 5)
