@@ -34,7 +34,7 @@ async def test_ask_follows_the_active_api_config(
     bootstrap.write_text(BOOTSTRAP)
     fernet = MultiFernet([Fernet(key)])
     store = PostgresConfigStore(db_pool, database_url=servers.database_url)
-    echo = await config.upload(
+    await config.upload(
         store, "api", "ask_offer: demo/echo\n", fernet=fernet, environ={}, author="t"
     )
     await config.upload(
