@@ -1,8 +1,8 @@
 """Central, versioned configuration: the YAML notations (``~`` secrets encrypted with Fernet,
 ``^`` bytes, ``!ENV`` variables), the stores (Postgres, MongoDB), operators' operations and a
-hot-reloading watcher."""
+hot-reloading watcher. The MongoDB store lives in ``libs.config.mongo``, imported only by
+those who use it (PyMongo adds a fifth to a process's start-up time)."""
 
-from libs.config._mongo import MongoConfigStore
 from libs.config._postgres import PostgresConfigStore
 from libs.config._store import NOTIFY_CHANNEL, ConfigStore, ConfigSummary, StoredVersion, checksum
 from libs.config.bootstrap import ACTIVE, Bootstrap, open_store, read_bootstrap
@@ -36,7 +36,6 @@ __all__ = [
     "ConfigSummary",
     "ConfigWatcher",
     "LoadedConfig",
-    "MongoConfigStore",
     "NothingToRollBackError",
     "PostgresConfigStore",
     "StoredVersion",

@@ -25,7 +25,6 @@ from cryptography.fernet import Fernet, MultiFernet
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from libs.config import _document
-from libs.config._mongo import MongoConfigStore
 from libs.config._postgres import PostgresConfigStore
 from libs.config._store import ConfigStore
 from libs.config.errors import ConfigError
@@ -102,6 +101,9 @@ async def open_store(
     if bootstrap.meta.source == "mongo":
         if not mongo_url:
             raise ConfigError("meta.source is mongo, but MONGO_URL is not set")
+        # Imported here: PyMongo costs every process start-up, and most never use it.
+        from libs.config.mongo import MongoConfigStore
+
         store = await MongoConfigStore.connect(mongo_url, collection=bootstrap.meta.collection)
         try:
             yield store

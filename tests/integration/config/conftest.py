@@ -11,7 +11,8 @@ import asyncpg
 import pytest
 from pymongo import AsyncMongoClient
 
-from libs.config import ConfigStore, MongoConfigStore, PostgresConfigStore
+from libs.config import ConfigStore, PostgresConfigStore
+from libs.config.mongo import MongoConfigStore
 from tests.support import ServerUrls
 
 MONGO_SKIP = (
