@@ -1,9 +1,9 @@
 """Central, versioned configuration: the YAML notations (``~`` secrets encrypted with Fernet,
 ``^`` bytes, ``!ENV`` variables), the stores (Postgres, MongoDB), operators' operations and a
-hot-reloading watcher. The MongoDB store lives in ``libs.config.mongo``, imported only by
-those who use it (PyMongo adds a fifth to a process's start-up time)."""
+hot-reloading watcher. The stores live in ``libs.config.postgres`` and ``libs.config.mongo``,
+imported only when one is opened: SQLAlchemy and PyMongo would otherwise double the start-up
+time of a worker, which needs neither unless it reads a central config."""
 
-from libs.config._postgres import PostgresConfigStore
 from libs.config._store import NOTIFY_CHANNEL, ConfigStore, ConfigSummary, StoredVersion, checksum
 from libs.config.bootstrap import ACTIVE, Bootstrap, open_store, read_bootstrap
 from libs.config.errors import (
@@ -37,7 +37,6 @@ __all__ = [
     "ConfigWatcher",
     "LoadedConfig",
     "NothingToRollBackError",
-    "PostgresConfigStore",
     "StoredVersion",
     "UnknownConfigError",
     "VersionExistsError",

@@ -25,10 +25,8 @@ from cryptography.fernet import Fernet, MultiFernet
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from libs.config import _document
-from libs.config._postgres import PostgresConfigStore
 from libs.config._store import ConfigStore
 from libs.config.errors import ConfigError
-from libs.db import create_pool
 
 ACTIVE = "active"
 
@@ -101,8 +99,7 @@ async def open_store(
     if bootstrap.meta.source == "mongo":
         if not mongo_url:
             raise ConfigError("meta.source is mongo, but MONGO_URL is not set")
-        # Imported here: PyMongo costs every process start-up, and most never use it.
-        from libs.config.mongo import MongoConfigStore
+        from libs.config.mongo import MongoConfigStore  # see the package's docstring
 
         store = await MongoConfigStore.connect(mongo_url, collection=bootstrap.meta.collection)
         try:
@@ -110,6 +107,9 @@ async def open_store(
         finally:
             await store.close()
         return
+    from libs.config.postgres import PostgresConfigStore
+    from libs.db import create_pool
+
     pool = await create_pool(database_url, min_size=1, max_size=2)
     try:
         yield PostgresConfigStore(pool, database_url=database_url)

@@ -11,7 +11,7 @@ import pytest
 from cryptography.fernet import Fernet, MultiFernet
 
 from libs import config
-from libs.config import PostgresConfigStore
+from libs.config.postgres import PostgresConfigStore
 from tests.integration.api.conftest import auth, serving, settings_for
 from tests.integration.config.conftest import clear_config_tables
 from tests.support import ServerUrls, create_user, load_demo_catalog

@@ -11,8 +11,9 @@ import asyncpg
 import pytest
 from pymongo import AsyncMongoClient
 
-from libs.config import ConfigStore, PostgresConfigStore
+from libs.config import ConfigStore
 from libs.config.mongo import MongoConfigStore
+from libs.config.postgres import PostgresConfigStore
 from tests.support import ServerUrls
 
 MONGO_SKIP = (

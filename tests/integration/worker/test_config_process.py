@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet, MultiFernet
 from redis.asyncio import Redis
 
 from libs import config
-from libs.config import PostgresConfigStore
+from libs.config.postgres import PostgresConfigStore
 from tests.integration.config.conftest import clear_config_tables
 from tests.integration.worker.helpers import add_tasks, finals, task, wait_finals
 from tests.support import ServerUrls

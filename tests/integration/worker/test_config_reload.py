@@ -14,7 +14,8 @@ from cryptography.fernet import Fernet, MultiFernet
 from redis.asyncio import Redis
 
 from libs import config
-from libs.config import ConfigWatcher, PostgresConfigStore
+from libs.config import ConfigWatcher
+from libs.config.postgres import PostgresConfigStore
 from libs.contracts import TaskMessage
 from libs.logs import configure_logging
 from services.worker.config import handler_params
