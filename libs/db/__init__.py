@@ -3,6 +3,9 @@
 from libs.db.models import (
     ApiKey,
     Base,
+    Config,
+    ConfigActivation,
+    ConfigVersion,
     CreditEntry,
     Handler,
     Offer,
@@ -22,6 +25,9 @@ from libs.db.pool import (
 __all__ = [
     "ApiKey",
     "Base",
+    "Config",
+    "ConfigActivation",
+    "ConfigVersion",
     "CreditEntry",
     "Handler",
     "Offer",

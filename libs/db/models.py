@@ -11,6 +11,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -179,3 +180,59 @@ class CreditEntry(Base):
     kind: Mapped[str] = mapped_column(Text)
     amount: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = _now()
+
+
+class ConfigVersion(Base):
+    """One uploaded version of a central config, as stored: secrets are Fernet tokens."""
+
+    __tablename__ = "config_versions"
+    __table_args__ = (UniqueConstraint("config_id", "version", name="uq_config_versions_version"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    config_id: Mapped[str] = mapped_column(Text)
+    version: Mapped[str] = mapped_column(Text)
+    document: Mapped[str] = mapped_column(Text)
+    """The sealed YAML (``~key`` values encrypted, ``!ENV`` references kept)."""
+    checksum: Mapped[str] = mapped_column(Text)
+    """``sha256:<hex>`` of ``document``."""
+    author: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+
+
+class ConfigActivation(Base):
+    """One activation of a config version; ``previous_id`` is the activation it replaced, which
+    is what a rollback returns to."""
+
+    __tablename__ = "config_activations"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["config_id", "version"],
+            ["config_versions.config_id", "config_versions.version"],
+            name="fk_config_activations_version",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    config_id: Mapped[str] = mapped_column(Text)
+    version: Mapped[str] = mapped_column(Text)
+    previous_id: Mapped[int | None] = mapped_column(ForeignKey("config_activations.id"))
+    author: Mapped[str] = mapped_column(Text)
+    activated_at: Mapped[datetime] = _now()
+
+
+class Config(Base):
+    """One row per config id: its active version (at most one) and the activation that made it."""
+
+    __tablename__ = "configs"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["id", "active_version"],
+            ["config_versions.config_id", "config_versions.version"],
+            name="fk_configs_active_version",
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    active_version: Mapped[str | None] = mapped_column(Text)
+    activation_id: Mapped[int | None] = mapped_column(ForeignKey("config_activations.id"))
+    updated_at: Mapped[datetime] = _now()

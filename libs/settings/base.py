@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -21,3 +23,12 @@ class CommonSettings(BaseSettings):
     )
     log_level: str = "INFO"
     log_json: bool = True
+    config_file: Path | None = None
+    """The component's bootstrap config (``config.yaml``): where its central configs are stored,
+    with which Fernet keys, and which ones it loads. None: no central config."""
+    config_poll_s: float = Field(default=5.0, gt=0)
+    """How often a running process checks for a newly activated config, besides notifications."""
+    mongo_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("MONGO_URL", "RELAI_MONGO_URL")
+    )
+    """The MongoDB server of a bootstrap config with ``meta.source: mongo``."""

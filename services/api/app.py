@@ -8,10 +8,11 @@ import gc
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 
+from libs.config import watching
 from libs.contracts import TASKS_STREAM
 from libs.db import create_pool
 from libs.logs import configure_logging, get_logger
@@ -60,6 +61,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[State]:
+        resources = AsyncExitStack()
+        config = await resources.enter_async_context(watching(settings, os.environ))
         # min_size=0: the API starts, and answers 503, while Postgres is down (a uvicorn worker
         # process restarted during an outage must not take the whole server down).
         pool = await create_pool(settings.database_url, min_size=0, max_size=settings.db_pool_size)
@@ -107,6 +110,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                 auth=Authenticator(pool, ttl_s=settings.auth_cache_ttl_s),
                 hub=hub,
                 batcher=batcher,
+                config=config,
             )
         finally:
             for task in tasks:
@@ -114,6 +118,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             await asyncio.gather(*tasks, return_exceptions=True)
             await redis.aclose()
             await pool.close()
+            await resources.aclose()
 
     app = FastAPI(
         title="Relai",

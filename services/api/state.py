@@ -7,6 +7,7 @@ from typing import Any, TypedDict
 import asyncpg
 from redis.asyncio import Redis
 
+from libs.config import ConfigWatcher
 from services.api.auth.service import Authenticator
 from services.api.catalog.service import OfferCatalog
 from services.api.requests.batcher import SubmitBatcher
@@ -22,3 +23,5 @@ class State(TypedDict):
     auth: Authenticator
     hub: Hub
     batcher: SubmitBatcher
+    config: ConfigWatcher | None
+    """The central configs this process follows (``RELAI_CONFIG_FILE``), or None."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import catalog, keys, users
+from services.cli import catalog, config, keys, users
 from services.cli._common import display_url, reports_errors
 from services.cli.migrate import upgrade_to_head
 from services.cli.settings import get_settings
@@ -12,7 +12,7 @@ from services.cli.stack import run_stack
 
 app = typer.Typer(
     name="relai",
-    help="Operate Relai: users, schema migrations, the catalog, and a local stack.",
+    help="Operate Relai: users, schema migrations, the catalog, configs, and a local stack.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -20,6 +20,7 @@ app = typer.Typer(
 app.add_typer(users.app, name="users")
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(keys.app, name="keys")
+app.add_typer(config.app, name="config")
 
 
 @app.command()

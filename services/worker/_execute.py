@@ -1,8 +1,10 @@
 """One job, from a stream entry to its results: decode, report started, run, report the outcome."""
 
 import asyncio
+import dataclasses
 import time
-from typing import Literal
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 from opentelemetry.trace import Span
 
@@ -27,6 +29,9 @@ log = get_logger(__name__)
 
 Kind = Literal["started", "succeeded", "failed"]
 
+HandlerParams = Callable[[str], Mapping[str, Any]]
+"""Params laid over a job's own, by handler id (the central config ``worker``)."""
+
 
 class JobExecutor:
     def __init__(
@@ -36,8 +41,10 @@ class JobExecutor:
         *,
         consumer: str,
         timeout_s: float,
+        handler_params: HandlerParams | None = None,
     ) -> None:
         self._registry = registry
+        self._handler_params = handler_params
         self._writer = writer
         self._consumer = consumer
         self._timeout_s = timeout_s
@@ -96,7 +103,7 @@ class JobExecutor:
                 attributes = _handler_attrs(task) if tracing_enabled() else None
                 with span("relai.handler", attributes=attributes) as current:
                     try:
-                        results = await handler.execute(Job.from_task(task), ctx)
+                        results = await handler.execute(self._job(task), ctx)
                     finally:
                         _record_usage(task, ctx, current)
         except HandlerError as exc:
@@ -111,6 +118,11 @@ class JobExecutor:
         if not isinstance(results, list):
             return None, f"handler returned {type(results).__name__}, not a list"
         return results, None
+
+    def _job(self, task: TaskMessage) -> Job:
+        job = Job.from_task(task)
+        overlay = self._handler_params(task.handler) if self._handler_params else None
+        return dataclasses.replace(job, params={**job.params, **overlay}) if overlay else job
 
     def _message(
         self,

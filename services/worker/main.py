@@ -1,12 +1,16 @@
 """``relai-worker``: one process, one Runner, until SIGTERM or SIGINT."""
 
 import asyncio
+import os
 import signal
 from collections.abc import Callable
 
+from libs.config import ConfigError, watching
 from libs.logs import configure_logging, get_logger
 from libs.streams import create_redis
 from libs.telemetry import quiet, setup_tracing
+from services.worker._execute import HandlerParams
+from services.worker.config import handler_params
 from services.worker.handlers import build_registry
 from services.worker.metrics import start_metrics_server
 from services.worker.providers import ProviderHttp
@@ -17,10 +21,16 @@ log = get_logger(__name__)
 
 
 async def serve(settings: WorkerSettings) -> None:
+    """Load the central config (if any), then run the worker, following config activations."""
+    async with watching(settings, os.environ) as config:
+        await _serve(settings, handler_params(config) if config is not None else None)
+
+
+async def _serve(settings: WorkerSettings, params: HandlerParams | None) -> None:
     """Build the worker's resources, run until a stop signal, drain, and release them."""
     redis = create_redis(settings.redis_url)
     http = ProviderHttp(max_connections=settings.worker_concurrency)
-    runner = Runner(redis, build_registry(http=http), settings)
+    runner = Runner(redis, build_registry(http=http), settings, handler_params=params)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runner.stop)
@@ -51,6 +61,9 @@ def run() -> None:
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(serve(settings))
+    except ConfigError as exc:
+        log.error("worker.config_unavailable", error=str(exc))
+        raise SystemExit(1) from None
     finally:
         if metrics is not None:
             metrics.shutdown()

@@ -24,7 +24,7 @@ from libs.streams import ensure_group, entries_of
 from services.worker._backoff import Backoff, describe, is_nogroup
 from services.worker._dead_letters import delivery_counts, retire
 from services.worker._entries import Fields, autoclaim_entries
-from services.worker._execute import JobExecutor
+from services.worker._execute import HandlerParams, JobExecutor
 from services.worker._slots import Slots
 from services.worker._writer import ResultWriter
 from services.worker.metrics import TASKS_RECLAIMED
@@ -54,6 +54,7 @@ class Runner:
         settings: WorkerSettings,
         *,
         consumer: str | None = None,
+        handler_params: HandlerParams | None = None,
     ) -> None:
         self.redis = redis
         self.registry = registry
@@ -70,7 +71,11 @@ class Runner:
             redis, on_acked=self._owned.difference_update, on_nogroup=self._ensure_groups
         )
         self._executor = JobExecutor(
-            registry, self._writer, consumer=self.consumer, timeout_s=settings.worker_job_timeout_s
+            registry,
+            self._writer,
+            consumer=self.consumer,
+            timeout_s=settings.worker_job_timeout_s,
+            handler_params=handler_params,
         )
         self._cursor = b"0-0"
         # The reader holds every free slot while it blocks, so reading and reclaiming take

@@ -108,11 +108,12 @@ async def submit(service_name: str, action: str, request: Request, user: Current
 async def ask(
     body: AskBody, request: Request, user: CurrentUser, catalog: CatalogDep, settings: SettingsDep
 ) -> Submitted:
-    """Submit a prompt to the default offer (``RELAI_ASK_OFFER``)."""
-    service_name, _, action = settings.ask_offer.partition("/")
+    """Submit a prompt to the default offer (config ``api``, else ``RELAI_ASK_OFFER``)."""
+    default_offer = service.ask_offer(request.state.config, settings.ask_offer)
+    service_name, _, action = default_offer.partition("/")
     offer = await catalog.get(service_name, action)
     if offer is None:
-        raise NotFound(f"the default offer {settings.ask_offer} is not enabled")
+        raise NotFound(f"the default offer {default_offer} is not enabled")
     variable = offer.template.variables[0] if offer.template.variables else "prompt"
     return await _submit(request, offer, orjson.dumps({variable: body.prompt}), user)
 

@@ -14,6 +14,7 @@ import asyncpg
 import orjson
 from prometheus_client.metrics import Counter as CounterChild
 
+from libs.config import ApiConfig, ConfigWatcher
 from libs.contracts import RequestStatus, TaskMessage
 from libs.logs import get_logger
 from libs.telemetry import current_traceparent, span
@@ -216,3 +217,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         return datetime.fromisoformat(created_at), uuid.UUID(request_id)
     except ValueError as exc:
         raise BadRequest("cursor is not one this API returned") from exc
+
+
+def ask_offer(config: ConfigWatcher | None, fallback: str) -> str:
+    """``service/action`` behind ``POST /ask``: the active config ``api`` names it, or the
+    setting ``RELAI_ASK_OFFER`` does."""
+    loaded = config.get("api") if config is not None else None
+    if loaded is not None and isinstance(loaded.data, ApiConfig) and loaded.data.ask_offer:
+        return loaded.data.ask_offer
+    return fallback

@@ -9,10 +9,13 @@ from services.worker.job import HandlerError, Job, JobContext
 
 
 class EchoText:
-    """``echo.text``: the prompt, ``create_qty`` times."""
+    """``echo.text``: the prompt, after the optional param ``prefix``, ``create_qty`` times."""
 
     async def execute(self, job: Job, ctx: JobContext) -> list[Any]:
-        return [job.prompt] * job.create_qty
+        prefix = job.params.get("prefix", "")
+        if not isinstance(prefix, str):
+            raise HandlerError("invalid params: prefix must be a string")
+        return [prefix + job.prompt] * job.create_qty
 
 
 class EchoDelay:

@@ -18,6 +18,7 @@ from libs.contracts import (
     TaskMessage,
 )
 from libs.streams import decode, encode
+from services.worker._execute import HandlerParams
 from services.worker.handlers import build_registry
 from services.worker.registry import HandlerRegistry
 from services.worker.runner import Runner
@@ -115,9 +116,16 @@ async def running(
     *,
     consumer: str = "w1",
     registry: HandlerRegistry | None = None,
+    handler_params: HandlerParams | None = None,
 ) -> AsyncIterator[Runner]:
     """A runner running in this event loop; stopped (and drained) on exit."""
-    runner = Runner(redis, registry or build_registry(), settings, consumer=consumer)
+    runner = Runner(
+        redis,
+        registry or build_registry(),
+        settings,
+        consumer=consumer,
+        handler_params=handler_params,
+    )
     run = asyncio.create_task(runner.run())
     try:
         await asyncio.wait_for(runner.wait_ready(), 5)

@@ -108,3 +108,9 @@ async def test_echo_delay_fails_about_as_often_as_asked() -> None:
 async def test_echo_delay_rejects_bad_params(params: dict[str, Any]) -> None:
     with pytest.raises(HandlerError, match="^invalid params: "):
         await EchoDelay().execute(job("x", **params), JobContext())
+
+
+async def test_echo_text_puts_the_prefix_param_first() -> None:
+    assert await EchoText().execute(job("hi", prefix="v2: "), JobContext()) == ["v2: hi"]
+    with pytest.raises(HandlerError, match="prefix must be a string"):
+        await EchoText().execute(job("hi", prefix=3), JobContext())
