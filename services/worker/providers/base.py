@@ -38,7 +38,7 @@ class ProviderHandler(ABC):
 
     async def execute(self, job: Job, ctx: JobContext) -> list[Any]:
         params = self.params_model.parse(job.params)
-        key = params.api_key()
+        key = params.key()
         results: list[Any] = []
         while len(results) < job.create_qty:
             want = job.create_qty - len(results)

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from services.worker.providers.errors import PermanentError
 
@@ -19,7 +19,10 @@ class ProviderParams(BaseModel):
     base_url: str | None = None
     model: str | None = None
     api_key_env: str | None = None
-    """Name of the environment variable holding the API key (the key itself is never in params)."""
+    """Name of the environment variable holding the API key."""
+    api_key: SecretStr | None = None
+    """The key itself, from the central config's ``handlers`` section (an encrypted ``~api_key``),
+    never from the catalog; it wins over ``api_key_env``."""
     headers: dict[str, str] = Field(default_factory=dict)
     body: dict[str, Any] = Field(default_factory=dict)
     """Extra request fields merged into the provider's request (temperature, max_tokens ...)."""
@@ -55,7 +58,9 @@ class ProviderParams(BaseModel):
             raise PermanentError(f"invalid params: {name} is required")
         return str(value)
 
-    def api_key(self) -> str | None:
+    def key(self) -> str | None:
+        if self.api_key is not None:
+            return self.api_key.get_secret_value()
         if not self.api_key_env:
             return None
         key = os.environ.get(self.api_key_env)

@@ -19,6 +19,9 @@ from libs.config.postgres import PostgresConfigStore
 from libs.contracts import TaskMessage
 from libs.logs import configure_logging
 from services.worker.config import handler_params
+from services.worker.handlers import build_registry
+from services.worker.providers import ProviderHttp
+from tests.fakes.provider import fake_provider
 from tests.integration.config.conftest import clear_config_tables
 from tests.integration.worker.helpers import add_tasks, finals, running, task, wait_finals
 from tests.support import ServerUrls
@@ -163,3 +166,61 @@ async def test_without_notifications_the_poll_picks_up_activations(
     finally:
         watching.cancel()
         await asyncio.gather(watching, return_exceptions=True)
+
+
+async def test_a_running_worker_switches_its_provider_on_activation_without_dropping_jobs(
+    store: PostgresConfigStore, redis_client: Redis
+) -> None:
+    def provider_config(base_url: str) -> str:
+        return (
+            "handlers:\n"
+            "  openai.chat:\n"
+            f"    base_url: {base_url}\n"
+            "    model: fake-model\n"
+            f"    ~api_key: {SECRET}\n"
+        )
+
+    async with fake_provider() as first, fake_provider() as second:
+        v1 = await upload(store, provider_config(first.url))
+        v2 = await upload(store, provider_config(second.url))
+        await store.activate("worker", v1, author="test")
+        watcher = ConfigWatcher(store, FERNET, {"worker": "active"}, environ={}, poll_s=30)
+        await watcher.load()
+        watching = asyncio.create_task(watcher.run())
+        http = ProviderHttp()
+        sent: list[TaskMessage] = []
+
+        async def feed(count: int) -> None:
+            for _ in range(count):
+                sent.append(task("openai.chat", f"job {len(sent)}"))
+                await add_tasks(redis_client, [sent[-1]])
+                await asyncio.sleep(0.005)
+
+        try:
+            async with running(
+                redis_client,
+                registry=build_registry(http=http),
+                handler_params=handler_params(watcher),
+            ):
+                await asyncio.sleep(0.3)  # the listener is up
+                await feed(40)
+                await store.activate("worker", v2, author="test")
+                await feed(40)
+                while watcher.get("worker").version != v2:  # type: ignore[union-attr]
+                    await asyncio.sleep(0.01)
+                await feed(20)
+                results = await wait_finals(redis_client, len(sent), timeout=30)
+        finally:
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
+            await http.aclose()
+
+    by_request = {r.request_id: r for r in finals(results)}
+    assert len(by_request) == len(sent) == 100  # none dropped, none twice
+    assert all(r.kind == "succeeded" for r in by_request.values())
+    assert len(first.calls) + len(second.calls) == 100
+    assert len(first.calls) >= 40
+    # Every job sent after the worker switched went to the new URL.
+    late = {f"job {n}" for n in range(80, 100)}
+    assert late <= {c.body["messages"][-1]["content"] for c in second.calls}
+    assert {c.headers["authorization"] for c in first.calls + second.calls} == {f"Bearer {SECRET}"}
