@@ -1,5 +1,13 @@
-"""Poison messages: a task whose every delivery ended without a result (the worker running it
-crashed, or stalled past the visibility timeout) is retired after ``worker_max_deliveries``.
+"""Poison messages: a task that kills (or stalls) every worker running it.
+
+Counting deliveries alone would blame the innocent: when a worker dies, every job it held is
+delivered again, and the jobs taken over together with a poison die with it again and again.
+So a task runs normally for its first ``QUARANTINE_FROM - 1`` deliveries; from then on it runs in
+quarantine: one quarantined task at a time per worker, each run counted in Redis
+(``relai:quarantine:<entry id>``) until it finishes. A quarantined run that never finished means
+the task itself took its worker down. After ``worker_max_crashes`` of those the task is retired.
+An innocent job can only die in quarantine beside a poison's first, unquarantined runs, so with
+``worker_max_crashes`` >= ``QUARANTINE_FROM`` one poison can never retire anything but itself.
 
 Its fields go to the dead-letters stream, its request is reported failed through the normal
 results path (so the results consumer records it and refunds it once), and the entry is acked:
@@ -17,6 +25,26 @@ from services.worker.metrics import DEAD_LETTERS
 
 log = get_logger(__name__)
 
+QUARANTINE_FROM = 3
+"""The delivery from which a task runs in quarantine (its worker died or stalled twice)."""
+QUARANTINE_KEY = "relai:quarantine:"
+QUARANTINE_TTL_S = 7 * 86400
+
+
+async def quarantine_start(redis: Redis, entry_id: bytes) -> int:
+    """Record one more quarantined run of ``entry_id``; returns how many earlier ones never
+    finished (each took its worker down)."""
+    key = QUARANTINE_KEY + entry_id.decode()
+    pipe = redis.pipeline(transaction=True)
+    pipe.incr(key)
+    pipe.expire(key, QUARANTINE_TTL_S)
+    runs, _ = await pipe.execute()
+    return int(runs) - 1
+
+
+async def quarantine_end(redis: Redis, entry_id: bytes) -> None:
+    await redis.delete(QUARANTINE_KEY + entry_id.decode())
+
 
 async def delivery_counts(redis: Redis, ids: list[bytes]) -> dict[bytes, int]:
     """How many times each pending entry was delivered (read or claimed), as Redis counts it."""
@@ -33,15 +61,27 @@ async def delivery_counts(redis: Redis, ids: list[bytes]) -> dict[bytes, int]:
 
 
 def retire(
-    writer: ResultWriter, *, consumer: str, entry_id: bytes, fields: Fields, deliveries: int
+    writer: ResultWriter,
+    *,
+    consumer: str,
+    entry_id: bytes,
+    fields: Fields,
+    deliveries: int,
+    crashes: int,
 ) -> None:
     reason = (
-        f"the job was delivered {deliveries} times and never finished (the worker running it "
-        "crashed or stalled each time); it was moved to the dead letters and will not run again"
+        f"the job was delivered {deliveries} times and never finished: the worker running it "
+        f"crashed or stalled each time, {crashes} of them while it ran alone in quarantine; it "
+        "was moved to the dead letters and will not run again"
     )
     dead: Encoded = dict(fields.items())
     dead.update(
-        {b"entry_id": entry_id, b"deliveries": str(deliveries).encode(), b"reason": reason.encode()}
+        {
+            b"entry_id": entry_id,
+            b"deliveries": str(deliveries).encode(),
+            b"crashes": str(crashes).encode(),
+            b"reason": reason.encode(),
+        }
     )
     DEAD_LETTERS.inc()
     known = salvage(fields)

@@ -22,9 +22,10 @@ from libs.contracts import RESULTS_GROUP, RESULTS_STREAM, TASKS_GROUP, TASKS_STR
 from libs.logs import get_logger
 from libs.streams import ensure_group, entries_of
 from services.worker._backoff import Backoff, describe, is_nogroup
-from services.worker._dead_letters import delivery_counts, retire
+from services.worker._dead_letters import QUARANTINE_FROM, delivery_counts
 from services.worker._entries import Fields, autoclaim_entries
 from services.worker._execute import HandlerParams, JobExecutor
+from services.worker._quarantine import Quarantine
 from services.worker._slots import Slots
 from services.worker._writer import ResultWriter
 from services.worker.metrics import TASKS_RECLAIMED
@@ -77,6 +78,14 @@ class Runner:
             timeout_s=settings.worker_job_timeout_s,
             handler_params=handler_params,
         )
+        self._quarantine = Quarantine(
+            redis,
+            self._writer,
+            consumer=self.consumer,
+            max_crashes=settings.worker_max_crashes,
+            start=self._start,
+            leave=self._leave,
+        )
         self._cursor = b"0-0"
         # The reader holds every free slot while it blocks, so reading and reclaiming take
         # turns: a reclaim pass waits (at most one block) for the read in progress to return.
@@ -115,6 +124,7 @@ class Runner:
         loops = [
             asyncio.create_task(self._read_loop(), name="worker-read"),
             asyncio.create_task(self._reclaim_loop(), name="worker-reclaim"),
+            asyncio.create_task(self._quarantine.run(self._stopping), name="worker-quarantine"),
         ]
         self._ready.set()
         try:
@@ -285,19 +295,13 @@ class Runner:
                     deleted.append(entry_id)
                     continue
                 delivered = deliveries.get(entry_id, 0)
-                if delivered > self.settings.worker_max_deliveries:
-                    self._owned.add(entry_id)
-                    retire(
-                        self._writer,
-                        consumer=self.consumer,
-                        entry_id=entry_id,
-                        fields=fields,
-                        deliveries=delivered - 1,
-                    )
-                    continue
                 log.info("task.reclaimed", entry_id=entry_id.decode(), deliveries=delivered)
                 TASKS_RECLAIMED.inc()
-                self._start(entry_id, fields)
+                if delivered >= QUARANTINE_FROM:
+                    self._owned.add(entry_id)
+                    self._quarantine.add(entry_id, fields, delivered)
+                else:
+                    self._start(entry_id, fields)
                 started += 1
             self._slots.release(count - started)
             if deleted:
@@ -329,12 +333,18 @@ class Runner:
                 if is_nogroup(exc):
                     await self._recover("heartbeat", exc, Backoff())
 
-    def _start(self, entry_id: bytes, fields: Fields | None) -> None:
+    def _start(self, entry_id: bytes, fields: Fields | None) -> "asyncio.Task[None]":
         """Run one entry; its slot was taken by the caller and is given back when the job ends."""
         self._owned.add(entry_id)
         task = asyncio.create_task(self._executor.run(entry_id, fields))
         self._jobs[task] = entry_id
         task.add_done_callback(self._job_done)
+        return task
+
+    def _leave(self, entry_id: bytes) -> None:
+        """Give up an entry without running it: it stays pending, for a later reclaim."""
+        self._owned.discard(entry_id)
+        self._slots.release()
 
     def _job_done(self, task: "asyncio.Task[None]") -> None:
         entry_id = self._jobs.pop(task, None)

@@ -20,8 +20,9 @@ class WorkerSettings(CommonSettings):
     worker_drain_timeout_s: float = Field(default=30.0, ge=0)
     worker_job_timeout_s: float = Field(default=300.0, gt=0)
     """A handler running longer than this fails the job with ``TimeoutError``."""
-    worker_max_deliveries: int = Field(default=5, ge=1)
-    """A task reclaimed after this many deliveries is a poison message: it goes to the
+    worker_max_crashes: int = Field(default=3, ge=1)
+    """A task whose worker died or stalled this many times while running it in quarantine (alone
+    among quarantined tasks, from its third delivery on) is a poison message: it goes to the
     dead-letters stream and its request fails (and is refunded) instead of running again."""
     worker_name: str | None = None
     """Consumer name in the group; ``<hostname>-<pid>`` when unset."""

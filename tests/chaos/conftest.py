@@ -23,7 +23,7 @@ N = int(os.environ.get("RELAI_CHAOS_N", "40"))
 CREDITS = 1_000_000
 CATALOG = CatalogSpec.model_validate(
     {
-        "handlers": [{"id": "echo.delay"}],
+        "handlers": [{"id": "echo.delay"}, {"id": "crash.now"}],
         "offers": [
             {
                 "service": "chaos",
@@ -40,6 +40,13 @@ CATALOG = CatalogSpec.model_validate(
                 "prompt_template": "{text}",
                 "handler": "echo.delay",
                 "params": {"delay_ms": 100, "failure_rate": 0.4},
+            },
+            {
+                "service": "chaos",
+                "action": "poison",
+                "price": 3,
+                "prompt_template": "{text}",
+                "handler": "crash.now",
             },
         ],
     }

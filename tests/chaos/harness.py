@@ -119,6 +119,8 @@ class Scenario:
     user_id: uuid.UUID
     worker_logs: list[Path]
     injected_at: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    """What a fault leaves for the scenario's own checks."""
 
     def injected(self) -> None:
         self.injected_at = time.monotonic()

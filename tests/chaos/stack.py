@@ -16,10 +16,20 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from services.cli.launcher import console_script, wait_until_healthy
+from tests.fakes.plugins import install_plugin
 from tests.integration.api.conftest import free_port
 from tests.proxy import TcpProxy
 
 WORKERS = ("worker-1", "worker-2")
+MAX_CRASHES = 3
+CRASH = """
+    import os
+
+    class Crash:
+        async def execute(self, job, ctx):
+            os._exit(70)
+"""
+"""A poison handler, installed as a plugin package: it kills the worker process running it."""
 VISIBILITY_TIMEOUT_S = 2.0
 """Short, so that reclaiming a dead worker's jobs takes seconds, not the default 30."""
 
@@ -117,6 +127,8 @@ class ChaosStack:
             "RELAI_WORKER_RECLAIM_INTERVAL_S": "0.5",
             "RELAI_WORKER_METRICS_PORT": "0",
             "RELAI_WORKER_JOB_TIMEOUT_S": "5",
+            "RELAI_WORKER_MAX_CRASHES": str(MAX_CRASHES),
+            "PYTHONPATH": str(self.workdir / "plugins"),
             "RELAI_RECON_PORT": str(self.recon_port),
             "RELAI_RECON_COMPLETION_INTERVAL_S": "0.5",
             "RELAI_RECON_STUCK_AFTER_S": "4",
@@ -124,6 +136,9 @@ class ChaosStack:
         }
 
     async def start(self) -> None:
+        plugins = self.workdir / "plugins"
+        plugins.mkdir()
+        install_plugin(plugins, CRASH, {"crash.now": "{module}:Crash"})
         await self.redis.start()
         await self.pg_proxy.start()
         api = [console_script("relai-api"), "--port", str(self.api_port), "--workers", "2"]
@@ -166,6 +181,10 @@ class ChaosStack:
         assert popen is not None
         os.killpg(popen.pid, signal.SIGKILL)
         popen.wait()
+
+    def exited(self, name: str) -> bool:
+        popen = self._processes[name].popen
+        return popen is None or popen.poll() is not None
 
     def worker_logs(self) -> list[Path]:
         return [self._processes[name].log for name in WORKERS]

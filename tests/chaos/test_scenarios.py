@@ -3,10 +3,12 @@ figures. Nothing accepted may be lost and nothing may be charged twice."""
 
 import asyncio
 import signal
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
 import asyncpg
+import httpx
 import pytest
 from redis.asyncio import Redis
 
@@ -16,7 +18,7 @@ from libs.contracts.streams import MESSAGE_FIELD
 from libs.streams import Entry, create_redis
 from tests.chaos.conftest import N
 from tests.chaos.harness import Figures, Load, Scenario
-from tests.chaos.stack import VISIBILITY_TIMEOUT_S, WORKERS, ChaosStack
+from tests.chaos.stack import MAX_CRASHES, VISIBILITY_TIMEOUT_S, WORKERS, ChaosStack
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
 
@@ -108,6 +110,33 @@ async def provider_storm(stack: ChaosStack, s: Scenario) -> None:
     s.injected()
 
 
+async def poison_task(stack: ChaosStack, s: Scenario) -> None:
+    """One task among the others kills every worker that runs it; a supervisor (here: this
+    fault) restarts dead workers. After two ordinary deliveries it runs in quarantine; after
+    MAX_CRASHES fatal quarantined runs it is dead-lettered, failed and refunded, and nothing else
+    is (the jobs that died beside it are not blamed)."""
+    await s.load.until_accepted(N // 4)
+    headers = {"Authorization": f"Bearer {s.load.api_key}"}
+    async with httpx.AsyncClient(base_url=stack.url, headers=headers, timeout=10) as client:
+        response = await client.post("/svc/chaos/poison", json={"text": "poison"})
+    assert response.status_code == 202, response.text
+    poison = uuid.UUID(response.json()["id"])
+    s.injected()
+    async with asyncio.timeout(QUIET_WITHIN_S):
+        while await s.pool.fetchval("SELECT status FROM requests WHERE id = $1", poison) in (
+            "pending",
+            "running",
+        ):
+            for name in WORKERS:
+                if stack.exited(name):
+                    stack.launch(name)
+            await asyncio.sleep(0.2)
+    for name in WORKERS:  # the last death may come after the end was recorded
+        if stack.exited(name):
+            stack.launch(name)
+    s.extra["poison"] = poison
+
+
 SCENARIOS: dict[str, tuple[str, Fault]] = {
     "worker_kill9": ("/svc/chaos/work", kill_one_worker_holding_jobs),
     "all_workers_kill9_restart": ("/svc/chaos/work", kill_all_workers_restart_later),
@@ -119,6 +148,7 @@ SCENARIOS: dict[str, tuple[str, Fault]] = {
     "postgres_restart": ("/svc/chaos/work", restart_postgres),
     "results_consumer_kill9": ("/svc/chaos/work", kill_results_consumer),
     "provider_storm": ("/svc/chaos/storm", provider_storm),
+    "poison_task": ("/svc/chaos/work", poison_task),
 }
 
 
@@ -162,3 +192,15 @@ async def test_scenario(
     if name != "provider_storm":
         assert figures.failed == 0, figures.line()
     assert await scenario.wallet_matches_ledger()
+    if "poison" in scenario.extra:
+        row = await db_pool.fetchrow(
+            "SELECT status, error FROM requests WHERE id = $1", scenario.extra["poison"]
+        )
+        assert row is not None
+        assert row["status"] == "failed"
+        assert f"{MAX_CRASHES} of them while it ran alone in quarantine" in row["error"]
+        kinds = await db_pool.fetch(
+            "SELECT kind FROM credit_ledger WHERE request_id = $1 ORDER BY id",
+            scenario.extra["poison"],
+        )
+        assert [k["kind"] for k in kinds] == ["reserve", "refund"]

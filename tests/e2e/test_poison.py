@@ -1,6 +1,7 @@
 """A poison task for real: a handler (installed as a plugin package) that kills the worker
-process running it. Workers started one after another each die on it, until one finds it
-delivered ``RELAI_WORKER_MAX_DELIVERIES`` times and moves it to the dead letters."""
+process running it. Workers started one after another each die on it (twice as usual, then in
+quarantine), until one finds it took ``RELAI_WORKER_MAX_CRASHES`` workers down in quarantine
+and moves it to the dead letters."""
 
 import asyncio
 import os
@@ -36,7 +37,7 @@ CRASH = """
 """
 
 
-async def test_a_task_that_kills_its_worker_is_dead_lettered_after_max_deliveries(
+async def test_a_task_that_kills_its_worker_is_dead_lettered_after_max_crashes_in_quarantine(
     servers: ServerUrls, redis_client: Redis, tmp_path: Path
 ) -> None:
     install_plugin(tmp_path, CRASH, {"crash.now": "{module}:Crash"})
@@ -48,7 +49,7 @@ async def test_a_task_that_kills_its_worker_is_dead_lettered_after_max_deliverie
         "RELAI_WORKER_VISIBILITY_TIMEOUT_S": "0.5",
         "RELAI_WORKER_RECLAIM_INTERVAL_S": "0.2",
         "RELAI_WORKER_BLOCK_MS": "200",
-        "RELAI_WORKER_MAX_DELIVERIES": "2",
+        "RELAI_WORKER_MAX_CRASHES": "1",
         "RELAI_WORKER_METRICS_PORT": "0",
     }
     await ensure_group(redis_client, TASKS_STREAM, TASKS_GROUP)
@@ -56,7 +57,7 @@ async def test_a_task_that_kills_its_worker_is_dead_lettered_after_max_deliverie
     await add_tasks(redis_client, [poison])
 
     codes = []
-    for _ in range(2):
+    for _ in range(3):
         crashed = await asyncio.create_subprocess_exec(console_script("relai-worker"), env=env)
         codes.append(await asyncio.wait_for(crashed.wait(), 60))
     survivor = await asyncio.create_subprocess_exec(console_script("relai-worker"), env=env)
@@ -69,10 +70,10 @@ async def test_a_task_that_kills_its_worker_is_dead_lettered_after_max_deliverie
             survivor.kill()
             await survivor.wait()
 
-    assert codes == [70, 70]
+    assert codes == [70, 70, 70]
     assert (failed.request_id, failed.kind) == (poison.request_id, "failed")
-    assert "delivered 2 times and never finished" in (failed.error or "")
+    assert "delivered 3 times and never finished" in (failed.error or "")
     (dead,) = await dead_letters(redis_client)
-    assert dead[1][b"deliveries"] == b"2"
+    assert (dead[1][b"deliveries"], dead[1][b"crashes"]) == (b"3", b"1")
     assert [r.kind for r in finals(await read_results(redis_client))] == ["failed"]
     assert await pending(redis_client) == 0

@@ -5,7 +5,7 @@ dead letters, failed and refunded once."""
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import pytest
@@ -15,6 +15,7 @@ from libs.accounts import NewUser
 from libs.catalog import CatalogSpec, apply_catalog
 from libs.contracts import TASKS_GROUP, TASKS_STREAM
 from libs.streams import ensure_group
+from services.worker._dead_letters import quarantine_start
 from services.worker.handlers import build_registry
 from services.worker.providers import ProviderHttp
 from tests.fakes.provider import FakeProvider, Reply, fake_provider
@@ -103,9 +104,9 @@ async def test_a_poison_task_is_dead_lettered_failed_and_refunded_once(
         await asyncio.sleep(0.05)
     (entry,) = await redis_client.xpending_range(TASKS_STREAM, TASKS_GROUP, "-", "+", 10)
     await redis_client.xclaim(TASKS_STREAM, TASKS_GROUP, "crashed-2", 0, [entry["message_id"]])
-    settings = FAST.model_copy(
-        update={"worker_max_deliveries": 2, "worker_visibility_timeout_s": 0.3}
-    )
+    # The second one was running it in quarantine (one crash counted).
+    await quarantine_start(redis_client, cast(bytes, entry["message_id"]))
+    settings = FAST.model_copy(update={"worker_max_crashes": 1, "worker_visibility_timeout_s": 0.3})
 
     async with running(redis_client, settings, consumer="survivor"):
         body = await _finished(api, alice, request_id)
@@ -120,7 +121,7 @@ async def test_a_poison_task_is_dead_lettered_failed_and_refunded_once(
     (dead,) = await dead_letters(redis_client)
     fields = dead[1]
     assert fields[b"entry_id"] == entry["message_id"]
-    assert fields[b"deliveries"] == b"2"
+    assert (fields[b"deliveries"], fields[b"crashes"]) == (b"2", b"1")
     assert request_id.encode() in fields[b"m"]
     assert await pending(redis_client) == 0
     assert await redis_client.xlen(TASKS_STREAM) == 0
