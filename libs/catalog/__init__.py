@@ -1,15 +1,34 @@
 """The catalog as data: prompt templates, the declarative catalog file, and applying it."""
 
-from libs.catalog.apply import apply_catalog
-from libs.catalog.spec import CatalogSpec, HandlerSpec, OfferSpec, load_catalog_file
+from libs.catalog.apply import apply_catalog, upsert_deal
+from libs.catalog.export import catalog_yaml, export_catalog
+from libs.catalog.pricing import deal_price, discounted, shares
+from libs.catalog.spec import (
+    CatalogSpec,
+    DealSpec,
+    DealStepSpec,
+    HandlerSpec,
+    OfferSpec,
+    PipelineMode,
+    load_catalog_file,
+)
 from libs.catalog.template import PromptTemplate, TemplateError
 
 __all__ = [
     "CatalogSpec",
+    "DealSpec",
+    "DealStepSpec",
     "HandlerSpec",
     "OfferSpec",
+    "PipelineMode",
     "PromptTemplate",
     "TemplateError",
     "apply_catalog",
+    "catalog_yaml",
+    "deal_price",
+    "discounted",
+    "export_catalog",
     "load_catalog_file",
+    "shares",
+    "upsert_deal",
 ]

@@ -1,10 +1,11 @@
-"""Apply a catalog idempotently: applying the same file twice changes nothing."""
+"""Apply a catalog idempotently: applying the same file twice changes nothing. What the file no
+longer names is disabled, never deleted (requests keep pointing at it)."""
 
 from __future__ import annotations
 
 import uuid
 
-from libs.catalog.spec import CatalogSpec
+from libs.catalog.spec import CatalogSpec, DealSpec
 from libs.db import PgConnection
 
 _UPSERT_HANDLER = """
@@ -25,9 +26,49 @@ ON CONFLICT (service, action) DO UPDATE SET
     expiration = EXCLUDED.expiration, params = EXCLUDED.params, enabled = EXCLUDED.enabled
 """
 
+_UPSERT_DEAL = """
+INSERT INTO deals (id, slug, price, price_modifier, addons_modifier, pipeline, offers, addons,
+                   enabled)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (slug) DO UPDATE SET
+    price = EXCLUDED.price, price_modifier = EXCLUDED.price_modifier,
+    addons_modifier = EXCLUDED.addons_modifier, pipeline = EXCLUDED.pipeline,
+    offers = EXCLUDED.offers, addons = EXCLUDED.addons, enabled = EXCLUDED.enabled
+"""
 
-async def apply_catalog(conn: PgConnection, spec: CatalogSpec) -> None:
-    """Upsert every handler and offer of ``spec`` in one transaction."""
+_DISABLE_HANDLERS = "UPDATE handlers SET enabled = false WHERE enabled AND id <> ALL($1::text[])"
+_DISABLE_OFFERS = """
+UPDATE offers SET enabled = false
+WHERE enabled AND service || '/' || action <> ALL($1::text[])
+"""
+_DISABLE_DEALS = "UPDATE deals SET enabled = false WHERE enabled AND slug <> ALL($1::text[])"
+
+
+def deal_row(deal: DealSpec) -> tuple[object, ...]:
+    """The columns of ``deal`` after its id, as ``_UPSERT_DEAL`` takes them."""
+    steps = [
+        {"offer": step.offer, **({"mode": mode} if mode else {})}
+        for step, mode in zip(deal.offers, deal.modes(), strict=True)
+    ]
+    return (
+        deal.slug,
+        deal.price,
+        deal.price_modifier,
+        deal.addons_modifier,
+        deal.pipeline,
+        steps,
+        list(deal.addons),
+        deal.enabled,
+    )
+
+
+async def upsert_deal(conn: PgConnection, deal: DealSpec) -> None:
+    await conn.execute(_UPSERT_DEAL, uuid.uuid4(), *deal_row(deal))
+
+
+async def apply_catalog(conn: PgConnection, spec: CatalogSpec, *, prune: bool = True) -> None:
+    """Upsert every handler, offer and deal of ``spec`` in one transaction; with ``prune``, also
+    disable those it does not name."""
     async with conn.transaction():
         await conn.executemany(
             _UPSERT_HANDLER,
@@ -51,3 +92,8 @@ async def apply_catalog(conn: PgConnection, spec: CatalogSpec) -> None:
                 for o in spec.offers
             ],
         )
+        await conn.executemany(_UPSERT_DEAL, [(uuid.uuid4(), *deal_row(d)) for d in spec.deals])
+        if prune:
+            await conn.execute(_DISABLE_HANDLERS, [h.id for h in spec.handlers])
+            await conn.execute(_DISABLE_OFFERS, [f"{o.service}/{o.action}" for o in spec.offers])
+            await conn.execute(_DISABLE_DEALS, [d.slug for d in spec.deals])
