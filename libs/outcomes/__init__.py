@@ -2,5 +2,14 @@
 their credits with one ledger row each. The API's results consumer and recon share this path."""
 
 from libs.outcomes.record import Ended, Started, events_of, record_outcomes
+from libs.outcomes.steps import StepEnded, StepStarted, record_step_outcomes
 
-__all__ = ["Ended", "Started", "events_of", "record_outcomes"]
+__all__ = [
+    "Ended",
+    "Started",
+    "StepEnded",
+    "StepStarted",
+    "events_of",
+    "record_outcomes",
+    "record_step_outcomes",
+]

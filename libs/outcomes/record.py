@@ -33,7 +33,7 @@ WITH outcome AS (
     UPDATE requests r SET status = 'running', started_at = now(), updated_at = now()
     FROM start s
     WHERE r.id = s.id AND s.attempt >= r.attempt AND r.status = 'pending'
-      AND r.id <> ALL($3::uuid[])
+      AND r.id <> ALL($3::uuid[]) AND r.deal_id IS NULL
     RETURNING r.id, r.user_id, r.status, r.results, r.error, r.updated_at, r.traceparent
 ), done AS (
     UPDATE requests r
@@ -41,6 +41,7 @@ WITH outcome AS (
         started_at = coalesce(r.started_at, now()), finished_at = now(), updated_at = now()
     FROM outcome o
     WHERE r.id = o.id AND o.attempt >= r.attempt AND r.status IN ('pending', 'running')
+      AND r.deal_id IS NULL
     RETURNING r.id, r.user_id, r.price, r.status, r.results, r.error, r.updated_at, r.traceparent,
               r.started_at = r.finished_at AS unseen_start
 ), money AS (

@@ -102,6 +102,7 @@ class JobExecutor:
                 results=results,
                 error=error,
                 worker=self._consumer,
+                step=task.step,
             )
         )
 

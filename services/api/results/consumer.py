@@ -24,11 +24,20 @@ from libs.contracts import (
     EVENTS_CHANNEL,
     RESULTS_GROUP,
     RESULTS_STREAM,
+    TASKS_STREAM,
     RequestStatus,
     ResultMessage,
 )
 from libs.logs import get_logger
-from libs.outcomes import Ended, Started, events_of, record_outcomes
+from libs.outcomes import (
+    Ended,
+    Started,
+    StepEnded,
+    StepStarted,
+    events_of,
+    record_outcomes,
+    record_step_outcomes,
+)
 from libs.streams import Entry, decode, ensure_group, entries_of
 from services.api.metrics import RESULTS_RECORDED
 
@@ -140,11 +149,15 @@ class ResultsConsumer:
         """Write one batch; then, in one round trip, acknowledge it and publish what changed."""
         started: dict[uuid.UUID, int] = {}
         finished: dict[uuid.UUID, ResultMessage] = {}
+        steps: list[ResultMessage] = []
         for _entry_id, fields in entries:
             try:
                 message = decode(ResultMessage, fields)
             except (ValidationError, KeyError) as exc:
                 log.error("dropping malformed result", error=str(exc))
+                continue
+            if message.step is not None:
+                steps.append(message)
                 continue
             request_id = message.request_id
             if message.kind == "started":
@@ -152,6 +165,8 @@ class ResultsConsumer:
             elif request_id not in finished or finished[request_id].attempt < message.attempt:
                 finished[request_id] = message
         rows = await self._write(started, finished)
+        if steps:
+            rows = [*rows, *await self._write_steps(steps)]
         for status, count in Counter(str(r["status"]) for r in rows).items():
             RESULTS_RECORDED.labels(status=status).inc(count)
         ids = [entry_id for entry_id, _ in entries]
@@ -179,6 +194,35 @@ class ResultsConsumer:
                 )
                 for m in finished.values()
             ],
+        )
+
+    @_transient_db
+    async def _write_steps(self, messages: list[ResultMessage]) -> list[asyncpg.Record]:
+        """Reports on the steps of deals' requests (``libs.outcomes.steps``)."""
+        ended: dict[tuple[uuid.UUID, int], ResultMessage] = {}
+        for m in messages:
+            key = (m.request_id, m.step or 0)
+            if m.kind != "started" and (key not in ended or ended[key].attempt < m.attempt):
+                ended[key] = m
+        return await record_step_outcomes(
+            self._pool,
+            started=[
+                StepStarted(m.request_id, m.step or 0, m.attempt)
+                for m in messages
+                if m.kind == "started"
+            ],
+            ended=[
+                StepEnded(
+                    m.request_id,
+                    m.step or 0,
+                    m.attempt,
+                    "succeeded" if m.kind == "succeeded" else "failed",
+                    results=m.results if m.kind == "succeeded" else None,
+                    error=m.error if m.kind == "failed" else None,
+                )
+                for m in ended.values()
+            ],
+            stream=TASKS_STREAM,
         )
 
 

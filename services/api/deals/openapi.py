@@ -1,0 +1,61 @@
+"""A ``POST /deal/<slug>`` path per enabled deal in the OpenAPI document, with its inputs."""
+
+from collections.abc import Iterable
+from typing import Any
+
+from services.api.deals.schemas import deal_inputs_schema, deal_path
+from services.api.deals.service import Deal
+
+GENERIC_DEAL = "/deal/{slug}"
+DEAL_SUBMITTED_REF = "#/components/schemas/DealSubmitted"
+
+
+def _operation(deal: Deal, parameters: list[Any]) -> dict[str, Any]:
+    addons: dict[str, Any] = {"type": "array", "items": {"type": "string"}, "uniqueItems": True}
+    if deal.addons:
+        addons["items"]["enum"] = list(deal.addons)
+    return {
+        "tags": ["deals"],
+        "summary": f"Submit the deal {deal.slug}",
+        "description": (
+            f"Costs {deal.base_price} credits plus the selected add-ons. "
+            "Answers 202 with the request's id, price and steps."
+        ),
+        "operationId": f"deal_{deal.slug.replace('-', '_')}",
+        "parameters": parameters,
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "inputs": deal_inputs_schema(deal).model_dump(by_alias=True),
+                            "addons": addons,
+                        },
+                        "required": ["inputs"],
+                        "additionalProperties": False,
+                    }
+                }
+            },
+        },
+        "responses": {
+            "202": {
+                "description": "Accepted",
+                "content": {"application/json": {"schema": {"$ref": DEAL_SUBMITTED_REF}}},
+            },
+            "401": {"description": "Missing or unknown API key"},
+            "402": {"description": "Not enough credits"},
+            "422": {"description": "Missing, unknown or non-string inputs, or unknown add-ons"},
+        },
+    }
+
+
+def with_deals(document: dict[str, Any], deals: Iterable[Deal]) -> dict[str, Any]:
+    """``document`` (left unchanged) with ``POST /deal/<slug>`` for each deal."""
+    paths: dict[str, Any] = dict(document.get("paths", {}))
+    generic = paths.get(GENERIC_DEAL, {}).get("post", {})
+    headers = [p for p in generic.get("parameters", []) if p.get("in") != "path"]
+    for deal in deals:
+        paths[deal_path(deal.slug)] = {"post": _operation(deal, headers)}
+    return {**document, "paths": paths}
