@@ -1,6 +1,7 @@
 """Outcomes of requests: record that they started or ended, idempotently, and settle or refund
 their credits with one ledger row each. The API's results consumer and recon share this path."""
 
+from libs.outcomes.expiry import expire_due
 from libs.outcomes.record import Ended, Started, events_of, record_outcomes
 from libs.outcomes.steps import StepEnded, StepStarted, record_step_outcomes
 
@@ -10,6 +11,7 @@ __all__ = [
     "StepEnded",
     "StepStarted",
     "events_of",
+    "expire_due",
     "record_outcomes",
     "record_step_outcomes",
 ]

@@ -15,6 +15,7 @@ from libs.db import PgPool, create_pool
 from libs.streams import create_redis
 from services.recon.api import router
 from services.recon.completion.service import CompletionLoop
+from services.recon.expiry.service import ExpiryLoop
 from services.recon.settings import ReconSettings, get_settings
 
 
@@ -23,6 +24,7 @@ class State(TypedDict):
     pool: PgPool
     redis: Redis
     completion: CompletionLoop
+    expiry: ExpiryLoop
 
 
 def create_app(settings: ReconSettings | None = None) -> FastAPI:
@@ -41,13 +43,26 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
             max_attempts=settings.recon_max_attempts,
             batch=settings.recon_completion_batch,
         )
-        task = asyncio.create_task(completion.run_forever(), name="recon-completion")
+        expiry = ExpiryLoop(
+            pool,
+            redis,
+            interval_s=settings.recon_expiry_interval_s,
+            batch=settings.recon_expiry_batch,
+        )
+        tasks = [
+            asyncio.create_task(completion.run_forever(), name="recon-completion"),
+            asyncio.create_task(expiry.run_forever(), name="recon-expiry"),
+        ]
         try:
-            yield State(settings=settings, pool=pool, redis=redis, completion=completion)
+            yield State(
+                settings=settings, pool=pool, redis=redis, completion=completion, expiry=expiry
+            )
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await redis.aclose()
             await pool.close()
 

@@ -20,6 +20,10 @@ class ReconSettings(CommonSettings):
     """A stuck request already run this many times is failed and refunded instead."""
     recon_completion_batch: int = Field(default=1000, ge=1)
     """Most candidates looked at per run."""
+    recon_expiry_interval_s: float = Field(default=10.0, gt=0)
+    """Seconds between two runs of the expiry loop."""
+    recon_expiry_batch: int = Field(default=500, ge=1)
+    """Most requests expired per transaction."""
 
 
 @lru_cache

@@ -1,6 +1,6 @@
 from fastapi import APIRouter, Response, status
 
-from services.recon.dependencies import CompletionDep, PoolDep, RedisDep, SettingsDep
+from services.recon.dependencies import CompletionDep, ExpiryDep, PoolDep, RedisDep, SettingsDep
 from services.recon.health import service
 from services.recon.health.schemas import Health
 
@@ -20,6 +20,7 @@ async def health(
     redis: RedisDep,
     settings: SettingsDep,
     completion: CompletionDep,
+    expiry: ExpiryDep,
     response: Response,
 ) -> Health:
     """200 when Postgres and Redis both answer, 503 otherwise; the body says what failed."""
@@ -29,6 +30,7 @@ async def health(
         timeout=settings.recon_health_timeout,
         completion=completion.report(),
     )
+    report.expiry = expiry.report()
     if report.status != "ok":
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return report

@@ -3,6 +3,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from services.recon.completion.schemas import CompletionReport
+from services.recon.expiry.schemas import ExpiryReport
 
 
 class Probe(BaseModel):
@@ -42,3 +43,4 @@ class Health(BaseModel):
     requests: UnfinishedRequests | None = None
     streams: dict[str, StreamInfo] | None = None
     completion: CompletionReport | None = None
+    expiry: ExpiryReport | None = None
