@@ -1,7 +1,14 @@
 """The catalog as data: prompt templates, the declarative catalog file, and applying it."""
 
-from libs.catalog.apply import apply_catalog, upsert_deal
-from libs.catalog.export import catalog_yaml, export_catalog
+from libs.catalog.apply import (
+    UnknownReferenceError,
+    apply_catalog,
+    disable,
+    upsert_deal,
+    upsert_handler,
+    upsert_offer,
+)
+from libs.catalog.export import catalog_data, catalog_yaml, export_catalog
 from libs.catalog.pricing import deal_price, discounted, shares
 from libs.catalog.spec import (
     CatalogSpec,
@@ -23,12 +30,17 @@ __all__ = [
     "PipelineMode",
     "PromptTemplate",
     "TemplateError",
+    "UnknownReferenceError",
     "apply_catalog",
+    "catalog_data",
     "catalog_yaml",
     "deal_price",
+    "disable",
     "discounted",
     "export_catalog",
     "load_catalog_file",
     "shares",
     "upsert_deal",
+    "upsert_handler",
+    "upsert_offer",
 ]

@@ -35,14 +35,22 @@ def _number(value: Decimal) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
-def catalog_yaml(spec: CatalogSpec) -> str:
-    """``spec`` as a YAML catalog file, leaving out what has its default value."""
+def catalog_data(spec: CatalogSpec) -> dict[str, Any]:
+    """``spec`` as plain data, leaving out what has its default value: what a catalog file
+    holds."""
     data: dict[str, Any] = spec.model_dump(exclude_defaults=True)
     for deal in data.get("deals", []):
         for key in ("price_modifier", "addons_modifier"):
             if key in deal:
                 deal[key] = _number(deal[key])
+                if not deal[key]:
+                    del deal[key]
         deal["offers"] = [
             step["offer"] if set(step) == {"offer"} else step for step in deal["offers"]
         ]
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    return data
+
+
+def catalog_yaml(spec: CatalogSpec) -> str:
+    """``spec`` as a YAML catalog file."""
+    return yaml.safe_dump(catalog_data(spec), sort_keys=False, allow_unicode=True)

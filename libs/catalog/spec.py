@@ -5,7 +5,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from libs.catalog.template import PromptTemplate
 
@@ -99,6 +106,10 @@ class DealSpec(BaseModel):
         if self.addons_modifier and not self.addons:
             raise ValueError("addons_modifier needs addons")
         return self
+
+    @field_serializer("price_modifier", "addons_modifier", when_used="json")
+    def _percent_as_number(self, value: Decimal) -> int | float:
+        return int(value) if value == value.to_integral_value() else float(value)
 
     def modes(self) -> list[PipelineMode | None]:
         """Each primary step's mode: ``overwrite`` unless set, for pipeline steps only."""

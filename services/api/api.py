@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from services.api import health
+from services.api.admin import catalog_endpoints as admin_catalog
 from services.api.admin import endpoints as admin
 from services.api.auth import endpoints as auth
 from services.api.catalog import endpoints as catalog
@@ -18,3 +19,4 @@ router.include_router(catalog.router)  # after requests: GET /svc/request/{id} m
 router.include_router(deals.router)
 router.include_router(ws.router)
 router.include_router(admin.router)
+router.include_router(admin_catalog.router)
