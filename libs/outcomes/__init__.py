@@ -3,7 +3,12 @@ their credits with one ledger row each. The API's results consumer and recon sha
 
 from libs.outcomes.expiry import expire_due
 from libs.outcomes.record import Ended, Started, events_of, record_outcomes
-from libs.outcomes.steps import StepEnded, StepStarted, record_step_outcomes
+from libs.outcomes.steps import (
+    StepEnded,
+    StepStarted,
+    record_request_steps,
+    record_step_outcomes,
+)
 
 __all__ = [
     "Ended",
@@ -13,5 +18,6 @@ __all__ = [
     "events_of",
     "expire_due",
     "record_outcomes",
+    "record_request_steps",
     "record_step_outcomes",
 ]

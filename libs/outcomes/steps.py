@@ -48,6 +48,8 @@ WHERE id = $1 AND status = 'pending'
 RETURNING id, user_id, status, results, error, updated_at, traceparent, false AS unseen_start
 """
 
+_TOUCH_REQUEST = "UPDATE requests SET updated_at = now() WHERE id = $1"
+
 _END_STEP = """
 UPDATE request_steps s
 SET status = $4, results = $5, error = $6, started_at = coalesce(s.started_at, now()),
@@ -180,20 +182,24 @@ async def record_request_steps(
     request = await conn.fetchrow(_LOCK_REQUEST, request_id)
     if request is None:
         return []
-    changed: list[asyncpg.Record] = []
     ended_steps = {e.step for e in ended}
     starting = [s for s in started if s.step not in ended_steps]
-    if starting or ended:
+    moved = []
+    if starting:
         moved = await conn.fetch(
             _START_STEPS, request_id, [s.step for s in starting], [s.attempt for s in starting]
         )
-        if moved or ended:
-            row = await conn.fetchrow(_START_REQUEST, request_id)
-            if row is not None:
-                changed.append(row)
     money = _Money([], [], [])
     for report in sorted(ended, key=lambda e: e.step):
         await _end_step(conn, request, report, money, stream=stream)
+    if not moved and not money.steps:
+        return []
+    changed: list[asyncpg.Record] = []
+    row = await conn.fetchrow(_START_REQUEST, request_id)
+    if row is not None:
+        changed.append(row)
+    else:  # progress: recon must not take the request for stuck
+        await conn.execute(_TOUCH_REQUEST, request_id)
     if money.steps:
         await conn.execute(
             _LEDGER, request["user_id"], request_id, money.steps, money.kinds, money.amounts
