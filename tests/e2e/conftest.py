@@ -67,7 +67,7 @@ async def stack(stack_env: dict[str, str], db_pool: "asyncpg.Pool[Any]") -> Asyn
     url = f"http://127.0.0.1:{port}"
     try:
         await asyncio.to_thread(
-            wait_until_healthy, f"{url}/health", timeout=30, exited=supervisor.exited
+            wait_until_healthy, f"{url}/health", timeout=90, exited=supervisor.exited
         )
         yield Stack(url=url, supervisor=supervisor, user=user, credits=credits)
     finally:
