@@ -10,7 +10,7 @@ GENERIC_DEAL = "/deal/{slug}"
 DEAL_SUBMITTED_REF = "#/components/schemas/DealSubmitted"
 
 
-def _operation(deal: Deal, parameters: list[Any]) -> dict[str, Any]:
+def _operation(deal: Deal, parameters: list[Any], operation_id: str) -> dict[str, Any]:
     addons: dict[str, Any] = {"type": "array", "items": {"type": "string"}, "uniqueItems": True}
     if deal.addons:
         addons["items"]["enum"] = list(deal.addons)
@@ -21,7 +21,7 @@ def _operation(deal: Deal, parameters: list[Any]) -> dict[str, Any]:
             f"Costs {deal.base_price} credits plus the selected add-ons. "
             "Answers 202 with the request's id, price and steps."
         ),
-        "operationId": f"deal_{deal.slug.replace('-', '_')}",
+        "operationId": operation_id,
         "parameters": parameters,
         "requestBody": {
             "required": True,
@@ -56,6 +56,18 @@ def with_deals(document: dict[str, Any], deals: Iterable[Deal]) -> dict[str, Any
     paths: dict[str, Any] = dict(document.get("paths", {}))
     generic = paths.get(GENERIC_DEAL, {}).get("post", {})
     headers = [p for p in generic.get("parameters", []) if p.get("in") != "path"]
+    taken = {
+        op["operationId"]
+        for item in paths.values()
+        for op in item.values()
+        if isinstance(op, dict) and "operationId" in op
+    }
     for deal in deals:
-        paths[deal_path(deal.slug)] = {"post": _operation(deal, headers)}
+        operation_id = base = f"deal_{deal.slug.replace('-', '_')}"
+        suffix = 1
+        while operation_id in taken:
+            suffix += 1
+            operation_id = f"{base}_{suffix}"
+        taken.add(operation_id)
+        paths[deal_path(deal.slug)] = {"post": _operation(deal, headers, operation_id)}
     return {**document, "paths": paths}

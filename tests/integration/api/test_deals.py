@@ -15,6 +15,7 @@ from libs.contracts.streams import MESSAGE_FIELD
 from libs.streams import Entry
 from tests.deals_support import load_deals_catalog
 from tests.integration.api.conftest import Api, auth, serving, settings_for
+from tests.openapi_check import assert_openapi_3
 from tests.support import ServerUrls, create_user
 
 
@@ -64,6 +65,7 @@ async def test_deals_are_listed_with_price_and_inputs(deals_api: Api, alice: New
 
 async def test_openapi_shows_each_deal_input_schema(deals_api: Api, alice: NewUser) -> None:
     document = (await deals_api.client.get("/openapi.json")).json()
+    assert_openapi_3(document)
     operation = document["paths"]["/deal/bundle"]["post"]
     body = operation["requestBody"]["content"]["application/json"]["schema"]
     assert body["properties"]["inputs"]["required"] == ["text", "name", "age"]
