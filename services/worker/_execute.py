@@ -7,7 +7,7 @@ from typing import Literal
 from libs.contracts import ResultMessage, TaskMessage
 from libs.logs import bind_request, get_logger
 from libs.streams import decode, encode
-from services.worker._entries import Fields, describe_invalid, salvage
+from services.worker._entries import Fields, describe_invalid, salvage, salvage_step
 from services.worker._writer import Encoded, ResultWriter
 from services.worker.job import HandlerError, Job, JobContext
 from services.worker.metrics import JOB_DURATION, JOBS, JOBS_IN_FLIGHT, UNKNOWN_HANDLER
@@ -123,5 +123,6 @@ class JobExecutor:
                 kind="failed",
                 error=f"malformed task: {reason}",
                 worker=self._consumer,
+                step=salvage_step(fields),
             )
             self._writer.add(encode(message), ack=entry_id)
