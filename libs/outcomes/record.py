@@ -15,7 +15,8 @@ from libs.contracts import RequestEvent, RequestStatus
 from libs.db import PgConnection, PgPool
 
 # One round trip for a whole batch of progress reports. A report from an attempt older than the
-# request's current one (a worker presumed dead, re-driven since) changes nothing.
+# request's current one (a worker presumed dead, re-driven since) changes nothing. A deal's
+# request is left alone: it moves through its steps (``libs.outcomes.steps``).
 # - ``started``: pending requests become running (those that also ended in this batch are
 #   left to ``done``, since a statement may change a row only once);
 # - ``done``: outcomes are recorded; success settles the reservation (it becomes spent),
