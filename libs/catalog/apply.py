@@ -1,10 +1,14 @@
-"""Apply a catalog idempotently: applying the same file twice changes nothing."""
+"""Apply a catalog idempotently: applying the same file twice changes nothing. What the file no
+longer names is disabled, never deleted (requests keep pointing at it)."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
-from libs.catalog.spec import CatalogSpec
+import asyncpg
+
+from libs.catalog.spec import CatalogSpec, DealSpec, HandlerSpec, OfferSpec
 from libs.db import PgConnection
 
 _UPSERT_HANDLER = """
@@ -25,9 +29,118 @@ ON CONFLICT (service, action) DO UPDATE SET
     expiration = EXCLUDED.expiration, params = EXCLUDED.params, enabled = EXCLUDED.enabled
 """
 
+_UPSERT_DEAL = """
+INSERT INTO deals (id, slug, price, price_modifier, addons_modifier, pipeline, offers, addons,
+                   enabled)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (slug) DO UPDATE SET
+    price = EXCLUDED.price, price_modifier = EXCLUDED.price_modifier,
+    addons_modifier = EXCLUDED.addons_modifier, pipeline = EXCLUDED.pipeline,
+    offers = EXCLUDED.offers, addons = EXCLUDED.addons, enabled = EXCLUDED.enabled
+"""
 
-async def apply_catalog(conn: PgConnection, spec: CatalogSpec) -> None:
-    """Upsert every handler and offer of ``spec`` in one transaction."""
+_DISABLE_HANDLERS = "UPDATE handlers SET enabled = false WHERE enabled AND id <> ALL($1::text[])"
+_DISABLE_OFFERS = """
+UPDATE offers SET enabled = false
+WHERE enabled AND service || '/' || action <> ALL($1::text[])
+"""
+_DISABLE_DEALS = "UPDATE deals SET enabled = false WHERE enabled AND slug <> ALL($1::text[])"
+
+
+_RETURNING_CREATED = " RETURNING (xmax = 0) AS created"
+"""A row that an upsert inserted has no xmax; one it updated has."""
+
+_UNKNOWN_OFFERS = """
+SELECT name FROM unnest($1::text[]) AS name
+WHERE NOT EXISTS (SELECT 1 FROM offers o WHERE o.service || '/' || o.action = name)
+"""
+
+_DISABLE = {
+    "handler": "UPDATE handlers SET enabled = false WHERE id = $1 RETURNING id",
+    "offer": "UPDATE offers SET enabled = false WHERE service || '/' || action = $1 RETURNING id",
+    "deal": "UPDATE deals SET enabled = false WHERE slug = $1 RETURNING id",
+}
+
+
+class UnknownReferenceError(ValueError):
+    """A catalog entry names a handler or offer that the catalog does not hold."""
+
+
+def deal_row(deal: DealSpec) -> tuple[object, ...]:
+    """The columns of ``deal`` after its id, as ``_UPSERT_DEAL`` takes them."""
+    steps = [
+        {"offer": step.offer, **({"mode": mode} if mode else {})}
+        for step, mode in zip(deal.offers, deal.modes(), strict=True)
+    ]
+    return (
+        deal.slug,
+        deal.price,
+        deal.price_modifier,
+        deal.addons_modifier,
+        deal.pipeline,
+        steps,
+        list(deal.addons),
+        deal.enabled,
+    )
+
+
+async def upsert_handler(conn: PgConnection, h: HandlerSpec) -> bool:
+    """Create or update one handler; True when it was created."""
+    return bool(
+        await conn.fetchval(
+            _UPSERT_HANDLER + _RETURNING_CREATED,
+            h.id,
+            h.credits,
+            h.params,
+            h.max_concurrency,
+            h.enabled,
+        )
+    )
+
+
+async def upsert_offer(conn: PgConnection, o: OfferSpec) -> bool:
+    """Create or update one offer; True when it was created. Raises ``UnknownReferenceError``
+    when its handler does not exist."""
+    try:
+        return bool(
+            await conn.fetchval(
+                _UPSERT_OFFER + _RETURNING_CREATED,
+                uuid.uuid4(),
+                o.service,
+                o.action,
+                o.price,
+                o.prompt_template,
+                o.handler,
+                o.create_qty,
+                o.expiration,
+                o.params,
+                o.enabled,
+            )
+        )
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise UnknownReferenceError(f"unknown handler {o.handler!r}") from exc
+
+
+async def upsert_deal(conn: PgConnection, deal: DealSpec) -> bool:
+    """Create or update one deal; True when it was created. Raises ``UnknownReferenceError``
+    when it names offers that do not exist."""
+    names = [s.offer for s in deal.offers] + list(deal.addons)
+    unknown = [r["name"] for r in await conn.fetch(_UNKNOWN_OFFERS, names)]
+    if unknown:
+        raise UnknownReferenceError("unknown offers: " + ", ".join(unknown))
+    return bool(
+        await conn.fetchval(_UPSERT_DEAL + _RETURNING_CREATED, uuid.uuid4(), *deal_row(deal))
+    )
+
+
+async def disable(conn: PgConnection, kind: Literal["handler", "offer", "deal"], name: str) -> bool:
+    """Disable the handler, offer (``service/action``) or deal ``name``; False if none."""
+    return await conn.fetchval(_DISABLE[kind], name) is not None
+
+
+async def apply_catalog(conn: PgConnection, spec: CatalogSpec, *, prune: bool = True) -> None:
+    """Upsert every handler, offer and deal of ``spec`` in one transaction; with ``prune``, also
+    disable those it does not name."""
     async with conn.transaction():
         await conn.executemany(
             _UPSERT_HANDLER,
@@ -51,3 +164,8 @@ async def apply_catalog(conn: PgConnection, spec: CatalogSpec) -> None:
                 for o in spec.offers
             ],
         )
+        await conn.executemany(_UPSERT_DEAL, [(uuid.uuid4(), *deal_row(d)) for d in spec.deals])
+        if prune:
+            await conn.execute(_DISABLE_HANDLERS, [h.id for h in spec.handlers])
+            await conn.execute(_DISABLE_OFFERS, [f"{o.service}/{o.action}" for o in spec.offers])
+            await conn.execute(_DISABLE_DEALS, [d.slug for d in spec.deals])

@@ -1,10 +1,18 @@
 """The declarative catalog file: handlers and offers, validated before anything is written."""
 
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from libs.catalog.template import PromptTemplate
 
@@ -50,11 +58,86 @@ class OfferSpec(BaseModel):
         return value
 
 
+OfferName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*/[a-z0-9][a-z0-9_-]*$")]
+"""An offer named ``service/action``."""
+
+Percent = Annotated[Decimal, Field(ge=0, le=100, decimal_places=2)]
+PipelineMode = Literal["overwrite", "extend", "pass_through"]
+
+
+class DealStepSpec(BaseModel):
+    """A primary offer of a deal; ``mode`` says what a pipeline step passes on to the next."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    offer: OfferName
+    mode: PipelineMode | None = None
+
+
+class DealSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    slug: str = Field(pattern=_SLUG)
+    offers: list[DealStepSpec] = Field(min_length=1)
+    addons: list[OfferName] = Field(default_factory=list)
+    price: int | None = Field(default=None, ge=0)
+    """A fixed price for the primary offers; otherwise their sum less ``price_modifier``."""
+    price_modifier: Percent = Decimal(0)
+    addons_modifier: Percent = Decimal(0)
+    pipeline: bool = False
+    enabled: bool = True
+
+    @field_validator("offers", mode="before")
+    @classmethod
+    def _offer_names(cls, value: Any) -> Any:
+        """``offers`` may name an offer as a plain string."""
+        if isinstance(value, list):
+            return [{"offer": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "DealSpec":
+        if self.price is not None and self.price_modifier:
+            raise ValueError("a deal has either a fixed price or a price_modifier, not both")
+        if not self.pipeline and any(step.mode is not None for step in self.offers):
+            raise ValueError("mode applies to pipeline steps only (set pipeline: true)")
+        if len(set(self.addons)) != len(self.addons):
+            raise ValueError("an add-on is listed twice")
+        if self.addons_modifier and not self.addons:
+            raise ValueError("addons_modifier needs addons")
+        return self
+
+    @field_serializer("price_modifier", "addons_modifier", when_used="json")
+    def _percent_as_number(self, value: Decimal) -> int | float:
+        return int(value) if value == value.to_integral_value() else float(value)
+
+    def modes(self) -> list[PipelineMode | None]:
+        """Each primary step's mode: ``overwrite`` unless set, for pipeline steps only."""
+        return [(s.mode or "overwrite") if self.pipeline else None for s in self.offers]
+
+
 class CatalogSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     handlers: list[HandlerSpec] = Field(default_factory=list)
     offers: list[OfferSpec] = Field(default_factory=list)
+    deals: list[DealSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _deals_name_known_offers(self) -> "CatalogSpec":
+        known = {f"{o.service}/{o.action}" for o in self.offers}
+        slugs: set[str] = set()
+        for deal in self.deals:
+            if deal.slug in slugs:
+                raise ValueError(f"deal {deal.slug!r} is defined twice")
+            slugs.add(deal.slug)
+            for name in [s.offer for s in deal.offers] + deal.addons:
+                if name not in known:
+                    raise ValueError(
+                        f"deal {deal.slug!r} names offer {name!r}, "
+                        "which the catalog does not define"
+                    )
+        return self
 
     @model_validator(mode="after")
     def _offers_name_known_handlers(self) -> "CatalogSpec":

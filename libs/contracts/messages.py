@@ -30,6 +30,8 @@ class TaskMessage(_Message):
     prompt: str
     params: dict[str, Any] = Field(default_factory=dict)
     create_qty: int = Field(default=1, ge=1)
+    step: int | None = Field(default=None, ge=0)
+    """The step of a deal's request this job is; None for a single-offer request."""
 
 
 class ResultMessage(_Message):
@@ -42,6 +44,8 @@ class ResultMessage(_Message):
     worker: str
     usage: dict[str, int] | None = None
     """Provider usage of the job (``input_tokens``, ``output_tokens`` ...), when it reported any."""
+    step: int | None = Field(default=None, ge=0)
+    """Copied from the task: the step of a deal's request it reports on."""
 
 
 class RequestEvent(_Message):

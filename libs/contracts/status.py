@@ -6,15 +6,18 @@ class RequestStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    EXPIRED = "expired"
+    """Its results were kept for the offer's ``expiration`` and have been purged."""
 
 
-FINAL_STATUSES = frozenset({RequestStatus.SUCCEEDED, RequestStatus.FAILED})
+FINAL_STATUSES = frozenset({RequestStatus.SUCCEEDED, RequestStatus.FAILED, RequestStatus.EXPIRED})
 
 _RANK = {
     RequestStatus.PENDING: 0,
     RequestStatus.RUNNING: 1,
     RequestStatus.SUCCEEDED: 2,
     RequestStatus.FAILED: 2,
+    RequestStatus.EXPIRED: 3,
 }
 
 

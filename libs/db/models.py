@@ -3,6 +3,7 @@ these models are the single description of the tables, used by Alembic and by to
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     Text,
     UniqueConstraint,
     func,
@@ -106,10 +108,46 @@ class Offer(Base):
     created_at: Mapped[datetime] = _now()
 
 
+STATUSES = "('pending', 'running', 'succeeded', 'failed', 'expired')"
+
+
+class Deal(Base):
+    """Offers sold together: a fixed ``price`` or the sum of the offers' prices less
+    ``price_modifier`` percent, plus optional add-ons less ``addons_modifier`` percent."""
+
+    __tablename__ = "deals"
+    __table_args__ = (
+        CheckConstraint("price IS NULL OR price >= 0", name="price_not_negative"),
+        CheckConstraint(
+            "price_modifier BETWEEN 0 AND 100 AND addons_modifier BETWEEN 0 AND 100",
+            name="modifiers_are_percentages",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    slug: Mapped[str] = mapped_column(Text, unique=True)
+    price: Mapped[int | None] = mapped_column(BigInteger)
+    price_modifier: Mapped[Decimal] = mapped_column(Numeric(5, 2), server_default="0")
+    addons_modifier: Mapped[Decimal] = mapped_column(Numeric(5, 2), server_default="0")
+    pipeline: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    offers: Mapped[list[Any]] = mapped_column(JSONB)
+    """``[{"offer": "service/action", "mode": ...}]``, in order."""
+    addons: Mapped[list[Any]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    """``["service/action", ...]``"""
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_at: Mapped[datetime] = _now()
+
+
 class Request(Base):
     __tablename__ = "requests"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'running', 'succeeded', 'failed')", name="status"),
+        CheckConstraint(f"status IN {STATUSES}", name="status"),
+        CheckConstraint("num_nonnulls(offer_id, deal_id) = 1", name="one_target"),
+        Index(
+            "ix_requests_finished",
+            "finished_at",
+            postgresql_where=text("status IN ('succeeded', 'failed')"),
+        ),
         Index("ix_requests_user_created", "user_id", text("created_at DESC"), text("id DESC")),
         Index("ix_requests_user_updated", "user_id", "updated_at"),
         Index(
@@ -129,7 +167,9 @@ class Request(Base):
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
     """Derived from a hash of the user, the offer and the canonical inputs."""
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
-    offer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("offers.id"))
+    offer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("offers.id"))
+    deal_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("deals.id"))
+    """Set instead of ``offer_id`` for a deal, whose jobs are its ``request_steps``."""
     inputs: Mapped[dict[str, Any]] = mapped_column(JSONB)
     prompt: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(Text, server_default="pending")
@@ -141,6 +181,42 @@ class Request(Base):
     attempt: Mapped[int] = mapped_column(Integer, server_default="1")
     traceparent: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RequestStep(Base):
+    """One job of a deal's request: one offer, its share of the price, its own outcome."""
+
+    __tablename__ = "request_steps"
+    __table_args__ = (
+        CheckConstraint("role IN ('primary', 'addon')", name="role"),
+        CheckConstraint(
+            "mode IS NULL OR mode IN ('overwrite', 'extend', 'pass_through')", name="mode"
+        ),
+        CheckConstraint(f"status IN {STATUSES}", name="status"),
+        CheckConstraint("price >= 0", name="price_not_negative"),
+    )
+
+    request_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("requests.id", ondelete="CASCADE"), primary_key=True
+    )
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    offer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("offers.id"))
+    role: Mapped[str] = mapped_column(Text)
+    mode: Mapped[str | None] = mapped_column(Text)
+    """Pipeline steps only: what the step passes on to the next."""
+    price: Mapped[int] = mapped_column(BigInteger)
+    """This step's share of the request's price: settled if it succeeds, else refunded."""
+    status: Mapped[str] = mapped_column(Text, server_default="pending")
+    attempt: Mapped[int] = mapped_column(Integer, server_default="1")
+    prompt: Mapped[str | None] = mapped_column(Text)
+    """Null until the step's input is known (a pipeline step waits for the previous one)."""
+    results: Mapped[list[Any] | None] = mapped_column(JSONB)
+    output: Mapped[list[Any] | None] = mapped_column(JSONB)
+    """What a pipeline step passes on to the next one (see its ``mode``)."""
+    error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = _now()
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -170,13 +246,22 @@ class CreditEntry(Base):
     __table_args__ = (
         CheckConstraint("kind IN ('grant', 'reserve', 'settle', 'refund')", name="kind"),
         CheckConstraint("amount >= 0", name="amount_not_negative"),
-        UniqueConstraint("request_id", "kind", name="uq_credit_ledger_request_kind"),
+        # One movement of each kind per request, or per step of a deal's request.
+        Index(
+            "uq_credit_ledger_request_step_kind",
+            "request_id",
+            text("coalesce(step, -1)"),
+            "kind",
+            unique=True,
+        ),
         Index("ix_credit_ledger_user", "user_id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
     request_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("requests.id"))
+    step: Mapped[int | None] = mapped_column(Integer)
+    """The step of a deal's request a settle or refund is for."""
     kind: Mapped[str] = mapped_column(Text)
     amount: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = _now()

@@ -1,6 +1,24 @@
 """Outcomes of requests: record that they started or ended, idempotently, and settle or refund
 their credits with one ledger row each. The API's results consumer and recon share this path."""
 
+from libs.outcomes.expiry import expire_due
 from libs.outcomes.record import Ended, Started, credits_moved, events_of, record_outcomes
+from libs.outcomes.steps import (
+    StepEnded,
+    StepStarted,
+    record_request_steps,
+    record_step_outcomes,
+)
 
-__all__ = ["Ended", "Started", "credits_moved", "events_of", "record_outcomes"]
+__all__ = [
+    "Ended",
+    "Started",
+    "StepEnded",
+    "StepStarted",
+    "credits_moved",
+    "events_of",
+    "expire_due",
+    "record_outcomes",
+    "record_request_steps",
+    "record_step_outcomes",
+]

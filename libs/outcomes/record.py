@@ -15,7 +15,8 @@ from libs.contracts import RequestEvent, RequestStatus
 from libs.db import PgConnection, PgPool
 
 # One round trip for a whole batch of progress reports. A report from an attempt older than the
-# request's current one (a worker presumed dead, re-driven since) changes nothing.
+# request's current one (a worker presumed dead, re-driven since) changes nothing. A deal's
+# request is left alone: it moves through its steps (``libs.outcomes.steps``).
 # - ``started``: pending requests become running (those that also ended in this batch are
 #   left to ``done``, since a statement may change a row only once);
 # - ``done``: outcomes are recorded; success settles the reservation (it becomes spent),
@@ -33,7 +34,7 @@ WITH outcome AS (
     UPDATE requests r SET status = 'running', started_at = now(), updated_at = now()
     FROM start s
     WHERE r.id = s.id AND s.attempt >= r.attempt AND r.status = 'pending'
-      AND r.id <> ALL($3::uuid[])
+      AND r.id <> ALL($3::uuid[]) AND r.deal_id IS NULL
     RETURNING r.id, r.user_id, r.status, r.results, r.error, r.updated_at, r.traceparent
 ), done AS (
     UPDATE requests r
@@ -41,6 +42,7 @@ WITH outcome AS (
         started_at = coalesce(r.started_at, now()), finished_at = now(), updated_at = now()
     FROM outcome o
     WHERE r.id = o.id AND o.attempt >= r.attempt AND r.status IN ('pending', 'running')
+      AND r.deal_id IS NULL
     RETURNING r.id, r.user_id, r.price, r.status, r.results, r.error, r.updated_at, r.traceparent,
               r.started_at = r.finished_at AS unseen_start
 ), money AS (

@@ -22,6 +22,7 @@ from services.api.api import router
 from services.api.auth.service import Authenticator
 from services.api.catalog.openapi import install_openapi
 from services.api.catalog.service import OfferCatalog
+from services.api.deals.service import DealCatalog
 from services.api.errors import (
     UNAVAILABLE,
     RelaiError,
@@ -101,16 +102,18 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         # collector's way, so that its full passes stay short on the hot path.
         gc.collect()
         gc.freeze()
+        catalog = OfferCatalog(pool, refresh_s=settings.catalog_refresh_s)
         try:
             yield State(
                 settings=settings,
                 pool=pool,
                 redis=redis,
-                catalog=OfferCatalog(pool, refresh_s=settings.catalog_refresh_s),
+                catalog=catalog,
                 auth=Authenticator(pool, ttl_s=settings.auth_cache_ttl_s),
                 hub=hub,
                 batcher=batcher,
                 config=config,
+                deals=DealCatalog(pool, catalog, refresh_s=settings.catalog_refresh_s),
             )
         finally:
             for task in tasks:

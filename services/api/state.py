@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from libs.config import ConfigWatcher
 from services.api.auth.service import Authenticator
 from services.api.catalog.service import OfferCatalog
+from services.api.deals.service import DealCatalog
 from services.api.requests.batcher import SubmitBatcher
 from services.api.settings import ApiSettings
 from services.api.ws.hub import Hub
@@ -25,3 +26,4 @@ class State(TypedDict):
     batcher: SubmitBatcher
     config: ConfigWatcher | None
     """The central configs this process follows (``RELAI_CONFIG_FILE``), or None."""
+    deals: DealCatalog

@@ -1,4 +1,4 @@
-"""``relai catalog ...``: apply a declarative catalog file."""
+"""``relai catalog ...``: apply a declarative catalog file, or export the current catalog."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ import typer
 import yaml
 from pydantic import ValidationError
 
-from libs.catalog import CatalogSpec, apply_catalog, load_catalog_file
+from libs.catalog import CatalogSpec, apply_catalog, catalog_yaml, export_catalog, load_catalog_file
 from services.cli._common import CliError, connect, reports_errors
 from services.cli.settings import get_settings
 
 app = typer.Typer(
-    help="Manage the catalog of handlers and offers.", no_args_is_help=True, rich_markup_mode=None
+    help="Manage the catalog of handlers, offers and deals.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 
@@ -45,11 +47,39 @@ async def apply_catalog_at(database_url: str, spec: CatalogSpec) -> None:
 def apply(
     file: Annotated[Path, typer.Argument(help="Catalog YAML file (handlers and offers).")],
 ) -> None:
-    """Upsert every handler and offer of FILE, in one transaction.
+    """Upsert every handler, offer and deal of FILE, and disable those it does not name, in one
+    transaction.
 
     Applying the same file twice changes nothing; an invalid file is refused before anything
     is written.
     """
     spec = read_catalog(file)
     asyncio.run(apply_catalog_at(get_settings().database_url, spec))
-    typer.echo(f"applied {file}: {len(spec.handlers)} handlers, {len(spec.offers)} offers")
+    typer.echo(
+        f"applied {file}: {len(spec.handlers)} handlers, {len(spec.offers)} offers, "
+        f"{len(spec.deals)} deals"
+    )
+
+
+async def _export(database_url: str) -> CatalogSpec:
+    async with connect(database_url) as conn:
+        return await export_catalog(conn)
+
+
+@app.command("export")
+@reports_errors
+def export(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Write the current catalog (every handler, offer and deal, enabled or not) as YAML that
+    `relai catalog apply` accepts."""
+    text = catalog_yaml(asyncio.run(_export(get_settings().database_url)))
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text)
+    except OSError as exc:
+        raise CliError(f"cannot write {output}: {exc.strerror or exc}") from exc

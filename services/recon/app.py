@@ -20,6 +20,7 @@ from services.recon.alerts.loop import AlertLoop
 from services.recon.alerts.notifier import WebhookNotifier
 from services.recon.api import router
 from services.recon.completion.service import CompletionLoop
+from services.recon.expiry.service import ExpiryLoop
 from services.recon.metrics.service import MetricsSampler
 from services.recon.settings import ReconSettings, get_settings, thresholds
 
@@ -29,6 +30,7 @@ class State(TypedDict):
     pool: PgPool
     redis: Redis
     completion: CompletionLoop
+    expiry: ExpiryLoop
 
 
 def create_app(settings: ReconSettings | None = None) -> FastAPI:
@@ -47,6 +49,12 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
             stuck_after_s=settings.recon_stuck_after_s,
             max_attempts=settings.recon_max_attempts,
             batch=settings.recon_completion_batch,
+        )
+        expiry = ExpiryLoop(
+            pool,
+            redis,
+            interval_s=settings.recon_expiry_interval_s,
+            batch=settings.recon_expiry_batch,
         )
         webhook = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
         alerts = AlertLoop(
@@ -76,9 +84,12 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
                 asyncio.create_task(completion.run_forever(), name="recon-completion"),
                 asyncio.create_task(sampler.run_forever(), name="recon-metrics"),
                 asyncio.create_task(alerts.run_forever(), name="recon-alerts"),
+                asyncio.create_task(expiry.run_forever(), name="recon-expiry"),
             ]
         try:
-            yield State(settings=settings, pool=pool, redis=redis, completion=completion)
+            yield State(
+                settings=settings, pool=pool, redis=redis, completion=completion, expiry=expiry
+            )
         finally:
             for task in tasks:
                 task.cancel()

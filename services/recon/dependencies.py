@@ -5,6 +5,7 @@ from redis.asyncio import Redis
 
 from libs.db import PgPool
 from services.recon.completion.service import CompletionLoop
+from services.recon.expiry.service import ExpiryLoop
 from services.recon.settings import ReconSettings
 
 
@@ -24,7 +25,12 @@ def _completion(request: Request) -> CompletionLoop:
     return cast(CompletionLoop, request.state.completion)
 
 
+def _expiry(request: Request) -> ExpiryLoop:
+    return cast(ExpiryLoop, request.state.expiry)
+
+
 SettingsDep = Annotated[ReconSettings, Depends(_settings)]
 PoolDep = Annotated[PgPool, Depends(_pool)]
 RedisDep = Annotated[Redis, Depends(_redis)]
 CompletionDep = Annotated[CompletionLoop, Depends(_completion)]
+ExpiryDep = Annotated[ExpiryLoop, Depends(_expiry)]

@@ -39,6 +39,10 @@ class ReconSettings(CommonSettings):
     """How many top spenders ``relai_user_spend_top_credits`` names."""
     recon_top_users_window_s: float = Field(default=86400.0, gt=0)
     """The window over which spend is ranked (seconds, database clock)."""
+    recon_expiry_interval_s: float = Field(default=10.0, gt=0)
+    """Seconds between two runs of the expiry loop."""
+    recon_expiry_batch: int = Field(default=500, ge=1)
+    """Most requests expired per transaction."""
 
 
 @lru_cache

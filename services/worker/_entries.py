@@ -45,3 +45,15 @@ def salvage(fields: Fields | None) -> tuple[UUID, int, str | None] | None:
         attempt = 1
     traceparent = data.get("traceparent")
     return request_id, attempt, traceparent if isinstance(traceparent, str) else None
+
+
+def salvage_step(fields: Fields | None) -> int | None:
+    """The step of a deal's request an invalid task was for, when it can still be read: its
+    failure must reach that step."""
+    try:
+        step = json.loads((fields or {})[MESSAGE_FIELD]).get("step")
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        return None
+    return step

@@ -12,7 +12,7 @@ from libs.contracts import ResultMessage, TaskMessage
 from libs.logs import bind_request, get_logger
 from libs.streams import decode, encode
 from libs.telemetry import current_traceparent, job_span, span, tracing_enabled
-from services.worker._entries import Fields, describe_invalid, salvage
+from services.worker._entries import Fields, describe_invalid, salvage, salvage_step
 from services.worker._writer import Encoded, ResultWriter
 from services.worker.job import HandlerError, Job, JobContext
 from services.worker.metrics import (
@@ -144,6 +144,7 @@ class JobExecutor:
                 error=error,
                 worker=self._consumer,
                 usage=usage,
+                step=task.step,
             )
         )
 
@@ -164,6 +165,7 @@ class JobExecutor:
                 kind="failed",
                 error=f"malformed task: {reason}",
                 worker=self._consumer,
+                step=salvage_step(fields),
             )
             self._writer.add(encode(message), ack=entry_id)
 

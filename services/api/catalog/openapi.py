@@ -14,6 +14,8 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from services.api.catalog.schemas import inputs_schema, submit_path
 from services.api.catalog.service import Offer
+from services.api.deals.dependencies import DealsDep
+from services.api.deals.openapi import with_deals
 from services.api.deps import CatalogDep
 
 OPENAPI_URL = "/openapi.json"
@@ -96,8 +98,9 @@ def install_openapi(app: FastAPI) -> None:
     if app.openapi_url is not None:
         raise ValueError("create the app with openapi_url=None: this serves the document")
 
-    async def openapi(request: Request, catalog: CatalogDep) -> JSONResponse:
+    async def openapi(request: Request, catalog: CatalogDep, deals: DealsDep) -> JSONResponse:
         document = with_offers(app.openapi(), await catalog.list_offers())
+        document = with_deals(document, await deals.list_deals())
         root_path = _root_path(request)
         servers = document.get("servers", [])
         if root_path and app.root_path_in_servers and root_path not in {s["url"] for s in servers}:

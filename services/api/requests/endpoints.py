@@ -8,6 +8,7 @@ from libs.contracts import RequestStatus
 from services.api.auth.dependencies import CurrentUser
 from services.api.auth.service import Principal
 from services.api.catalog.service import Offer, OfferCatalog
+from services.api.deals import repository as deals_repository
 from services.api.deps import CatalogDep, PoolDep, SettingsDep
 from services.api.errors import BadRequest, NotFound
 from services.api.requests import repository, service
@@ -15,6 +16,7 @@ from services.api.requests.schemas import (
     AskBody,
     RequestPage,
     RequestView,
+    StepView,
     Submitted,
     links_for,
 )
@@ -128,7 +130,11 @@ async def get_request(request_id: str, user: CurrentUser, pool: PoolDep) -> Requ
     row = await repository.get_view(pool, parsed, user.id)
     if row is None:
         raise NotFound("no such request")
-    return _view(row)
+    view = _view(row)
+    if row["deal_id"] is not None:
+        steps = await deals_repository.steps_of(pool, parsed)
+        view.steps = [StepView.model_validate(dict(s)) for s in steps]
+    return view
 
 
 @router.get("/svc/requests", response_model=RequestPage)

@@ -76,18 +76,22 @@ SELECT id FROM ins
 
 _STATUS = "SELECT status, price FROM requests WHERE id = $1 AND user_id = $2"
 
+# A deal's request has no offer: it reads as service ``deal``, action <the deal's slug>.
 _VIEW_COLUMNS = """
-r.id, o.service, o.action, r.status, r.inputs, r.results, r.error, r.usage, r.price, r.attempt,
+r.id, coalesce(o.service, 'deal') AS service, coalesce(o.action, d.slug) AS action, r.deal_id,
+r.status, r.inputs, r.results, r.error, r.usage, r.price, r.attempt,
 r.created_at, r.updated_at, r.started_at, r.finished_at
 """
 
 _GET = f"""
-SELECT {_VIEW_COLUMNS} FROM requests r JOIN offers o ON o.id = r.offer_id
+SELECT {_VIEW_COLUMNS} FROM requests r LEFT JOIN offers o ON o.id = r.offer_id
+LEFT JOIN deals d ON d.id = r.deal_id
 WHERE r.id = $1 AND r.user_id = $2
 """
 
 _LIST = f"""
-SELECT {_VIEW_COLUMNS} FROM requests r JOIN offers o ON o.id = r.offer_id
+SELECT {_VIEW_COLUMNS} FROM requests r LEFT JOIN offers o ON o.id = r.offer_id
+LEFT JOIN deals d ON d.id = r.deal_id
 WHERE r.user_id = $1
   AND ($2::timestamptz IS NULL OR (r.created_at, r.id) < ($2, $3))
   AND ($4::text IS NULL OR r.status = $4)
@@ -97,14 +101,16 @@ LIMIT $5
 
 
 _UNFINISHED = f"""
-SELECT {_VIEW_COLUMNS} FROM requests r JOIN offers o ON o.id = r.offer_id
+SELECT {_VIEW_COLUMNS} FROM requests r LEFT JOIN offers o ON o.id = r.offer_id
+LEFT JOIN deals d ON d.id = r.deal_id
 WHERE r.user_id = $1 AND r.status IN ('pending', 'running')
 ORDER BY r.created_at
 LIMIT $2
 """
 
 _CHANGED_SINCE = f"""
-SELECT {_VIEW_COLUMNS} FROM requests r JOIN offers o ON o.id = r.offer_id
+SELECT {_VIEW_COLUMNS} FROM requests r LEFT JOIN offers o ON o.id = r.offer_id
+LEFT JOIN deals d ON d.id = r.deal_id
 WHERE r.user_id = $1 AND r.updated_at >= $2
 ORDER BY r.updated_at
 LIMIT $3

@@ -27,6 +27,26 @@ class AskBody(BaseModel):
     prompt: str
 
 
+class StepView(BaseModel):
+    """One step of a deal's request: one offer's job."""
+
+    step: int
+    service: str
+    action: str
+    role: str
+    """``primary`` (one of the deal's offers) or ``addon``."""
+    mode: str | None
+    """Pipeline steps: ``overwrite``, ``extend`` or ``pass_through``."""
+    price: int
+    """This step's share of the request's price."""
+    status: RequestStatus
+    results: list[Any] | None
+    error: str | None
+    attempt: int
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
 class RequestView(BaseModel):
     id: uuid.UUID
     service: str
@@ -44,6 +64,8 @@ class RequestView(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     links: Links
+    steps: list[StepView] | None = None
+    """A deal's request: each step's status, price and results."""
 
 
 class RequestPage(BaseModel):

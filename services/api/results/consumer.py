@@ -30,11 +30,21 @@ from libs.contracts import (
     EVENTS_CHANNEL,
     RESULTS_GROUP,
     RESULTS_STREAM,
+    TASKS_STREAM,
     RequestStatus,
     ResultMessage,
 )
 from libs.logs import get_logger
-from libs.outcomes import Ended, Started, credits_moved, events_of, record_outcomes
+from libs.outcomes import (
+    Ended,
+    Started,
+    StepEnded,
+    StepStarted,
+    credits_moved,
+    events_of,
+    record_outcomes,
+    record_step_outcomes,
+)
 from libs.streams import Entry, decode, ensure_group, entries_of
 from libs.telemetry import batch_spans
 from services.api.metrics import CREDITS_REFUNDED, CREDITS_SETTLED, RESULTS_RECORDED
@@ -164,6 +174,7 @@ class ResultsConsumer:
         started: dict[uuid.UUID, int] = {}
         finished: dict[uuid.UUID, ResultMessage] = {}
         traceparents: list[str | None] = []
+        steps: list[ResultMessage] = []
         for _entry_id, fields in entries:
             try:
                 message = decode(ResultMessage, fields)
@@ -171,6 +182,9 @@ class ResultsConsumer:
                 log.error("dropping malformed result", error=str(exc))
                 continue
             traceparents.append(message.traceparent)
+            if message.step is not None:
+                steps.append(message)
+                continue
             request_id = message.request_id
             if message.kind == "started":
                 started[request_id] = max(message.attempt, started.get(request_id, 0))
@@ -178,11 +192,13 @@ class ResultsConsumer:
                 finished[request_id] = message
         with batch_spans("relai.results.persist", traceparents):
             rows = await self._write(started, finished)
-            for status, count in Counter(str(r["status"]) for r in rows).items():
-                RESULTS_RECORDED.labels(status=status).inc(count)
             settled, refunded = credits_moved(rows)
             CREDITS_SETTLED.inc(settled)
             CREDITS_REFUNDED.inc(refunded)
+            if steps:
+                rows = [*rows, *await self._write_steps(steps)]
+            for status, count in Counter(str(r["status"]) for r in rows).items():
+                RESULTS_RECORDED.labels(status=status).inc(count)
             ids = [entry_id for entry_id, _ in entries]
             pipe = self._redis.pipeline(transaction=True)
             pipe.xack(RESULTS_STREAM, RESULTS_GROUP, *ids)
@@ -209,6 +225,35 @@ class ResultsConsumer:
                 )
                 for m in finished.values()
             ],
+        )
+
+    @_transient_db
+    async def _write_steps(self, messages: list[ResultMessage]) -> list[asyncpg.Record]:
+        """Reports on the steps of deals' requests (``libs.outcomes.steps``)."""
+        ended: dict[tuple[uuid.UUID, int], ResultMessage] = {}
+        for m in messages:
+            key = (m.request_id, m.step or 0)
+            if m.kind != "started" and (key not in ended or ended[key].attempt < m.attempt):
+                ended[key] = m
+        return await record_step_outcomes(
+            self._pool,
+            started=[
+                StepStarted(m.request_id, m.step or 0, m.attempt)
+                for m in messages
+                if m.kind == "started"
+            ],
+            ended=[
+                StepEnded(
+                    m.request_id,
+                    m.step or 0,
+                    m.attempt,
+                    "succeeded" if m.kind == "succeeded" else "failed",
+                    results=m.results if m.kind == "succeeded" else None,
+                    error=m.error if m.kind == "failed" else None,
+                )
+                for m in ended.values()
+            ],
+            stream=TASKS_STREAM,
         )
 
 

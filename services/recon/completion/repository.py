@@ -12,7 +12,7 @@ from libs.db import PgConnection
 # Keyset pagination on (updated_at, id): a sweep walks every candidate once even when some of
 # them are left alone (live), and what it re-drives moves past its end (updated_at = now()).
 _CANDIDATES = """
-SELECT r.id, r.updated_at FROM requests r
+SELECT r.id, r.updated_at, r.deal_id IS NOT NULL AS deal FROM requests r
 WHERE r.status IN ('pending', 'running')
   AND r.updated_at < coalesce($1::timestamptz, now() - make_interval(secs => $2))
   AND (r.updated_at, r.id) > ($3::timestamptz, $4::uuid)
@@ -43,10 +43,52 @@ INSERT INTO outbox (stream, request_id, payload) SELECT $3, id, $4 FROM bumped
 """
 
 
+_LOCK_DEAL = """
+SELECT r.id FROM requests r
+WHERE r.id = $1 AND r.updated_at = $2 AND r.status IN ('pending', 'running')
+  AND r.deal_id IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM outbox ob WHERE ob.request_id = r.id)
+FOR UPDATE OF r SKIP LOCKED
+"""
+
+# A deal's steps that were queued (they have a prompt) and have not ended: those a worker lost.
+_OPEN_STEPS = """
+SELECT s.idx, s.attempt, s.prompt, r.traceparent, o.handler_id, o.create_qty,
+       h.params || o.params AS params
+FROM request_steps s JOIN requests r ON r.id = s.request_id
+JOIN offers o ON o.id = s.offer_id JOIN handlers h ON h.id = o.handler_id
+WHERE s.request_id = $1 AND s.prompt IS NOT NULL AND s.status IN ('pending', 'running')
+ORDER BY s.idx
+"""
+
+_REDRIVE_STEP = """
+WITH bumped AS (
+    UPDATE request_steps SET attempt = $3, updated_at = now()
+    WHERE request_id = $1 AND idx = $2 RETURNING request_id
+), touched AS (
+    UPDATE requests SET updated_at = now() WHERE id = $1
+)
+INSERT INTO outbox (stream, request_id, payload) SELECT $4, request_id, $5 FROM bumped
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Candidate:
     id: uuid.UUID
     updated_at: datetime
+    deal: bool = False
+    """A deal's request: its steps are re-driven, each with its own attempts."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenStep:
+    idx: int
+    attempt: int
+    prompt: str
+    traceparent: str | None
+    handler: str
+    create_qty: int
+    params: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +114,7 @@ async def stuck_requests(
     ``before``), oldest first, from just past ``after``."""
     start = (after.updated_at, after.id) if after is not None else _START
     rows = await conn.fetch(_CANDIDATES, before, older_than_s, *start, limit)
-    return [Candidate(id=r["id"], updated_at=r["updated_at"]) for r in rows]
+    return [Candidate(id=r["id"], updated_at=r["updated_at"], deal=r["deal"]) for r in rows]
 
 
 async def database_now(conn: PgConnection) -> datetime:
@@ -102,3 +144,37 @@ async def redrive(
     """Record the new attempt and queue its task through the outbox, in the caller's
     transaction."""
     await conn.execute(_REDRIVE, request_id, attempt, stream, payload)
+
+
+async def lock_unchanged_deal(conn: PgConnection, candidate: Candidate) -> bool:
+    """Lock a deal's request for this transaction; False if it moved or another holds it."""
+    return await conn.fetchval(_LOCK_DEAL, candidate.id, candidate.updated_at) is not None
+
+
+async def open_steps(conn: PgConnection, request_id: uuid.UUID) -> list[OpenStep]:
+    rows = await conn.fetch(_OPEN_STEPS, request_id)
+    return [
+        OpenStep(
+            idx=r["idx"],
+            attempt=r["attempt"],
+            prompt=r["prompt"],
+            traceparent=r["traceparent"],
+            handler=r["handler_id"],
+            create_qty=r["create_qty"],
+            params=r["params"],
+        )
+        for r in rows
+    ]
+
+
+async def redrive_step(
+    conn: PgConnection,
+    request_id: uuid.UUID,
+    step: int,
+    *,
+    attempt: int,
+    stream: str,
+    payload: str,
+) -> None:
+    """Record the step's new attempt and queue its task, in the caller's transaction."""
+    await conn.execute(_REDRIVE_STEP, request_id, step, attempt, stream, payload)

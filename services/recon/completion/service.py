@@ -34,7 +34,14 @@ from libs.contracts import (
 )
 from libs.db import PgConnection, PgPool
 from libs.logs import bind_request, get_logger
-from libs.outcomes import Ended, credits_moved, events_of, record_outcomes
+from libs.outcomes import (
+    Ended,
+    StepEnded,
+    credits_moved,
+    events_of,
+    record_outcomes,
+    record_request_steps,
+)
 from libs.streams import ensure_group
 from libs.telemetry import span
 from services.recon.completion import repository, streams
@@ -176,6 +183,8 @@ class CompletionLoop:
         return RunResult(skipped=True)
 
     async def _complete(self, candidate: repository.Candidate) -> Outcome | None:
+        if candidate.deal:
+            return await self._complete_deal(candidate)
         with bind_request(candidate.id):
             async with self._pool.acquire() as conn, conn.transaction():
                 request = await repository.lock_unchanged(conn, candidate)
@@ -227,6 +236,47 @@ class CompletionLoop:
             stream=TASKS_STREAM,
             payload=task.model_dump_json(exclude_none=True),
         )
+
+    async def _complete_deal(self, candidate: repository.Candidate) -> Outcome | None:
+        """Re-drive each lost step of a deal's request, or fail it after its last attempt (which
+        refunds it, and the pipeline steps after it, as a worker's failure would)."""
+        with bind_request(candidate.id):
+            async with self._pool.acquire() as conn, conn.transaction():
+                if not await repository.lock_unchanged_deal(conn, candidate):
+                    return None
+                ended: list[StepEnded] = []
+                for step in await repository.open_steps(conn, candidate.id):
+                    if step.attempt >= self._max_attempts:
+                        error = f"no result after {step.attempt} attempts"
+                        ended.append(
+                            StepEnded(candidate.id, step.idx, step.attempt, "failed", error=error)
+                        )
+                        continue
+                    task = TaskMessage(
+                        request_id=candidate.id,
+                        traceparent=step.traceparent,
+                        attempt=step.attempt + 1,
+                        handler=step.handler,
+                        prompt=step.prompt,
+                        params=step.params,
+                        create_qty=step.create_qty,
+                        step=step.idx,
+                    )
+                    await repository.redrive_step(
+                        conn,
+                        candidate.id,
+                        step.idx,
+                        attempt=task.attempt,
+                        stream=TASKS_STREAM,
+                        payload=task.model_dump_json(exclude_none=True),
+                    )
+                rows = await record_request_steps(
+                    conn, candidate.id, started=[], ended=ended, stream=TASKS_STREAM
+                )
+            log.info("deal.redriven", failed_steps=[e.step for e in ended])
+            if rows:
+                await self._announce(rows)
+            return "failed" if ended else "redriven"
 
     async def _announce(self, rows: list[asyncpg.Record]) -> None:
         """Tell the API replicas, so WebSocket watchers see the failure. Best effort: the state

@@ -1,7 +1,7 @@
 from fastapi import APIRouter, Response, status
 
 from services.recon.alerts.rules import evaluate
-from services.recon.dependencies import CompletionDep, PoolDep, RedisDep, SettingsDep
+from services.recon.dependencies import CompletionDep, ExpiryDep, PoolDep, RedisDep, SettingsDep
 from services.recon.health import service
 from services.recon.health.schemas import AlertView, Health
 from services.recon.settings import thresholds
@@ -22,6 +22,7 @@ async def health(
     redis: RedisDep,
     settings: SettingsDep,
     completion: CompletionDep,
+    expiry: ExpiryDep,
     response: Response,
 ) -> Health:
     """200 when Postgres and Redis both answer, 503 otherwise; the body says what failed."""
@@ -35,6 +36,7 @@ async def health(
         AlertView(key=a.key, severity=a.severity, title=a.title, detail=a.detail)
         for a in evaluate(report, thresholds(settings))
     ]
+    report.expiry = expiry.report()
     if report.status != "ok":
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return report

@@ -3,6 +3,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from services.recon.completion.schemas import CompletionReport
+from services.recon.expiry.schemas import ExpiryReport
 
 
 class Probe(BaseModel):
@@ -53,3 +54,4 @@ class Health(BaseModel):
     alerts: list[AlertView] = Field(
         default_factory=list, description="Alert rules that this report triggers."
     )
+    expiry: ExpiryReport | None = None

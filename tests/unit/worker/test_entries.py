@@ -4,7 +4,12 @@ import uuid
 from pydantic import ValidationError
 
 from libs.contracts import TaskMessage
-from services.worker._entries import autoclaim_entries, describe_invalid, salvage
+from services.worker._entries import (
+    autoclaim_entries,
+    describe_invalid,
+    salvage,
+    salvage_step,
+)
 
 
 def test_autoclaim_entries_splits_cursor_claimed_and_deleted() -> None:
@@ -37,3 +42,12 @@ def test_salvage_gives_up_without_a_request_id() -> None:
     assert salvage({b"m": b'{"request_id": "nope"}'}) is None
     assert salvage({b"x": b"y"}) is None
     assert salvage(None) is None
+
+
+def test_salvage_step_reads_a_valid_step_only() -> None:
+    assert salvage_step({b"m": b'{"request_id": "x", "step": 2}'}) == 2
+    assert salvage_step({b"m": b'{"request_id": "x"}'}) is None
+    assert salvage_step({b"m": b'{"step": -1}'}) is None
+    assert salvage_step({b"m": b'{"step": true}'}) is None
+    assert salvage_step({b"m": b"[1]"}) is None
+    assert salvage_step(None) is None

@@ -1,0 +1,304 @@
+"""Outcomes of the steps of a deal's request.
+
+Each request's batch of reports is written in its own transaction, under a lock on the request
+row (so a request moves one batch at a time and only one user row is touched per transaction):
+
+- a step moves only forward (pending → running → succeeded | failed), and a report from an
+  attempt older than the step's current one changes nothing, so a second delivery is a no-op;
+- a step that ends settles its share of the price (success) or refunds it (failure), one
+  ledger row each;
+- in a pipeline, a step that succeeds queues the next one through the outbox, in this same
+  transaction, with its prompt rendered from the previous output; a step that fails fails every
+  pipeline step after it (they never run) and refunds their shares;
+- once every step has ended, the request ends: ``succeeded`` if every step did, else ``failed``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+import asyncpg
+
+from libs.catalog import PipelineMode, PromptTemplate
+from libs.catalog.pipeline import passed_on, render_next
+from libs.contracts import TaskMessage
+from libs.db import PgConnection, PgPool
+
+_LOCK_REQUEST = """
+SELECT r.id, r.user_id, r.status, r.traceparent, r.inputs, d.pipeline
+FROM requests r JOIN deals d ON d.id = r.deal_id
+WHERE r.id = $1 AND r.status IN ('pending', 'running')
+FOR UPDATE OF r
+"""
+
+_START_STEPS = """
+UPDATE request_steps s SET status = 'running', started_at = now(), updated_at = now()
+FROM unnest($2::int[], $3::int[]) AS t(idx, attempt)
+WHERE s.request_id = $1 AND s.idx = t.idx AND t.attempt >= s.attempt AND s.status = 'pending'
+RETURNING s.idx
+"""
+
+_START_REQUEST = """
+UPDATE requests SET status = 'running', started_at = now(), updated_at = now()
+WHERE id = $1 AND status = 'pending'
+RETURNING id, user_id, status, results, error, updated_at, traceparent, false AS unseen_start
+"""
+
+_TOUCH_REQUEST = "UPDATE requests SET updated_at = now() WHERE id = $1"
+
+_END_STEP = """
+UPDATE request_steps s
+SET status = $4, results = $5, error = $6, started_at = coalesce(s.started_at, now()),
+    finished_at = now(), updated_at = now()
+WHERE s.request_id = $1 AND s.idx = $2 AND $3 >= s.attempt
+  AND s.status IN ('pending', 'running')
+RETURNING s.idx, s.role, s.mode, s.price
+"""
+
+_SET_OUTPUT = "UPDATE request_steps SET output = $3 WHERE request_id = $1 AND idx = $2"
+
+_NEXT_STEP = """
+SELECT s.idx, o.prompt_template, o.handler_id, o.create_qty, h.params || o.params AS params
+FROM request_steps s JOIN offers o ON o.id = s.offer_id JOIN handlers h ON h.id = o.handler_id
+WHERE s.request_id = $1 AND s.role = 'primary' AND s.idx > $2 AND s.status = 'pending'
+ORDER BY s.idx LIMIT 1
+"""
+
+_QUEUE_STEP = """
+WITH prompted AS (
+    UPDATE request_steps SET prompt = $3, updated_at = now()
+    WHERE request_id = $1 AND idx = $2 RETURNING request_id
+)
+INSERT INTO outbox (stream, request_id, payload) SELECT $4, request_id, $5 FROM prompted
+"""
+
+_SKIP_REST = """
+UPDATE request_steps
+SET status = 'failed', error = $3, finished_at = now(), updated_at = now()
+WHERE request_id = $1 AND role = 'primary' AND idx > $2 AND status = 'pending'
+RETURNING idx, price
+"""
+
+_LEDGER = """
+INSERT INTO credit_ledger (user_id, request_id, step, kind, amount)
+SELECT $1, $2, t.step, t.kind, t.amount FROM unnest($3::int[], $4::text[], $5::bigint[])
+    AS t(step, kind, amount)
+"""
+
+_MOVE = """
+UPDATE users SET reserved = reserved - $2 - $3, balance = balance + $3 WHERE id = $1
+"""
+
+_STEPS = """
+SELECT s.idx, s.role, s.status, s.results, s.output, s.error, o.service, o.action
+FROM request_steps s JOIN offers o ON o.id = s.offer_id
+WHERE s.request_id = $1 ORDER BY s.idx
+"""
+
+_END_REQUEST = """
+UPDATE requests
+SET status = $2, results = $3, error = $4, started_at = coalesce(started_at, now()),
+    finished_at = now(), updated_at = now()
+WHERE id = $1
+RETURNING id, user_id, status, results, error, updated_at, traceparent, false AS unseen_start
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StepStarted:
+    request_id: uuid.UUID
+    step: int
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class StepEnded:
+    request_id: uuid.UUID
+    step: int
+    attempt: int
+    status: Literal["succeeded", "failed"]
+    results: list[Any] | None = None
+    error: str | None = None
+
+
+@dataclass
+class _Money:
+    steps: list[int]
+    kinds: list[str]
+    amounts: list[int]
+
+    def add(self, step: int, kind: str, amount: int) -> None:
+        self.steps.append(step)
+        self.kinds.append(kind)
+        self.amounts.append(amount)
+
+    def total(self, kind: str) -> int:
+        return sum(a for k, a in zip(self.kinds, self.amounts, strict=True) if k == kind)
+
+
+async def record_step_outcomes(
+    pool: PgPool,
+    *,
+    started: Sequence[StepStarted] = (),
+    ended: Sequence[StepEnded] = (),
+    stream: str,
+) -> list[asyncpg.Record]:
+    """Apply a batch of step reports (at most one ``StepEnded`` per step); returns the new state
+    of every request it changed, as ``record_outcomes`` does."""
+    starts: dict[uuid.UUID, list[StepStarted]] = defaultdict(list)
+    ends: dict[uuid.UUID, list[StepEnded]] = defaultdict(list)
+    for s in started:
+        starts[s.request_id].append(s)
+    for e in ended:
+        ends[e.request_id].append(e)
+    rows: list[asyncpg.Record] = []
+    for request_id in sorted(starts.keys() | ends.keys()):
+        async with pool.acquire() as conn, conn.transaction():
+            rows.extend(
+                await record_request_steps(
+                    conn,
+                    request_id,
+                    started=starts.get(request_id, []),
+                    ended=ends.get(request_id, []),
+                    stream=stream,
+                )
+            )
+    return rows
+
+
+async def record_request_steps(
+    conn: PgConnection,
+    request_id: uuid.UUID,
+    *,
+    started: Sequence[StepStarted],
+    ended: Sequence[StepEnded],
+    stream: str,
+) -> list[asyncpg.Record]:
+    """One request's reports, in the caller's transaction."""
+    request = await conn.fetchrow(_LOCK_REQUEST, request_id)
+    if request is None:
+        return []
+    ended_steps = {e.step for e in ended}
+    starting = [s for s in started if s.step not in ended_steps]
+    moved = []
+    if starting:
+        moved = await conn.fetch(
+            _START_STEPS, request_id, [s.step for s in starting], [s.attempt for s in starting]
+        )
+    money = _Money([], [], [])
+    for report in sorted(ended, key=lambda e: e.step):
+        await _end_step(conn, request, report, money, stream=stream)
+    if not moved and not money.steps:
+        return []
+    changed: list[asyncpg.Record] = []
+    row = await conn.fetchrow(_START_REQUEST, request_id)
+    if row is not None:
+        changed.append(row)
+    else:  # progress: recon must not take the request for stuck
+        await conn.execute(_TOUCH_REQUEST, request_id)
+    if money.steps:
+        await conn.execute(
+            _LEDGER, request["user_id"], request_id, money.steps, money.kinds, money.amounts
+        )
+        await conn.execute(_MOVE, request["user_id"], money.total("settle"), money.total("refund"))
+        final = await _end_if_done(conn, request_id)
+        if final is not None:
+            changed.append(final)
+    return changed
+
+
+async def _end_step(
+    conn: PgConnection, request: asyncpg.Record, report: StepEnded, money: _Money, *, stream: str
+) -> None:
+    step = await conn.fetchrow(
+        _END_STEP,
+        request["id"],
+        report.step,
+        report.attempt,
+        report.status,
+        report.results if report.status == "succeeded" else None,
+        report.error if report.status == "failed" else None,
+    )
+    if step is None:
+        return
+    money.add(step["idx"], "settle" if report.status == "succeeded" else "refund", step["price"])
+    if not (request["pipeline"] and step["role"] == "primary"):
+        return
+    if report.status == "succeeded":
+        await _pass_on(conn, request, step, report.results or [], stream=stream)
+        return
+    skipped = await conn.fetch(
+        _SKIP_REST, request["id"], step["idx"], f"not run: step {step['idx']} failed"
+    )
+    for s in skipped:
+        money.add(s["idx"], "refund", s["price"])
+
+
+async def _pass_on(
+    conn: PgConnection,
+    request: asyncpg.Record,
+    step: asyncpg.Record,
+    results: list[Any],
+    *,
+    stream: str,
+) -> None:
+    """Record what a pipeline step passes on, and queue the next step with it as input."""
+    previous = await conn.fetchval(
+        "SELECT output FROM request_steps WHERE request_id = $1 AND role = 'primary' "
+        "AND idx < $2 ORDER BY idx DESC LIMIT 1",
+        request["id"],
+        step["idx"],
+    )
+    output = passed_on(cast(PipelineMode, step["mode"]), previous, results)
+    await conn.execute(_SET_OUTPUT, request["id"], step["idx"], output)
+    nxt = await conn.fetchrow(_NEXT_STEP, request["id"], step["idx"])
+    if nxt is None:
+        return
+    prompt = render_next(PromptTemplate.parse(nxt["prompt_template"]), request["inputs"], output)
+    task = TaskMessage(
+        request_id=request["id"],
+        traceparent=request["traceparent"],
+        attempt=1,
+        handler=nxt["handler_id"],
+        prompt=prompt,
+        params=nxt["params"],
+        create_qty=nxt["create_qty"],
+        step=nxt["idx"],
+    )
+    await conn.execute(
+        _QUEUE_STEP,
+        request["id"],
+        nxt["idx"],
+        prompt,
+        stream,
+        task.model_dump_json(exclude_none=True),
+    )
+
+
+async def _end_if_done(conn: PgConnection, request_id: uuid.UUID) -> asyncpg.Record | None:
+    steps = await conn.fetch(_STEPS, request_id)
+    if any(s["status"] in ("pending", "running") for s in steps):
+        return None
+    failed = [s for s in steps if s["status"] != "succeeded"]
+    if failed:
+        first = failed[0]
+        error = (
+            f"step {first['idx']} ({first['service']}/{first['action']}) failed: {first['error']}"
+        )
+        return await conn.fetchrow(_END_REQUEST, request_id, "failed", None, error)
+    return await conn.fetchrow(_END_REQUEST, request_id, "succeeded", deal_results(steps), None)
+
+
+def deal_results(steps: Sequence[asyncpg.Record]) -> list[Any]:
+    """A deal's results: the last pipeline step's output (or, without a pipeline, every primary
+    step's results in order), then the add-ons' results."""
+    primary = [s for s in steps if s["role"] == "primary"]
+    if primary and primary[-1]["output"] is not None:
+        out = list(primary[-1]["output"])
+    else:
+        out = [r for s in primary for r in (s["results"] or [])]
+    return out + [r for s in steps if s["role"] == "addon" for r in (s["results"] or [])]

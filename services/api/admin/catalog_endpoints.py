@@ -1,0 +1,84 @@
+"""Administration of the catalog: handlers, offers and deals. Every route needs the admin role
+(403). Bodies are the entries of the catalog file; an invalid template, an unknown handler or
+an unknown offer is 422 and writes nothing. API processes see a change within
+``RELAI_CATALOG_REFRESH_S`` (a new name at once)."""
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Response, status
+
+from libs import catalog
+from libs.catalog import DealSpec, HandlerSpec, OfferSpec
+from services.api.admin.dependencies import AdminUser
+from services.api.deps import PoolDep
+from services.api.errors import InvalidInputs, NotFound
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+Kind = Literal["handler", "offer", "deal"]
+
+
+def _created(response: Response, created: bool) -> None:
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+
+
+@router.get("/catalog")
+async def get_catalog(_: AdminUser, pool: PoolDep) -> dict[str, Any]:
+    """Every handler, offer and deal, enabled or not, as ``relai catalog export`` writes it
+    (values left at their defaults are left out)."""
+    async with pool.acquire() as conn:
+        return catalog.catalog_data(await catalog.export_catalog(conn))
+
+
+@router.put("/handlers", response_model=HandlerSpec)
+async def put_handler(
+    body: HandlerSpec, _: AdminUser, pool: PoolDep, response: Response
+) -> HandlerSpec:
+    """Create (201) or update (200) the handler ``body.id``."""
+    async with pool.acquire() as conn:
+        _created(response, await catalog.upsert_handler(conn, body))
+    return body
+
+
+@router.put("/offers", response_model=OfferSpec)
+async def put_offer(body: OfferSpec, _: AdminUser, pool: PoolDep, response: Response) -> OfferSpec:
+    """Create (201) or update (200) the offer ``body.service/body.action``."""
+    async with pool.acquire() as conn:
+        try:
+            _created(response, await catalog.upsert_offer(conn, body))
+        except catalog.UnknownReferenceError as exc:
+            raise InvalidInputs(str(exc)) from exc
+    return body
+
+
+@router.put("/deals", response_model=DealSpec)
+async def put_deal(body: DealSpec, _: AdminUser, pool: PoolDep, response: Response) -> DealSpec:
+    """Create (201) or update (200) the deal ``body.slug``."""
+    async with pool.acquire() as conn, conn.transaction():
+        try:
+            _created(response, await catalog.upsert_deal(conn, body))
+        except catalog.UnknownReferenceError as exc:
+            raise InvalidInputs(str(exc)) from exc
+    return body
+
+
+async def _disable(pool: PoolDep, kind: Kind, name: str) -> None:
+    async with pool.acquire() as conn:
+        if not await catalog.disable(conn, kind, name):
+            raise NotFound(f"no {kind} {name}")
+
+
+@router.post("/handlers/{handler_id}/disable", status_code=status.HTTP_204_NO_CONTENT)
+async def disable_handler(handler_id: str, _: AdminUser, pool: PoolDep) -> None:
+    """Disable a handler: its offers, and the deals built on them, stop being offered."""
+    await _disable(pool, "handler", handler_id)
+
+
+@router.post("/offers/{service}/{action}/disable", status_code=status.HTTP_204_NO_CONTENT)
+async def disable_offer(service: str, action: str, _: AdminUser, pool: PoolDep) -> None:
+    await _disable(pool, "offer", f"{service}/{action}")
+
+
+@router.post("/deals/{slug}/disable", status_code=status.HTTP_204_NO_CONTENT)
+async def disable_deal(slug: str, _: AdminUser, pool: PoolDep) -> None:
+    await _disable(pool, "deal", slug)

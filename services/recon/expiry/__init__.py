@@ -1,0 +1,1 @@
+"""Expiry: results past their offer's expiration are purged and the request reads expired."""

@@ -1,0 +1,120 @@
+"""The catalog over the admin API: create, update, disable; 403 for others; 422 for invalid
+entries, which write nothing."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from libs.accounts import NewUser
+from tests.integration.api.conftest import Api, auth, serving, settings_for
+from tests.support import ServerUrls, create_user
+
+OFFER = {
+    "service": "text",
+    "action": "shout",
+    "price": 4,
+    "prompt_template": "{words}!",
+    "handler": "echo.text",
+}
+
+
+@pytest.fixture
+async def admin_api(servers: ServerUrls) -> AsyncIterator[Api]:
+    async with serving(settings_for(servers, catalog_refresh_s=0.1)) as running:
+        yield running
+
+
+@pytest.fixture
+async def root(db_pool: "asyncpg.Pool[Any]") -> NewUser:
+    return await create_user(db_pool, name="root", credits=0, role="admin")
+
+
+async def _counts(pool: "asyncpg.Pool[Any]") -> tuple[int, int, int]:
+    return (
+        await pool.fetchval("SELECT count(*) FROM handlers"),
+        await pool.fetchval("SELECT count(*) FROM offers"),
+        await pool.fetchval("SELECT count(*) FROM deals"),
+    )
+
+
+async def test_non_admins_are_refused(admin_api: Api, alice: NewUser) -> None:
+    client, headers = admin_api.client, auth(alice)
+    calls = [
+        client.put("/admin/handlers", json={"id": "echo.text"}, headers=headers),
+        client.put("/admin/offers", json=OFFER, headers=headers),
+        client.put("/admin/deals", json={"slug": "d", "offers": ["a/b"]}, headers=headers),
+        client.post("/admin/deals/d/disable", headers=headers),
+        client.get("/admin/catalog", headers=headers),
+    ]
+    for call in calls:
+        assert (await call).status_code == 403
+
+
+async def test_admin_creates_updates_and_disables_the_catalog(
+    admin_api: Api, root: NewUser, alice: NewUser, db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    client, headers = admin_api.client, auth(root)
+    created = await client.put("/admin/handlers", json={"id": "echo.text"}, headers=headers)
+    assert created.status_code == 201
+    updated = await client.put(
+        "/admin/handlers", json={"id": "echo.text", "credits": 2}, headers=headers
+    )
+    assert updated.status_code == 200
+    assert (await client.put("/admin/offers", json=OFFER, headers=headers)).status_code == 201
+    offer = await client.get("/svc/text/shout", headers=auth(alice))
+    assert offer.json()["inputs"]["required"] == ["words"]
+
+    deal = {"slug": "loud", "offers": ["text/shout", "text/shout"], "price_modifier": 12.5}
+    assert (await client.put("/admin/deals", json=deal, headers=headers)).status_code == 201
+    listed = (await client.get("/deals", headers=auth(alice))).json()
+    assert [(d["slug"], d["price"]) for d in listed] == [("loud", 7)]  # 8 less 1 (1.0 off)
+
+    assert (await client.post("/admin/deals/loud/disable", headers=headers)).status_code == 204
+    assert (await client.post("/admin/deals/nope/disable", headers=headers)).status_code == 404
+    exported = (await client.get("/admin/catalog", headers=headers)).json()
+    assert exported["deals"] == [
+        {"slug": "loud", "offers": ["text/shout"] * 2, "price_modifier": 12.5, "enabled": False}
+    ]
+    assert exported["handlers"] == [{"id": "echo.text", "credits": 2}]
+    await asyncio.sleep(0.3)  # the API reloads its catalog every 0.1 s here
+    assert (await client.get("/deals/loud", headers=auth(alice))).status_code == 404
+
+    assert (
+        await client.post("/admin/offers/text/shout/disable", headers=headers)
+    ).status_code == 204
+    await asyncio.sleep(0.3)
+    assert (await client.get("/svc/text/shout", headers=auth(alice))).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "fragment"),
+    [
+        ("/admin/offers", {**OFFER, "handler": "nope.x"}, "unknown handler 'nope.x'"),
+        ("/admin/offers", {**OFFER, "prompt_template": "{words.__class__}"}, "plain name"),
+        ("/admin/offers", {**OFFER, "service": "requests"}, "reserved"),
+        ("/admin/deals", {"slug": "d", "offers": ["text/nope"]}, "unknown offers: text/nope"),
+        (
+            "/admin/deals",
+            {"slug": "d", "offers": ["a/b"], "price": 1, "price_modifier": 3},
+            "either a fixed price",
+        ),
+        ("/admin/handlers", {"id": "Not A Handler"}, "pattern"),
+    ],
+)
+async def test_invalid_entries_are_422_and_write_nothing(
+    admin_api: Api,
+    root: NewUser,
+    db_pool: "asyncpg.Pool[Any]",
+    path: str,
+    body: dict[str, Any],
+    fragment: str,
+) -> None:
+    await admin_api.client.put("/admin/handlers", json={"id": "echo.text"}, headers=auth(root))
+    before = await _counts(db_pool)
+    r = await admin_api.client.put(path, json=body, headers=auth(root))
+    assert r.status_code == 422, r.text
+    assert fragment in r.text
+    assert await _counts(db_pool) == before

@@ -1,0 +1,177 @@
+"""Deals over HTTP: discovery, submission (one request, a step per offer, one reservation),
+and the refusals that write nothing."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from libs.accounts import NewUser
+from libs.contracts import TASKS_STREAM, TaskMessage
+from libs.contracts.streams import MESSAGE_FIELD
+from libs.streams import Entry
+from tests.deals_support import load_deals_catalog
+from tests.integration.api.conftest import Api, auth, serving, settings_for
+from tests.openapi_check import assert_openapi_3
+from tests.support import ServerUrls, create_user
+
+
+@pytest.fixture
+async def deals_api(servers: ServerUrls, db_pool: "asyncpg.Pool[Any]") -> AsyncIterator[Api]:
+    await load_deals_catalog(db_pool)
+    async with serving(settings_for(servers)) as running:
+        yield running
+
+
+async def _written(pool: "asyncpg.Pool[Any]") -> tuple[int, int, int]:
+    return (
+        await pool.fetchval("SELECT count(*) FROM requests"),
+        await pool.fetchval("SELECT count(*) FROM request_steps"),
+        await pool.fetchval("SELECT count(*) FROM credit_ledger WHERE kind <> 'grant'"),
+    )
+
+
+async def _queued_steps(pool: "asyncpg.Pool[Any]", redis: Redis) -> list[int]:
+    """The steps of the tasks on the tasks stream, once the relay has published them all."""
+    async with asyncio.timeout(10):
+        while await pool.fetchval("SELECT count(*) FROM outbox"):
+            await asyncio.sleep(0.05)
+    entries = cast(list[Entry], await redis.xrange(TASKS_STREAM))
+    return sorted(TaskMessage.model_validate_json(f[MESSAGE_FIELD]).step or 0 for _, f in entries)
+
+
+async def test_deals_are_listed_with_price_and_inputs(deals_api: Api, alice: NewUser) -> None:
+    r = await deals_api.client.get("/deals", headers=auth(alice))
+    assert r.status_code == 200
+    deals = {d["slug"]: d for d in r.json()}
+    assert set(deals) == {"bundle", "chain", "broken-chain"}
+    bundle = deals["bundle"]
+    assert bundle["price"] == 5
+    assert [(o["service"], o["action"]) for o in bundle["offers"]] == [
+        ("demo", "echo"),
+        ("demo", "greet"),
+    ]
+    assert bundle["inputs"]["required"] == ["text", "name", "age"]
+    assert set(bundle["inputs"]["properties"]) == {"text", "name", "age", "prompt"}
+    chain = deals["chain"]
+    assert chain["price"] == 30
+    assert chain["inputs"]["required"] == ["text"]
+    assert [o["mode"] for o in chain["offers"]] == ["overwrite", "extend", "pass_through"]
+    assert (await deals_api.client.get("/deals/nope", headers=auth(alice))).status_code == 404
+
+
+async def test_openapi_shows_each_deal_input_schema(deals_api: Api, alice: NewUser) -> None:
+    document = (await deals_api.client.get("/openapi.json")).json()
+    assert_openapi_3(document)
+    operation = document["paths"]["/deal/bundle"]["post"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert body["properties"]["inputs"]["required"] == ["text", "name", "age"]
+    assert body["properties"]["addons"]["items"]["enum"] == ["demo/sleep", "demo/ask"]
+
+
+async def test_deal_is_one_request_with_a_step_per_offer_and_one_reservation(
+    deals_api: Api, alice: NewUser, db_pool: "asyncpg.Pool[Any]", redis_client: Redis
+) -> None:
+    inputs = {"text": "hi", "name": "Ada", "age": "36"}
+    body: dict[str, Any] = {"inputs": inputs, "addons": ["demo/sleep"]}
+    r = await deals_api.client.post("/deal/bundle", json=body, headers=auth(alice))
+    assert r.status_code == 202, r.text
+    submitted = r.json()
+    assert (submitted["price"], submitted["duplicate"]) == (5 + 3, False)
+    steps = submitted["steps"]
+    assert [(s["service"], s["action"], s["role"], s["price"]) for s in steps] == [
+        ("demo", "echo", "primary", 2),
+        ("demo", "greet", "primary", 3),
+        ("demo", "sleep", "addon", 3),
+    ]
+    assert {s["status"] for s in steps} == {"pending"}
+    assert await _written(db_pool) == (1, 3, 1)
+    assert await _queued_steps(db_pool, redis_client) == [0, 1, 2]  # all start at once
+    me = (await deals_api.client.get("/me", headers=auth(alice))).json()
+    assert (me["balance"], me["reserved"]) == (100 - 8, 8)
+
+    again = await deals_api.client.post("/deal/bundle", json=body, headers=auth(alice))
+    assert again.status_code == 202
+    assert again.json()["id"] == submitted["id"]
+    assert again.json()["duplicate"] is True
+    assert await _written(db_pool) == (1, 3, 1)
+
+    fresh = await deals_api.client.post(
+        "/deal/bundle", json=body, headers={**auth(alice), "Idempotency-Key": "run-2"}
+    )
+    assert fresh.json()["id"] != submitted["id"]
+    reordered = {"addons": ["demo/ask", "demo/sleep"], "inputs": {**inputs, "prompt": "p"}}
+    other = await deals_api.client.post("/deal/bundle", json=reordered, headers=auth(alice))
+    assert other.status_code == 202
+    assert other.json()["price"] == 5 + 3  # sleep 5 + ask 1 = 6, less 50 % = 3
+
+    view = (
+        await deals_api.client.get(f"/svc/request/{submitted['id']}", headers=auth(alice))
+    ).json()
+    assert (view["service"], view["action"], view["status"]) == ("deal", "bundle", "pending")
+    assert [s["step"] for s in view["steps"]] == [0, 1, 2]
+    listed = (await deals_api.client.get("/svc/requests", headers=auth(alice))).json()
+    assert submitted["id"] in {item["id"] for item in listed["items"]}
+
+
+async def test_pipeline_queues_only_its_first_step(
+    deals_api: Api, alice: NewUser, db_pool: "asyncpg.Pool[Any]", redis_client: Redis
+) -> None:
+    r = await deals_api.client.post(
+        "/deal/chain", json={"inputs": {"text": "hi"}}, headers=auth(alice)
+    )
+    assert r.status_code == 202, r.text
+    assert [s["price"] for s in r.json()["steps"]] == [5, 10, 15]  # 30 shared 10:20:30
+    assert await _written(db_pool) == (1, 3, 1)
+    assert await _queued_steps(db_pool, redis_client) == [0]
+    prompts = await db_pool.fetch("SELECT prompt FROM request_steps ORDER BY idx")
+    assert [p["prompt"] for p in prompts] == ["A[hi]", None, None]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        ({"inputs": {"text": "hi"}}, 422, "missing inputs: name, age"),
+        ({"inputs": {"text": "hi", "name": "a", "age": "1", "x": "y"}}, 422, "unknown inputs: x"),
+        ({"inputs": {"text": "hi", "name": "a", "age": 1}}, 422, "must be strings: age"),
+        (
+            {"inputs": {"text": "hi", "name": "a", "age": "1"}, "addons": ["demo/nope"]},
+            422,
+            "unknown add-ons: demo/nope",
+        ),
+        (
+            {"inputs": {"text": "hi", "name": "a", "age": "1"}, "addons": ["demo/ask"]},
+            422,
+            "missing inputs: prompt",
+        ),
+    ],
+)
+async def test_bad_deal_submissions_write_nothing(
+    deals_api: Api,
+    alice: NewUser,
+    db_pool: "asyncpg.Pool[Any]",
+    body: dict[str, Any],
+    status: int,
+    fragment: str,
+) -> None:
+    r = await deals_api.client.post("/deal/bundle", json=body, headers=auth(alice))
+    assert r.status_code == status, r.text
+    assert fragment in r.json()["detail"]
+    assert await _written(db_pool) == (0, 0, 0)
+
+
+async def test_short_balance_is_402_and_writes_nothing(
+    deals_api: Api, db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    poor = await create_user(db_pool, name="poor", credits=29)
+    r = await deals_api.client.post(
+        "/deal/chain", json={"inputs": {"text": "hi"}}, headers=auth(poor)
+    )
+    assert r.status_code == 402
+    assert r.json()["price"] == 30
+    assert await _written(db_pool) == (0, 0, 0)
+    unknown = await deals_api.client.post("/deal/nope", json={}, headers=auth(poor))
+    assert unknown.status_code == 404

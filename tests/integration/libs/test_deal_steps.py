@@ -1,0 +1,75 @@
+"""Step outcomes of a deal's request against the real statements: pipelines advance through
+the outbox in the transaction that records the step, and repeats or stale attempts change
+nothing."""
+
+from typing import Any
+
+import asyncpg
+import pytest
+
+from libs.accounts import NewUser
+from libs.contracts import TASKS_STREAM, TaskMessage
+from libs.outcomes import StepEnded, StepStarted, record_step_outcomes
+from tests.deals_support import load_deals_catalog, submit_deal
+from tests.support import create_user
+
+
+@pytest.fixture
+async def user(db_pool: "asyncpg.Pool[Any]") -> NewUser:
+    await load_deals_catalog(db_pool)
+    return await create_user(db_pool, name="dora", credits=100)
+
+
+async def _queued(pool: "asyncpg.Pool[Any]") -> list[TaskMessage]:
+    rows = await pool.fetch("SELECT payload FROM outbox ORDER BY id")
+    return [TaskMessage.model_validate_json(r["payload"]) for r in rows]
+
+
+async def test_pipeline_step_queues_the_next_with_its_output_once(
+    db_pool: "asyncpg.Pool[Any]", user: NewUser
+) -> None:
+    submitted = await submit_deal(db_pool, user.id, "chain", {"text": "hi"})
+    await db_pool.execute("DELETE FROM outbox")  # as if the relay had published step 0
+    done = StepEnded(submitted.id, 0, 1, "succeeded", ["A[hi]"])
+
+    rows = await record_step_outcomes(db_pool, ended=[done], stream=TASKS_STREAM)
+    assert [r["status"] for r in rows] == ["running"]
+    queued = await _queued(db_pool)
+    assert [(t.step, t.prompt, t.attempt) for t in queued] == [(1, "B[A[hi]]", 1)]
+
+    # The same report again, another outcome of an ended step, and a report from an attempt
+    # older than the step's current one change nothing.
+    assert await record_step_outcomes(db_pool, ended=[done], stream=TASKS_STREAM) == []
+    contrary = StepEnded(submitted.id, 0, 1, "failed", error="late")
+    assert await record_step_outcomes(db_pool, ended=[contrary], stream=TASKS_STREAM) == []
+    await db_pool.execute("UPDATE request_steps SET attempt = 2 WHERE idx = 1")
+    old_attempt = StepEnded(submitted.id, 1, 1, "failed", error="presumed dead")
+    assert await record_step_outcomes(db_pool, ended=[old_attempt], stream=TASKS_STREAM) == []
+    assert len(await _queued(db_pool)) == 1
+    steps = await db_pool.fetch("SELECT status FROM request_steps ORDER BY idx")
+    assert [s["status"] for s in steps] == ["succeeded", "pending", "pending"]
+    user_row = await db_pool.fetchrow("SELECT balance, reserved FROM users WHERE id = $1", user.id)
+    assert user_row is not None
+    assert (user_row["balance"], user_row["reserved"]) == (70, 25)  # step 0's 5 settled
+
+
+async def test_started_and_ended_in_one_batch_end_the_step_and_the_request(
+    db_pool: "asyncpg.Pool[Any]", user: NewUser
+) -> None:
+    submitted = await submit_deal(
+        db_pool, user.id, "bundle", {"text": "t", "name": "n", "age": "1"}
+    )
+    rows = await record_step_outcomes(
+        db_pool,
+        started=[StepStarted(submitted.id, 0, 1), StepStarted(submitted.id, 1, 1)],
+        ended=[
+            StepEnded(submitted.id, 0, 1, "succeeded", ["t"]),
+            StepEnded(submitted.id, 1, 1, "failed", error="boom"),
+        ],
+        stream=TASKS_STREAM,
+    )
+    assert [r["status"] for r in rows] == ["running", "failed"]
+    assert rows[-1]["error"] == "step 1 (demo/greet) failed: boom"
+    user_row = await db_pool.fetchrow("SELECT balance, reserved FROM users WHERE id = $1", user.id)
+    assert user_row is not None
+    assert (user_row["balance"], user_row["reserved"]) == (100 - 2, 0)
