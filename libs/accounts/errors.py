@@ -8,3 +8,7 @@ class UnknownUserError(LookupError):
 
 class UnknownKeyError(LookupError):
     pass
+
+
+class IdentityExistsError(ValueError):
+    pass

@@ -21,3 +21,6 @@ class CommonSettings(BaseSettings):
     )
     log_level: str = "INFO"
     log_json: bool = True
+    ssrf_allow: list[str] = []
+    """Host names and IP networks that handler URLs and provider calls may reach although they
+    are not public (``RELAI_SSRF_ALLOW``, JSON list); see ``libs.security.ssrf``."""

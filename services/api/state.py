@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from services.api.auth.service import Authenticator
 from services.api.catalog.service import OfferCatalog
+from services.api.limits.service import RateLimiter
 from services.api.requests.batcher import SubmitBatcher
 from services.api.settings import ApiSettings
 from services.api.ws.hub import Hub
@@ -22,3 +23,4 @@ class State(TypedDict):
     auth: Authenticator
     hub: Hub
     batcher: SubmitBatcher
+    limiter: RateLimiter

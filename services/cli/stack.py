@@ -92,7 +92,7 @@ Press Ctrl-C to stop.
 async def _prepare_database(settings: CliSettings, database_url: str) -> str:
     spec = read_catalog(settings.demo_catalog)
     async with connect(database_url) as conn:
-        await apply_catalog(conn, spec)
+        await apply_catalog(conn, spec, ssrf_allow=settings.ssrf_allow)
         return await ensure_user_key(conn, name=settings.demo_user, credits=settings.demo_credits)
 
 

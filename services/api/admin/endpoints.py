@@ -6,12 +6,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from libs import accounts
+from libs.security import mask_secrets
 from services.api.admin import repository
 from services.api.admin.dependencies import AdminUser
 from services.api.admin.schemas import (
     Balance,
     CreatedUser,
     GrantBody,
+    HandlerView,
+    IdentityBody,
+    IdentityView,
     KeyView,
     NewKey,
     NewUserBody,
@@ -59,6 +63,23 @@ async def grant(name: str, body: GrantBody, _: AdminUser, pool: PoolDep) -> Bala
     return Balance(balance=balance)
 
 
+@router.post(
+    "/users/{name}/identities", status_code=status.HTTP_201_CREATED, response_model=IdentityView
+)
+async def link_identity(name: str, body: IdentityBody, _: AdminUser, pool: PoolDep) -> IdentityView:
+    """Let an OIDC issuer's subject sign in as this user (409 if it is linked already)."""
+    async with pool.acquire() as conn:
+        try:
+            user_id = await accounts.link_identity(
+                conn, user=name, issuer=body.issuer, subject=body.subject
+            )
+        except accounts.UnknownUserError as exc:
+            raise NotFound(str(exc)) from exc
+        except accounts.IdentityExistsError as exc:
+            raise Conflict(str(exc)) from exc
+    return IdentityView(issuer=body.issuer, subject=body.subject, user_id=user_id)
+
+
 @router.get("/users/{name}/keys", response_model=list[KeyView])
 async def list_keys(name: str, _: AdminUser, pool: PoolDep) -> list[KeyView]:
     async with pool.acquire() as conn:
@@ -87,3 +108,12 @@ async def rotate_key(key_id: uuid.UUID, _: AdminUser, pool: PoolDep) -> NewKey:
             return NewKey(api_key=await accounts.rotate_key(conn, key_id=key_id))
         except accounts.UnknownKeyError as exc:
             raise NotFound(str(exc)) from exc
+
+
+@router.get("/handlers", response_model=list[HandlerView])
+async def list_handlers(_: AdminUser, pool: PoolDep) -> list[HandlerView]:
+    """The catalog's handlers, with secret-looking params masked."""
+    rows = await repository.list_handlers(pool)
+    return [
+        HandlerView.model_validate({**dict(r), "params": mask_secrets(r["params"])}) for r in rows
+    ]

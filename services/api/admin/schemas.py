@@ -1,6 +1,6 @@
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,3 +43,25 @@ class KeyView(BaseModel):
 class NewKey(BaseModel):
     api_key: str
     """Shown once; only its hash is stored."""
+
+
+class IdentityBody(BaseModel):
+    """An OIDC subject that may sign in as the user."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: str = Field(min_length=1, max_length=2000)
+    subject: str = Field(min_length=1, max_length=2000)
+
+
+class IdentityView(IdentityBody):
+    user_id: uuid.UUID
+
+
+class HandlerView(BaseModel):
+    id: str
+    credits: int
+    params: dict[str, Any]
+    """Secret-looking values (keys, tokens, passwords) are masked."""
+    max_concurrency: int | None
+    enabled: bool

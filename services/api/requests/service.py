@@ -16,7 +16,7 @@ from libs.contracts import RequestStatus, TaskMessage
 from libs.logs import get_logger
 from services.api.auth.service import Principal
 from services.api.catalog.service import Offer
-from services.api.errors import BadRequest, InsufficientCredits, InvalidInputs
+from services.api.errors import BadRequest, InsufficientCredits, InvalidInputs, TooManyRequests
 from services.api.metrics import (
     SUBMISSION_ACCEPTED,
     SUBMISSION_DUPLICATE,
@@ -103,8 +103,11 @@ async def submit(
     idempotency_key: str | None,
     traceparent: str | None,
     max_prompt_chars: int,
+    max_unfinished: int = 0,
 ) -> Submission:
     request_id = derive_request_id(user.id, offer.id, inputs, idempotency_key)
+    if max_unfinished > 0:
+        await _check_unfinished(pool, user, request_id, max_unfinished)
     trace = valid_traceparent(traceparent) or new_traceparent()
     prompt = offer.template.render(inputs)
     if len(prompt) > max_prompt_chars:
@@ -152,6 +155,23 @@ async def submit(
         raise BadRequest("the request could not be recorded; try again")
     return Submission(
         request_id, RequestStatus(existing["status"]), existing["price"], duplicate=True
+    )
+
+
+async def _check_unfinished(
+    pool: asyncpg.Pool[Any], user: Principal, request_id: uuid.UUID, cap: int
+) -> None:
+    """429 when the user already has ``cap`` unfinished requests, unless this submission is
+    one of them (a duplicate, answered as usual). Concurrent submissions are counted before
+    they commit, so a burst may pass the cap by the number that raced."""
+    if await repository.count_unfinished(pool, user.id, limit=cap) < cap:
+        return
+    if await repository.get_status(pool, request_id, user.id) is not None:
+        return
+    raise TooManyRequests(
+        f"you have {cap} unfinished requests, the most allowed; submit more once some end",
+        retry_after=1,
+        limit=cap,
     )
 
 
