@@ -61,6 +61,7 @@ def _oidc(settings: ApiSettings) -> OidcVerifier | None:
         audience=settings.oidc_audience,
         algorithms=settings.oidc_algorithms,
         jwks_cache_s=settings.oidc_jwks_cache_s,
+        jwks_cooldown_s=settings.oidc_jwks_cooldown_s,
         leeway_s=settings.oidc_leeway_s,
     )
 

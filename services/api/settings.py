@@ -51,6 +51,9 @@ class ApiSettings(CommonSettings):
     """Create a user (no credits) for a subject seen for the first time; otherwise an unknown
     subject is 401 until an admin links it (``POST /admin/users/{name}/identities``)."""
     oidc_jwks_cache_s: float = 300.0
+    oidc_jwks_cooldown_s: float = 10.0
+    """After a fetch of the JWKS, how long a token with an unknown ``kid`` is refused without
+    fetching it again (so that made-up kids cannot flood the issuer)."""
     oidc_leeway_s: float = 30.0
     """Clock skew tolerated on ``exp`` and ``nbf``."""
     ws_ticket_ttl_s: int = 30

@@ -49,6 +49,7 @@ class OidcVerifier:
         audience: str | None,
         algorithms: list[str],
         jwks_cache_s: float,
+        jwks_cooldown_s: float,
         leeway_s: float,
     ) -> None:
         unsafe = set(algorithms) - ASYMMETRIC
@@ -59,7 +60,11 @@ class OidcVerifier:
         self._algorithms = list(algorithms)
         self._leeway = leeway_s
         self._jwks = jwt.PyJWKClient(
-            jwks_url, cache_jwk_set=True, lifespan=jwks_cache_s, timeout=5, cooldown_duration=10
+            jwks_url,
+            cache_jwk_set=True,
+            lifespan=jwks_cache_s,
+            timeout=5,
+            cooldown_duration=jwks_cooldown_s,
         )
 
     async def verify(self, token: str) -> Claims:
