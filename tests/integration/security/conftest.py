@@ -75,7 +75,7 @@ def jwks(signing_keys: tuple[SigningKey, SigningKey]) -> Iterator[JwksServer]:
     state = JwksServer(keys=[signing_keys[0].jwk()])
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_GET(self) -> None:
             state.fetches += 1
             body = json.dumps({"keys": state.keys}).encode()
             self.send_response(200)
@@ -108,7 +108,7 @@ def oidc_settings(jwks: JwksServer, **overrides: Any) -> dict[str, Any]:
 
 @pytest.fixture
 async def oidc_api(
-    servers: ServerUrls, db_pool: "asyncpg.Pool[Any]", jwks: JwksServer
+    servers: ServerUrls, db_pool: asyncpg.Pool[Any], jwks: JwksServer
 ) -> AsyncIterator[Api]:
     """The API accepting tokens of ``ISSUER`` (audience ``AUDIENCE``) besides API keys."""
     await load_demo_catalog(db_pool)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 from typing import Any
 
@@ -27,7 +29,7 @@ from tests.support import ServerUrls, create_user
 Keys = tuple[SigningKey, SigningKey]
 
 
-async def _link(pool: "asyncpg.Pool[Any]", user: NewUser, subject: str) -> None:
+async def _link(pool: asyncpg.Pool[Any], user: NewUser, subject: str) -> None:
     await pool.execute(
         "INSERT INTO identities (issuer, subject, user_id) VALUES ($1, $2, $3)",
         ISSUER,
@@ -37,9 +39,10 @@ async def _link(pool: "asyncpg.Pool[Any]", user: NewUser, subject: str) -> None:
 
 
 async def test_api_keys_are_random_hashed_and_checked(
-    api: Api, alice: NewUser, db_pool: "asyncpg.Pool[Any]"
+    api: Api, alice: NewUser, db_pool: asyncpg.Pool[Any]
 ) -> None:
-    assert alice.api_key.startswith("rk_") and len(alice.api_key) >= 3 + 43  # 256 random bits
+    assert alice.api_key.startswith("rk_")
+    assert len(alice.api_key) >= 3 + 43  # 256 random bits
     stored = await db_pool.fetchrow(
         "SELECT key_hash, prefix FROM api_keys WHERE user_id = $1", alice.id
     )
@@ -57,7 +60,7 @@ async def test_api_keys_are_random_hashed_and_checked(
 
 
 async def test_admin_routes_are_403_for_users(
-    api: Api, alice: NewUser, db_pool: "asyncpg.Pool[Any]"
+    api: Api, alice: NewUser, db_pool: asyncpg.Pool[Any]
 ) -> None:
     root = await create_user(db_pool, name="root", credits=0, role="admin")
     for method, path in [
@@ -71,7 +74,7 @@ async def test_admin_routes_are_403_for_users(
 
 
 async def test_a_linked_subject_signs_in_with_a_token(
-    oidc_api: Api, alice: NewUser, db_pool: "asyncpg.Pool[Any]", signing_keys: Keys
+    oidc_api: Api, alice: NewUser, db_pool: asyncpg.Pool[Any], signing_keys: Keys
 ) -> None:
     await _link(db_pool, alice, "alice-sub")
     token = signing_keys[0].token("alice-sub")
@@ -94,7 +97,7 @@ def _unsigned(payload: dict[str, Any], header: dict[str, Any]) -> str:
 
 
 async def test_bad_tokens_are_401(
-    oidc_api: Api, alice: NewUser, db_pool: "asyncpg.Pool[Any]", signing_keys: Keys
+    oidc_api: Api, alice: NewUser, db_pool: asyncpg.Pool[Any], signing_keys: Keys
 ) -> None:
     await _link(db_pool, alice, "alice-sub")
     good, other = signing_keys
@@ -114,9 +117,6 @@ async def test_bad_tokens_are_401(
     hs256 = jwt.encode(claims, "x" * 64, algorithm="HS256", headers={"kid": good.kid})
     # HS256 keyed with the public key, the classic algorithm confusion.
     confused = ".".join(hs256.split(".")[:2])
-    import hashlib
-    import hmac
-
     mac = hmac.new(public_pem.encode(), confused.encode(), hashlib.sha256).digest()
     confused += "." + base64.urlsafe_b64encode(mac).decode().rstrip("=")
     cases = {
@@ -146,7 +146,7 @@ async def test_bad_tokens_are_401(
 async def test_keys_rotated_by_the_issuer_are_fetched_on_unknown_kid(
     servers: ServerUrls,
     alice: NewUser,
-    db_pool: "asyncpg.Pool[Any]",
+    db_pool: asyncpg.Pool[Any],
     signing_keys: Keys,
     jwks: JwksServer,
 ) -> None:
@@ -177,7 +177,7 @@ async def _rotation(oidc_api: Api, signing_keys: Keys, jwks: JwksServer) -> None
 
 
 async def test_unknown_subjects_are_provisioned_when_configured(
-    servers: ServerUrls, db_pool: "asyncpg.Pool[Any]", signing_keys: Keys, jwks: JwksServer
+    servers: ServerUrls, db_pool: asyncpg.Pool[Any], signing_keys: Keys, jwks: JwksServer
 ) -> None:
     settings = settings_for(servers, **oidc_settings(jwks, oidc_provision=True))
     async with serving(settings) as api:
@@ -203,9 +203,7 @@ async def test_an_unreachable_identity_provider_is_503(
         assert (await api.client.get("/me", headers=auth(alice))).status_code == 200
 
 
-async def test_admins_link_identities(
-    api: Api, alice: NewUser, db_pool: "asyncpg.Pool[Any]"
-) -> None:
+async def test_admins_link_identities(api: Api, alice: NewUser, db_pool: asyncpg.Pool[Any]) -> None:
     root = await create_user(db_pool, name="root", credits=0, role="admin")
     body = {"issuer": ISSUER, "subject": "alice-sub"}
     linked = await api.client.post("/admin/users/alice/identities", json=body, headers=auth(root))
