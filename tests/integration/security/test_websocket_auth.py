@@ -37,10 +37,15 @@ async def _recv(ws: ClientConnection) -> dict[str, Any]:
     return orjson.loads(await asyncio.wait_for(ws.recv(), timeout=5))  # type: ignore[no-any-return]
 
 
+async def _drain(ws: ClientConnection, timeout: float) -> None:
+    while True:
+        await asyncio.wait_for(ws.recv(), timeout=timeout)
+
+
 async def _closed(ws: ClientConnection, timeout: float = 5) -> tuple[int, str]:
+    """The close code and reason the server sent, after any messages before them."""
     with pytest.raises(ConnectionClosed) as closed:
-        while True:
-            await asyncio.wait_for(ws.recv(), timeout=timeout)
+        await _drain(ws, timeout)
     assert closed.value.rcvd is not None
     return closed.value.rcvd.code, closed.value.rcvd.reason
 
