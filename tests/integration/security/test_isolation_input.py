@@ -72,13 +72,14 @@ async def test_fields_that_would_change_ownership_or_price_are_422(
     root = await create_user(db_pool, name="root", credits=0, role="admin")
     before = await _balances(db_pool)
     for field, value in SMUGGLED.items():
-        for path, body, who in [
+        targets: list[tuple[str, dict[str, Any], NewUser]] = [
             ("/svc/demo/echo", {"text": "x"}, alice),
             ("/ask", {"prompt": "x"}, alice),
             ("/admin/users", {"name": f"u-{field}", "credits": 1}, root),
             ("/admin/users/alice/grants", {"credits": 1}, root),
             ("/admin/users/alice/identities", {"issuer": "https://i", "subject": field}, root),
-        ]:
+        ]
+        for path, body, who in targets:
             r = await api.client.post(path, json={**body, field: value}, headers=auth(who))
             assert r.status_code == 422, (path, field, r.text)
             assert field in r.text, (path, field, r.text)

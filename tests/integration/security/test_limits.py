@@ -70,5 +70,6 @@ async def test_the_unfinished_cap_refuses_new_requests_not_duplicates(
         ).status_code == 202
     # Two requests of 2 credits reserved, the refused one charged nothing.
     row = await db_pool.fetchrow("SELECT balance, reserved FROM users WHERE name = 'alice'")
+    assert row is not None
     assert (row["balance"], row["reserved"]) == (96, 4)
     assert await db_pool.fetchval("SELECT count(*) FROM requests WHERE user_id = $1", alice.id) == 2
