@@ -20,8 +20,11 @@ _NOT_SENSITIVE = frozenset({"max_tokens", "tokens", "token_count", "input_tokens
 _PATTERNS = (
     # Authorization headers and the like: keep the scheme, hide the credential.
     (re.compile(r"\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{4,}", re.IGNORECASE), r"\1 " + MASK),
-    # Relai API keys, provider keys (sk-..., sk_live_...), JSON Web Tokens.
+    # Credentials sent as WebSocket subprotocols: "bearer, <token>", "ticket, <ticket>".
+    (re.compile(r"\b(bearer|ticket)\s*,\s*[^\s\"',]+", re.IGNORECASE), r"\1, " + MASK),
+    # Relai API keys and WebSocket tickets, provider keys (sk-..., sk_live_...), JWTs.
     (re.compile(r"\brk_[A-Za-z0-9_-]{6,}"), "rk_" + MASK),
+    (re.compile(r"\bwst_[A-Za-z0-9_-]{6,}"), "wst_" + MASK),
     (re.compile(r"\bsk[-_][A-Za-z0-9_-]{8,}"), "sk-" + MASK),
     (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), MASK),
     # Credentials in URLs and query strings.

@@ -143,7 +143,8 @@ def address_problem(address: IPAddress) -> str | None:
         ("private", address.is_private),
     ):
         if flag:
-            return f"{address} is a {kind} address"
+            article = "an" if kind[0] in "aeiou" else "a"
+            return f"{address} is {article} {kind} address"
     if not address.is_global:
         return f"{address} is not a public address"
     return None
