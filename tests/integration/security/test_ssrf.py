@@ -74,7 +74,7 @@ async def test_unsafe_urls_are_refused(url: str) -> None:
 
 async def test_names_that_resolve_to_private_addresses_are_refused() -> None:
     name = socket.gethostname()
-    addresses = {info[4][0] for info in socket.getaddrinfo(name, None)}
+    addresses = {str(info[4][0]) for info in socket.getaddrinfo(name, None)}
     if not addresses or all(
         not a.startswith(("127.", "10.", "192.168.", "172.")) for a in addresses
     ):
