@@ -1,6 +1,7 @@
 """Users and their API keys, as the CLI and admin tools create them."""
 
 from libs.accounts.errors import (
+    BalanceOverflowError,
     IdentityExistsError,
     UnknownKeyError,
     UnknownUserError,
@@ -17,6 +18,7 @@ from libs.accounts.keys import (
 from libs.accounts.users import NewUser, add_api_key, create_user, grant_credits
 
 __all__ = [
+    "BalanceOverflowError",
     "IdentityExistsError",
     "find_identity",
     "link_identity",

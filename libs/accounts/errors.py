@@ -12,3 +12,7 @@ class UnknownKeyError(LookupError):
 
 class IdentityExistsError(ValueError):
     pass
+
+
+class BalanceOverflowError(ValueError):
+    pass

@@ -3,13 +3,14 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Path, Query, status
 
 from libs import accounts
 from libs.security import mask_secrets
 from services.api.admin import repository
 from services.api.admin.dependencies import AdminUser
 from services.api.admin.schemas import (
+    NAME_PATTERN,
     Balance,
     CreatedUser,
     GrantBody,
@@ -25,6 +26,8 @@ from services.api.deps import PoolDep
 from services.api.errors import Conflict, NotFound
 
 router = APIRouter(prefix="/admin", tags=["admin"])
+
+UserName = Annotated[str, Path(max_length=200, pattern=NAME_PATTERN)]
 
 
 @router.get("/users", response_model=list[UserView])
@@ -53,20 +56,24 @@ async def create_user(body: NewUserBody, _: AdminUser, pool: PoolDep) -> Created
 
 
 @router.post("/users/{name}/grants", response_model=Balance)
-async def grant(name: str, body: GrantBody, _: AdminUser, pool: PoolDep) -> Balance:
+async def grant(name: UserName, body: GrantBody, _: AdminUser, pool: PoolDep) -> Balance:
     """Add credits to a user's balance (a ``grant`` in the ledger)."""
     async with pool.acquire() as conn:
         try:
             balance = await accounts.grant_credits(conn, user=name, amount=body.credits)
         except accounts.UnknownUserError as exc:
             raise NotFound(str(exc)) from exc
+        except accounts.BalanceOverflowError as exc:
+            raise Conflict(str(exc)) from exc
     return Balance(balance=balance)
 
 
 @router.post(
     "/users/{name}/identities", status_code=status.HTTP_201_CREATED, response_model=IdentityView
 )
-async def link_identity(name: str, body: IdentityBody, _: AdminUser, pool: PoolDep) -> IdentityView:
+async def link_identity(
+    name: UserName, body: IdentityBody, _: AdminUser, pool: PoolDep
+) -> IdentityView:
     """Let an OIDC issuer's subject sign in as this user (409 if it is linked already)."""
     async with pool.acquire() as conn:
         try:
@@ -81,7 +88,7 @@ async def link_identity(name: str, body: IdentityBody, _: AdminUser, pool: PoolD
 
 
 @router.get("/users/{name}/keys", response_model=list[KeyView])
-async def list_keys(name: str, _: AdminUser, pool: PoolDep) -> list[KeyView]:
+async def list_keys(name: UserName, _: AdminUser, pool: PoolDep) -> list[KeyView]:
     async with pool.acquire() as conn:
         try:
             keys = await accounts.list_keys(conn, user=name)

@@ -55,6 +55,11 @@ def parse_inputs(body: bytes, offer: Offer) -> dict[str, str]:
         raise InvalidInputs(
             "fields must be strings: " + ", ".join(not_strings), not_strings=not_strings
         )
+    with_nul = [name for name in expected if "\x00" in data[name]]
+    if with_nul:
+        raise InvalidInputs(
+            "fields must not contain NUL characters: " + ", ".join(with_nul), not_text=with_nul
+        )
     return data
 
 
