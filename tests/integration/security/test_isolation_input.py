@@ -150,3 +150,28 @@ async def test_an_unsafe_template_written_around_the_catalog_is_refused_at_rende
     assert (
         await api.client.post("/svc/demo/echo", json={"text": "ok"}, headers=auth(alice))
     ).status_code == 202
+
+
+async def test_values_postgres_cannot_hold_are_4xx_not_500(
+    api: Api, alice: NewUser, db_pool: asyncpg.Pool[Any]
+) -> None:
+    root = await create_user(db_pool, name="root", credits=0, role="admin")
+    nul = await api.client.post("/svc/demo/echo", json={"text": "a\x00b"}, headers=auth(alice))
+    assert nul.status_code == 422
+    assert nul.json()["not_text"] == ["text"]
+    for path, body in [
+        ("/admin/users", {"name": "evil\x00", "credits": 1}),
+        ("/admin/users", {"name": "rich", "credits": 10**16}),
+        ("/admin/users/alice/grants", {"credits": 10**30}),
+        ("/admin/users/ali%00ce/grants", {"credits": 1}),
+        ("/admin/users/alice/identities", {"issuer": "https://i", "subject": "a\x00"}),
+    ]:
+        r = await api.client.post(path, json=body, headers=auth(root))
+        assert r.status_code == 422, (path, r.text)
+    await db_pool.execute("UPDATE users SET balance = 9223372036854775000 WHERE name = 'alice'")
+    overflow = await api.client.post(
+        "/admin/users/alice/grants", json={"credits": 10**15}, headers=auth(root)
+    )
+    assert overflow.status_code == 409
+    assert await db_pool.fetchval("SELECT count(*) FROM credit_ledger WHERE kind = 'grant'") == 2
+    assert await db_pool.fetchval("SELECT count(*) FROM requests") == 0
