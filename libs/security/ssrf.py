@@ -115,6 +115,10 @@ def parse_address(host: str) -> IPAddress | None:
     return None
 
 
+def _is_local_name(host: str) -> bool:
+    return host in METADATA_HOSTS or host.endswith(".localhost")
+
+
 def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
     if isinstance(address, ipaddress.IPv4Address):
         return None
@@ -180,7 +184,7 @@ def check_url_syntax(url: str, policy: UrlPolicy) -> tuple[str, IPAddress | None
     if address is not None:
         _check_address(address, policy)
         return host, address
-    if host in METADATA_HOSTS or host.endswith(".localhost"):
+    if _is_local_name(host):
         raise UnsafeUrlError(f"{host} is a local or cloud metadata name")
     return host, None
 
@@ -223,17 +227,13 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         name = normalize_host(host)
+        allowed_name = name in self._policy.hosts
         try:
             address = parse_address(name)
-            if address is not None:
-                addresses = [address]
-            elif name in METADATA_HOSTS or name.endswith(".localhost"):
-                if name not in self._policy.hosts:
-                    raise UnsafeUrlError(f"{name} is a local or cloud metadata name")
-                addresses = await resolve(name, port)
-            else:
-                addresses = await resolve(name, port)
-            if name not in self._policy.hosts:
+            if address is None and not allowed_name and _is_local_name(name):
+                raise UnsafeUrlError(f"{name} is a local or cloud metadata name")
+            addresses = [address] if address is not None else await resolve(name, port)
+            if not allowed_name:
                 for candidate in addresses:
                     _check_address(candidate, self._policy)
         except UnsafeUrlError as exc:

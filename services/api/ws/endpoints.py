@@ -8,7 +8,7 @@ single-use ticket from ``POST /ws/ticket``); the server echoes ``bearer`` or ``t
 ``RELAI_WS_ALLOWED_ORIGINS`` set, a browser page from another origin is refused with 403 before
 the handshake. Close codes: 4401 unauthorized (also when the key is revoked or the token
 expires while the socket is open), 4404 no such request, 1013 fell too far behind (reconnect to
-get the current state).
+get the current state) or, at connect, the credential's rate limit is spent.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from libs.logs import get_logger
 from services.api.auth.dependencies import CurrentUser, bearer_token
 from services.api.auth.service import Authenticator, Principal
 from services.api.deps import AuthDep, HubDep, PoolDep, RedisDep, SettingsDep
-from services.api.errors import Unauthorized
+from services.api.errors import TooManyRequests, Unauthorized
 from services.api.requests import repository
 from services.api.ws import tickets
 from services.api.ws.hub import Subscription
@@ -99,6 +99,11 @@ async def _accept(ws: WebSocket, auth: Authenticator) -> _Caller | None:
         user = await _authenticate(auth, ws.state.redis, token, subprotocol)
     except Unauthorized as exc:
         await ws.close(code=4401, reason=exc.message)
+        return None
+    try:
+        await ws.state.limiter.check(user)
+    except TooManyRequests as exc:
+        await ws.close(code=1013, reason=exc.message)
         return None
     return _Caller(user, auth)
 

@@ -7,6 +7,9 @@ import asyncio
 from typing import Any
 
 import asyncpg
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from libs.accounts import NewUser
 from tests.integration.api.conftest import auth, serving, settings_for
@@ -73,3 +76,21 @@ async def test_the_unfinished_cap_refuses_new_requests_not_duplicates(
     assert row is not None
     assert (row["balance"], row["reserved"]) == (96, 4)
     assert await db_pool.fetchval("SELECT count(*) FROM requests WHERE user_id = $1", alice.id) == 2
+
+
+async def test_websocket_connections_count_against_the_rate_limit(
+    servers: ServerUrls, db_pool: asyncpg.Pool[Any], alice: NewUser
+) -> None:
+    settings = settings_for(servers, rate_limit_per_s=0.2, rate_limit_burst=2)
+    async with serving(settings) as api:
+        assert (await api.client.get("/me", headers=auth(alice))).status_code == 200
+        async with connect(f"{api.ws_url}/ws", additional_headers=auth(alice)) as ws:
+            await ws.ping()
+        async with connect(f"{api.ws_url}/ws", additional_headers=auth(alice)) as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), timeout=5)
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
+            1013,
+            "rate limit exceeded for this credential; retry later",
+        )
