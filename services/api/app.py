@@ -91,6 +91,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             reclaim_idle_s=settings.results_reclaim_idle_s,
             in_flight=settings.results_in_flight,
         )
+        limiter = RateLimiter(
+            settings.redis_url,
+            rate_per_s=settings.rate_limit_per_s,
+            burst=settings.rate_limit_burst,
+        )
         batcher = SubmitBatcher(
             pool,
             stream=TASKS_STREAM,
@@ -122,14 +127,13 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                 ),
                 hub=hub,
                 batcher=batcher,
-                limiter=RateLimiter(
-                    redis, rate_per_s=settings.rate_limit_per_s, burst=settings.rate_limit_burst
-                ),
+                limiter=limiter,
             )
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await limiter.aclose()
             await redis.aclose()
             await pool.close()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from libs.logs import get_logger
@@ -37,11 +37,24 @@ return 0
 
 
 class RateLimiter:
-    def __init__(self, redis: Redis, *, rate_per_s: float, burst: int) -> None:
+    """Owns its Redis connections: a pool that waits for a free connection, so that a burst of
+    calls queues for the check instead of skipping it the way an exhausted pool would."""
+
+    def __init__(
+        self, redis_url: str, *, rate_per_s: float, burst: int, max_connections: int = 32
+    ) -> None:
         self.enabled = rate_per_s > 0
         self._interval_us = int(1_000_000 / rate_per_s) if self.enabled else 0
         self._burst = max(1, burst)
-        self._script = redis.register_script(_GCRA)
+        self._redis = Redis(
+            connection_pool=BlockingConnectionPool.from_url(
+                redis_url, max_connections=max_connections, timeout=5
+            )
+        )
+        self._script = self._redis.register_script(_GCRA)
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
 
     async def check(self, principal: Principal) -> None:
         """Count one call against ``principal``'s credential; 429 with ``Retry-After`` when

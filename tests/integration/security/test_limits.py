@@ -94,3 +94,15 @@ async def test_websocket_connections_count_against_the_rate_limit(
             1013,
             "rate limit exceeded for this credential; retry later",
         )
+
+
+async def test_a_concurrent_burst_gets_exactly_the_allowance(
+    servers: ServerUrls, db_pool: asyncpg.Pool[Any], alice: NewUser
+) -> None:
+    settings = settings_for(servers, rate_limit_per_s=0.01, rate_limit_burst=10)
+    async with serving(settings) as api:
+        answers = await asyncio.gather(
+            *(api.client.get("/me", headers=auth(alice)) for _ in range(150))
+        )
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [200] * 10 + [429] * 140
