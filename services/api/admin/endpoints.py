@@ -35,7 +35,7 @@ async def list_users(
     _: AdminUser,
     pool: PoolDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> list[UserView]:
     rows = await repository.list_users(pool, limit=limit, offset=offset)
     return [UserView.model_validate(dict(r)) for r in rows]

@@ -168,6 +168,8 @@ async def test_values_postgres_cannot_hold_are_4xx_not_500(
     ]:
         r = await api.client.post(path, json=body, headers=auth(root))
         assert r.status_code == 422, (path, r.text)
+    huge_offset = await api.client.get(f"/admin/users?offset={10**22}", headers=auth(root))
+    assert huge_offset.status_code == 422
     await db_pool.execute("UPDATE users SET balance = 9223372036854775000 WHERE name = 'alice'")
     overflow = await api.client.post(
         "/admin/users/alice/grants", json={"credits": 10**15}, headers=auth(root)
