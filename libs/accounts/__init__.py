@@ -1,6 +1,13 @@
 """Users and their API keys, as the CLI and admin tools create them."""
 
-from libs.accounts.errors import UnknownKeyError, UnknownUserError, UserExistsError
+from libs.accounts.errors import (
+    BalanceOverflowError,
+    IdentityExistsError,
+    UnknownKeyError,
+    UnknownUserError,
+    UserExistsError,
+)
+from libs.accounts.identities import find_identity, link_identity, provision_identity
 from libs.accounts.keys import (
     KeyInfo,
     issue_key,
@@ -11,6 +18,11 @@ from libs.accounts.keys import (
 from libs.accounts.users import NewUser, add_api_key, create_user, grant_credits
 
 __all__ = [
+    "BalanceOverflowError",
+    "IdentityExistsError",
+    "find_identity",
+    "link_identity",
+    "provision_identity",
     "KeyInfo",
     "NewUser",
     "UnknownKeyError",

@@ -8,3 +8,11 @@ class UnknownUserError(LookupError):
 
 class UnknownKeyError(LookupError):
     pass
+
+
+class IdentityExistsError(ValueError):
+    pass
+
+
+class BalanceOverflowError(ValueError):
+    pass

@@ -6,7 +6,7 @@ from typing import Literal
 
 import asyncpg
 
-from libs.accounts.errors import UnknownUserError, UserExistsError
+from libs.accounts.errors import BalanceOverflowError, UnknownUserError, UserExistsError
 from libs.db import PgConnection
 from libs.security import generate_api_key, hash_api_key
 
@@ -71,11 +71,14 @@ async def grant_credits(conn: PgConnection, *, user: str, amount: int) -> int:
     if amount <= 0:
         raise ValueError("a grant must be a positive number of credits")
     async with conn.transaction():
-        row = await conn.fetchrow(
-            "UPDATE users SET balance = balance + $2 WHERE name = $1 RETURNING id, balance",
-            user,
-            amount,
-        )
+        try:
+            row = await conn.fetchrow(
+                "UPDATE users SET balance = balance + $2 WHERE name = $1 RETURNING id, balance",
+                user,
+                amount,
+            )
+        except asyncpg.NumericValueOutOfRangeError as exc:
+            raise BalanceOverflowError(f"{user!r}'s balance would exceed its limit") from exc
         if row is None:
             raise UnknownUserError(f"no user named {user!r}")
         await conn.execute(

@@ -4,12 +4,14 @@ longer names is disabled, never deleted (requests keep pointing at it)."""
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from collections.abc import Iterable, Iterator
+from typing import Any, Literal
 
 import asyncpg
 
 from libs.catalog.spec import CatalogSpec, DealSpec, HandlerSpec, OfferSpec
 from libs.db import PgConnection
+from libs.security.ssrf import UnsafeUrlError, UrlPolicy, check_url
 
 _UPSERT_HANDLER = """
 INSERT INTO handlers (id, credits, params, max_concurrency, enabled)
@@ -138,9 +140,37 @@ async def disable(conn: PgConnection, kind: Literal["handler", "offer", "deal"],
     return await conn.fetchval(_DISABLE[kind], name) is not None
 
 
-async def apply_catalog(conn: PgConnection, spec: CatalogSpec, *, prune: bool = True) -> None:
-    """Upsert every handler, offer and deal of ``spec`` in one transaction; with ``prune``, also
-    disable those it does not name."""
+def _urls(params: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    for key, value in params.items():
+        if key == "url" or key.endswith("_url"):
+            yield key, value
+
+
+async def check_handler_urls(spec: CatalogSpec, policy: UrlPolicy) -> None:
+    """Refuse (``UnsafeUrlError``, naming the handler) a handler whose ``params.base_url`` (or
+    any ``*_url`` param) points at an address ``policy`` does not allow (see
+    ``libs.security.ssrf``)."""
+    for handler in spec.handlers:
+        for key, value in _urls(handler.params):
+            if not isinstance(value, str):
+                raise UnsafeUrlError(f"handler {handler.id}: params.{key} must be a string")
+            try:
+                await check_url(value, policy)
+            except UnsafeUrlError as exc:
+                raise UnsafeUrlError(f"handler {handler.id}: params.{key}: {exc}") from exc
+
+
+async def apply_catalog(
+    conn: PgConnection,
+    spec: CatalogSpec,
+    *,
+    prune: bool = True,
+    ssrf_allow: Iterable[str] = (),
+) -> None:
+    """Upsert every handler, offer and deal of ``spec`` in one transaction, after checking the
+    handlers' URLs against the SSRF guard (``ssrf_allow``: what ``RELAI_SSRF_ALLOW`` lets
+    through; an unsafe URL writes nothing); with ``prune``, also disable those it does not name."""
+    await check_handler_urls(spec, UrlPolicy.from_allow(ssrf_allow))
     async with conn.transaction():
         await conn.executemany(
             _UPSERT_HANDLER,

@@ -73,6 +73,18 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class Identity(Base):
+    """A subject of an OIDC issuer, signed in as a Relai user."""
+
+    __tablename__ = "identities"
+    __table_args__ = (Index("ix_identities_user", "user_id"),)
+
+    issuer: Mapped[str] = mapped_column(Text, primary_key=True)
+    subject: Mapped[str] = mapped_column(Text, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = _now()
+
+
 class Handler(Base):
     __tablename__ = "handlers"
     __table_args__ = (CheckConstraint("id ~ '^[a-z0-9_]+\\.[a-z0-9_]+$'", name="id_format"),)

@@ -7,15 +7,19 @@ from typing import Any
 import structlog
 from opentelemetry import trace
 
+from libs.security.masking import mask_event
+
 
 def configure_logging(*, service: str, level: str = "INFO", json: bool = True) -> None:
-    """Route structlog and the stdlib (uvicorn, asyncpg...) through one JSON renderer."""
+    """Route structlog and the stdlib (uvicorn, asyncpg...) through one JSON renderer, with
+    secrets (API keys, bearer tokens, sensitive fields) masked on every line."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         add_trace_ids,
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
+        mask_event,
     ]
     renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     structlog.configure(

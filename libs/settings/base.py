@@ -32,3 +32,6 @@ class CommonSettings(BaseSettings):
         default=None, validation_alias=AliasChoices("MONGO_URL", "RELAI_MONGO_URL")
     )
     """The MongoDB server of a bootstrap config with ``meta.source: mongo``."""
+    ssrf_allow: list[str] = []
+    """Host names and IP networks that handler URLs and provider calls may reach although they
+    are not public (``RELAI_SSRF_ALLOW``, JSON list); see ``libs.security.ssrf``."""

@@ -19,6 +19,7 @@ from libs.logs import configure_logging, get_logger
 from libs.streams import create_redis
 from libs.telemetry import instrument_app, quiet, setup_tracing
 from services.api.api import router
+from services.api.auth.oidc import OidcVerifier
 from services.api.auth.service import Authenticator
 from services.api.catalog.openapi import install_openapi
 from services.api.catalog.service import OfferCatalog
@@ -29,6 +30,7 @@ from services.api.errors import (
     relai_error_handler,
     unavailable_handler,
 )
+from services.api.limits.service import RateLimiter
 from services.api.metrics import MetricsMiddleware, metrics_endpoint
 from services.api.outbox.relay import OutboxRelay
 from services.api.requests.batcher import SubmitBatcher
@@ -53,6 +55,20 @@ async def _supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
         except Exception:
             log.exception("background loop crashed; restarting", loop=name)
             await asyncio.sleep(1.0)
+
+
+def _oidc(settings: ApiSettings) -> OidcVerifier | None:
+    if not settings.oidc_issuer or not settings.oidc_jwks_url:
+        return None
+    return OidcVerifier(
+        issuer=settings.oidc_issuer,
+        jwks_url=settings.oidc_jwks_url,
+        audience=settings.oidc_audience,
+        algorithms=settings.oidc_algorithms,
+        jwks_cache_s=settings.oidc_jwks_cache_s,
+        jwks_cooldown_s=settings.oidc_jwks_cooldown_s,
+        leeway_s=settings.oidc_leeway_s,
+    )
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
@@ -85,6 +101,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             reclaim_idle_s=settings.results_reclaim_idle_s,
             in_flight=settings.results_in_flight,
         )
+        limiter = RateLimiter(
+            settings.redis_url,
+            rate_per_s=settings.rate_limit_per_s,
+            burst=settings.rate_limit_burst,
+        )
         batcher = SubmitBatcher(
             pool,
             stream=TASKS_STREAM,
@@ -109,16 +130,23 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                 pool=pool,
                 redis=redis,
                 catalog=catalog,
-                auth=Authenticator(pool, ttl_s=settings.auth_cache_ttl_s),
+                auth=Authenticator(
+                    pool,
+                    ttl_s=settings.auth_cache_ttl_s,
+                    oidc=_oidc(settings),
+                    provision=settings.oidc_provision,
+                ),
                 hub=hub,
                 batcher=batcher,
                 config=config,
                 deals=DealCatalog(pool, catalog, refresh_s=settings.catalog_refresh_s),
+                limiter=limiter,
             )
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await limiter.aclose()
             await redis.aclose()
             await pool.close()
             await resources.aclose()

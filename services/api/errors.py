@@ -54,6 +54,14 @@ class InvalidInputs(RelaiError):
     status_code, code = 422, "invalid_inputs"
 
 
+class TooManyRequests(RelaiError):
+    status_code, code = 429, "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int, **extra: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **extra)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 async def relai_error_handler(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RelaiError)
     return JSONResponse(

@@ -1,5 +1,7 @@
 from functools import lru_cache
 
+from pydantic import model_validator
+
 from libs.settings import CommonSettings
 
 
@@ -37,6 +39,37 @@ class ApiSettings(CommonSettings):
     """Larger request bodies are refused with 413."""
     max_prompt_chars: int = 200_000
     """A rendered prompt longer than this is refused with 422."""
+    oidc_issuer: str | None = None
+    """Accept JWTs from this issuer (its ``iss``) besides API keys; off when unset."""
+    oidc_jwks_url: str | None = None
+    """Where the issuer publishes its signing keys (required with ``oidc_issuer``)."""
+    oidc_audience: str | None = None
+    """The ``aud`` tokens must carry; unchecked when unset."""
+    oidc_algorithms: list[str] = ["RS256", "ES256"]
+    """Accepted signing algorithms (asymmetric only)."""
+    oidc_provision: bool = False
+    """Create a user (no credits) for a subject seen for the first time; otherwise an unknown
+    subject is 401 until an admin links it (``POST /admin/users/{name}/identities``)."""
+    oidc_jwks_cache_s: float = 300.0
+    oidc_jwks_cooldown_s: float = 10.0
+    """After a fetch of the JWKS, how long a token with an unknown ``kid`` is refused without
+    fetching it again (so that made-up kids cannot flood the issuer)."""
+    oidc_leeway_s: float = 30.0
+    """Clock skew tolerated on ``exp`` and ``nbf``."""
+    ws_ticket_ttl_s: int = 30
+    """Lifetime of a single-use WebSocket ticket from ``POST /ws/ticket``."""
+    rate_limit_per_s: float = 0.0
+    """Calls per second allowed per credential (API key or token subject); 0: no limit."""
+    rate_limit_burst: int = 100
+    """Calls a credential may make at once before the rate applies."""
+    max_unfinished_per_user: int = 0
+    """Most pending or running requests per user (more is 429); 0: no cap."""
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> "ApiSettings":
+        if self.oidc_issuer and not self.oidc_jwks_url:
+            raise ValueError("RELAI_OIDC_ISSUER needs RELAI_OIDC_JWKS_URL")
+        return self
 
 
 @lru_cache

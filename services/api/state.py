@@ -11,6 +11,7 @@ from libs.config import ConfigWatcher
 from services.api.auth.service import Authenticator
 from services.api.catalog.service import OfferCatalog
 from services.api.deals.service import DealCatalog
+from services.api.limits.service import RateLimiter
 from services.api.requests.batcher import SubmitBatcher
 from services.api.settings import ApiSettings
 from services.api.ws.hub import Hub
@@ -27,3 +28,4 @@ class State(TypedDict):
     config: ConfigWatcher | None
     """The central configs this process follows (``RELAI_CONFIG_FILE``), or None."""
     deals: DealCatalog
+    limiter: RateLimiter

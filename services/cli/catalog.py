@@ -11,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from libs.catalog import CatalogSpec, apply_catalog, catalog_yaml, export_catalog, load_catalog_file
+from libs.security.ssrf import UnsafeUrlError
 from services.cli._common import CliError, connect, reports_errors
 from services.cli.settings import get_settings
 
@@ -39,7 +40,10 @@ def read_catalog(path: Path) -> CatalogSpec:
 
 async def apply_catalog_at(database_url: str, spec: CatalogSpec) -> None:
     async with connect(database_url) as conn:
-        await apply_catalog(conn, spec)
+        try:
+            await apply_catalog(conn, spec, ssrf_allow=get_settings().ssrf_allow)
+        except UnsafeUrlError as exc:
+            raise CliError(f"refused: {exc}") from exc
 
 
 @app.command("apply")

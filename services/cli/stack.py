@@ -93,7 +93,7 @@ async def _prepare_database(settings: CliSettings, database_url: str) -> str:
     spec = read_catalog(settings.demo_catalog)
     async with connect(database_url) as conn:
         # Upsert only: what was added through the admin API survives a restart.
-        await apply_catalog(conn, spec, prune=False)
+        await apply_catalog(conn, spec, prune=False, ssrf_allow=settings.ssrf_allow)
         return await ensure_user_key(conn, name=settings.demo_user, credits=settings.demo_credits)
 
 

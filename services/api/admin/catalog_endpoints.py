@@ -8,9 +8,11 @@ from typing import Any, Literal
 from fastapi import APIRouter, Response, status
 
 from libs import catalog
-from libs.catalog import DealSpec, HandlerSpec, OfferSpec
+from libs.catalog import CatalogSpec, DealSpec, HandlerSpec, OfferSpec
+from libs.catalog.apply import check_handler_urls
+from libs.security.ssrf import UnsafeUrlError, UrlPolicy
 from services.api.admin.dependencies import AdminUser
-from services.api.deps import PoolDep
+from services.api.deps import PoolDep, SettingsDep
 from services.api.errors import InvalidInputs, NotFound
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -32,9 +34,15 @@ async def get_catalog(_: AdminUser, pool: PoolDep) -> dict[str, Any]:
 
 @router.put("/handlers", response_model=HandlerSpec)
 async def put_handler(
-    body: HandlerSpec, _: AdminUser, pool: PoolDep, response: Response
+    body: HandlerSpec, _: AdminUser, pool: PoolDep, settings: SettingsDep, response: Response
 ) -> HandlerSpec:
-    """Create (201) or update (200) the handler ``body.id``."""
+    """Create (201) or update (200) the handler ``body.id``; 422 when one of its URLs points
+    where the SSRF guard does not let it (``RELAI_SSRF_ALLOW``)."""
+    try:
+        policy = UrlPolicy.from_allow(settings.ssrf_allow)
+        await check_handler_urls(CatalogSpec(handlers=[body]), policy)
+    except UnsafeUrlError as exc:
+        raise InvalidInputs(str(exc)) from None
     async with pool.acquire() as conn:
         _created(response, await catalog.upsert_handler(conn, body))
     return body

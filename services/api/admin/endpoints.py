@@ -3,15 +3,20 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Path, Query, status
 
 from libs import accounts
+from libs.security import mask_secrets
 from services.api.admin import repository
 from services.api.admin.dependencies import AdminUser
 from services.api.admin.schemas import (
+    NAME_PATTERN,
     Balance,
     CreatedUser,
     GrantBody,
+    HandlerView,
+    IdentityBody,
+    IdentityView,
     KeyView,
     NewKey,
     NewUserBody,
@@ -22,13 +27,15 @@ from services.api.errors import Conflict, NotFound
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
+UserName = Annotated[str, Path(max_length=200, pattern=NAME_PATTERN)]
+
 
 @router.get("/users", response_model=list[UserView])
 async def list_users(
     _: AdminUser,
     pool: PoolDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> list[UserView]:
     rows = await repository.list_users(pool, limit=limit, offset=offset)
     return [UserView.model_validate(dict(r)) for r in rows]
@@ -49,18 +56,39 @@ async def create_user(body: NewUserBody, _: AdminUser, pool: PoolDep) -> Created
 
 
 @router.post("/users/{name}/grants", response_model=Balance)
-async def grant(name: str, body: GrantBody, _: AdminUser, pool: PoolDep) -> Balance:
+async def grant(name: UserName, body: GrantBody, _: AdminUser, pool: PoolDep) -> Balance:
     """Add credits to a user's balance (a ``grant`` in the ledger)."""
     async with pool.acquire() as conn:
         try:
             balance = await accounts.grant_credits(conn, user=name, amount=body.credits)
         except accounts.UnknownUserError as exc:
             raise NotFound(str(exc)) from exc
+        except accounts.BalanceOverflowError as exc:
+            raise Conflict(str(exc)) from exc
     return Balance(balance=balance)
 
 
+@router.post(
+    "/users/{name}/identities", status_code=status.HTTP_201_CREATED, response_model=IdentityView
+)
+async def link_identity(
+    name: UserName, body: IdentityBody, _: AdminUser, pool: PoolDep
+) -> IdentityView:
+    """Let an OIDC issuer's subject sign in as this user (409 if it is linked already)."""
+    async with pool.acquire() as conn:
+        try:
+            user_id = await accounts.link_identity(
+                conn, user=name, issuer=body.issuer, subject=body.subject
+            )
+        except accounts.UnknownUserError as exc:
+            raise NotFound(str(exc)) from exc
+        except accounts.IdentityExistsError as exc:
+            raise Conflict(str(exc)) from exc
+    return IdentityView(issuer=body.issuer, subject=body.subject, user_id=user_id)
+
+
 @router.get("/users/{name}/keys", response_model=list[KeyView])
-async def list_keys(name: str, _: AdminUser, pool: PoolDep) -> list[KeyView]:
+async def list_keys(name: UserName, _: AdminUser, pool: PoolDep) -> list[KeyView]:
     async with pool.acquire() as conn:
         try:
             keys = await accounts.list_keys(conn, user=name)
@@ -87,3 +115,12 @@ async def rotate_key(key_id: uuid.UUID, _: AdminUser, pool: PoolDep) -> NewKey:
             return NewKey(api_key=await accounts.rotate_key(conn, key_id=key_id))
         except accounts.UnknownKeyError as exc:
             raise NotFound(str(exc)) from exc
+
+
+@router.get("/handlers", response_model=list[HandlerView])
+async def list_handlers(_: AdminUser, pool: PoolDep) -> list[HandlerView]:
+    """The catalog's handlers, with secret-looking params masked."""
+    rows = await repository.list_handlers(pool)
+    return [
+        HandlerView.model_validate({**dict(r), "params": mask_secrets(r["params"])}) for r in rows
+    ]

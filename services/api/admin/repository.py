@@ -17,3 +17,10 @@ async def list_users(pool: asyncpg.Pool[Any], *, limit: int, offset: int) -> lis
 
 async def get_user(pool: asyncpg.Pool[Any], name: str) -> asyncpg.Record | None:
     return await pool.fetchrow(_USER, name)
+
+
+_HANDLERS = "SELECT id, credits, params, max_concurrency, enabled FROM handlers ORDER BY id"
+
+
+async def list_handlers(pool: asyncpg.Pool[Any]) -> list[asyncpg.Record]:
+    return await pool.fetch(_HANDLERS)

@@ -1,10 +1,16 @@
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.api.auth.schemas import Me
+
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+"""User names: any text without control characters."""
+TEXT_PATTERN = r"^[^\x00]+$"
+MAX_CREDITS = 10**15
+"""Most credits one grant (or opening balance) may add."""
 
 UserView = Me
 """An account as its owner sees it at ``GET /me``."""
@@ -13,8 +19,8 @@ UserView = Me
 class NewUserBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    credits: int = Field(ge=0)
+    name: str = Field(min_length=1, max_length=200, pattern=NAME_PATTERN)
+    credits: int = Field(ge=0, le=MAX_CREDITS)
     role: Literal["user", "admin"] = "user"
 
 
@@ -26,7 +32,7 @@ class CreatedUser(UserView):
 class GrantBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    credits: int = Field(gt=0)
+    credits: int = Field(gt=0, le=MAX_CREDITS)
 
 
 class Balance(BaseModel):
@@ -43,3 +49,25 @@ class KeyView(BaseModel):
 class NewKey(BaseModel):
     api_key: str
     """Shown once; only its hash is stored."""
+
+
+class IdentityBody(BaseModel):
+    """An OIDC subject that may sign in as the user."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: str = Field(min_length=1, max_length=2000, pattern=TEXT_PATTERN)
+    subject: str = Field(min_length=1, max_length=2000, pattern=TEXT_PATTERN)
+
+
+class IdentityView(IdentityBody):
+    user_id: uuid.UUID
+
+
+class HandlerView(BaseModel):
+    id: str
+    credits: int
+    params: dict[str, Any]
+    """Secret-looking values (keys, tokens, passwords) are masked."""
+    max_concurrency: int | None
+    enabled: bool

@@ -4,6 +4,7 @@ from fastapi import Depends
 from starlette.requests import HTTPConnection
 
 from services.api.auth.service import Authenticator, Principal
+from services.api.limits.service import RateLimiter
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -16,7 +17,11 @@ def bearer_token(authorization: str | None) -> str | None:
 async def _current_user(conn: HTTPConnection) -> Principal:
     # One dependency reading the header itself: every call pays for this resolution.
     auth: Authenticator = conn.state.auth
-    return await auth.authenticate(bearer_token(conn.headers.get("authorization")))
+    principal = await auth.authenticate(bearer_token(conn.headers.get("authorization")))
+    limiter: RateLimiter = conn.state.limiter
+    if limiter.enabled:
+        await limiter.check(principal)
+    return principal
 
 
 CurrentUser = Annotated[Principal, Depends(_current_user)]

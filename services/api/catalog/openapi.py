@@ -19,6 +19,15 @@ from services.api.deals.openapi import with_deals
 from services.api.deps import CatalogDep
 
 OPENAPI_URL = "/openapi.json"
+PUBLIC_PATHS = frozenset({"/health"})
+"""Operations that need no credentials; every other one does."""
+SECURITY_SCHEMES = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key (rk_...) or, with OIDC configured, a JWT from its issuer.",
+    }
+}
 GENERIC_SUBMIT = "/svc/{service_name}/{action}"
 SUBMITTED_REF = "#/components/schemas/Submitted"
 
@@ -84,6 +93,21 @@ def with_offers(generic: dict[str, Any], offers: Iterable[Offer]) -> dict[str, A
     return {**generic, "paths": paths}
 
 
+def with_security(document: dict[str, Any]) -> dict[str, Any]:
+    """Declare the bearer scheme every operation but the public ones requires."""
+    components = dict(document.get("components", {}))
+    components["securitySchemes"] = SECURITY_SCHEMES
+    paths = {}
+    for path, item in document["paths"].items():
+        if path in PUBLIC_PATHS:
+            item = {
+                k: ({**op, "security": []} if isinstance(op, dict) and "responses" in op else op)
+                for k, op in item.items()
+            }
+        paths[path] = item
+    return {**document, "components": components, "security": [{"bearer": []}], "paths": paths}
+
+
 def _root_path(request: Request) -> str:
     root_path: str = request.scope.get("root_path", "")
     return root_path.rstrip("/")
@@ -100,7 +124,7 @@ def install_openapi(app: FastAPI) -> None:
 
     async def openapi(request: Request, catalog: CatalogDep, deals: DealsDep) -> JSONResponse:
         document = with_offers(app.openapi(), await catalog.list_offers())
-        document = with_deals(document, await deals.list_deals())
+        document = with_security(with_deals(document, await deals.list_deals()))
         root_path = _root_path(request)
         servers = document.get("servers", [])
         if root_path and app.root_path_in_servers and root_path not in {s["url"] for s in servers}:

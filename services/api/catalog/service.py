@@ -8,8 +8,11 @@ from typing import Any
 
 import asyncpg
 
-from libs.catalog import PromptTemplate
+from libs.catalog import PromptTemplate, TemplateError
+from libs.logs import get_logger
 from services.api.catalog import repository
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,19 +67,28 @@ class OfferCatalog:
             if self._loaded_at >= started:
                 return
             rows = await repository.enabled_offers(self._pool)
-            self._offers = {
-                (r["service"], r["action"]): Offer(
+            self._offers = {}
+            for r in rows:
+                try:
+                    template = PromptTemplate.parse(r["prompt_template"])
+                except TemplateError as exc:
+                    # Written around the catalog's checks: this offer is refused, not the rest.
+                    log.error(
+                        "offer.template_refused",
+                        offer=f"{r['service']}/{r['action']}",
+                        error=str(exc),
+                    )
+                    continue
+                self._offers[(r["service"], r["action"])] = Offer(
                     id=r["id"],
                     service=r["service"],
                     action=r["action"],
                     price=r["price"],
-                    template=PromptTemplate.parse(r["prompt_template"]),
+                    template=template,
                     handler=r["handler_id"],
                     create_qty=r["create_qty"],
                     params=r["params"],
                 )
-                for r in rows
-            }
             self._listing = tuple(
                 sorted(self._offers.values(), key=lambda o: (o.service, o.action))
             )

@@ -176,6 +176,17 @@ async def insert_submissions(
     return {row["id"] for row in rows}
 
 
+async def count_unfinished(pool: asyncpg.Pool[Any], user_id: uuid.UUID, *, limit: int) -> int:
+    """How many of the user's requests are pending or running, counted up to ``limit``."""
+    count: int = await pool.fetchval(
+        "SELECT count(*) FROM (SELECT 1 FROM requests WHERE user_id = $1 "
+        "AND status IN ('pending', 'running') LIMIT $2) s",
+        user_id,
+        limit,
+    )
+    return count
+
+
 async def get_status(
     pool: asyncpg.Pool[Any], request_id: uuid.UUID, user_id: uuid.UUID
 ) -> asyncpg.Record | None:

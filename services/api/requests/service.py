@@ -20,7 +20,7 @@ from libs.logs import get_logger
 from libs.telemetry import current_traceparent, span
 from services.api.auth.service import Principal
 from services.api.catalog.service import Offer
-from services.api.errors import BadRequest, InsufficientCredits, InvalidInputs
+from services.api.errors import BadRequest, InsufficientCredits, InvalidInputs, TooManyRequests
 from services.api.metrics import (
     CREDITS_RESERVED,
     REQUESTS_BY_OFFER,
@@ -60,6 +60,11 @@ def parse_inputs(body: bytes, offer: Offer) -> dict[str, str]:
     if not_strings:
         raise InvalidInputs(
             "fields must be strings: " + ", ".join(not_strings), not_strings=not_strings
+        )
+    with_nul = [name for name in expected if "\x00" in data[name]]
+    if with_nul:
+        raise InvalidInputs(
+            "fields must not contain NUL characters: " + ", ".join(with_nul), not_text=with_nul
         )
     return data
 
@@ -109,6 +114,7 @@ async def submit(
     idempotency_key: str | None,
     traceparent: str | None,
     max_prompt_chars: int,
+    max_unfinished: int = 0,
 ) -> Submission:
     """Record the request (or find it) inside a ``relai.submit`` span, whose context is the
     ``traceparent`` every later message of the request carries."""
@@ -126,6 +132,7 @@ async def submit(
             # With tracing on, the caller's trace is joined by the HTTP server span already.
             traceparent=current_traceparent() or traceparent,
             max_prompt_chars=max_prompt_chars,
+            max_unfinished=max_unfinished,
         )
         if current is not None:
             current.set_attribute("relai.request_id", str(submission.id))
@@ -153,8 +160,11 @@ async def _submit(
     idempotency_key: str | None,
     traceparent: str | None,
     max_prompt_chars: int,
+    max_unfinished: int,
 ) -> Submission:
     request_id = derive_request_id(user.id, offer.id, inputs, idempotency_key)
+    if max_unfinished > 0:
+        await _check_unfinished(pool, user, request_id, max_unfinished)
     trace = valid_traceparent(traceparent) or new_traceparent()
     prompt = offer.template.render(inputs)
     if len(prompt) > max_prompt_chars:
@@ -202,6 +212,23 @@ async def _submit(
         raise BadRequest("the request could not be recorded; try again")
     return Submission(
         request_id, RequestStatus(existing["status"]), existing["price"], duplicate=True
+    )
+
+
+async def _check_unfinished(
+    pool: asyncpg.Pool[Any], user: Principal, request_id: uuid.UUID, cap: int
+) -> None:
+    """429 when the user already has ``cap`` unfinished requests, unless this submission is
+    one of them (a duplicate, answered as usual). Concurrent submissions are counted before
+    they commit, so a burst may pass the cap by the number that raced."""
+    if await repository.count_unfinished(pool, user.id, limit=cap) < cap:
+        return
+    if await repository.get_status(pool, request_id, user.id) is not None:
+        return
+    raise TooManyRequests(
+        f"you have {cap} unfinished requests, the most allowed; submit more once some end",
+        retry_after=1,
+        limit=cap,
     )
 
 

@@ -2,15 +2,19 @@
 ``/ws``: every change to the caller's requests, after the current state of the unfinished ones
 (or, with ``?since=<updated_at>``, of every request changed since then).
 
-Authenticate with ``Authorization: Bearer <key>``, or, where headers cannot be set (browsers),
-with the subprotocols ``bearer, <key>``. With ``RELAI_WS_ALLOWED_ORIGINS`` set, a browser page
-from another origin is refused with 403 before the handshake. Close codes: 4401 unauthorized,
-4404 no such request, 1013 fell too far behind (reconnect to get the current state).
+Authenticate with ``Authorization: Bearer <key or token>``, or, where headers cannot be set
+(browsers), with the subprotocols ``bearer, <key or token>`` or ``ticket, <ticket>`` (a
+single-use ticket from ``POST /ws/ticket``); the server echoes ``bearer`` or ``ticket``. With
+``RELAI_WS_ALLOWED_ORIGINS`` set, a browser page from another origin is refused with 403 before
+the handshake. Close codes: 4401 unauthorized (also when the key is revoked or the token
+expires while the socket is open), 4404 no such request, 1013 fell too far behind (reconnect to
+get the current state) or, at connect, the credential's rate limit is spent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,14 +22,17 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel
+from redis.asyncio import Redis
 
 from libs.contracts import FINAL_STATUSES, RequestEvent, RequestStatus, status_rank
 from libs.logs import get_logger
-from services.api.auth.dependencies import bearer_token
+from services.api.auth.dependencies import CurrentUser, bearer_token
 from services.api.auth.service import Authenticator, Principal
-from services.api.deps import AuthDep, HubDep, PoolDep
-from services.api.errors import Unauthorized
+from services.api.deps import AuthDep, HubDep, PoolDep, RedisDep, SettingsDep
+from services.api.errors import TooManyRequests, Unauthorized
 from services.api.requests import repository
+from services.api.ws import tickets
 from services.api.ws.hub import Subscription
 
 log = get_logger(__name__)
@@ -33,25 +40,51 @@ log = get_logger(__name__)
 router = APIRouter(tags=["websocket"])
 
 BEARER_PROTOCOL = "bearer"
+TICKET_PROTOCOL = "ticket"
 SNAPSHOT_MAX = 10_000
 
 
+class Ticket(BaseModel):
+    ticket: str
+    """Pass as the subprotocols ``ticket, <ticket>``; opens one socket."""
+    expires_in: int
+    """Seconds left to use it."""
+
+
+@router.post("/ws/ticket", response_model=Ticket, tags=["websocket"])
+async def ws_ticket(user: CurrentUser, redis: RedisDep, settings: SettingsDep) -> Ticket:
+    """A single-use, short-lived ticket for opening a WebSocket where headers cannot be set."""
+    ttl = settings.ws_ticket_ttl_s
+    return Ticket(ticket=await tickets.issue(redis, user, ttl_s=ttl), expires_in=ttl)
+
+
 def _credentials(ws: WebSocket) -> tuple[str | None, str | None]:
-    """The API key and the subprotocol to echo back, if the key came as one."""
+    """The credential and the subprotocol it came as (``bearer`` or ``ticket``; None for the
+    ``Authorization`` header)."""
     token = bearer_token(ws.headers.get("authorization"))
     if token:
         return token, None
     protocols = [p.strip() for p in ws.headers.get("sec-websocket-protocol", "").split(",")]
-    if len(protocols) == 2 and protocols[0].lower() == BEARER_PROTOCOL:
-        return protocols[1], BEARER_PROTOCOL
+    if len(protocols) == 2 and protocols[0].lower() in (BEARER_PROTOCOL, TICKET_PROTOCOL):
+        return protocols[1], protocols[0].lower()
     return None, None
 
 
 @dataclass(frozen=True, slots=True)
 class _Caller:
     user: Principal
-    token: str
     auth: Authenticator
+
+
+async def _authenticate(
+    auth: Authenticator, redis: Redis, token: str | None, protocol: str | None
+) -> Principal:
+    if protocol != TICKET_PROTOCOL:
+        return await auth.authenticate(token)
+    user = await tickets.redeem(redis, token or "")
+    if user is None or not await auth.still_valid(user):
+        raise Unauthorized("unknown, used or expired ticket")
+    return user
 
 
 async def _accept(ws: WebSocket, auth: Authenticator) -> _Caller | None:
@@ -63,12 +96,16 @@ async def _accept(ws: WebSocket, auth: Authenticator) -> _Caller | None:
     token, subprotocol = _credentials(ws)
     await ws.accept(subprotocol=subprotocol)
     try:
-        user = await auth.authenticate(token)
+        user = await _authenticate(auth, ws.state.redis, token, subprotocol)
     except Unauthorized as exc:
         await ws.close(code=4401, reason=exc.message)
         return None
-    assert token is not None
-    return _Caller(user, token, auth)
+    try:
+        await ws.state.limiter.check(user)
+    except TooManyRequests as exc:
+        await ws.close(code=1013, reason=exc.message)
+        return None
+    return _Caller(user, auth)
 
 
 def _state(request_id: uuid.UUID, status: str, results: Any, error: Any, updated_at: Any) -> str:
@@ -103,12 +140,14 @@ async def _close_when_client_leaves(ws: WebSocket, sub: Subscription) -> None:
 
 
 async def _close_when_revoked(caller: _Caller, sub: Subscription, revoked: asyncio.Event) -> None:
-    """Check the socket's key again each time the key cache may have forgotten it."""
+    """Check the socket's credential again each time the key cache may have forgotten it, and
+    when its token expires."""
     while True:
-        await asyncio.sleep(caller.auth.ttl_s)
-        try:
-            await caller.auth.authenticate(caller.token)
-        except Unauthorized:
+        delay = caller.auth.ttl_s
+        if caller.user.expires_at is not None:
+            delay = min(delay, max(0.0, caller.user.expires_at - time.time()))
+        await asyncio.sleep(delay)
+        if not await caller.auth.still_valid(caller.user):
             revoked.set()
             sub.close()
             return
@@ -143,7 +182,9 @@ async def _stream(
                     await ws.close()
                     return
         if revoked.is_set():
-            await ws.close(code=4401, reason="the API key was revoked")
+            expired = caller.user.expires_at is not None and time.time() >= caller.user.expires_at
+            reason = "the token has expired" if expired else "the API key was revoked"
+            await ws.close(code=4401, reason=reason)
         elif sub.overflowed:
             log.warning("websocket fell too far behind; closing it")
             await ws.close(code=1013, reason="too far behind; reconnect for the current state")

@@ -102,6 +102,16 @@ async def test_admin_creates_updates_and_disables_the_catalog(
             "either a fixed price",
         ),
         ("/admin/handlers", {"id": "Not A Handler"}, "pattern"),
+        (
+            "/admin/handlers",
+            {"id": "openai.chat", "params": {"base_url": "http://169.254.169.254/latest"}},
+            "params.base_url",
+        ),
+        (
+            "/admin/handlers",
+            {"id": "openai.chat", "params": {"base_url": "http://0x7f.1:8080/v1"}},
+            "params.base_url",
+        ),
     ],
 )
 async def test_invalid_entries_are_422_and_write_nothing(

@@ -1,0 +1,1 @@
+"""Rate limits per credential, shared by every API replica through Redis."""

@@ -1,0 +1,108 @@
+"""Rate limits per credential, shared by API replicas through Redis (429 with Retry-After), and
+the cap on a user's unfinished requests (429, nothing charged)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from libs.accounts import NewUser
+from tests.integration.api.conftest import auth, serving, settings_for
+from tests.support import ServerUrls, load_demo_catalog
+
+
+async def test_the_rate_limit_is_per_key_and_shared_by_replicas(
+    servers: ServerUrls, db_pool: asyncpg.Pool[Any], alice: NewUser, bob: NewUser
+) -> None:
+    await load_demo_catalog(db_pool)
+    settings = settings_for(servers, rate_limit_per_s=0.2, rate_limit_burst=4)
+    async with serving(settings) as one, serving(settings) as two:
+        codes = [
+            (await replica.client.get("/me", headers=auth(alice))).status_code
+            for replica in (one, two, one, two)
+        ]
+        assert codes == [200] * 4
+        for replica in (one, two):
+            refused = await replica.client.get("/me", headers=auth(alice))
+            assert refused.status_code == 429
+            assert refused.json()["code"] == "too_many_requests"
+            assert 1 <= int(refused.headers["retry-after"]) <= 5
+        submit = await one.client.post("/svc/demo/echo", json={"text": "x"}, headers=auth(alice))
+        assert submit.status_code == 429
+        assert (await two.client.get("/me", headers=auth(bob))).status_code == 200
+    assert await db_pool.fetchval("SELECT count(*) FROM requests") == 0
+    assert await db_pool.fetchval("SELECT balance FROM users WHERE name = 'alice'") == 100
+
+
+async def test_the_allowance_comes_back_with_time(
+    servers: ServerUrls, db_pool: asyncpg.Pool[Any], alice: NewUser
+) -> None:
+    settings = settings_for(servers, rate_limit_per_s=2, rate_limit_burst=1)
+    async with serving(settings) as api:
+        assert (await api.client.get("/me", headers=auth(alice))).status_code == 200
+        refused = await api.client.get("/me", headers=auth(alice))
+        assert refused.status_code == 429
+        assert refused.headers["retry-after"] == "1"
+        await asyncio.sleep(0.6)
+        assert (await api.client.get("/me", headers=auth(alice))).status_code == 200
+
+
+async def test_the_unfinished_cap_refuses_new_requests_not_duplicates(
+    servers: ServerUrls, db_pool: asyncpg.Pool[Any], alice: NewUser, bob: NewUser
+) -> None:
+    await load_demo_catalog(db_pool)
+    async with serving(settings_for(servers, max_unfinished_per_user=2)) as api:
+        for text in ("one", "two"):
+            r = await api.client.post("/svc/demo/echo", json={"text": text}, headers=auth(alice))
+            assert r.status_code == 202
+        refused = await api.client.post("/svc/demo/echo", json={"text": "3"}, headers=auth(alice))
+        assert refused.status_code == 429
+        assert refused.json()["detail"] == (
+            "you have 2 unfinished requests, the most allowed; submit more once some end"
+        )
+        assert refused.json()["limit"] == 2
+        again = await api.client.post("/svc/demo/echo", json={"text": "one"}, headers=auth(alice))
+        assert (again.status_code, again.json()["duplicate"]) == (202, True)
+        assert (
+            await api.client.post("/svc/demo/echo", json={"text": "3"}, headers=auth(bob))
+        ).status_code == 202
+    # Two requests of 2 credits reserved, the refused one charged nothing.
+    row = await db_pool.fetchrow("SELECT balance, reserved FROM users WHERE name = 'alice'")
+    assert row is not None
+    assert (row["balance"], row["reserved"]) == (96, 4)
+    assert await db_pool.fetchval("SELECT count(*) FROM requests WHERE user_id = $1", alice.id) == 2
+
+
+async def test_websocket_connections_count_against_the_rate_limit(
+    servers: ServerUrls, db_pool: asyncpg.Pool[Any], alice: NewUser
+) -> None:
+    settings = settings_for(servers, rate_limit_per_s=0.2, rate_limit_burst=2)
+    async with serving(settings) as api:
+        assert (await api.client.get("/me", headers=auth(alice))).status_code == 200
+        async with connect(f"{api.ws_url}/ws", additional_headers=auth(alice)) as ws:
+            await ws.ping()
+        async with connect(f"{api.ws_url}/ws", additional_headers=auth(alice)) as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), timeout=5)
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
+            1013,
+            "rate limit exceeded for this credential; retry later",
+        )
+
+
+async def test_a_concurrent_burst_gets_exactly_the_allowance(
+    servers: ServerUrls, db_pool: asyncpg.Pool[Any], alice: NewUser
+) -> None:
+    settings = settings_for(servers, rate_limit_per_s=0.01, rate_limit_burst=10)
+    async with serving(settings) as api:
+        answers = await asyncio.gather(
+            *(api.client.get("/me", headers=auth(alice)) for _ in range(150))
+        )
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [200] * 10 + [429] * 140
