@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
@@ -21,26 +21,55 @@ RESERVED_SERVICES = frozenset({"request", "requests"})
 """``/svc/request/{id}`` and ``/svc/requests`` belong to the requests API."""
 
 
-class HandlerSpec(BaseModel):
+INT32_MAX = 2**31 - 1
+CREDITS_MAX = 2**53
+"""Prices and credits stay well inside Postgres' bigint (and a JSON number's exact range)."""
+
+
+def _storable(value: Any, where: str) -> None:
+    """Refuse what Postgres cannot store as text or jsonb: NUL characters and lone surrogates."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{where} contains a NUL character")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{where} is not valid Unicode text") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable(key, where)
+            _storable(item, where)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _storable(item, where)
+
+
+class _Entry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @model_validator(mode="after")
+    def _postgres_can_store_it(self) -> Self:
+        for name in type(self).model_fields:
+            _storable(getattr(self, name), name)
+        return self
+
+
+class HandlerSpec(_Entry):
     id: str = Field(pattern=r"^[a-z0-9_]+\.[a-z0-9_]+$")
-    credits: int = Field(default=0, ge=0)
+    credits: int = Field(default=0, ge=0, le=CREDITS_MAX)
     params: dict[str, Any] = Field(default_factory=dict)
-    max_concurrency: int | None = Field(default=None, ge=1)
+    max_concurrency: int | None = Field(default=None, ge=1, le=INT32_MAX)
     enabled: bool = True
 
 
-class OfferSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class OfferSpec(_Entry):
     service: str = Field(pattern=_SLUG)
     action: str = Field(pattern=_SLUG)
-    price: int = Field(ge=0)
+    price: int = Field(ge=0, le=CREDITS_MAX)
     prompt_template: str
     handler: str
-    create_qty: int = Field(default=1, ge=1)
-    expiration: int | None = Field(default=None, ge=1)
+    create_qty: int = Field(default=1, ge=1, le=1000)
+    expiration: int | None = Field(default=None, ge=1, le=INT32_MAX)
     params: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
 
@@ -74,13 +103,11 @@ class DealStepSpec(BaseModel):
     mode: PipelineMode | None = None
 
 
-class DealSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class DealSpec(_Entry):
     slug: str = Field(pattern=_SLUG)
     offers: list[DealStepSpec] = Field(min_length=1)
     addons: list[OfferName] = Field(default_factory=list)
-    price: int | None = Field(default=None, ge=0)
+    price: int | None = Field(default=None, ge=0, le=CREDITS_MAX)
     """A fixed price for the primary offers; otherwise their sum less ``price_modifier``."""
     price_modifier: Percent = Decimal(0)
     addons_modifier: Percent = Decimal(0)
