@@ -6,20 +6,33 @@ Pure data: no I/O and nothing else of ours is imported here.
 from libs.contracts.messages import (
     EVENT_BATCH,
     SCHEMA_VERSION,
+    ChunkMessage,
     RequestEvent,
     ResultMessage,
     TaskMessage,
 )
 from libs.contracts.status import FINAL_STATUSES, RequestStatus, status_rank
 from libs.contracts.streams import (
+    CANCEL_CHANNEL,
+    CANCELLED_TTL_S,
+    CHUNKS_MAXLEN,
+    CHUNKS_TTL_S,
     EVENTS_CHANNEL,
+    LIMITS_PREFIX,
     RESULTS_GROUP,
     RESULTS_STREAM,
     TASKS_GROUP,
     TASKS_STREAM,
+    cancelled_key,
+    chunks_stream,
 )
 
 __all__ = [
+    "CANCELLED_TTL_S",
+    "CANCEL_CHANNEL",
+    "CHUNKS_MAXLEN",
+    "CHUNKS_TTL_S",
+    "LIMITS_PREFIX",
     "EVENTS_CHANNEL",
     "EVENT_BATCH",
     "FINAL_STATUSES",
@@ -28,9 +41,12 @@ __all__ = [
     "SCHEMA_VERSION",
     "TASKS_GROUP",
     "TASKS_STREAM",
+    "ChunkMessage",
     "RequestEvent",
     "RequestStatus",
     "ResultMessage",
     "TaskMessage",
+    "cancelled_key",
+    "chunks_stream",
     "status_rank",
 ]

@@ -30,6 +30,15 @@ class TaskMessage(_Message):
     prompt: str
     params: dict[str, Any] = Field(default_factory=dict)
     create_qty: int = Field(default=1, ge=1)
+    user_id: UUID | None = None
+    """Who asked: the worker's fairness between users waiting for the same integration."""
+
+
+class ChunkMessage(_Message):
+    """A piece of a request's partial output, on ``relai:chunks:{request_id}``."""
+
+    attempt: int = Field(ge=1)
+    text: str
 
 
 class ResultMessage(_Message):

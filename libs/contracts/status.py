@@ -6,15 +6,17 @@ class RequestStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
-FINAL_STATUSES = frozenset({RequestStatus.SUCCEEDED, RequestStatus.FAILED})
+FINAL_STATUSES = frozenset({RequestStatus.SUCCEEDED, RequestStatus.FAILED, RequestStatus.CANCELLED})
 
 _RANK = {
     RequestStatus.PENDING: 0,
     RequestStatus.RUNNING: 1,
     RequestStatus.SUCCEEDED: 2,
     RequestStatus.FAILED: 2,
+    RequestStatus.CANCELLED: 2,
 }
 
 

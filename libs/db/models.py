@@ -108,7 +108,9 @@ class Offer(Base):
 class Request(Base):
     __tablename__ = "requests"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'running', 'succeeded', 'failed')", name="status"),
+        CheckConstraint(
+            "status IN ('pending', 'running', 'succeeded', 'failed', 'cancelled')", name="status"
+        ),
         Index("ix_requests_user_created", "user_id", text("created_at DESC"), text("id DESC")),
         Index("ix_requests_user_updated", "user_id", "updated_at"),
         Index(

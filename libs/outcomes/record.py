@@ -1,5 +1,6 @@
 """The one statement that records outcomes. It only moves a request forward
-(pending → running → succeeded | failed), so a second delivery finds nothing to change."""
+(pending → running → succeeded | failed | cancelled), so a second delivery finds nothing to
+change."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from libs.db import PgConnection, PgPool
 # - ``started``: pending requests become running (those that also ended in this batch are
 #   left to ``done``, since a statement may change a row only once);
 # - ``done``: outcomes are recorded; success settles the reservation (it becomes spent),
-#   failure refunds it (it returns to the balance), one ledger row per movement. Users are
-#   locked in id order so that concurrent consumers cannot deadlock on each other.
+#   failure or cancellation refunds it (it returns to the balance), one ledger row per
+#   movement. Users are locked in id order so that concurrent consumers cannot deadlock on
+#   each other.
 #   ``unseen_start``: the request was never written as running (its start came in the same
 #   batch, or in one not committed yet): started_at and finished_at are then the same now().
 _RECORD = """
@@ -46,7 +48,7 @@ WITH outcome AS (
 ), money AS (
     SELECT user_id,
            coalesce(sum(price) FILTER (WHERE status = 'succeeded'), 0) AS settled,
-           coalesce(sum(price) FILTER (WHERE status = 'failed'), 0) AS refunded
+           coalesce(sum(price) FILTER (WHERE status IN ('failed', 'cancelled')), 0) AS refunded
     FROM done GROUP BY user_id
 ), locked AS (
     SELECT u.id FROM users u JOIN money m ON m.user_id = u.id ORDER BY u.id FOR UPDATE OF u
@@ -77,7 +79,7 @@ class Started:
 class Ended:
     request_id: uuid.UUID
     attempt: int
-    status: Literal["succeeded", "failed"]
+    status: Literal["succeeded", "failed", "cancelled"]
     results: list[Any] | None = None
     error: str | None = None
 

@@ -7,6 +7,7 @@ from typing import Literal
 from libs.contracts import ResultMessage, TaskMessage
 from libs.logs import bind_request, get_logger
 from libs.streams import decode, encode
+from services.worker._chunks import ChunkPublisher
 from services.worker._entries import Fields, describe_invalid, salvage
 from services.worker._writer import Encoded, ResultWriter
 from services.worker.job import HandlerError, Job, JobContext
@@ -26,11 +27,13 @@ class JobExecutor:
         *,
         consumer: str,
         timeout_s: float,
+        chunks: ChunkPublisher | None = None,
     ) -> None:
         self._registry = registry
         self._writer = writer
         self._consumer = consumer
         self._timeout_s = timeout_s
+        self._chunks = chunks
 
     async def run(self, entry_id: bytes, fields: Fields | None) -> None:
         """Run the entry's job; its final result is buffered together with the entry's ack."""
@@ -71,7 +74,8 @@ class JobExecutor:
         self._writer.add(self._message(task, "started"))
         try:
             async with asyncio.timeout(self._timeout_s) as deadline:
-                results = await handler.execute(Job.from_task(task), JobContext())
+                sink = self._chunks.sink_for(task) if self._chunks else None
+                results = await handler.execute(Job.from_task(task), JobContext(sink))
         except HandlerError as exc:
             return None, str(exc) or type(exc).__name__
         except TimeoutError as exc:

@@ -22,6 +22,7 @@ from libs.contracts import RESULTS_GROUP, RESULTS_STREAM, TASKS_GROUP, TASKS_STR
 from libs.logs import get_logger
 from libs.streams import ensure_group, entries_of
 from services.worker._backoff import Backoff, describe, is_nogroup
+from services.worker._chunks import ChunkPublisher
 from services.worker._entries import Fields, autoclaim_entries
 from services.worker._execute import JobExecutor
 from services.worker._slots import Slots
@@ -68,7 +69,11 @@ class Runner:
             redis, on_acked=self._owned.difference_update, on_nogroup=self._ensure_groups
         )
         self._executor = JobExecutor(
-            registry, self._writer, consumer=self.consumer, timeout_s=settings.worker_job_timeout_s
+            registry,
+            self._writer,
+            consumer=self.consumer,
+            timeout_s=settings.worker_job_timeout_s,
+            chunks=ChunkPublisher(redis),
         )
         self._cursor = b"0-0"
         # The reader holds every free slot while it blocks, so reading and reclaiming take

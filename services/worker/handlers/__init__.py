@@ -2,7 +2,7 @@
 
 import random
 
-from services.worker.handlers.echo import EchoDelay, EchoText
+from services.worker.handlers.echo import EchoDelay, EchoStream, EchoText
 from services.worker.registry import HandlerRegistry
 
 __all__ = ["build_registry"]
@@ -12,4 +12,5 @@ def build_registry(*, rng: random.Random | None = None) -> HandlerRegistry:
     registry = HandlerRegistry()
     registry.register("echo.text", EchoText())
     registry.register("echo.delay", EchoDelay(rng))
+    registry.register("echo.stream", EchoStream())
     return registry

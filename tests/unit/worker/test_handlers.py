@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from services.worker.handlers import build_registry
-from services.worker.handlers.echo import EchoDelay, EchoText
+from services.worker.handlers.echo import EchoDelay, EchoStream, EchoText
 from services.worker.job import HandlerError, Job, JobContext
 from services.worker.registry import HandlerRegistry, UnknownHandlerError
 
@@ -19,9 +19,9 @@ def job(prompt: str = "hi", *, create_qty: int = 1, **params: Any) -> Job:
 
 def test_build_registry_lists_the_builtins() -> None:
     registry = build_registry()
-    assert list(registry) == ["echo.delay", "echo.text"]
+    assert list(registry) == ["echo.delay", "echo.stream", "echo.text"]
     assert "echo.text" in registry
-    assert len(registry) == 2
+    assert len(registry) == 3
 
 
 def test_each_build_is_a_new_registry() -> None:
@@ -100,3 +100,21 @@ async def test_echo_delay_fails_about_as_often_as_asked() -> None:
 async def test_echo_delay_rejects_bad_params(params: dict[str, Any]) -> None:
     with pytest.raises(HandlerError, match="^invalid params: "):
         await EchoDelay().execute(job("x", **params), JobContext())
+
+
+async def test_echo_stream_emits_the_prompt_word_by_word() -> None:
+    chunks: list[str] = []
+
+    async def sink(chunk: str) -> None:
+        chunks.append(chunk)
+
+    prompt = "  one two\tthree  four "
+    results = await EchoStream().execute(job(prompt, create_qty=2, delay_ms=1), JobContext(sink))
+    assert chunks == ["  one ", "two\t", "three  ", "four "]
+    assert "".join(chunks) == prompt
+    assert results == [prompt, prompt]
+
+
+async def test_echo_stream_refuses_a_negative_delay() -> None:
+    with pytest.raises(HandlerError, match="delay_ms must be >= 0"):
+        await EchoStream().execute(job(delay_ms=-1), JobContext())

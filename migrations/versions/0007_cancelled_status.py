@@ -1,0 +1,28 @@
+"""Requests may end cancelled
+
+Revision ID: 0007
+Revises: 0002
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0007"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.drop_constraint(op.f("ck_requests_status"), "requests", type_="check")
+    op.create_check_constraint(
+        "status", "requests", "status IN ('pending', 'running', 'succeeded', 'failed', 'cancelled')"
+    )
+
+
+def downgrade() -> None:
+    op.drop_constraint(op.f("ck_requests_status"), "requests", type_="check")
+    op.create_check_constraint(
+        "status", "requests", "status IN ('pending', 'running', 'succeeded', 'failed')"
+    )
