@@ -25,6 +25,7 @@ from libs.db import PgConnection, PgPool
 #   each other.
 #   ``unseen_start``: the request was never written as running (its start came in the same
 #   batch, or in one not committed yet): started_at and finished_at are then the same now().
+#   A request cancelled before it started keeps no started_at.
 _RECORD = """
 WITH outcome AS (
     SELECT * FROM unnest($3::uuid[], $4::int[], $5::text[], $6::text[], $7::text[])
@@ -40,7 +41,9 @@ WITH outcome AS (
 ), done AS (
     UPDATE requests r
     SET status = o.status, results = o.results::jsonb, error = o.error,
-        started_at = coalesce(r.started_at, now()), finished_at = now(), updated_at = now()
+        started_at = CASE WHEN o.status = 'cancelled' THEN r.started_at
+                          ELSE coalesce(r.started_at, now()) END,
+        finished_at = now(), updated_at = now()
     FROM outcome o
     WHERE r.id = o.id AND o.attempt >= r.attempt AND r.status IN ('pending', 'running')
     RETURNING r.id, r.user_id, r.price, r.status, r.results, r.error, r.updated_at, r.traceparent,

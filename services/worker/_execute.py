@@ -7,16 +7,21 @@ from typing import Literal
 from libs.contracts import ResultMessage, TaskMessage
 from libs.logs import bind_request, get_logger
 from libs.streams import decode, encode
+from services.worker._cancel import Cancellations
 from services.worker._chunks import ChunkPublisher
 from services.worker._entries import Fields, describe_invalid, salvage
 from services.worker._writer import Encoded, ResultWriter
-from services.worker.job import HandlerError, Job, JobContext
+from services.worker.job import Handler, HandlerError, Job, JobContext
 from services.worker.metrics import JOB_DURATION, JOBS, JOBS_IN_FLIGHT, UNKNOWN_HANDLER
 from services.worker.registry import HandlerRegistry, UnknownHandlerError
 
 log = get_logger(__name__)
 
 Kind = Literal["started", "succeeded", "failed"]
+
+
+class _Cancelled(Exception):
+    """The request was cancelled: the job does not start, or its handler call is abandoned."""
 
 
 class JobExecutor:
@@ -28,12 +33,14 @@ class JobExecutor:
         consumer: str,
         timeout_s: float,
         chunks: ChunkPublisher | None = None,
+        cancels: Cancellations | None = None,
     ) -> None:
         self._registry = registry
         self._writer = writer
         self._consumer = consumer
         self._timeout_s = timeout_s
         self._chunks = chunks
+        self._cancels = cancels
 
     async def run(self, entry_id: bytes, fields: Fields | None) -> None:
         """Run the entry's job; its final result is buffered together with the entry's ack."""
@@ -52,7 +59,14 @@ class JobExecutor:
         handler = task.handler if task.handler in self._registry else UNKNOWN_HANDLER
         with bind_request(task.request_id):
             start = time.perf_counter()
-            results, error = await self._execute(task)
+            try:
+                results, error = await self._execute(task)
+            except _Cancelled:
+                # Acked without a result: the cancellation already ended the request.
+                log.info("job.cancelled", handler=task.handler, attempt=task.attempt)
+                self._writer.add(None, ack=entry_id)
+                JOBS.labels(handler, "cancelled").inc()
+                return
             JOB_DURATION.labels(handler).observe(time.perf_counter() - start)
             message: Encoded | None = None
             if error is None:
@@ -71,11 +85,28 @@ class JobExecutor:
             handler = self._registry.get(task.handler)
         except UnknownHandlerError as exc:
             return None, str(exc)
+        if self._cancels is None:
+            return await self._call(task, handler, asyncio.Event())
+        with self._cancels.watch(task.request_id) as cancelled:
+            if await self._cancels.is_marked(task.request_id):
+                raise _Cancelled
+            return await self._call(task, handler, cancelled)
+
+    async def _call(
+        self, task: TaskMessage, handler: Handler, cancelled: asyncio.Event
+    ) -> tuple[list[object] | None, str | None]:
         self._writer.add(self._message(task, "started"))
+        sink = self._chunks.sink_for(task) if self._chunks else None
+        call = asyncio.ensure_future(handler.execute(Job.from_task(task), JobContext(sink)))
+        stop = asyncio.ensure_future(cancelled.wait())
         try:
             async with asyncio.timeout(self._timeout_s) as deadline:
-                sink = self._chunks.sink_for(task) if self._chunks else None
-                results = await handler.execute(Job.from_task(task), JobContext(sink))
+                await asyncio.wait((call, stop), return_when=asyncio.FIRST_COMPLETED)
+            if not call.done():
+                raise _Cancelled
+            results = call.result()
+        except _Cancelled:
+            raise
         except HandlerError as exc:
             return None, str(exc) or type(exc).__name__
         except TimeoutError as exc:
@@ -85,6 +116,11 @@ class JobExecutor:
         except Exception as exc:
             log.exception("job.error", handler=task.handler)
             return None, f"{type(exc).__name__}: {exc}"
+        finally:
+            for future in (call, stop):
+                if not future.done():
+                    future.cancel()
+            await asyncio.gather(call, stop, return_exceptions=True)
         if not isinstance(results, list):
             return None, f"handler returned {type(results).__name__}, not a list"
         return results, None

@@ -22,6 +22,7 @@ from libs.contracts import RESULTS_GROUP, RESULTS_STREAM, TASKS_GROUP, TASKS_STR
 from libs.logs import get_logger
 from libs.streams import ensure_group, entries_of
 from services.worker._backoff import Backoff, describe, is_nogroup
+from services.worker._cancel import Cancellations
 from services.worker._chunks import ChunkPublisher
 from services.worker._entries import Fields, autoclaim_entries
 from services.worker._execute import JobExecutor
@@ -68,12 +69,14 @@ class Runner:
         self._writer = ResultWriter(
             redis, on_acked=self._owned.difference_update, on_nogroup=self._ensure_groups
         )
+        self.cancels = Cancellations(redis)
         self._executor = JobExecutor(
             registry,
             self._writer,
             consumer=self.consumer,
             timeout_s=settings.worker_job_timeout_s,
             chunks=ChunkPublisher(redis),
+            cancels=self.cancels,
         )
         self._cursor = b"0-0"
         # The reader holds every free slot while it blocks, so reading and reclaiming take
@@ -114,6 +117,7 @@ class Runner:
             asyncio.create_task(self._read_loop(), name="worker-read"),
             asyncio.create_task(self._reclaim_loop(), name="worker-reclaim"),
         ]
+        cancels = asyncio.create_task(self.cancels.run(), name="worker-cancels")
         self._ready.set()
         try:
             await self._stopping.wait()
@@ -127,6 +131,8 @@ class Runner:
             for task in loops:
                 task.cancel()
             await self._finish(writer, heartbeat)
+            cancels.cancel()
+            await asyncio.gather(cancels, return_exceptions=True)
         log.info("worker.stopped", consumer=self.consumer)
 
     async def _drain(self) -> None:

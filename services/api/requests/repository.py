@@ -76,6 +76,8 @@ SELECT id FROM ins
 
 _STATUS = "SELECT status, price FROM requests WHERE id = $1 AND user_id = $2"
 
+_STATE = "SELECT status, price, attempt FROM requests WHERE id = $1 AND user_id = $2"
+
 _VIEW_COLUMNS = """
 r.id, o.service, o.action, r.status, r.inputs, r.results, r.error, r.price, r.attempt,
 r.created_at, r.updated_at, r.started_at, r.finished_at
@@ -206,3 +208,10 @@ async def views_changed_since(
 ) -> list[asyncpg.Record]:
     """The user's requests whose state changed at or after ``since``, in order of change."""
     return await pool.fetch(_CHANGED_SINCE, user_id, since, limit)
+
+
+async def get_state(
+    pool: asyncpg.Pool[Any], request_id: uuid.UUID, user_id: uuid.UUID
+) -> asyncpg.Record | None:
+    """The request's status, price and current attempt, if it is this user's."""
+    return await pool.fetchrow(_STATE, request_id, user_id)

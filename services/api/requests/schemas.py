@@ -44,6 +44,13 @@ class RequestView(BaseModel):
     links: Links
 
 
+class Cancelled(BaseModel):
+    id: uuid.UUID
+    status: RequestStatus
+    refunded: int
+    """Credits returned to the balance: the request's whole reservation."""
+
+
 class RequestPage(BaseModel):
     items: list[RequestView]
     next_cursor: str | None
