@@ -38,6 +38,10 @@ CANCELLED_TTL_S = 86_400
 LIMITS_PREFIX = "relai:limits:"
 """``relai:limits:{integration}:...``: shared leases, budgets and waiting jobs per integration."""
 
+LIMITS_LIVE_KEY = "relai:limits:live"
+"""Set of the request ids whose job waits for, or runs under, an integration's limits: in
+flight although no stream holds them."""
+
 
 def chunks_stream(request_id: object) -> str:
     return f"{CHUNKS_STREAM_PREFIX}{request_id}"

@@ -5,11 +5,13 @@ import time
 from typing import Literal
 
 from libs.contracts import ResultMessage, TaskMessage
+from libs.contracts.streams import MESSAGE_FIELD
 from libs.logs import bind_request, get_logger
 from libs.streams import decode, encode
 from services.worker._cancel import Cancellations
 from services.worker._chunks import ChunkPublisher
 from services.worker._entries import Fields, describe_invalid, salvage
+from services.worker._limits import Lease, Limiter, limits_of
 from services.worker._writer import Encoded, ResultWriter
 from services.worker.job import Handler, HandlerError, Job, JobContext
 from services.worker.metrics import JOB_DURATION, JOBS, JOBS_IN_FLIGHT, UNKNOWN_HANDLER
@@ -34,6 +36,7 @@ class JobExecutor:
         timeout_s: float,
         chunks: ChunkPublisher | None = None,
         cancels: Cancellations | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self._registry = registry
         self._writer = writer
@@ -41,30 +44,42 @@ class JobExecutor:
         self._timeout_s = timeout_s
         self._chunks = chunks
         self._cancels = cancels
+        self._limiter = limiter
 
     async def run(self, entry_id: bytes, fields: Fields | None) -> None:
-        """Run the entry's job; its final result is buffered together with the entry's ack."""
+        """Run the entry's job; its final result is buffered together with the entry's ack.
+        A job under an integration's limits is parked instead (see ``_limits``)."""
         with JOBS_IN_FLIGHT.track_inprogress():
-            await self._run(entry_id, fields)
+            await self._run(entry_id, fields, None)
 
-    async def _run(self, entry_id: bytes, fields: Fields | None) -> None:
+    async def run_leased(self, taken: bytes, lease: Lease) -> None:
+        """Run a parked job taken under ``lease``; its final result is buffered together with
+        the lease's release."""
+        with JOBS_IN_FLIGHT.track_inprogress():
+            await self._run(None, {MESSAGE_FIELD: taken}, lease)
+
+    async def _run(
+        self, entry_id: bytes | None, fields: Fields | None, lease: Lease | None
+    ) -> None:
         try:
             if fields is None:
                 raise KeyError(entry_id)
             task = decode(TaskMessage, fields)
         except (KeyError, ValueError) as exc:
-            self._reject(entry_id, fields, describe_invalid(exc))
+            self._reject(entry_id, fields, describe_invalid(exc), lease)
             JOBS.labels(UNKNOWN_HANDLER, "failed").inc()
             return
         handler = task.handler if task.handler in self._registry else UNKNOWN_HANDLER
         with bind_request(task.request_id):
+            if lease is None and entry_id is not None and await self._parked(entry_id, task):
+                return
             start = time.perf_counter()
             try:
                 results, error = await self._execute(task)
             except _Cancelled:
                 # Acked without a result: the cancellation already ended the request.
                 log.info("job.cancelled", handler=task.handler, attempt=task.attempt)
-                self._writer.add(None, ack=entry_id)
+                self._writer.add(None, ack=entry_id, release=lease)
                 JOBS.labels(handler, "cancelled").inc()
                 return
             JOB_DURATION.labels(handler).observe(time.perf_counter() - start)
@@ -77,8 +92,27 @@ class JobExecutor:
             if message is None:
                 log.warning("job.failed", handler=task.handler, attempt=task.attempt, error=error)
                 message = self._message(task, "failed", error=error)
-            self._writer.add(message, ack=entry_id)
+            self._writer.add(message, ack=entry_id, release=lease)
             JOBS.labels(handler, "succeeded" if error is None else "failed").inc()
+
+    async def _parked(self, entry_id: bytes, task: TaskMessage) -> bool:
+        """Park the task if its integration has limits; a task whose limits are invalid fails."""
+        if self._limiter is None:
+            return False
+        try:
+            limits = limits_of(task.params)
+        except HandlerError as exc:
+            self._writer.add(self._message(task, "failed", error=str(exc)), ack=entry_id)
+            JOBS.labels(
+                task.handler if task.handler in self._registry else UNKNOWN_HANDLER, "failed"
+            ).inc()
+            return True
+        if limits is None:
+            return False
+        raw = task.model_dump_json(exclude_none=True).encode()
+        await self._limiter.park(entry_id, task, raw, limits)
+        log.debug("job.parked", integration=limits.integration)
+        return True
 
     async def _execute(self, task: TaskMessage) -> tuple[list[object] | None, str | None]:
         try:
@@ -145,16 +179,19 @@ class JobExecutor:
             )
         )
 
-    def _reject(self, entry_id: bytes, fields: Fields | None, reason: str) -> None:
+    def _reject(
+        self, entry_id: bytes | None, fields: Fields | None, reason: str, lease: Lease | None
+    ) -> None:
         """Ack an entry that is not a valid task, reporting it failed if its request is known."""
         known = salvage(fields)
+        where = entry_id.decode() if entry_id else f"lease {lease.id if lease else '?'}"
         if known is None:
-            log.error("task.malformed", entry_id=entry_id.decode(), error=reason)
-            self._writer.add(None, ack=entry_id)
+            log.error("task.malformed", entry_id=where, error=reason)
+            self._writer.add(None, ack=entry_id, release=lease)
             return
         request_id, attempt, traceparent = known
         with bind_request(request_id):
-            log.error("task.malformed", entry_id=entry_id.decode(), error=reason)
+            log.error("task.malformed", entry_id=where, error=reason)
             message = ResultMessage(
                 request_id=request_id,
                 traceparent=traceparent,
@@ -163,4 +200,4 @@ class JobExecutor:
                 error=f"malformed task: {reason}",
                 worker=self._consumer,
             )
-            self._writer.add(encode(message), ack=entry_id)
+            self._writer.add(encode(message), ack=entry_id, release=lease)

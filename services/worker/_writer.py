@@ -8,9 +8,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
-from libs.contracts import RESULTS_STREAM, TASKS_GROUP, TASKS_STREAM
+from libs.contracts import LIMITS_LIVE_KEY, RESULTS_STREAM, TASKS_GROUP, TASKS_STREAM
 from libs.logs import get_logger
 from services.worker._backoff import Backoff, describe, is_nogroup
+from services.worker._limits import Lease
 
 log = get_logger(__name__)
 
@@ -24,6 +25,8 @@ class Pending:
     """An encoded ResultMessage to XADD to ``results``, if any."""
     ack: bytes | None
     """A task entry id to XACK in the same transaction, once its final result is written."""
+    release: Lease | None = None
+    """An integration lease to give back in the same transaction (a job run under limits)."""
 
 
 class ResultWriter:
@@ -51,8 +54,10 @@ class ResultWriter:
     def __len__(self) -> int:
         return len(self._buffer)
 
-    def add(self, result: Encoded | None, *, ack: bytes | None = None) -> None:
-        self._buffer.append(Pending(result, ack))
+    def add(
+        self, result: Encoded | None, *, ack: bytes | None = None, release: Lease | None = None
+    ) -> None:
+        self._buffer.append(Pending(result, ack, release))
         self._wake.set()
 
     def close(self) -> None:
@@ -85,6 +90,10 @@ class ResultWriter:
         for p in batch:
             if p.result is not None:
                 pipe.xadd(RESULTS_STREAM, p.result)
+        for lease in (p.release for p in batch if p.release is not None):
+            pipe.zrem(f"{lease.prefix}leases", lease.id)
+            pipe.hdel(f"{lease.prefix}held", lease.id)
+            pipe.srem(LIMITS_LIVE_KEY, str(lease.request_id))
         if acks:
             # Acked entries are deleted too: the stream holds only work not yet done.
             pipe.xack(TASKS_STREAM, TASKS_GROUP, *acks)

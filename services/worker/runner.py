@@ -7,7 +7,8 @@ XACK are written in one MULTI/EXEC (see ``ResultWriter``). Beside the jobs, thre
   ``worker_concurrency`` jobs are ever in flight;
 - reclaim: XAUTOCLAIM takes over entries idle longer than the visibility timeout, i.e. entries
   whose consumer died, and runs them like new ones;
-- heartbeat: see ``Runner._heartbeat_loop``.
+- heartbeat: see ``Runner._heartbeat_loop``;
+- limits: takes jobs parked on an integration's shared limits once they may run (``_limits``).
 """
 
 import asyncio
@@ -26,6 +27,7 @@ from services.worker._cancel import Cancellations
 from services.worker._chunks import ChunkPublisher
 from services.worker._entries import Fields, autoclaim_entries
 from services.worker._execute import JobExecutor
+from services.worker._limits import Lease, Limiter, Taken
 from services.worker._slots import Slots
 from services.worker._writer import ResultWriter
 from services.worker.registry import HandlerRegistry
@@ -63,13 +65,20 @@ class Runner:
         self._slots = Slots(settings.worker_concurrency)
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
-        self._jobs: dict[asyncio.Task[None], bytes] = {}
+        self._jobs: dict[asyncio.Task[None], bytes | None] = {}
+        self._leased: dict[asyncio.Task[None], Lease] = {}
+        """Jobs this process runs under an integration's lease (renewed with the heartbeat)."""
         self._owned: set[bytes] = set()
         """Entries this process holds in the PEL: read or claimed, not yet acked."""
         self._writer = ResultWriter(
             redis, on_acked=self._owned.difference_update, on_nogroup=self._ensure_groups
         )
         self.cancels = Cancellations(redis)
+        self.limiter = Limiter(
+            redis,
+            lease_ttl_s=settings.worker_visibility_timeout_s,
+            on_parked=self._owned.difference_update,
+        )
         self._executor = JobExecutor(
             registry,
             self._writer,
@@ -77,6 +86,7 @@ class Runner:
             timeout_s=settings.worker_job_timeout_s,
             chunks=ChunkPublisher(redis),
             cancels=self.cancels,
+            limiter=self.limiter,
         )
         self._cursor = b"0-0"
         # The reader holds every free slot while it blocks, so reading and reclaiming take
@@ -116,6 +126,7 @@ class Runner:
         loops = [
             asyncio.create_task(self._read_loop(), name="worker-read"),
             asyncio.create_task(self._reclaim_loop(), name="worker-reclaim"),
+            asyncio.create_task(self._limits_loop(), name="worker-limits"),
         ]
         cancels = asyncio.create_task(self.cancels.run(), name="worker-cancels")
         self._ready.set()
@@ -144,7 +155,7 @@ class Runner:
         )
         if not unfinished:
             return
-        ids = [self._jobs[task] for task in unfinished if task in self._jobs]
+        ids = [i for task in unfinished if (i := self._jobs.get(task)) is not None]
         for task in unfinished:
             task.cancel()
         await asyncio.gather(*unfinished, return_exceptions=True)
@@ -308,6 +319,10 @@ class Runner:
         interval = self.settings.worker_visibility_timeout_s / 3
         while True:
             await asyncio.sleep(interval)
+            try:
+                await self.limiter.renew(list(self._leased.values()))
+            except Exception as exc:
+                log.warning("worker.lease_renewal_failed", error=describe(exc))
             ids = list(self._owned)
             if not ids:
                 continue
@@ -325,7 +340,56 @@ class Runner:
         self._jobs[task] = entry_id
         task.add_done_callback(self._job_done)
 
+    async def _limits_loop(self) -> None:
+        """Take parked jobs whose integration has room, one per integration in turn, while this
+        process has free slots; an integration over its budget is left alone until its window
+        ends."""
+        backoff = Backoff()
+        loop = asyncio.get_running_loop()
+        not_before: dict[str, float] = {}
+        while not self._stopping.is_set():
+            await self._slots.wait_free(self._stopping)
+            try:
+                taken = await self._take_parked(not_before, loop.time())
+            except Exception as exc:
+                await self._recover("limits", exc, backoff)
+                continue
+            backoff.reset()
+            if not taken:
+                try:
+                    await asyncio.wait_for(
+                        self._stopping.wait(), self.settings.worker_limits_poll_s
+                    )
+                except TimeoutError:
+                    pass
+
+    async def _take_parked(self, not_before: dict[str, float], now: float) -> int:
+        taken = 0
+        for integration in await self.limiter.active():
+            if self._stopping.is_set() or not_before.get(integration, 0) > now:
+                continue
+            if not self._slots.take(1):
+                break
+            try:
+                got = await self.limiter.take(integration)
+            except BaseException:
+                self._slots.release(1)
+                raise
+            if isinstance(got, Taken):
+                task = asyncio.create_task(self._executor.run_leased(got.task, got.lease))
+                self._jobs[task] = None
+                self._leased[task] = got.lease
+                task.add_done_callback(self._job_done)
+                taken += 1
+                continue
+            self._slots.release(1)
+            if got:
+                not_before[integration] = now + got
+        return taken
+
     def _job_done(self, task: "asyncio.Task[None]") -> None:
+        # A leased job that crashed leaves its lease to expire: its job then waits again.
+        self._leased.pop(task, None)
         entry_id = self._jobs.pop(task, None)
         self._slots.release()
         if task.cancelled():

@@ -20,6 +20,8 @@ class WorkerSettings(CommonSettings):
     worker_drain_timeout_s: float = Field(default=30.0, ge=0)
     worker_job_timeout_s: float = Field(default=300.0, gt=0)
     """A handler running longer than this fails the job with ``TimeoutError``."""
+    worker_limits_poll_s: float = Field(default=0.05, gt=0)
+    """How often a worker with free slots looks for jobs waiting on an integration's limits."""
     worker_name: str | None = None
     """Consumer name in the group; ``<hostname>-<pid>`` when unset."""
     worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
