@@ -19,6 +19,7 @@ ids parked or running, which recon counts as in flight.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from libs.contracts import LIMITS_LIVE_KEY, LIMITS_PREFIX, TASKS_GROUP, TASKS_STREAM, TaskMessage
+from services.worker._slots import Slots
 from services.worker.job import HandlerError
 
 ACTIVE_KEY = f"{LIMITS_PREFIX}active"
@@ -238,3 +240,38 @@ class Limiter:
         for lease in leases:
             args += [lease.prefix, lease.id]
         await self._renew(args=args)
+
+
+class ParkedIntake:
+    """Takes parked jobs whose integration has room, one per integration in turn, while this
+    process has free slots; an integration over its budget is left alone until its window
+    ends."""
+
+    def __init__(self, limiter: Limiter, slots: Slots, start: Callable[[Taken], None]) -> None:
+        self._limiter = limiter
+        self._slots = slots
+        self._start = start
+        self._not_before: dict[str, float] = {}
+
+    async def take(self, stopping: asyncio.Event) -> int:
+        """One round over the integrations with waiting jobs; how many jobs were started."""
+        now = asyncio.get_running_loop().time()
+        taken = 0
+        for integration in await self._limiter.active():
+            if stopping.is_set() or self._not_before.get(integration, 0) > now:
+                continue
+            if not self._slots.take(1):
+                break
+            try:
+                got = await self._limiter.take(integration)
+            except BaseException:
+                self._slots.release(1)
+                raise
+            if isinstance(got, Taken):
+                self._start(got)
+                taken += 1
+                continue
+            self._slots.release(1)
+            if got:
+                self._not_before[integration] = now + got
+        return taken

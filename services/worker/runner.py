@@ -27,7 +27,7 @@ from services.worker._cancel import Cancellations
 from services.worker._chunks import ChunkPublisher
 from services.worker._entries import Fields, autoclaim_entries
 from services.worker._execute import JobExecutor
-from services.worker._limits import Lease, Limiter, Taken
+from services.worker._limits import Lease, Limiter, ParkedIntake, Taken
 from services.worker._slots import Slots
 from services.worker._writer import ResultWriter
 from services.worker.registry import HandlerRegistry
@@ -341,16 +341,12 @@ class Runner:
         task.add_done_callback(self._job_done)
 
     async def _limits_loop(self) -> None:
-        """Take parked jobs whose integration has room, one per integration in turn, while this
-        process has free slots; an integration over its budget is left alone until its window
-        ends."""
         backoff = Backoff()
-        loop = asyncio.get_running_loop()
-        not_before: dict[str, float] = {}
+        intake = ParkedIntake(self.limiter, self._slots, self._start_leased)
         while not self._stopping.is_set():
             await self._slots.wait_free(self._stopping)
             try:
-                taken = await self._take_parked(not_before, loop.time())
+                taken = await intake.take(self._stopping)
             except Exception as exc:
                 await self._recover("limits", exc, backoff)
                 continue
@@ -363,29 +359,12 @@ class Runner:
                 except TimeoutError:
                     pass
 
-    async def _take_parked(self, not_before: dict[str, float], now: float) -> int:
-        taken = 0
-        for integration in await self.limiter.active():
-            if self._stopping.is_set() or not_before.get(integration, 0) > now:
-                continue
-            if not self._slots.take(1):
-                break
-            try:
-                got = await self.limiter.take(integration)
-            except BaseException:
-                self._slots.release(1)
-                raise
-            if isinstance(got, Taken):
-                task = asyncio.create_task(self._executor.run_leased(got.task, got.lease))
-                self._jobs[task] = None
-                self._leased[task] = got.lease
-                task.add_done_callback(self._job_done)
-                taken += 1
-                continue
-            self._slots.release(1)
-            if got:
-                not_before[integration] = now + got
-        return taken
+    def _start_leased(self, taken: Taken) -> None:
+        """Run a parked job under its lease; its slot was taken by the caller."""
+        task = asyncio.create_task(self._executor.run_leased(taken.task, taken.lease))
+        self._jobs[task] = None
+        self._leased[task] = taken.lease
+        task.add_done_callback(self._job_done)
 
     def _job_done(self, task: "asyncio.Task[None]") -> None:
         # A leased job that crashed leaves its lease to expire: its job then waits again.

@@ -13,6 +13,7 @@ from libs.accounts import NewUser
 from libs.contracts import (
     EVENT_BATCH,
     EVENTS_CHANNEL,
+    LIMITS_LIVE_KEY,
     RESULTS_STREAM,
     TASKS_STREAM,
     ResultMessage,
@@ -141,6 +142,18 @@ async def test_request_with_a_message_in_flight_is_left_alone(
         False,
         0,
     )
+
+
+async def test_request_waiting_on_an_integrations_limits_is_left_alone(
+    db_pool: "asyncpg.Pool[Any]", redis_client: Redis
+) -> None:
+    request_id, _ = await submitted(db_pool)
+    await redis_client.sadd(LIMITS_LIVE_KEY, str(request_id))
+
+    live = await completion(db_pool, redis_client).run_once()
+
+    assert (live.redriven, live.failed) == (0, 0)
+    assert (await state(db_pool, request_id))["attempt"] == 1
 
 
 async def test_request_at_max_attempts_is_failed_and_refunded_exactly_once(
