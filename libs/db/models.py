@@ -114,6 +114,11 @@ class Request(Base):
         Index("ix_requests_user_created", "user_id", text("created_at DESC"), text("id DESC")),
         Index("ix_requests_user_updated", "user_id", "updated_at"),
         Index(
+            "ix_requests_pending",
+            "created_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        Index(
             "ix_requests_unfinished",
             "user_id",
             "created_at",

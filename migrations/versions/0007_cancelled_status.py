@@ -1,4 +1,4 @@
-"""Requests may end cancelled
+"""Requests may end cancelled; pending requests by creation time (queue positions)
 
 Revision ID: 0007
 Revises: 0002
@@ -6,6 +6,7 @@ Revises: 0002
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
@@ -19,9 +20,19 @@ def upgrade() -> None:
     op.create_check_constraint(
         "status", "requests", "status IN ('pending', 'running', 'succeeded', 'failed', 'cancelled')"
     )
+    op.create_index(
+        "ix_requests_pending",
+        "requests",
+        ["created_at"],
+        unique=False,
+        postgresql_where=sa.text("status = 'pending'"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(
+        "ix_requests_pending", table_name="requests", postgresql_where=sa.text("status = 'pending'")
+    )
     op.drop_constraint(op.f("ck_requests_status"), "requests", type_="check")
     op.create_check_constraint(
         "status", "requests", "status IN ('pending', 'running', 'succeeded', 'failed')"

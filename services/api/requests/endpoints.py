@@ -128,7 +128,10 @@ async def get_request(request_id: str, user: CurrentUser, pool: PoolDep) -> Requ
     row = await repository.get_view(pool, parsed, user.id)
     if row is None:
         raise NotFound("no such request")
-    return _view(row)
+    view = _view(row)
+    if view.status is RequestStatus.PENDING:
+        view.queue_position = 1 + await repository.pending_ahead(pool, parsed)
+    return view
 
 
 @router.post("/svc/request/{request_id}/cancel", response_model=Cancelled)

@@ -78,6 +78,18 @@ _STATUS = "SELECT status, price FROM requests WHERE id = $1 AND user_id = $2"
 
 _STATE = "SELECT status, price, attempt FROM requests WHERE id = $1 AND user_id = $2"
 
+# Pending requests for the same handler submitted before this one (through the partial index of
+# pending requests by creation time).
+_AHEAD = """
+WITH me AS (
+    SELECT r.id, r.created_at, o.handler_id FROM requests r JOIN offers o ON o.id = r.offer_id
+    WHERE r.id = $1
+)
+SELECT count(*) FROM requests r JOIN offers o ON o.id = r.offer_id, me
+WHERE r.status = 'pending' AND (r.created_at, r.id) < (me.created_at, me.id)
+  AND o.handler_id = me.handler_id
+"""
+
 _VIEW_COLUMNS = """
 r.id, o.service, o.action, r.status, r.inputs, r.results, r.error, r.price, r.attempt,
 r.created_at, r.updated_at, r.started_at, r.finished_at
@@ -215,3 +227,8 @@ async def get_state(
 ) -> asyncpg.Record | None:
     """The request's status, price and current attempt, if it is this user's."""
     return await pool.fetchrow(_STATE, request_id, user_id)
+
+
+async def pending_ahead(pool: asyncpg.Pool[Any], request_id: uuid.UUID) -> int:
+    """How many pending requests for the same handler were submitted before this one."""
+    return int(await pool.fetchval(_AHEAD, request_id) or 0)

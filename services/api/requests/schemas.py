@@ -42,6 +42,9 @@ class RequestView(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     links: Links
+    queue_position: int | None = None
+    """While pending: 1 + the pending requests for the same handler submitted earlier. An
+    estimate: turns between users and integration limits may reorder them."""
 
 
 class Cancelled(BaseModel):
