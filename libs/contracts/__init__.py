@@ -15,6 +15,7 @@ from libs.contracts.status import FINAL_STATUSES, RequestStatus, status_rank
 from libs.contracts.streams import (
     CANCEL_CHANNEL,
     CANCELLED_TTL_S,
+    CHUNKS_CHANNEL,
     CHUNKS_MAXLEN,
     CHUNKS_TTL_S,
     EVENTS_CHANNEL,
@@ -31,6 +32,7 @@ from libs.contracts.streams import (
 __all__ = [
     "CANCELLED_TTL_S",
     "CANCEL_CHANNEL",
+    "CHUNKS_CHANNEL",
     "CHUNKS_MAXLEN",
     "CHUNKS_TTL_S",
     "LIMITS_LIVE_KEY",

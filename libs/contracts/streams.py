@@ -26,6 +26,10 @@ CHUNKS_MAXLEN = 10_000
 CHUNKS_TTL_S = 3600
 """A request's chunks expire this long after its last one."""
 
+CHUNKS_CHANNEL = "relai:chunks"
+"""Pub/sub channel telling every API replica which request has new chunks (the message is its
+id), so that its sockets read them without holding a blocked connection each."""
+
 CANCEL_CHANNEL = "relai:cancel"
 """Pub/sub channel on which the API tells every worker that a request was cancelled."""
 

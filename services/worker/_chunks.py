@@ -6,7 +6,14 @@ that saw a given id resumes right after it.
 
 from redis.asyncio import Redis
 
-from libs.contracts import CHUNKS_MAXLEN, CHUNKS_TTL_S, ChunkMessage, TaskMessage, chunks_stream
+from libs.contracts import (
+    CHUNKS_CHANNEL,
+    CHUNKS_MAXLEN,
+    CHUNKS_TTL_S,
+    ChunkMessage,
+    TaskMessage,
+    chunks_stream,
+)
 from libs.streams import encode
 from services.worker.job import ChunkSink
 
@@ -23,6 +30,7 @@ class ChunkPublisher:
             pipe = self._redis.pipeline(transaction=False)
             pipe.xadd(key, encode(message), maxlen=CHUNKS_MAXLEN, approximate=True)
             pipe.expire(key, CHUNKS_TTL_S)
+            pipe.publish(CHUNKS_CHANNEL, str(task.request_id))
             await pipe.execute()
 
         return emit

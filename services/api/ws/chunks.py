@@ -25,7 +25,8 @@ log = get_logger(__name__)
 
 EVENT_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 _READ_COUNT = 500
-_BLOCK_MS = 1000
+_POLL_S = 1.0
+"""How often a socket reads its chunks when no notice came (one lost while resubscribing)."""
 
 Send = Callable[[str], Awaitable[None]]
 
@@ -43,8 +44,17 @@ def chunk_event(request_id: uuid.UUID, event_id: str, chunk: ChunkMessage) -> st
 
 
 class ChunkFeed:
-    def __init__(self, redis: Redis, request_id: uuid.UUID, *, after: str, send: Send) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        request_id: uuid.UUID,
+        *,
+        after: str,
+        send: Send,
+        wake: asyncio.Event | None = None,
+    ) -> None:
         self._redis = redis
+        self._wake = wake or asyncio.Event()
         self._request_id = request_id
         self._key = chunks_stream(request_id)
         self.last = after
@@ -55,8 +65,8 @@ class ChunkFeed:
     def start(self) -> None:
         self._task = asyncio.create_task(self._pump(), name=f"chunks-{self._request_id}")
 
-    async def _read(self, block_ms: int | None) -> list[tuple[str, ChunkMessage]]:
-        reply = await self._redis.xread({self._key: self.last}, count=_READ_COUNT, block=block_ms)
+    async def _read(self) -> list[tuple[str, ChunkMessage]]:
+        reply = await self._redis.xread({self._key: self.last}, count=_READ_COUNT)
         chunks: list[tuple[str, ChunkMessage]] = []
         for entry_id, fields in entries_of(reply):
             try:
@@ -72,15 +82,20 @@ class ChunkFeed:
 
     async def _pump(self) -> None:
         while True:
-            # The only point where ``finish`` cancels the pump is outside the lock: chunks read
-            # but not sent are read again by ``drain``, from ``last``.
-            chunks = await self._read(_BLOCK_MS)
-            async with self.lock:
-                await self._send_all(chunks)
+            # ``finish`` cancels the pump outside the lock only: chunks read but not sent are
+            # read again by ``drain``, from ``last``.
+            self._wake.clear()
+            while chunks := await self._read():
+                async with self.lock:
+                    await self._send_all(chunks)
+            try:
+                await asyncio.wait_for(self._wake.wait(), _POLL_S)
+            except TimeoutError:
+                pass
 
     async def drain(self) -> None:
         """Send every chunk after ``last`` that is in Redis now."""
-        while chunks := await self._read(None):
+        while chunks := await self._read():
             async with self.lock:
                 await self._send_all(chunks)
 

@@ -184,12 +184,12 @@ async def watch_request(
     if last_event_id is not None and not EVENT_ID.match(last_event_id):
         await ws.close(code=4400, reason="last_event_id must be an event id such as 1-0")
         return
-    with hub.watch_request(parsed) as sub:
+    with hub.watch_request(parsed) as sub, hub.watch_chunks(parsed) as wake:
         row = await repository.get_view(pool, parsed, caller.user.id)
         if row is None:
             await ws.close(code=4404, reason="no such request")
             return
-        feed = ChunkFeed(redis, parsed, after=last_event_id or "0-0", send=ws.send_text)
+        feed = ChunkFeed(redis, parsed, after=last_event_id or "0-0", send=ws.send_text, wake=wake)
         if RequestStatus(row["status"]) in FINAL_STATUSES:
             await feed.drain()
             await ws.send_text(_row_state(row))

@@ -2,6 +2,7 @@
 the last event id it saw gets the rest, without a gap or a duplicate, then the final state."""
 
 import asyncio
+import uuid
 from typing import Any
 
 import asyncpg
@@ -13,6 +14,9 @@ from websockets.exceptions import ConnectionClosed
 
 from libs.accounts import NewUser
 from libs.catalog import CatalogSpec, apply_catalog
+from libs.contracts import CHUNKS_CHANNEL, TaskMessage
+from services.api.ws.hub import Hub
+from services.worker._chunks import ChunkPublisher
 from tests.integration.api.conftest import Api, auth
 from tests.integration.worker.helpers import running
 
@@ -108,3 +112,24 @@ async def test_a_malformed_last_event_id_is_refused(api: Api, alice: NewUser) ->
         4400,
         "last_event_id must be an event id such as 1-0",
     )
+
+
+async def test_a_published_chunk_wakes_the_sockets_watching_that_request(
+    redis_client: Redis,
+) -> None:
+    hub = Hub(redis_client, queue_size=10)
+    running_hub = asyncio.create_task(hub.run())
+    watched, other = uuid.uuid4(), uuid.uuid4()
+    try:
+        with hub.watch_chunks(watched) as wake, hub.watch_chunks(other) as quiet:
+            while await redis_client.pubsub_numsub(CHUNKS_CHANNEL) == [
+                (CHUNKS_CHANNEL.encode(), 0)
+            ]:
+                await asyncio.sleep(0.01)
+            task = TaskMessage(request_id=watched, attempt=1, handler="echo.stream", prompt="p")
+            await ChunkPublisher(redis_client).sink_for(task)("p")
+            await asyncio.wait_for(wake.wait(), 2)
+            assert not quiet.is_set()
+    finally:
+        running_hub.cancel()
+        await asyncio.gather(running_hub, return_exceptions=True)
