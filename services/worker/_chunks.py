@@ -15,22 +15,33 @@ from libs.contracts import (
     chunks_stream,
 )
 from libs.streams import encode
+from services.worker._coalesce import Coalescer
 from services.worker.job import ChunkSink
 
 
 class ChunkPublisher:
+    """Chunks of every job of the process go out together, one pipeline per round trip; a
+    job's ``emit`` returns once its chunk is in Redis, so a job's chunks keep their order."""
+
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._publish = Coalescer(self._write)
 
     def sink_for(self, task: TaskMessage) -> ChunkSink:
-        key = chunks_stream(task.request_id)
-
         async def emit(text: str) -> None:
-            message = ChunkMessage(request_id=task.request_id, attempt=task.attempt, text=text)
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.xadd(key, encode(message), maxlen=CHUNKS_MAXLEN, approximate=True)
-            pipe.expire(key, CHUNKS_TTL_S)
-            pipe.publish(CHUNKS_CHANNEL, str(task.request_id))
-            await pipe.execute()
+            await self._publish(
+                ChunkMessage(request_id=task.request_id, attempt=task.attempt, text=text)
+            )
 
         return emit
+
+    async def _write(self, chunks: list[ChunkMessage]) -> list[None]:
+        pipe = self._redis.pipeline(transaction=False)
+        for chunk in chunks:
+            key = chunks_stream(chunk.request_id)
+            pipe.xadd(key, encode(chunk), maxlen=CHUNKS_MAXLEN, approximate=True)
+            pipe.expire(key, CHUNKS_TTL_S)
+        for request_id in {chunk.request_id for chunk in chunks}:
+            pipe.publish(CHUNKS_CHANNEL, str(request_id))
+        await pipe.execute()
+        return [None] * len(chunks)

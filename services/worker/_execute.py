@@ -120,27 +120,28 @@ class JobExecutor:
         except UnknownHandlerError as exc:
             return None, str(exc)
         if self._cancels is None:
-            return await self._call(task, handler, asyncio.Event())
-        with self._cancels.watch(task.request_id) as cancelled:
-            if await self._cancels.is_marked(task.request_id):
-                raise _Cancelled
-            return await self._call(task, handler, cancelled)
+            return await self._call(task, handler)
+        with self._cancels.watch(task.request_id) as watch:
+            try:
+                if await self._cancels.is_marked(task.request_id):
+                    raise _Cancelled
+                return await self._call(task, handler)
+            except asyncio.CancelledError:
+                # Cancelled for the request (see ``Cancellations.cancel``), unless the worker is
+                # also stopping: then the job is left to the drain like any other.
+                current = asyncio.current_task()
+                if not watch.cancelled or (current is not None and current.uncancel() > 0):
+                    raise
+                raise _Cancelled from None
 
     async def _call(
-        self, task: TaskMessage, handler: Handler, cancelled: asyncio.Event
+        self, task: TaskMessage, handler: Handler
     ) -> tuple[list[object] | None, str | None]:
         self._writer.add(self._message(task, "started"))
         sink = self._chunks.sink_for(task) if self._chunks else None
-        call = asyncio.ensure_future(handler.execute(Job.from_task(task), JobContext(sink)))
-        stop = asyncio.ensure_future(cancelled.wait())
         try:
             async with asyncio.timeout(self._timeout_s) as deadline:
-                await asyncio.wait((call, stop), return_when=asyncio.FIRST_COMPLETED)
-            if not call.done():
-                raise _Cancelled
-            results = call.result()
-        except _Cancelled:
-            raise
+                results = await handler.execute(Job.from_task(task), JobContext(sink))
         except HandlerError as exc:
             return None, str(exc) or type(exc).__name__
         except TimeoutError as exc:
@@ -150,11 +151,6 @@ class JobExecutor:
         except Exception as exc:
             log.exception("job.error", handler=task.handler)
             return None, f"{type(exc).__name__}: {exc}"
-        finally:
-            for future in (call, stop):
-                if not future.done():
-                    future.cancel()
-            await asyncio.gather(call, stop, return_exceptions=True)
         if not isinstance(results, list):
             return None, f"handler returned {type(results).__name__}, not a list"
         return results, None

@@ -28,6 +28,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from libs.contracts import LIMITS_LIVE_KEY, LIMITS_PREFIX, TASKS_GROUP, TASKS_STREAM, TaskMessage
+from services.worker._coalesce import Coalescer
 from services.worker._slots import Slots
 from services.worker.job import HandlerError
 
@@ -190,13 +191,13 @@ class Limiter:
         self._park = redis.register_script(_PARK)
         self._take = redis.register_script(_TAKE)
         self._renew = redis.register_script(_RENEW)
+        self._parks = Coalescer(self._park_all)
 
     async def park(self, entry_id: bytes, task: TaskMessage, raw: bytes, limits: Limits) -> None:
         """Move the task from the stream to its integration's waiting lists, in one script."""
         user = str(task.user_id) if task.user_id else _ANONYMOUS
-        await self._park(
-            keys=[TASKS_STREAM, ACTIVE_KEY, LIMITS_LIVE_KEY],
-            args=[
+        await self._parks(
+            [
                 TASKS_GROUP,
                 entry_id,
                 limits.prefix,
@@ -207,9 +208,19 @@ class Limiter:
                 int(limits.window_s * 1000),
                 limits.integration,
                 str(task.request_id),
-            ],
+            ]
         )
         self._on_parked([entry_id])
+
+    async def _park_all(self, parks: list[list[Any]]) -> list[None]:
+        """The parks of every job reading at the same time, in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        for args in parks:
+            await self._park(
+                keys=[TASKS_STREAM, ACTIVE_KEY, LIMITS_LIVE_KEY], args=args, client=pipe
+            )
+        await pipe.execute()
+        return [None] * len(parks)
 
     async def active(self) -> list[str]:
         """Integrations with jobs waiting."""
