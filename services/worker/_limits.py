@@ -34,6 +34,8 @@ from services.worker.job import HandlerError
 
 ACTIVE_KEY = f"{LIMITS_PREFIX}active"
 _ANONYMOUS = "-"
+_TAKE_MOST = 100
+"""Most jobs one worker takes from one integration in one round trip."""
 
 _PARK = """
 local prefix, user, element = ARGV[3], ARGV[4], ARGV[5]
@@ -48,10 +50,10 @@ redis.call('XDEL', KEYS[1], ARGV[2])
 return 1
 """
 
-# Returns {0} nothing waiting, {1, 0} at capacity, {1, ms} over budget until the window ends in
-# ms, {2, job} taken.
+# Takes up to ARGV[5] jobs. Returns {0} nothing waiting, {1, 0} at capacity, {1, ms} over budget
+# until the window ends in ms, or {2, lease, job, lease, job, ...} for the jobs taken.
 _TAKE = """
-local prefix, lease, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local prefix, lease, ttl, most = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local leases, held, users = prefix .. 'leases', prefix .. 'held', prefix .. 'users'
@@ -68,40 +70,51 @@ for _, dead in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now)) do
   end
   redis.call('ZREM', leases, dead)
 end
-local user = redis.call('LINDEX', users, 0)
-if not user then
-  redis.call('SREM', KEYS[1], ARGV[4])
-  return {0}
-end
 local conf = redis.call('HMGET', prefix .. 'conf', 'max', 'budget', 'window')
 local max, budget, window = tonumber(conf[1]), tonumber(conf[2]), tonumber(conf[3])
-if max and redis.call('ZCARD', leases) >= max then
-  return {1, 0}
-end
-local queue = prefix .. 'wait:' .. user
-local job = redis.call('LINDEX', queue, 0)
-local cost = tonumber(string.sub(job, 1, string.find(job, ' ', 1, true) - 1))
-local spent_key
-if budget and window then
-  local index = math.floor(now / window)
-  spent_key = prefix .. 'spent:' .. index
-  local spent = tonumber(redis.call('GET', spent_key) or '0')
-  if spent + cost > budget then
-    return {1, (index + 1) * window - now}
+local taken = {2}
+for i = 1, most do
+  local user = redis.call('LINDEX', users, 0)
+  if not user then
+    if i == 1 then
+      redis.call('SREM', KEYS[1], ARGV[4])
+      return {0}
+    end
+    break
   end
+  if max and redis.call('ZCARD', leases) >= max then
+    if i == 1 then return {1, 0} end
+    break
+  end
+  local queue = prefix .. 'wait:' .. user
+  local job = redis.call('LINDEX', queue, 0)
+  local cost = tonumber(string.sub(job, 1, string.find(job, ' ', 1, true) - 1))
+  local spent_key
+  if budget and window then
+    local index = math.floor(now / window)
+    spent_key = prefix .. 'spent:' .. index
+    local spent = tonumber(redis.call('GET', spent_key) or '0')
+    if spent + cost > budget then
+      if i == 1 then return {1, (index + 1) * window - now} end
+      break
+    end
+  end
+  redis.call('LPOP', users)
+  redis.call('LPOP', queue)
+  if redis.call('LLEN', queue) > 0 then
+    redis.call('RPUSH', users, user)
+  end
+  if spent_key then
+    redis.call('INCRBY', spent_key, cost)
+    redis.call('PEXPIRE', spent_key, window * 2)
+  end
+  local id = lease .. '-' .. i
+  redis.call('ZADD', leases, now + ttl, id)
+  redis.call('HSET', held, id, user .. '\\n' .. job)
+  table.insert(taken, id)
+  table.insert(taken, job)
 end
-redis.call('LPOP', users)
-redis.call('LPOP', queue)
-if redis.call('LLEN', queue) > 0 then
-  redis.call('RPUSH', users, user)
-end
-if spent_key then
-  redis.call('INCRBY', spent_key, cost)
-  redis.call('PEXPIRE', spent_key, window * 2)
-end
-redis.call('ZADD', leases, now + ttl, lease)
-redis.call('HSET', held, lease, user .. '\\n' .. job)
-return {2, job}
+return taken
 """
 
 _RENEW = """
@@ -227,22 +240,24 @@ class Limiter:
         members = await self._redis.smembers(ACTIVE_KEY)
         return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
 
-    async def take(self, integration: str) -> Taken | float | None:
-        """The next job of ``integration`` with a lease on it; else the seconds until its budget
-        allows another (0 at capacity: a lease may end any time), or None when nothing waits."""
-        lease_id = uuid.uuid4().hex
+    async def take(self, integration: str, most: int = 1) -> list[Taken] | float | None:
+        """Up to ``most`` next jobs of ``integration``, each with a lease on it; else the seconds
+        until its budget allows another (0 at capacity: a lease may end any time), or None when
+        nothing waits."""
         reply = await self._take(
             keys=[ACTIVE_KEY],
-            args=[prefix_of(integration), lease_id, self._lease_ttl_ms, integration],
+            args=[prefix_of(integration), uuid.uuid4().hex, self._lease_ttl_ms, integration, most],
         )
         if reply[0] == 0:
             return None
         if reply[0] == 1:
             return float(reply[1]) / 1000
-        job: bytes = reply[1]
-        raw = job.split(b" ", 1)[1]
-        request_id = TaskMessage.model_validate_json(raw).request_id
-        return Taken(Lease(integration, lease_id, request_id), raw)
+        taken: list[Taken] = []
+        for i in range(1, len(reply), 2):
+            raw = reply[i + 1].split(b" ", 1)[1]
+            request_id = TaskMessage.model_validate_json(raw).request_id
+            taken.append(Taken(Lease(integration, reply[i].decode(), request_id), raw))
+        return taken
 
     async def renew(self, leases: list[Lease]) -> None:
         if not leases:
@@ -265,24 +280,28 @@ class ParkedIntake:
         self._not_before: dict[str, float] = {}
 
     async def take(self, stopping: asyncio.Event) -> int:
-        """One round over the integrations with waiting jobs; how many jobs were started."""
+        """One round over the integrations with waiting jobs (up to ``_TAKE_MOST`` each, so that
+        none waits on another); how many jobs were started."""
         now = asyncio.get_running_loop().time()
         taken = 0
         for integration in await self._limiter.active():
             if stopping.is_set() or self._not_before.get(integration, 0) > now:
                 continue
-            if not self._slots.take(1):
+            count = self._slots.take(_TAKE_MOST)
+            if not count:
                 break
             try:
-                got = await self._limiter.take(integration)
+                got = await self._limiter.take(integration, count)
             except BaseException:
-                self._slots.release(1)
+                self._slots.release(count)
                 raise
-            if isinstance(got, Taken):
-                self._start(got)
-                taken += 1
+            if isinstance(got, list):
+                self._slots.release(count - len(got))
+                for one in got:
+                    self._start(one)
+                taken += len(got)
                 continue
-            self._slots.release(1)
+            self._slots.release(count)
             if got:
                 self._not_before[integration] = now + got
         return taken

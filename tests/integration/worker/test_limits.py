@@ -16,7 +16,7 @@ import pytest
 from redis.asyncio import Redis
 
 from libs.contracts import LIMITS_LIVE_KEY, TASKS_STREAM, TaskMessage
-from services.worker._limits import Limiter, Taken, limits_of, prefix_of
+from services.worker._limits import Limiter, limits_of, prefix_of
 from services.worker.job import HandlerError
 from services.worker.settings import WorkerSettings
 from tests.integration.worker import _counting_worker
@@ -171,8 +171,9 @@ async def test_a_dead_workers_lease_expires_and_its_job_runs_elsewhere(
     for entry_id, message in zip(entry_ids, [held, queued], strict=True):
         assert isinstance(entry_id, bytes)
         await dead.park(entry_id, message, message.model_dump_json().encode(), limits)
-    taken = await dead.take("solo")
-    assert isinstance(taken, Taken)
+    taken = await dead.take("solo", 5)
+    assert isinstance(taken, list)
+    assert [t.lease.request_id for t in taken] == [held.request_id]  # max_concurrency 1
     assert await dead.take("solo") == 0  # at capacity while the lease lives
     async with running(redis_client):
         results = await wait_finals(redis_client, 2, timeout=10)
