@@ -32,6 +32,15 @@ class TaskMessage(_Message):
     create_qty: int = Field(default=1, ge=1)
     step: int | None = Field(default=None, ge=0)
     """The step of a deal's request this job is; None for a single-offer request."""
+    user_id: UUID | None = None
+    """Who asked: the worker's fairness between users waiting for the same integration."""
+
+
+class ChunkMessage(_Message):
+    """A piece of a request's partial output, on ``relai:chunks:{request_id}``."""
+
+    attempt: int = Field(ge=1)
+    text: str
 
 
 class ResultMessage(_Message):

@@ -8,15 +8,25 @@ class RequestStatus(StrEnum):
     FAILED = "failed"
     EXPIRED = "expired"
     """Its results were kept for the offer's ``expiration`` and have been purged."""
+    CANCELLED = "cancelled"
+    """Its owner cancelled it before it ended; what it had reserved was refunded."""
 
 
-FINAL_STATUSES = frozenset({RequestStatus.SUCCEEDED, RequestStatus.FAILED, RequestStatus.EXPIRED})
+FINAL_STATUSES = frozenset(
+    {
+        RequestStatus.SUCCEEDED,
+        RequestStatus.FAILED,
+        RequestStatus.CANCELLED,
+        RequestStatus.EXPIRED,
+    }
+)
 
 _RANK = {
     RequestStatus.PENDING: 0,
     RequestStatus.RUNNING: 1,
     RequestStatus.SUCCEEDED: 2,
     RequestStatus.FAILED: 2,
+    RequestStatus.CANCELLED: 2,
     RequestStatus.EXPIRED: 3,
 }
 

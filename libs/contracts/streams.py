@@ -22,3 +22,41 @@ lost its data (restarted without persistence, flushed): every unfinished request
 
 MESSAGE_FIELD = b"m"
 """Every stream entry carries its JSON message under this one field."""
+
+CHUNKS_STREAM_PREFIX = "relai:chunks:"
+"""``relai:chunks:{request_id}``: a request's partial output, one entry per chunk, in order.
+The entry id is the chunk's event id, by which a WebSocket client resumes."""
+
+CHUNKS_MAXLEN = 10_000
+"""Chunks kept per request (approximately: ``MAXLEN ~``)."""
+
+CHUNKS_TTL_S = 3600
+"""A request's chunks expire this long after its last one."""
+
+CHUNKS_CHANNEL = "relai:chunks"
+"""Pub/sub channel telling every API replica which request has new chunks (the message is its
+id), so that its sockets read them without holding a blocked connection each."""
+
+CANCEL_CHANNEL = "relai:cancel"
+"""Pub/sub channel on which the API tells every worker that a request was cancelled."""
+
+CANCELLED_KEY_PREFIX = "relai:cancelled:"
+"""``relai:cancelled:{request_id}``: marks a cancelled request for workers that missed the
+notification (checked before a job starts)."""
+
+CANCELLED_TTL_S = 86_400
+
+LIMITS_PREFIX = "relai:limits:"
+"""``relai:limits:{integration}:...``: shared leases, budgets and waiting jobs per integration."""
+
+LIMITS_LIVE_KEY = "relai:limits:live"
+"""Set of the request ids whose job waits for, or runs under, an integration's limits: in
+flight although no stream holds them."""
+
+
+def chunks_stream(request_id: object) -> str:
+    return f"{CHUNKS_STREAM_PREFIX}{request_id}"
+
+
+def cancelled_key(request_id: object) -> str:
+    return f"{CANCELLED_KEY_PREFIX}{request_id}"

@@ -120,7 +120,8 @@ class Offer(Base):
     created_at: Mapped[datetime] = _now()
 
 
-STATUSES = "('pending', 'running', 'succeeded', 'failed', 'expired')"
+STEP_STATUSES = "('pending', 'running', 'succeeded', 'failed', 'expired')"
+STATUSES = "('pending', 'running', 'succeeded', 'failed', 'expired', 'cancelled')"
 
 
 class Deal(Base):
@@ -162,6 +163,11 @@ class Request(Base):
         ),
         Index("ix_requests_user_created", "user_id", text("created_at DESC"), text("id DESC")),
         Index("ix_requests_user_updated", "user_id", "updated_at"),
+        Index(
+            "ix_requests_pending",
+            "created_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
         Index(
             "ix_requests_unfinished",
             "user_id",
@@ -207,7 +213,7 @@ class RequestStep(Base):
         CheckConstraint(
             "mode IS NULL OR mode IN ('overwrite', 'extend', 'pass_through')", name="mode"
         ),
-        CheckConstraint(f"status IN {STATUSES}", name="status"),
+        CheckConstraint(f"status IN {STEP_STATUSES}", name="status"),
         CheckConstraint("price >= 0", name="price_not_negative"),
     )
 

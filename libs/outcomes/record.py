@@ -1,5 +1,6 @@
 """The one statement that records outcomes. It only moves a request forward
-(pending → running → succeeded | failed), so a second delivery finds nothing to change."""
+(pending → running → succeeded | failed | cancelled), so a second delivery finds nothing to
+change."""
 
 from __future__ import annotations
 
@@ -20,10 +21,12 @@ from libs.db import PgConnection, PgPool
 # - ``started``: pending requests become running (those that also ended in this batch are
 #   left to ``done``, since a statement may change a row only once);
 # - ``done``: outcomes are recorded; success settles the reservation (it becomes spent),
-#   failure refunds it (it returns to the balance), one ledger row per movement. Users are
-#   locked in id order so that concurrent consumers cannot deadlock on each other.
+#   failure or cancellation refunds it (it returns to the balance), one ledger row per
+#   movement. Users are locked in id order so that concurrent consumers cannot deadlock on
+#   each other.
 #   ``unseen_start``: the request was never written as running (its start came in the same
 #   batch, or in one not committed yet): started_at and finished_at are then the same now().
+#   A request cancelled before it started keeps no started_at.
 _RECORD = """
 WITH outcome AS (
     SELECT * FROM unnest($3::uuid[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[])
@@ -39,7 +42,9 @@ WITH outcome AS (
 ), done AS (
     UPDATE requests r
     SET status = o.status, results = o.results::jsonb, error = o.error, usage = o.usage::jsonb,
-        started_at = coalesce(r.started_at, now()), finished_at = now(), updated_at = now()
+        started_at = CASE WHEN o.status = 'cancelled' THEN r.started_at
+                          ELSE coalesce(r.started_at, now()) END,
+        finished_at = now(), updated_at = now()
     FROM outcome o
     WHERE r.id = o.id AND o.attempt >= r.attempt AND r.status IN ('pending', 'running')
       AND r.deal_id IS NULL
@@ -48,7 +53,7 @@ WITH outcome AS (
 ), money AS (
     SELECT user_id,
            coalesce(sum(price) FILTER (WHERE status = 'succeeded'), 0) AS settled,
-           coalesce(sum(price) FILTER (WHERE status = 'failed'), 0) AS refunded
+           coalesce(sum(price) FILTER (WHERE status IN ('failed', 'cancelled')), 0) AS refunded
     FROM done GROUP BY user_id
 ), locked AS (
     SELECT u.id FROM users u JOIN money m ON m.user_id = u.id ORDER BY u.id FOR UPDATE OF u
@@ -80,7 +85,7 @@ class Started:
 class Ended:
     request_id: uuid.UUID
     attempt: int
-    status: Literal["succeeded", "failed"]
+    status: Literal["succeeded", "failed", "cancelled"]
     results: list[Any] | None = None
     error: str | None = None
     usage: dict[str, int] | None = None
@@ -137,6 +142,6 @@ def credits_moved(rows: Sequence[asyncpg.Record]) -> tuple[int, int]:
     for r in rows:
         if r["status"] == RequestStatus.SUCCEEDED:
             settled += r["price"]
-        elif r["status"] == RequestStatus.FAILED:
+        elif r["status"] in (RequestStatus.FAILED, RequestStatus.CANCELLED):
             refunded += r["price"]
     return settled, refunded

@@ -6,21 +6,23 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
-from opentelemetry.trace import Span
-
 from libs.contracts import ResultMessage, TaskMessage
+from libs.contracts.streams import MESSAGE_FIELD
 from libs.logs import bind_request, get_logger
 from libs.streams import decode, encode
 from libs.telemetry import current_traceparent, job_span, span, tracing_enabled
+from services.worker._cancel import Cancellations
+from services.worker._chunks import ChunkPublisher
 from services.worker._entries import Fields, describe_invalid, salvage, salvage_step
+from services.worker._job_telemetry import handler_attrs, job_attrs, record_usage, usage_counts
+from services.worker._limits import Lease, Limiter, limits_of
 from services.worker._writer import Encoded, ResultWriter
-from services.worker.job import HandlerError, Job, JobContext
+from services.worker.job import Handler, HandlerError, Job, JobContext
 from services.worker.metrics import (
     JOB_DURATION,
     JOB_RETRIES,
     JOBS,
     JOBS_IN_FLIGHT,
-    PROVIDER_TOKENS,
     UNKNOWN_HANDLER,
 )
 from services.worker.registry import HandlerRegistry, UnknownHandlerError
@@ -33,6 +35,10 @@ HandlerParams = Callable[[str], Mapping[str, Any]]
 """Params laid over a job's own, by handler id (the central config ``worker``)."""
 
 
+class _Cancelled(Exception):
+    """The request was cancelled: the job does not start, or its handler call is abandoned."""
+
+
 class JobExecutor:
     def __init__(
         self,
@@ -42,40 +48,63 @@ class JobExecutor:
         consumer: str,
         timeout_s: float,
         handler_params: HandlerParams | None = None,
+        chunks: ChunkPublisher | None = None,
+        cancels: Cancellations | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self._registry = registry
         self._handler_params = handler_params
         self._writer = writer
         self._consumer = consumer
         self._timeout_s = timeout_s
+        self._chunks = chunks
+        self._cancels = cancels
+        self._limiter = limiter
 
     async def run(self, entry_id: bytes, fields: Fields | None) -> None:
-        """Run the entry's job; its final result is buffered together with the entry's ack."""
+        """Run the entry's job; its final result is buffered together with the entry's ack.
+        A job under an integration's limits is parked instead (see ``_limits``)."""
         with JOBS_IN_FLIGHT.track_inprogress():
-            await self._run(entry_id, fields)
+            await self._run(entry_id, fields, None)
 
-    async def _run(self, entry_id: bytes, fields: Fields | None) -> None:
+    async def run_leased(self, taken: bytes, lease: Lease) -> None:
+        """Run a parked job taken under ``lease``; its final result is buffered together with
+        the lease's release."""
+        with JOBS_IN_FLIGHT.track_inprogress():
+            await self._run(None, {MESSAGE_FIELD: taken}, lease)
+
+    async def _run(
+        self, entry_id: bytes | None, fields: Fields | None, lease: Lease | None
+    ) -> None:
         try:
             if fields is None:
                 raise KeyError(entry_id)
             task = decode(TaskMessage, fields)
         except (KeyError, ValueError) as exc:
-            self._reject(entry_id, fields, describe_invalid(exc))
+            self._reject(entry_id, fields, describe_invalid(exc), lease)
             JOBS.labels(UNKNOWN_HANDLER, "failed").inc()
             return
         handler = task.handler if task.handler in self._registry else UNKNOWN_HANDLER
         if task.attempt > 1:
             JOB_RETRIES.labels(handler).inc()
-        attributes = _job_attrs(task) if tracing_enabled() else None
+        attributes = job_attrs(task) if tracing_enabled() else None
         with (
             job_span("relai.worker.job", traceparent=task.traceparent, attributes=attributes),
             bind_request(task.request_id, task.traceparent),
         ):
+            if lease is None and entry_id is not None and await self._parked(entry_id, task):
+                return
             start = time.perf_counter()
-            ctx = JobContext()
-            results, error = await self._execute(task, ctx)
-            # Counts only: a handler's odd usage value must not cost the job its result.
-            usage = {k: v for k, v in ctx.usage.items() if type(v) is int} or None
+            ctx = JobContext(self._chunks.sink_for(task) if self._chunks else None)
+            try:
+                results, error = await self._execute(task, ctx)
+            except _Cancelled:
+                # Acked without a result: the cancellation already ended the request.
+                log.info("job.cancelled", handler=task.handler, attempt=task.attempt)
+                self._writer.add(None, ack=entry_id, release=lease)
+                JOBS.labels(handler, "cancelled").inc()
+                return
+            usage = usage_counts(ctx)
             JOB_DURATION.labels(handler).observe(time.perf_counter() - start)
             message: Encoded | None = None
             if error is None:
@@ -86,8 +115,27 @@ class JobExecutor:
             if message is None:
                 log.warning("job.failed", handler=task.handler, attempt=task.attempt, error=error)
                 message = self._message(task, "failed", error=error, usage=usage)
-            self._writer.add(message, ack=entry_id)
+            self._writer.add(message, ack=entry_id, release=lease)
             JOBS.labels(handler, "succeeded" if error is None else "failed").inc()
+
+    async def _parked(self, entry_id: bytes, task: TaskMessage) -> bool:
+        """Park the task if its integration has limits; a task whose limits are invalid fails."""
+        if self._limiter is None:
+            return False
+        try:
+            limits = limits_of(self._job(task).params)
+        except HandlerError as exc:
+            self._writer.add(self._message(task, "failed", error=str(exc)), ack=entry_id)
+            JOBS.labels(
+                task.handler if task.handler in self._registry else UNKNOWN_HANDLER, "failed"
+            ).inc()
+            return True
+        if limits is None:
+            return False
+        raw = task.model_dump_json(exclude_none=True).encode()
+        await self._limiter.park(entry_id, task, raw, limits)
+        log.debug("job.parked", integration=limits.integration)
+        return True
 
     async def _execute(
         self, task: TaskMessage, ctx: JobContext
@@ -96,16 +144,34 @@ class JobExecutor:
             handler = self._registry.get(task.handler)
         except UnknownHandlerError as exc:
             return None, str(exc)
+        if self._cancels is None:
+            return await self._call(task, handler, ctx)
+        with self._cancels.watch(task.request_id) as watch:
+            try:
+                if await self._cancels.is_marked(task.request_id):
+                    raise _Cancelled
+                return await self._call(task, handler, ctx)
+            except asyncio.CancelledError:
+                # Cancelled for the request (see ``Cancellations.cancel``), unless the worker is
+                # also stopping: then the job is left to the drain like any other.
+                current = asyncio.current_task()
+                if not watch.cancelled or (current is not None and current.uncancel() > 0):
+                    raise
+                raise _Cancelled from None
+
+    async def _call(
+        self, task: TaskMessage, handler: Handler, ctx: JobContext
+    ) -> tuple[list[object] | None, str | None]:
         self._writer.add(self._message(task, "started"))
         log.debug("job.started", handler=task.handler, attempt=task.attempt)
         try:
             async with asyncio.timeout(self._timeout_s) as deadline:
-                attributes = _handler_attrs(task) if tracing_enabled() else None
+                attributes = handler_attrs(task) if tracing_enabled() else None
                 with span("relai.handler", attributes=attributes) as current:
                     try:
                         results = await handler.execute(self._job(task), ctx)
                     finally:
-                        _record_usage(task, ctx, current)
+                        record_usage(task, ctx, current)
         except HandlerError as exc:
             return None, str(exc) or type(exc).__name__
         except TimeoutError as exc:
@@ -148,16 +214,19 @@ class JobExecutor:
             )
         )
 
-    def _reject(self, entry_id: bytes, fields: Fields | None, reason: str) -> None:
+    def _reject(
+        self, entry_id: bytes | None, fields: Fields | None, reason: str, lease: Lease | None
+    ) -> None:
         """Ack an entry that is not a valid task, reporting it failed if its request is known."""
         known = salvage(fields)
+        where = entry_id.decode() if entry_id else f"lease {lease.id if lease else '?'}"
         if known is None:
-            log.error("task.malformed", entry_id=entry_id.decode(), error=reason)
-            self._writer.add(None, ack=entry_id)
+            log.error("task.malformed", entry_id=where, error=reason)
+            self._writer.add(None, ack=entry_id, release=lease)
             return
         request_id, attempt, traceparent = known
         with bind_request(request_id):
-            log.error("task.malformed", entry_id=entry_id.decode(), error=reason)
+            log.error("task.malformed", entry_id=where, error=reason)
             message = ResultMessage(
                 request_id=request_id,
                 traceparent=traceparent,
@@ -167,34 +236,4 @@ class JobExecutor:
                 worker=self._consumer,
                 step=salvage_step(fields),
             )
-            self._writer.add(encode(message), ack=entry_id)
-
-
-def _job_attrs(task: TaskMessage) -> dict[str, str | int]:
-    return {
-        "relai.request_id": str(task.request_id),
-        "relai.handler": task.handler,
-        "relai.attempt": task.attempt,
-    }
-
-
-def _handler_attrs(task: TaskMessage) -> dict[str, str]:
-    """The handler, its provider (the handler id's module) and model (its ``model`` param)."""
-    return {
-        "relai.handler": task.handler,
-        "relai.provider": task.handler.partition(".")[0],
-        "relai.model": str(task.params.get("model", "")),
-    }
-
-
-def _record_usage(task: TaskMessage, ctx: JobContext, current: Span | None) -> None:
-    """The usage the handler reported: counted by handler and model, and set on its span."""
-    if not ctx.usage:
-        return
-    model = str(task.params.get("model", ""))
-    for kind, count in ctx.usage.items():
-        if type(count) is not int or count < 0:
-            continue  # only counts: an odd value is dropped, as from the result message
-        PROVIDER_TOKENS.labels(task.handler, model, kind).inc(count)
-        if current is not None:
-            current.set_attribute(f"relai.usage.{kind}", count)
+            self._writer.add(encode(message), ack=entry_id, release=lease)

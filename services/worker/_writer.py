@@ -8,9 +8,16 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
 
-from libs.contracts import DEAD_LETTERS_STREAM, RESULTS_STREAM, TASKS_GROUP, TASKS_STREAM
+from libs.contracts import (
+    DEAD_LETTERS_STREAM,
+    LIMITS_LIVE_KEY,
+    RESULTS_STREAM,
+    TASKS_GROUP,
+    TASKS_STREAM,
+)
 from libs.logs import get_logger
 from services.worker._backoff import Backoff, describe, is_nogroup
+from services.worker._limits import Lease
 
 log = get_logger(__name__)
 
@@ -29,6 +36,8 @@ class Pending:
     """A task entry id to XACK in the same transaction, once its final result is written."""
     dead_letter: Encoded | None = None
     """The task's fields, to XADD to the dead-letters stream in the same transaction."""
+    release: Lease | None = None
+    """An integration lease to give back in the same transaction (a job run under limits)."""
 
 
 class ResultWriter:
@@ -62,8 +71,9 @@ class ResultWriter:
         *,
         ack: bytes | None = None,
         dead_letter: Encoded | None = None,
+        release: Lease | None = None,
     ) -> None:
-        self._buffer.append(Pending(result, ack, dead_letter))
+        self._buffer.append(Pending(result, ack, dead_letter, release))
         self._wake.set()
 
     def close(self) -> None:
@@ -100,6 +110,10 @@ class ResultWriter:
                 pipe.xadd(
                     DEAD_LETTERS_STREAM, p.dead_letter, maxlen=_DEAD_LETTERS_MAX, approximate=True
                 )
+        for lease in (p.release for p in batch if p.release is not None):
+            pipe.zrem(f"{lease.prefix}leases", lease.id)
+            pipe.hdel(f"{lease.prefix}held", lease.id)
+            pipe.srem(LIMITS_LIVE_KEY, str(lease.request_id))
         if acks:
             # Acked entries are deleted too: the stream holds only work not yet done.
             pipe.xack(TASKS_STREAM, TASKS_GROUP, *acks)

@@ -18,7 +18,7 @@ log = get_logger(__name__)
 
 JOBS = Counter(
     "relai_jobs_total",
-    "Jobs finished, by handler and outcome (succeeded, failed).",
+    "Jobs finished, by handler and outcome (succeeded, failed, cancelled).",
     ["handler", "outcome"],
 )
 JOB_DURATION = Histogram(

@@ -7,7 +7,8 @@ XACK are written in one MULTI/EXEC (see ``ResultWriter``). Beside the jobs, thre
   ``worker_concurrency`` jobs are ever in flight;
 - reclaim: XAUTOCLAIM takes over entries idle longer than the visibility timeout, i.e. entries
   whose consumer died, and runs them like new ones;
-- heartbeat: see ``Runner._heartbeat_loop``.
+- heartbeat: see ``Runner._heartbeat_loop``;
+- limits: takes jobs parked on an integration's shared limits once they may run (``_limits``).
 """
 
 import asyncio
@@ -22,9 +23,12 @@ from libs.contracts import RESULTS_GROUP, RESULTS_STREAM, TASKS_GROUP, TASKS_STR
 from libs.logs import get_logger
 from libs.streams import ensure_group, entries_of
 from services.worker._backoff import Backoff, describe, is_nogroup
+from services.worker._cancel import Cancellations
+from services.worker._chunks import ChunkPublisher
 from services.worker._dead_letters import QUARANTINE_FROM, delivery_counts
 from services.worker._entries import Fields, autoclaim_entries
 from services.worker._execute import HandlerParams, JobExecutor
+from services.worker._limits import Lease, Limiter, ParkedIntake, Taken
 from services.worker._quarantine import Quarantine
 from services.worker._slots import Slots
 from services.worker._writer import ResultWriter
@@ -65,11 +69,19 @@ class Runner:
         self._slots = Slots(settings.worker_concurrency)
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
-        self._jobs: dict[asyncio.Task[None], bytes] = {}
+        self._jobs: dict[asyncio.Task[None], bytes | None] = {}
+        self._leased: dict[asyncio.Task[None], Lease] = {}
+        """Jobs this process runs under an integration's lease (renewed with the heartbeat)."""
         self._owned: set[bytes] = set()
         """Entries this process holds in the PEL: read or claimed, not yet acked."""
         self._writer = ResultWriter(
             redis, on_acked=self._owned.difference_update, on_nogroup=self._ensure_groups
+        )
+        self.cancels = Cancellations(redis)
+        self.limiter = Limiter(
+            redis,
+            lease_ttl_s=settings.worker_visibility_timeout_s,
+            on_parked=self._owned.difference_update,
         )
         self._executor = JobExecutor(
             registry,
@@ -77,6 +89,9 @@ class Runner:
             consumer=self.consumer,
             timeout_s=settings.worker_job_timeout_s,
             handler_params=handler_params,
+            chunks=ChunkPublisher(redis),
+            cancels=self.cancels,
+            limiter=self.limiter,
         )
         self._quarantine = Quarantine(
             redis,
@@ -125,7 +140,9 @@ class Runner:
             asyncio.create_task(self._read_loop(), name="worker-read"),
             asyncio.create_task(self._reclaim_loop(), name="worker-reclaim"),
             asyncio.create_task(self._quarantine.run(self._stopping), name="worker-quarantine"),
+            asyncio.create_task(self._limits_loop(), name="worker-limits"),
         ]
+        cancels = asyncio.create_task(self.cancels.run(), name="worker-cancels")
         self._ready.set()
         try:
             await self._stopping.wait()
@@ -139,6 +156,8 @@ class Runner:
             for task in loops:
                 task.cancel()
             await self._finish(writer, heartbeat)
+            cancels.cancel()
+            await asyncio.gather(cancels, return_exceptions=True)
         log.info("worker.stopped", consumer=self.consumer)
 
     async def _drain(self) -> None:
@@ -150,7 +169,7 @@ class Runner:
         )
         if not unfinished:
             return
-        ids = [self._jobs[task] for task in unfinished if task in self._jobs]
+        ids = [i for task in unfinished if (i := self._jobs.get(task)) is not None]
         for task in unfinished:
             task.cancel()
         await asyncio.gather(*unfinished, return_exceptions=True)
@@ -323,6 +342,10 @@ class Runner:
         interval = self.settings.worker_visibility_timeout_s / 3
         while True:
             await asyncio.sleep(interval)
+            try:
+                await self.limiter.renew(list(self._leased.values()))
+            except Exception as exc:
+                log.warning("worker.lease_renewal_failed", error=describe(exc))
             ids = list(self._owned)
             if not ids:
                 continue
@@ -346,7 +369,35 @@ class Runner:
         self._owned.discard(entry_id)
         self._slots.release()
 
+    async def _limits_loop(self) -> None:
+        backoff = Backoff()
+        intake = ParkedIntake(self.limiter, self._slots, self._start_leased)
+        while not self._stopping.is_set():
+            await self._slots.wait_free(self._stopping)
+            try:
+                taken = await intake.take(self._stopping)
+            except Exception as exc:
+                await self._recover("limits", exc, backoff)
+                continue
+            backoff.reset()
+            if not taken:
+                try:
+                    await asyncio.wait_for(
+                        self._stopping.wait(), self.settings.worker_limits_poll_s
+                    )
+                except TimeoutError:
+                    pass
+
+    def _start_leased(self, taken: Taken) -> None:
+        """Run a parked job under its lease; its slot was taken by the caller."""
+        task = asyncio.create_task(self._executor.run_leased(taken.task, taken.lease))
+        self._jobs[task] = None
+        self._leased[task] = taken.lease
+        task.add_done_callback(self._job_done)
+
     def _job_done(self, task: "asyncio.Task[None]") -> None:
+        # A leased job that crashed leaves its lease to expire: its job then waits again.
+        self._leased.pop(task, None)
         entry_id = self._jobs.pop(task, None)
         self._slots.release()
         if task.cancelled():

@@ -24,6 +24,8 @@ class WorkerSettings(CommonSettings):
     """A task whose worker died or stalled this many times while running it in quarantine (alone
     among quarantined tasks, from its third delivery on) is a poison message: it goes to the
     dead-letters stream and its request fails (and is refunded) instead of running again."""
+    worker_limits_poll_s: float = Field(default=0.05, gt=0)
+    """How often a worker with free slots looks for jobs waiting on an integration's limits."""
     worker_name: str | None = None
     """Consumer name in the group; ``<hostname>-<pid>`` when unset."""
     worker_metrics_port: int = Field(default=9101, ge=0, le=65535)

@@ -9,11 +9,12 @@ from services.api.auth.dependencies import CurrentUser
 from services.api.auth.service import Principal
 from services.api.catalog.service import Offer, OfferCatalog
 from services.api.deals import repository as deals_repository
-from services.api.deps import CatalogDep, PoolDep, SettingsDep
+from services.api.deps import CatalogDep, PoolDep, RedisDep, SettingsDep
 from services.api.errors import BadRequest, NotFound
 from services.api.requests import repository, service
 from services.api.requests.schemas import (
     AskBody,
+    Cancelled,
     RequestPage,
     RequestView,
     StepView,
@@ -135,7 +136,23 @@ async def get_request(request_id: str, user: CurrentUser, pool: PoolDep) -> Requ
     if row["deal_id"] is not None:
         steps = await deals_repository.steps_of(pool, parsed)
         view.steps = [StepView.model_validate(dict(s)) for s in steps]
+    if view.status is RequestStatus.PENDING:
+        view.queue_position = 1 + await repository.pending_ahead(pool, parsed)
     return view
+
+
+@router.post("/svc/request/{request_id}/cancel", response_model=Cancelled)
+async def cancel_request(
+    request_id: str, user: CurrentUser, pool: PoolDep, redis: RedisDep
+) -> Cancelled:
+    """Cancel a pending or running request and refund it; idempotent. 409 once it has ended
+    otherwise; unknown ids and other users' ids are both 404."""
+    try:
+        parsed = uuid.UUID(request_id)
+    except ValueError:
+        raise NotFound("no such request") from None
+    done = await service.cancel(pool, redis, user=user, request_id=parsed)
+    return Cancelled(id=done.id, status=RequestStatus.CANCELLED, refunded=done.refunded)
 
 
 @router.get("/svc/requests", response_model=RequestPage)

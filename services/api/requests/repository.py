@@ -76,6 +76,23 @@ SELECT id FROM ins
 
 _STATUS = "SELECT status, price FROM requests WHERE id = $1 AND user_id = $2"
 
+_STATE = (
+    "SELECT status, price, attempt, deal_id IS NOT NULL AS deal FROM requests "
+    "WHERE id = $1 AND user_id = $2"
+)
+
+# Pending requests for the same handler submitted before this one (through the partial index of
+# pending requests by creation time).
+_AHEAD = """
+WITH me AS (
+    SELECT r.id, r.created_at, o.handler_id FROM requests r JOIN offers o ON o.id = r.offer_id
+    WHERE r.id = $1
+)
+SELECT count(*) FROM requests r JOIN offers o ON o.id = r.offer_id, me
+WHERE r.status = 'pending' AND (r.created_at, r.id) < (me.created_at, me.id)
+  AND o.handler_id = me.handler_id
+"""
+
 # A deal's request has no offer: it reads as service ``deal``, action <the deal's slug>.
 _VIEW_COLUMNS = """
 r.id, coalesce(o.service, 'deal') AS service, coalesce(o.action, d.slug) AS action, r.deal_id,
@@ -223,3 +240,15 @@ async def views_changed_since(
 ) -> list[asyncpg.Record]:
     """The user's requests whose state changed at or after ``since``, in order of change."""
     return await pool.fetch(_CHANGED_SINCE, user_id, since, limit)
+
+
+async def get_state(
+    pool: asyncpg.Pool[Any], request_id: uuid.UUID, user_id: uuid.UUID
+) -> asyncpg.Record | None:
+    """The request's status, price and current attempt, if it is this user's."""
+    return await pool.fetchrow(_STATE, request_id, user_id)
+
+
+async def pending_ahead(pool: asyncpg.Pool[Any], request_id: uuid.UUID) -> int:
+    """How many pending requests for the same handler were submitted before this one."""
+    return int(await pool.fetchval(_AHEAD, request_id) or 0)

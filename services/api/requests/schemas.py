@@ -66,6 +66,16 @@ class RequestView(BaseModel):
     links: Links
     steps: list[StepView] | None = None
     """A deal's request: each step's status, price and results."""
+    queue_position: int | None = None
+    """While pending: 1 + the pending requests for the same handler submitted earlier. An
+    estimate: turns between users and integration limits may reorder them."""
+
+
+class Cancelled(BaseModel):
+    id: uuid.UUID
+    status: RequestStatus
+    refunded: int
+    """Credits returned to the balance: the request's whole reservation."""
 
 
 class RequestPage(BaseModel):

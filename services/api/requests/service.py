@@ -13,14 +13,33 @@ from typing import Any
 import asyncpg
 import orjson
 from prometheus_client.metrics import Counter as CounterChild
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from libs.config import ApiConfig, ConfigWatcher
-from libs.contracts import RequestStatus, TaskMessage
+from libs.contracts import (
+    CANCEL_CHANNEL,
+    CANCELLED_TTL_S,
+    EVENT_BATCH,
+    EVENTS_CHANNEL,
+    FINAL_STATUSES,
+    RequestStatus,
+    TaskMessage,
+    cancelled_key,
+)
 from libs.logs import get_logger
+from libs.outcomes import Ended, events_of, record_outcomes
 from libs.telemetry import current_traceparent, span
 from services.api.auth.service import Principal
 from services.api.catalog.service import Offer
-from services.api.errors import BadRequest, InsufficientCredits, InvalidInputs, TooManyRequests
+from services.api.errors import (
+    BadRequest,
+    Conflict,
+    InsufficientCredits,
+    InvalidInputs,
+    NotFound,
+    TooManyRequests,
+)
 from services.api.metrics import (
     CREDITS_RESERVED,
     REQUESTS_BY_OFFER,
@@ -174,6 +193,7 @@ async def _submit(
         )
     task = TaskMessage(
         request_id=request_id,
+        user_id=user.id,
         traceparent=trace,
         attempt=1,
         handler=offer.handler,
@@ -253,3 +273,56 @@ def ask_offer(config: ConfigWatcher | None, fallback: str) -> str:
     if loaded is not None and isinstance(loaded.data, ApiConfig) and loaded.data.ask_offer:
         return loaded.data.ask_offer
     return fallback
+
+
+CANCELLED_ERROR = "cancelled by the user"
+_CANCEL_TRIES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Cancellation:
+    id: uuid.UUID
+    refunded: int
+
+
+async def cancel(
+    pool: asyncpg.Pool[Any], redis: Redis, *, user: Principal, request_id: uuid.UUID
+) -> Cancellation:
+    """Cancel an unfinished request of ``user``: one statement ends it, refunds its reservation
+    and writes the ledger row (the outcome path workers' results take, so a late result finds
+    nothing to change); then workers and watchers are told. Cancelling again gives the same
+    answer; a request that ended otherwise is a 409."""
+    for _ in range(_CANCEL_TRIES):
+        row = await repository.get_state(pool, request_id, user.id)
+        if row is None:
+            raise NotFound("no such request")
+        status = RequestStatus(row["status"])
+        if status is RequestStatus.CANCELLED:
+            return Cancellation(request_id, row["price"])
+        if status in FINAL_STATUSES:
+            raise Conflict(f"the request has already {status.value}", status=status.value)
+        if row["deal"]:
+            raise Conflict("a deal's request cannot be cancelled; its steps run to their end")
+        ended = Ended(request_id, row["attempt"], "cancelled", error=CANCELLED_ERROR)
+        async with pool.acquire() as conn, conn.transaction():
+            rows = await record_outcomes(conn, ended=[ended])
+        if rows:
+            log.info("request.cancelled", request_id=str(request_id))
+            await _announce_cancel(redis, request_id, rows)
+            return Cancellation(request_id, row["price"])
+        # It ended, or a new attempt began, between the read and the write: look again.
+    raise Conflict("the request changed while it was being cancelled; try again")
+
+
+async def _announce_cancel(redis: Redis, request_id: uuid.UUID, rows: list[asyncpg.Record]) -> None:
+    """Mark the request for workers that have yet to start it, tell those running it, and tell
+    watchers. The cancellation is already committed: if Redis cannot be told, a worker may still
+    run the job, and its result changes nothing."""
+    pipe = redis.pipeline(transaction=True)
+    pipe.set(cancelled_key(request_id), b"1", ex=CANCELLED_TTL_S)
+    pipe.publish(CANCEL_CHANNEL, str(request_id))
+    pipe.publish(EVENTS_CHANNEL, EVENT_BATCH.dump_json(events_of(rows), exclude_none=True))
+    try:
+        await pipe.execute()
+    except (RedisError, OSError) as exc:
+        log.warning("request.cancel_not_announced", request_id=str(request_id), error=repr(exc))

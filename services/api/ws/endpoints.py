@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,6 +34,7 @@ from services.api.deps import AuthDep, HubDep, PoolDep, RedisDep, SettingsDep
 from services.api.errors import TooManyRequests, Unauthorized
 from services.api.requests import repository
 from services.api.ws import tickets
+from services.api.ws.chunks import EVENT_ID, ChunkFeed
 from services.api.ws.hub import Subscription
 
 log = get_logger(__name__)
@@ -160,10 +162,13 @@ async def _stream(
     ranks: dict[uuid.UUID, int],
     *,
     until_final: bool,
+    send: Callable[[str], Awaitable[None]] | None = None,
+    before_final: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Send each event that moves a request forward (by ``ranks``, the rank last sent per
     request) until the client leaves, falls behind, its key is revoked, or (``until_final``) a
-    final state is sent."""
+    final state is sent. ``before_final`` runs before a final state is sent."""
+    send = send or ws.send_text
     revoked = asyncio.Event()
     reader = asyncio.create_task(_close_when_client_leaves(ws, sub))
     checker = asyncio.create_task(_close_when_revoked(caller, sub, revoked))
@@ -173,7 +178,9 @@ async def _stream(
                 rank = status_rank(event.status)
                 if rank <= ranks.get(event.request_id, -1):
                     continue
-                await ws.send_text(_event_state(event))
+                if before_final is not None and event.status in FINAL_STATUSES:
+                    await before_final()
+                await send(_event_state(event))
                 if event.status not in FINAL_STATUSES:
                     ranks[event.request_id] = rank
                     continue
@@ -197,8 +204,16 @@ async def _stream(
 
 @router.websocket("/ws/requests/{request_id}")
 async def watch_request(
-    ws: WebSocket, request_id: str, pool: PoolDep, auth: AuthDep, hub: HubDep
+    ws: WebSocket,
+    request_id: str,
+    pool: PoolDep,
+    auth: AuthDep,
+    hub: HubDep,
+    redis: RedisDep,
+    last_event_id: str | None = None,
 ) -> None:
+    """The request's state, its partial output (chunk events, each with its ``event_id``, from
+    the start or after ``last_event_id``) as it is produced, and its final state last."""
     caller = await _accept(ws, auth)
     if caller is None:
         return
@@ -207,17 +222,34 @@ async def watch_request(
     except ValueError:
         await ws.close(code=4404, reason="no such request")
         return
-    with hub.watch_request(parsed) as sub:
+    if last_event_id is not None and not EVENT_ID.match(last_event_id):
+        await ws.close(code=4400, reason="last_event_id must be an event id such as 1-0")
+        return
+    with hub.watch_request(parsed) as sub, hub.watch_chunks(parsed) as wake:
         row = await repository.get_view(pool, parsed, caller.user.id)
         if row is None:
             await ws.close(code=4404, reason="no such request")
             return
-        await ws.send_text(_row_state(row))
+        feed = ChunkFeed(redis, parsed, after=last_event_id or "0-0", send=ws.send_text, wake=wake)
         if RequestStatus(row["status"]) in FINAL_STATUSES:
+            await feed.drain()
+            await ws.send_text(_row_state(row))
             await ws.close()
             return
+        await ws.send_text(_row_state(row))
+
+        async def send(text: str) -> None:
+            async with feed.lock:
+                await ws.send_text(text)
+
         ranks = {parsed: status_rank(RequestStatus(row["status"]))}
-        await _stream(ws, sub, caller, ranks, until_final=True)
+        feed.start()
+        try:
+            await _stream(
+                ws, sub, caller, ranks, until_final=True, send=send, before_final=feed.finish
+            )
+        finally:
+            await feed.stop()
 
 
 @router.websocket("/ws")

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from libs.contracts import EVENT_BATCH, EVENTS_CHANNEL, RequestEvent
+from libs.contracts import CHUNKS_CHANNEL, EVENT_BATCH, EVENTS_CHANNEL, RequestEvent
 from libs.logs import get_logger
 from libs.telemetry import span, tracing_enabled
 
@@ -64,6 +64,7 @@ class Hub:
         self._queue_size = queue_size
         self._by_request: defaultdict[uuid.UUID, set[Subscription]] = defaultdict(set)
         self._by_user: defaultdict[uuid.UUID, set[Subscription]] = defaultdict(set)
+        self._chunks: defaultdict[uuid.UUID, set[asyncio.Event]] = defaultdict(set)
 
     @contextmanager
     def watch_request(self, request_id: uuid.UUID) -> Iterator[Subscription]:
@@ -74,6 +75,29 @@ class Hub:
     def watch_user(self, user_id: uuid.UUID) -> Iterator[Subscription]:
         with self._watch(self._by_user, user_id) as sub:
             yield sub
+
+    @contextmanager
+    def watch_chunks(self, request_id: uuid.UUID) -> Iterator[asyncio.Event]:
+        """An event set whenever the request has new chunks (see ``ws.chunks``)."""
+        event = asyncio.Event()
+        self._chunks[request_id].add(event)
+        try:
+            yield event
+        finally:
+            events = self._chunks.get(request_id)
+            if events is not None:
+                events.discard(event)
+                if not events:
+                    del self._chunks[request_id]
+
+    def _chunks_arrived(self, data: bytes) -> None:
+        try:
+            request_id = uuid.UUID(data.decode())
+        except ValueError:
+            log.error("dropping malformed chunk notice", data=repr(data)[:100])
+            return
+        for event in self._chunks.get(request_id, ()):
+            event.set()
 
     @contextmanager
     def _watch(
@@ -118,8 +142,11 @@ class Hub:
         while True:
             try:
                 async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(EVENTS_CHANNEL)
+                    await pubsub.subscribe(EVENTS_CHANNEL, CHUNKS_CHANNEL)
                     async for message in pubsub.listen():
+                        if message["channel"] == CHUNKS_CHANNEL.encode():
+                            self._chunks_arrived(message["data"])
+                            continue
                         if not (self._by_request or self._by_user):
                             continue
                         try:

@@ -9,15 +9,21 @@ from typing import cast
 import orjson
 from redis.asyncio import Redis
 
-from libs.contracts.streams import MESSAGE_FIELD
+from libs.contracts.streams import LIMITS_LIVE_KEY, MESSAGE_FIELD
 from libs.streams import Entry
 
 
 async def live_request_ids(
     redis: Redis, streams: Iterable[str], *, chunk: int = 1000
 ) -> set[uuid.UUID]:
-    """Request ids named by any entry of ``streams``, read whole with ``XRANGE`` in chunks."""
+    """Request ids named by any entry of ``streams``, read whole with ``XRANGE`` in chunks, and
+    those whose job waits for or runs under an integration's limits (off the streams)."""
     live: set[uuid.UUID] = set()
+    for member in await redis.smembers(LIMITS_LIVE_KEY):
+        try:
+            live.add(uuid.UUID(member.decode() if isinstance(member, bytes) else member))
+        except ValueError:
+            pass
     for stream in streams:
         start: bytes = b"-"
         while True:

@@ -4,7 +4,7 @@ then the handlers installed as packages (entry point group ``relai.handlers``)."
 import random
 
 from services.worker.handlers._plugins import GROUP, PluginError, register_plugins
-from services.worker.handlers.echo import EchoDelay, EchoText
+from services.worker.handlers.echo import EchoDelay, EchoStream, EchoText
 from services.worker.providers import (
     AnthropicMessages,
     GeminiGenerate,
@@ -27,6 +27,7 @@ def build_registry(
     registry = HandlerRegistry()
     registry.register("echo.text", EchoText())
     registry.register("echo.delay", EchoDelay(rng))
+    registry.register("echo.stream", EchoStream())
     registry.register("openai.chat", OpenAIChat("openai.chat", http))
     registry.register("openai.embeddings", OpenAIEmbeddings("openai.embeddings", http))
     registry.register("gemini.generate", GeminiGenerate("gemini.generate", http))

@@ -2,6 +2,7 @@
 
 import asyncio
 import random
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +36,23 @@ class EchoDelay:
             await asyncio.sleep(delay_ms / 1000)
         if failure_rate and self._rng.random() < failure_rate:
             raise HandlerError("simulated failure")
+        return [job.prompt] * job.create_qty
+
+
+class EchoStream:
+    """``echo.stream``: the prompt streamed word by word, ``delay_ms`` (default 50) apart; the
+    chunks put together are the prompt, which is also the result (``create_qty`` times)."""
+
+    _WORDS = re.compile(r"\s*\S+\s*")
+
+    async def execute(self, job: Job, ctx: JobContext) -> list[Any]:
+        delay_ms = _number(job.params, "delay_ms", 50)
+        if delay_ms < 0:
+            raise HandlerError("invalid params: delay_ms must be >= 0")
+        for i, word in enumerate(self._WORDS.findall(job.prompt)):
+            if i and delay_ms:
+                await asyncio.sleep(delay_ms / 1000)
+            await ctx.emit(word)
         return [job.prompt] * job.create_qty
 
 

@@ -26,7 +26,7 @@ async def test_demo_catalog_applies_idempotently(
 ) -> None:
     first = relai("catalog", "apply", str(DEMO))
     assert first.returncode == 0, first.stderr
-    assert "2 handlers, 4 offers, 2 deals" in first.stdout
+    assert "3 handlers, 5 offers, 2 deals" in first.stdout
     before = [dict(row) for row in await db_pool.fetch(OFFERS)]
     handlers_before = [dict(row) for row in await db_pool.fetch("SELECT * FROM handlers")]
     deals_before = [dict(row) for row in await db_pool.fetch(DEALS)]
@@ -54,6 +54,7 @@ async def test_demo_catalog_applies_idempotently(
         "demo/echo": (1, "{text}", "echo.text"),
         "demo/greet": (2, "Hello {name}! Tell me about {topic}.", "echo.text"),
         "demo/slow": (1, "{text}", "echo.delay"),
+        "demo/stream": (1, "{text}", "echo.stream"),
     }
     slow = next(o for o in before if o["action"] == "slow")
     assert slow["params"] == {"delay_ms": 1000}

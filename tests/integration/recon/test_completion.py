@@ -14,6 +14,7 @@ from libs.contracts import (
     EPOCH_KEY,
     EVENT_BATCH,
     EVENTS_CHANNEL,
+    LIMITS_LIVE_KEY,
     RESULTS_GROUP,
     RESULTS_STREAM,
     TASKS_GROUP,
@@ -144,6 +145,18 @@ async def test_request_with_a_message_in_flight_is_left_alone(
         False,
         0,
     )
+
+
+async def test_request_waiting_on_an_integrations_limits_is_left_alone(
+    db_pool: "asyncpg.Pool[Any]", redis_client: Redis
+) -> None:
+    request_id, _ = await submitted(db_pool)
+    await redis_client.sadd(LIMITS_LIVE_KEY, str(request_id))
+
+    live = await completion(db_pool, redis_client).run_once()
+
+    assert (live.redriven, live.failed) == (0, 0)
+    assert (await state(db_pool, request_id))["attempt"] == 1
 
 
 async def test_request_at_max_attempts_is_failed_and_refunded_exactly_once(

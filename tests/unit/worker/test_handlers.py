@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from services.worker.handlers import build_registry
-from services.worker.handlers.echo import EchoDelay, EchoText
+from services.worker.handlers.echo import EchoDelay, EchoStream, EchoText
 from services.worker.job import HandlerError, Job, JobContext
 from services.worker.registry import HandlerRegistry, UnknownHandlerError
 
@@ -22,6 +22,7 @@ def test_build_registry_lists_the_builtins() -> None:
     assert list(registry) == [
         "anthropic.messages",
         "echo.delay",
+        "echo.stream",
         "echo.text",
         "gemini.generate",
         "http.json",
@@ -29,7 +30,7 @@ def test_build_registry_lists_the_builtins() -> None:
         "openai.embeddings",
     ]
     assert "echo.text" in registry
-    assert len(registry) == 7
+    assert len(registry) == 8
 
 
 def test_each_build_is_a_new_registry() -> None:
@@ -114,3 +115,21 @@ async def test_echo_text_puts_the_prefix_param_first() -> None:
     assert await EchoText().execute(job("hi", prefix="v2: "), JobContext()) == ["v2: hi"]
     with pytest.raises(HandlerError, match="prefix must be a string"):
         await EchoText().execute(job("hi", prefix=3), JobContext())
+
+
+async def test_echo_stream_emits_the_prompt_word_by_word() -> None:
+    chunks: list[str] = []
+
+    async def sink(chunk: str) -> None:
+        chunks.append(chunk)
+
+    prompt = "  one two\tthree  four "
+    results = await EchoStream().execute(job(prompt, create_qty=2, delay_ms=1), JobContext(sink))
+    assert chunks == ["  one ", "two\t", "three  ", "four "]
+    assert "".join(chunks) == prompt
+    assert results == [prompt, prompt]
+
+
+async def test_echo_stream_refuses_a_negative_delay() -> None:
+    with pytest.raises(HandlerError, match="delay_ms must be >= 0"):
+        await EchoStream().execute(job(delay_ms=-1), JobContext())

@@ -1,0 +1,63 @@
+"""``python -m tests.integration.worker._counting_worker``: a real worker process whose registry
+also has ``count.hold``, a handler that counts in Redis how many of its calls run at once across
+every process, so that a test can check a shared cap from outside the limiter."""
+
+import asyncio
+import signal
+from typing import Any
+
+from redis.asyncio import Redis
+
+from libs.logs import configure_logging
+from libs.streams import create_redis
+from services.worker.handlers import build_registry
+from services.worker.job import Job, JobContext
+from services.worker.runner import Runner
+from services.worker.settings import get_settings
+
+READY = "test:count:ready"
+"""A set of the names of the workers reading."""
+NOW = "test:count:now"
+PEAK = "test:count:peak"
+_ENTER = """
+local n = redis.call('INCR', KEYS[1])
+if n > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], n) end
+return n
+"""
+
+
+class CountHold:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._enter = redis.register_script(_ENTER)
+
+    async def execute(self, job: Job, ctx: JobContext) -> list[Any]:
+        await self._enter(keys=[NOW, PEAK])
+        try:
+            await asyncio.sleep(float(job.params.get("delay_ms", 100)) / 1000)
+        finally:
+            await self._redis.decr(NOW)
+        return [job.prompt]
+
+
+async def main() -> None:
+    settings = get_settings()
+    configure_logging(service="worker", level="WARNING", json=True)
+    redis = create_redis(settings.redis_url)
+    registry = build_registry()
+    registry.register("count.hold", CountHold(redis))
+    runner = Runner(redis, registry, settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, runner.stop)
+    run = asyncio.create_task(runner.run())
+    try:
+        await runner.wait_ready()
+        await redis.sadd(READY, runner.consumer)
+        await run
+    finally:
+        await redis.aclose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
