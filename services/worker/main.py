@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from libs.config import ConfigError, watching
 from libs.logs import configure_logging, get_logger
+from libs.security.ssrf import UrlPolicy
 from libs.streams import create_redis
 from libs.telemetry import quiet, setup_tracing
 from services.worker._execute import HandlerParams
@@ -29,7 +30,10 @@ async def serve(settings: WorkerSettings) -> None:
 async def _serve(settings: WorkerSettings, params: HandlerParams | None) -> None:
     """Build the worker's resources, run until a stop signal, drain, and release them."""
     redis = create_redis(settings.redis_url)
-    http = ProviderHttp(max_connections=settings.worker_concurrency)
+    http = ProviderHttp(
+        max_connections=settings.worker_concurrency,
+        policy=UrlPolicy.from_allow(settings.ssrf_allow),
+    )
     runner = Runner(redis, build_registry(http=http), settings, handler_params=params)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -27,7 +27,8 @@ async def fake() -> AsyncIterator[FakeProvider]:
 
 @pytest.fixture
 def stack_env(stack_env: dict[str, str]) -> dict[str, str]:
-    return {**stack_env, "RELAI_E2E_PROVIDER_KEY": KEY}
+    # The fake provider is on this host: the SSRF guard must let the workers reach it.
+    return {**stack_env, "RELAI_E2E_PROVIDER_KEY": KEY, "RELAI_SSRF_ALLOW": '["127.0.0.1"]'}
 
 
 async def test_a_streaming_provider_job_runs_in_a_worker_process_with_retries_and_usage(
@@ -58,7 +59,7 @@ async def test_a_streaming_provider_job_runs_in_a_worker_process_with_retries_an
         }
     )
     async with db_pool.acquire() as conn:
-        await apply_catalog(conn, spec)
+        await apply_catalog(conn, spec, ssrf_allow=["127.0.0.1"])
     fake.script(Reply.rate_limited(retry_after=0.2), Reply.error(529))
 
     r = await client.post("/svc/llm/claude", json={"text": "hello world"})

@@ -15,6 +15,7 @@ import httpx
 import orjson
 from httpx_sse import EventSource, ServerSentEvent, SSEError
 
+from libs.security.ssrf import GuardedTransport, UrlPolicy, check_url
 from services.worker.providers.errors import PermanentError, ProviderError, TransientError
 
 UrlGuard = Callable[[httpx.URL], Awaitable[None]]
@@ -29,12 +30,29 @@ class UrlRefusedError(PermanentError):
     pass
 
 
+def _ssrf_guard(policy: UrlPolicy) -> UrlGuard:
+    async def guard(url: httpx.URL) -> None:
+        await check_url(str(url), policy)
+
+    return guard
+
+
 class ProviderHttp:
     """The worker's HTTP client for providers: made on first use, inside the running loop, and
     closed by whoever made this object (the worker, at shutdown)."""
 
-    def __init__(self, *, url_guard: UrlGuard | None = None, max_connections: int = 1000) -> None:
-        self._url_guard = url_guard
+    def __init__(
+        self,
+        *,
+        url_guard: UrlGuard | None = None,
+        policy: UrlPolicy | None = None,
+        max_connections: int = 1000,
+    ) -> None:
+        """With ``policy``, the SSRF guard (``libs.security.ssrf``) refuses every URL whose
+        host is or resolves to an address it does not allow, before the request leaves, and
+        again at connect time (a name that resolves elsewhere by then is refused too)."""
+        self._policy = policy
+        self._url_guard = url_guard or (_ssrf_guard(policy) if policy is not None else None)
         self._limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=min(100, max_connections)
         )
@@ -42,10 +60,16 @@ class ProviderHttp:
 
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
+            transport = (
+                GuardedTransport(self._policy, limits=self._limits)
+                if self._policy is not None
+                else None
+            )
             self._client = httpx.AsyncClient(
                 follow_redirects=False,
                 timeout=DEFAULT_TIMEOUT,
                 limits=self._limits,
+                transport=transport,
                 event_hooks={"request": [self._check_url]},
             )
         return self._client

@@ -71,7 +71,7 @@ async def test_provider_usage_is_shown_with_the_request(
         }
     )
     async with db_pool.acquire() as conn:
-        await apply_catalog(conn, spec)
+        await apply_catalog(conn, spec, ssrf_allow=["127.0.0.1"])
     fake.script(Reply.error(502))
     http = ProviderHttp()
     try:

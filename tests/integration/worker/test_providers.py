@@ -12,6 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
+from libs.security.ssrf import UrlPolicy
 from services.worker.handlers import build_registry
 from services.worker.job import HandlerError, Job, JobContext
 from services.worker.providers import ProviderHttp
@@ -328,6 +329,23 @@ async def test_a_url_guard_refuses_before_anything_is_sent(fake: FakeProvider) -
     finally:
         await guarded.aclose()
     assert fake.calls == []
+
+
+async def test_the_ssrf_policy_refuses_a_local_provider_unless_allowed(
+    fake: FakeProvider,
+) -> None:
+    strict = ProviderHttp(policy=UrlPolicy.from_allow([]))
+    allowed = ProviderHttp(policy=UrlPolicy.from_allow(["127.0.0.1"]))
+    try:
+        with pytest.raises(HandlerError, match="127.0.0.1 is a loopback address"):
+            await run(strict, CASES[0], fake)
+        assert fake.calls == []
+        results, _ = await run(allowed, CASES[0], fake)
+        assert results == expected(CASES[0])
+    finally:
+        await strict.aclose()
+        await allowed.aclose()
+    assert len(fake.calls) == 1
 
 
 async def test_the_job_timeout_bounds_a_provider_call_and_usage_travels_with_the_result(
