@@ -279,16 +279,32 @@ class ParkedIntake:
         self._start = start
         self._not_before: dict[str, float] = {}
 
+    wanting: bool = False
+    """Jobs were waiting when this process last had no slot for them: its reader then blocks
+    briefly, so that slots come back to the parked jobs soon."""
+
     async def take(self, stopping: asyncio.Event) -> int:
         """One round over the integrations with waiting jobs (up to ``_TAKE_MOST`` each, so that
-        none waits on another); how many jobs were started."""
+        none waits on another); how many jobs were started.
+
+        When jobs were left waiting for want of a slot, slots are taken before the first round
+        trip: the stream reader, which holds every free slot while it blocks, would otherwise
+        take them back meanwhile."""
+        count = self._slots.take(_TAKE_MOST) if self.wanting else 0
+        try:
+            active = await self._limiter.active()
+        except BaseException:
+            self._slots.release(count)
+            raise
+        self.wanting = False
         now = asyncio.get_running_loop().time()
         taken = 0
-        for integration in await self._limiter.active():
+        for integration in active:
             if stopping.is_set() or self._not_before.get(integration, 0) > now:
                 continue
-            count = self._slots.take(_TAKE_MOST)
+            count = count or self._slots.take(_TAKE_MOST)
             if not count:
+                self.wanting = True
                 break
             try:
                 got = await self._limiter.take(integration, count)
@@ -300,8 +316,9 @@ class ParkedIntake:
                 for one in got:
                     self._start(one)
                 taken += len(got)
+                count = 0
                 continue
-            self._slots.release(count)
             if got:
                 self._not_before[integration] = now + got
+        self._slots.release(count)
         return taken

@@ -101,6 +101,7 @@ class Runner:
             start=self._start,
             leave=self._leave,
         )
+        self._parked_intake = ParkedIntake(self.limiter, self._slots, self._start_leased)
         self._cursor = b"0-0"
         # The reader holds every free slot while it blocks, so reading and reclaiming take
         # turns: a reclaim pass waits (at most one block) for the read in progress to return.
@@ -252,13 +253,16 @@ class Runner:
         count = 0 if self._stopping.is_set() else self._slots.take(self.settings.worker_batch)
         if not count:
             return
+        block = self.settings.worker_block_ms
+        if self._parked_intake.wanting:  # parked jobs wait for slots this read would hold
+            block = min(block, max(1, int(self.settings.worker_limits_poll_s * 1000)))
         try:
             reply = await self.redis.xreadgroup(
                 TASKS_GROUP,
                 self.consumer,
                 {TASKS_STREAM: ">"},
                 count=count,
-                block=self.settings.worker_block_ms,
+                block=block,
             )
             entries = entries_of(reply)
         except BaseException:
@@ -267,6 +271,8 @@ class Runner:
         self._slots.release(count - len(entries))
         for entry_id, fields in entries:
             self._start(entry_id, fields)
+        # Let whoever waits for the slots just released (the parked jobs' intake) have a turn.
+        await asyncio.sleep(0)
 
     async def _reclaim_loop(self) -> None:
         backoff = Backoff()
@@ -371,7 +377,7 @@ class Runner:
 
     async def _limits_loop(self) -> None:
         backoff = Backoff()
-        intake = ParkedIntake(self.limiter, self._slots, self._start_leased)
+        intake = self._parked_intake
         while not self._stopping.is_set():
             await self._slots.wait_free(self._stopping)
             try:

@@ -133,10 +133,12 @@ async def test_apply_disables_what_the_file_no_longer_names(
     assert enabled == {
         "echo.text": True,
         "echo.delay": False,
+        "echo.stream": False,
         "demo/echo": True,
         "demo/ask": False,
         "demo/greet": False,
         "demo/slow": False,
+        "demo/stream": False,
         "solo": True,
         "greet-and-echo": False,
         "echo-twice": False,

@@ -48,6 +48,8 @@ async def _worker_process(servers: ServerUrls, name: str) -> AsyncIterator[None]
         "RELAI_WORKER_METRICS_PORT": "0",
         "RELAI_WORKER_BLOCK_MS": "200",
         "RELAI_WORKER_VISIBILITY_TIMEOUT_S": "5",
+        # Two slots each: a peak of three calls at once needs both processes.
+        "RELAI_WORKER_CONCURRENCY": "2",
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", _counting_worker.__name__, env=env, cwd=ROOT
