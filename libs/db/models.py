@@ -175,6 +175,13 @@ class Request(Base):
             postgresql_where=text("status IN ('pending', 'running')"),
         ),
         Index(
+            "ix_requests_user_idempotency_key",
+            "user_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+        Index(
             "ix_requests_unfinished_updated",
             "updated_at",
             "id",
@@ -198,6 +205,8 @@ class Request(Base):
     price: Mapped[int] = mapped_column(BigInteger)
     attempt: Mapped[int] = mapped_column(Integer, server_default="1")
     traceparent: Mapped[str | None] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(Text)
+    """The client's ``Idempotency-Key``: one request per user and key."""
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

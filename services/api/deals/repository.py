@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 
-from services.api.requests.repository import ShortBalance
+from services.api.requests.repository import ShortBalance, raise_key_reused
 
 _ENABLED_DEALS = """
 SELECT id, slug, price, price_modifier, addons_modifier, pipeline, offers, addons
@@ -19,8 +19,9 @@ FROM deals WHERE enabled ORDER BY slug
 # short balance aborts the statement on the ledger row's NULL user_id.
 _SUBMIT_DEAL = """
 WITH ins AS (
-    INSERT INTO requests (id, user_id, deal_id, inputs, prompt, price, traceparent)
-    VALUES ($1, $2, $3, $4, '', $5, $6)
+    INSERT INTO requests (id, user_id, deal_id, inputs, prompt, price, traceparent,
+                          idempotency_key)
+    VALUES ($1, $2, $3, $4, '', $5, $6, $15)
     ON CONFLICT (id) DO NOTHING
     RETURNING id
 ), steps AS (
@@ -72,6 +73,7 @@ class NewDealRequest:
     steps: list[NewStep]
     payloads: list[str]
     """The task messages of the steps that start now, as the relay will publish them."""
+    idempotency_key: str | None = None
 
 
 async def enabled_deals(pool: asyncpg.Pool[Any]) -> list[asyncpg.Record]:
@@ -98,10 +100,14 @@ async def insert_deal_request(pool: asyncpg.Pool[Any], new: NewDealRequest, *, s
             [s.prompt for s in new.steps],
             stream,
             new.payloads,
+            new.idempotency_key,
         )
     except asyncpg.NotNullViolationError as exc:
         if exc.table_name == "credit_ledger" and exc.column_name == "user_id":
             raise ShortBalance from exc
+        raise
+    except asyncpg.UniqueViolationError as exc:
+        raise_key_reused(exc)
         raise
     return bool(created)
 

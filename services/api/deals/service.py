@@ -23,8 +23,9 @@ from services.api.auth.service import Principal
 from services.api.catalog.service import Offer, OfferCatalog
 from services.api.deals import repository
 from services.api.errors import BadRequest, InsufficientCredits, InvalidInputs
-from services.api.requests.repository import ShortBalance, get_status
+from services.api.requests.repository import KeyReused, ShortBalance, get_status
 from services.api.requests.service import (
+    KEY_REUSED,
     REQUEST_ID_NAMESPACE,
     new_traceparent,
     valid_traceparent,
@@ -256,9 +257,12 @@ async def submit_deal(
         traceparent=trace,
         steps=steps,
         payloads=payloads,
+        idempotency_key=idempotency_key,
     )
     try:
         created = await repository.insert_deal_request(pool, new, stream=stream)
+    except KeyReused as exc:
+        raise InvalidInputs(KEY_REUSED) from exc
     except ShortBalance as exc:
         raise InsufficientCredits(
             f"this deal costs {price} credits, more than your available balance", price=price

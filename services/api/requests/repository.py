@@ -14,8 +14,9 @@ import orjson
 # NULL user_id: the NOT NULL violation aborts the whole statement, leaving nothing written.
 _SUBMIT = """
 WITH ins AS (
-    INSERT INTO requests (id, user_id, offer_id, inputs, prompt, price, traceparent)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    INSERT INTO requests (id, user_id, offer_id, inputs, prompt, price, traceparent,
+                          idempotency_key)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $10)
     ON CONFLICT (id) DO NOTHING
     RETURNING id
 ), charge AS (
@@ -39,9 +40,10 @@ SELECT EXISTS (SELECT 1 FROM ins)
 _SUBMIT_MANY = """
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[],
-                         $6::bigint[], $7::text[], $8::text[])
+                         $6::bigint[], $7::text[], $8::text[], $10::text[])
         WITH ORDINALITY
-        AS t(id, user_id, offer_id, inputs, prompt, price, traceparent, payload, ord)
+        AS t(id, user_id, offer_id, inputs, prompt, price, traceparent, payload, idempotency_key,
+             ord)
 ), fresh AS (
     SELECT DISTINCT ON (i.id) i.* FROM input i
     WHERE NOT EXISTS (SELECT 1 FROM requests r WHERE r.id = i.id)
@@ -56,8 +58,10 @@ WITH input AS (
     ) f JOIN wallets w ON w.id = f.user_id
     WHERE f.running <= w.balance
 ), ins AS (
-    INSERT INTO requests (id, user_id, offer_id, inputs, prompt, price, traceparent)
-    SELECT id, user_id, offer_id, inputs::jsonb, prompt, price, traceparent FROM affordable
+    INSERT INTO requests (id, user_id, offer_id, inputs, prompt, price, traceparent,
+                          idempotency_key)
+    SELECT id, user_id, offer_id, inputs::jsonb, prompt, price, traceparent, idempotency_key
+    FROM affordable
     ON CONFLICT (id) DO NOTHING
     RETURNING id, user_id, price
 ), charge AS (
@@ -149,6 +153,20 @@ class NewRequest:
     traceparent: str
     payload: str
     """The task message, as the relay will publish it."""
+    idempotency_key: str | None = None
+
+
+IDEMPOTENCY_INDEX = "ix_requests_user_idempotency_key"
+
+
+class KeyReused(Exception):
+    """The user's ``Idempotency-Key`` already names another request (other inputs or target)."""
+
+
+def raise_key_reused(exc: asyncpg.UniqueViolationError) -> None:
+    """Turn the violation of the one-request-per-key index into ``KeyReused``."""
+    if exc.constraint_name == IDEMPOTENCY_INDEX:
+        raise KeyReused from exc
 
 
 async def insert_submission(pool: asyncpg.Pool[Any], new: NewRequest, *, stream: str) -> bool:
@@ -166,10 +184,14 @@ async def insert_submission(pool: asyncpg.Pool[Any], new: NewRequest, *, stream:
             new.traceparent,
             stream,
             new.payload,
+            new.idempotency_key,
         )
     except asyncpg.NotNullViolationError as exc:
         if exc.table_name == "credit_ledger" and exc.column_name == "user_id":
             raise ShortBalance from exc
+        raise
+    except asyncpg.UniqueViolationError as exc:
+        raise_key_reused(exc)
         raise
     return bool(created)
 
@@ -189,6 +211,7 @@ async def insert_submissions(
         [n.traceparent for n in batch],
         [n.payload for n in batch],
         stream,
+        [n.idempotency_key for n in batch],
     )
     return {row["id"] for row in rows}
 

@@ -210,9 +210,12 @@ async def _submit(
         price=offer.price,
         traceparent=trace,
         payload=task.model_dump_json(exclude_none=True),
+        idempotency_key=idempotency_key,
     )
     try:
         created = await batcher.submit(new)
+    except repository.KeyReused as exc:
+        raise InvalidInputs(KEY_REUSED) from exc
     except repository.ShortBalance as exc:
         SUBMISSION_REFUSED_CREDITS.inc()
         log.info("request.refused", request_id=str(request_id), reason="insufficient credits")
@@ -276,6 +279,10 @@ def ask_offer(config: ConfigWatcher | None, fallback: str) -> str:
 
 
 CANCELLED_ERROR = "cancelled by the user"
+KEY_REUSED = (
+    "this Idempotency-Key was already used for a request with other inputs; use a new key for "
+    "a new request, or send the same body to get the request it made"
+)
 _CANCEL_TRIES = 3
 
 

@@ -103,6 +103,13 @@ async def test_deal_is_one_request_with_a_step_per_offer_and_one_reservation(
         "/deal/bundle", json=body, headers={**auth(alice), "Idempotency-Key": "run-2"}
     )
     assert fresh.json()["id"] != submitted["id"]
+    reused = await deals_api.client.post(
+        "/deal/bundle",
+        json={**body, "inputs": {**inputs, "text": "other"}},
+        headers={**auth(alice), "Idempotency-Key": "run-2"},
+    )
+    assert reused.status_code == 422, reused.text
+    assert "Idempotency-Key was already used" in reused.json()["detail"]
     reordered = {"addons": ["demo/ask", "demo/sleep"], "inputs": {**inputs, "prompt": "p"}}
     other = await deals_api.client.post("/deal/bundle", json=reordered, headers=auth(alice))
     assert other.status_code == 202

@@ -95,6 +95,36 @@ async def test_duplicate_submission_returns_same_id_and_charges_nothing(
     assert await _balance(db_pool, alice) == (96, 4)
 
 
+async def test_an_idempotency_key_names_one_request(
+    api: Api, alice: NewUser, bob: NewUser, db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    keyed = {**auth(alice), "Idempotency-Key": "order-7"}
+    first = await api.client.post("/svc/demo/echo", json={"text": "a"}, headers=keyed)
+    again = await api.client.post("/svc/demo/echo", json={"text": "a"}, headers=keyed)
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again.json() | {"duplicate": False} == first.json()
+
+    other_body = await api.client.post("/svc/demo/echo", json={"text": "b"}, headers=keyed)
+    other_offer = await api.client.post("/svc/demo/ask", json={"prompt": "a"}, headers=keyed)
+    for refused in (other_body, other_offer):
+        assert refused.status_code == 422, refused.text
+        assert "Idempotency-Key was already used" in refused.json()["detail"]
+    assert await db_pool.fetchval("SELECT count(*) FROM requests") == 1
+    assert await _balance(db_pool, alice) == (98, 2)
+
+    # Concurrent submissions share a batch statement: the reused key is still refused alone.
+    results = await asyncio.gather(
+        *(
+            api.client.post("/svc/demo/echo", json={"text": f"c{n}"}, headers=keyed)
+            for n in range(5)
+        ),
+        api.client.post("/svc/demo/echo", json={"text": "fresh"}, headers=auth(alice)),
+    )
+    assert [r.status_code for r in results] == [422] * 5 + [202]
+    bobs = {**auth(bob), "Idempotency-Key": "order-7"}  # keys are per user
+    assert (await api.client.post("/svc/demo/echo", json={"text": "b"}, headers=bobs)).is_success
+
+
 async def test_same_inputs_from_two_users_are_two_requests(
     api: Api, alice: NewUser, bob: NewUser
 ) -> None:
