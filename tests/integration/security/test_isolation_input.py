@@ -42,6 +42,13 @@ async def test_another_users_request_is_404_like_a_missing_one(
     assert theirs.content == missing.content
     assert theirs.headers["content-length"] == missing.headers["content-length"]
 
+    cancel_theirs = await api.client.post(f"/svc/request/{request_id}/cancel", headers=auth(bob))
+    cancel_missing = await api.client.post(f"/svc/request/{missing_id}/cancel", headers=auth(bob))
+    assert cancel_theirs.status_code == cancel_missing.status_code == 404
+    assert cancel_theirs.content == cancel_missing.content
+    still = await api.client.get(f"/svc/request/{request_id}", headers=auth(alice))
+    assert still.json()["status"] != "cancelled"
+
     listed = await api.client.get("/svc/requests", headers=auth(bob))
     assert listed.json()["items"] == []
 
