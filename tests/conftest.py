@@ -38,6 +38,8 @@ TABLES = (
     "handlers",
     "api_keys",
     "users",
+    "usage_hourly",
+    "recon_marks",
 )
 
 

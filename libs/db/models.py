@@ -348,3 +348,32 @@ class Config(Base):
     active_version: Mapped[str | None] = mapped_column(Text)
     activation_id: Mapped[int | None] = mapped_column(ForeignKey("config_activations.id"))
     updated_at: Mapped[datetime] = _now()
+
+
+class UsageHour(Base):
+    """What each user spent, per hour, handler and integration: aggregated by recon from ended
+    requests (and deal steps), queried by ``GET /admin/usage``."""
+
+    __tablename__ = "usage_hourly"
+
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    handler_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    integration: Mapped[str] = mapped_column(Text, primary_key=True, server_default="")
+    requests: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    succeeded: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    failed: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    """Ended without a result: failed, cancelled or expired before delivery."""
+    credits: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    """Credits settled (spent)."""
+    input_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    output_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class ReconMark(Base):
+    """How far a recon loop has got (the usage aggregation's watermark)."""
+
+    __tablename__ = "recon_marks"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from services.api import health
 from services.api.admin import catalog_endpoints as admin_catalog
 from services.api.admin import endpoints as admin
+from services.api.admin import usage_endpoints as admin_usage
 from services.api.auth import endpoints as auth
 from services.api.catalog import endpoints as catalog
 from services.api.deals import endpoints as deals
@@ -20,3 +21,4 @@ router.include_router(deals.router)
 router.include_router(ws.router)
 router.include_router(admin.router)
 router.include_router(admin_catalog.router)
+router.include_router(admin_usage.router)

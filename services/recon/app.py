@@ -23,6 +23,7 @@ from services.recon.completion.service import CompletionLoop
 from services.recon.expiry.service import ExpiryLoop
 from services.recon.metrics.service import MetricsSampler
 from services.recon.settings import ReconSettings, get_settings, thresholds
+from services.recon.usage.service import UsageLoop
 
 
 class State(TypedDict):
@@ -70,6 +71,9 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
             interval_s=settings.recon_alert_interval_s,
             health_timeout=settings.recon_health_timeout,
         )
+        usage = UsageLoop(
+            pool, interval_s=settings.recon_usage_interval_s, lag_s=settings.recon_usage_lag_s
+        )
         sampler = MetricsSampler(
             pool,
             redis,
@@ -85,6 +89,7 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
                 asyncio.create_task(sampler.run_forever(), name="recon-metrics"),
                 asyncio.create_task(alerts.run_forever(), name="recon-alerts"),
                 asyncio.create_task(expiry.run_forever(), name="recon-expiry"),
+                asyncio.create_task(usage.run_forever(), name="recon-usage"),
             ]
         try:
             yield State(

@@ -21,6 +21,10 @@ class ReconSettings(CommonSettings):
     """A stuck request already run this many times is failed and refunded instead."""
     recon_completion_batch: int = Field(default=1000, ge=1)
     """Most candidates looked at per run."""
+    recon_usage_interval_s: float = Field(default=60.0, gt=0)
+    """Seconds between two runs of the usage aggregation."""
+    recon_usage_lag_s: float = Field(default=10.0, ge=0)
+    """A request is counted in usage this long after it ended (its commit is visible by then)."""
     recon_alert_webhook_url: str | None = None
     """Where alerts go (a Discord-compatible webhook); unset: alerts are only logged."""
     recon_alert_interval_s: float = Field(default=15.0, gt=0)

@@ -24,6 +24,16 @@ UNFINISHED_OLDEST_AGE = Gauge(
     "relai_requests_unfinished_oldest_age_seconds",
     "Age of the oldest unfinished request (database clock); 0 when there is none.",
 )
+USAGE_CREDITS = Gauge(
+    "relai_usage_hour_credits",
+    "Credits spent this hour (so far, as aggregated), by handler and integration.",
+    ["handler", "integration"],
+)
+USAGE_TOKENS = Gauge(
+    "relai_usage_hour_tokens",
+    "Provider tokens used this hour (so far, as aggregated), by handler, integration and kind.",
+    ["handler", "integration", "kind"],
+)
 STREAM_LENGTH = Gauge("relai_stream_length", "Entries in a stream.", ["stream"])
 GROUP_PENDING = Gauge(
     "relai_stream_group_pending",

@@ -1,0 +1,58 @@
+"""``GET /admin/usage``: what users spent, per hour, handler and integration (aggregated by
+recon from ended requests; see ``services.recon.usage``). Admin role only (403)."""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from services.api.admin.dependencies import AdminUser
+from services.api.deps import PoolDep
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+_USAGE = """
+SELECT u.hour, us.name AS user, u.handler_id AS handler, u.integration, u.requests,
+       u.succeeded, u.failed, u.credits, u.input_tokens, u.output_tokens
+FROM usage_hourly u JOIN users us ON us.id = u.user_id
+WHERE u.hour >= coalesce($1::timestamptz, '-infinity')
+  AND u.hour < coalesce($2::timestamptz, 'infinity')
+  AND ($3::text IS NULL OR us.name = $3) AND ($4::text IS NULL OR u.handler_id = $4)
+  AND ($5::text IS NULL OR u.integration = $5)
+ORDER BY u.hour DESC, us.name, u.handler_id, u.integration
+LIMIT $6
+"""
+
+
+class UsageRow(BaseModel):
+    hour: datetime
+    user: str
+    handler: str
+    integration: str
+    """The handler's (or offer's) ``params.integration``; empty when it names none."""
+    requests: int
+    succeeded: int
+    """Ended with a charge (delivered)."""
+    failed: int
+    """Ended without one: failed, cancelled, or expired before delivery (refunded)."""
+    credits: int
+    input_tokens: int
+    output_tokens: int
+
+
+@router.get("/usage", response_model=list[UsageRow])
+async def usage(
+    _: AdminUser,
+    pool: PoolDep,
+    since: Annotated[datetime | None, Query(alias="from")] = None,
+    until: Annotated[datetime | None, Query(alias="to")] = None,
+    user: Annotated[str | None, Query(max_length=200)] = None,
+    handler: Annotated[str | None, Query(max_length=200)] = None,
+    integration: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> list[dict[str, Any]]:
+    """Hourly rows, newest first, filtered by time (``from`` inclusive, ``to`` exclusive), user
+    name, handler and integration. Recon folds a request in a few seconds after it ends."""
+    rows = await pool.fetch(_USAGE, since, until, user, handler, integration, limit)
+    return [dict(r) for r in rows]

@@ -1,0 +1,79 @@
+"""SQL of the usage aggregation. Times are the database's."""
+
+from datetime import datetime
+
+import asyncpg
+
+from libs.db import PgConnection
+
+MARK = "usage"
+
+_START_MARK = """
+INSERT INTO recon_marks (name, at) VALUES ($1, 'epoch') ON CONFLICT (name) DO NOTHING
+"""
+_LOCK_MARK = (
+    "SELECT at, now() - make_interval(secs => $2) AS until FROM recon_marks "
+    "WHERE name = $1 FOR UPDATE"
+)
+_MOVE_MARK = "UPDATE recon_marks SET at = $2 WHERE name = $1"
+
+# What ended in (since, until]: single-offer requests and the steps of deals' requests, with the
+# credits their settle rows moved (an expired request keeps what it was charged), folded into
+# the hour each ended in.
+_AGGREGATE = """
+WITH ended AS (
+    SELECT r.user_id, o.handler_id, coalesce((h.params || o.params) ->> 'integration', '') AS
+           integration, r.finished_at,
+           (SELECT coalesce(sum(l.amount), 0) FROM credit_ledger l
+            WHERE l.request_id = r.id AND l.kind = 'settle') AS credits,
+           coalesce((r.usage ->> 'input_tokens')::bigint, 0) AS input_tokens,
+           coalesce((r.usage ->> 'output_tokens')::bigint, 0) AS output_tokens
+    FROM requests r JOIN offers o ON o.id = r.offer_id JOIN handlers h ON h.id = o.handler_id
+    WHERE r.finished_at > $1 AND r.finished_at <= $2
+    UNION ALL
+    SELECT r.user_id, o.handler_id, coalesce((h.params || o.params) ->> 'integration', ''),
+           s.finished_at,
+           (SELECT coalesce(sum(l.amount), 0) FROM credit_ledger l
+            WHERE l.request_id = s.request_id AND l.step = s.idx AND l.kind = 'settle'),
+           0, 0
+    FROM request_steps s JOIN requests r ON r.id = s.request_id
+    JOIN offers o ON o.id = s.offer_id JOIN handlers h ON h.id = o.handler_id
+    WHERE s.finished_at > $1 AND s.finished_at <= $2
+)
+INSERT INTO usage_hourly AS u (hour, user_id, handler_id, integration, requests, succeeded,
+                               failed, credits, input_tokens, output_tokens)
+SELECT date_trunc('hour', finished_at), user_id, handler_id, integration, count(*),
+       count(*) FILTER (WHERE credits > 0), count(*) FILTER (WHERE credits = 0),
+       sum(credits), sum(input_tokens), sum(output_tokens)
+FROM ended GROUP BY 1, 2, 3, 4
+ON CONFLICT (hour, user_id, handler_id, integration) DO UPDATE SET
+    requests = u.requests + EXCLUDED.requests, succeeded = u.succeeded + EXCLUDED.succeeded,
+    failed = u.failed + EXCLUDED.failed, credits = u.credits + EXCLUDED.credits,
+    input_tokens = u.input_tokens + EXCLUDED.input_tokens,
+    output_tokens = u.output_tokens + EXCLUDED.output_tokens
+"""
+
+_CURRENT_HOUR = """
+SELECT handler_id, integration, sum(credits) AS credits, sum(input_tokens) AS input_tokens,
+       sum(output_tokens) AS output_tokens
+FROM usage_hourly WHERE hour = date_trunc('hour', now()) GROUP BY 1, 2
+"""
+
+
+async def aggregate(conn: PgConnection, *, lag_s: float) -> int:
+    """Fold what ended since the last run (up to ``lag_s`` ago) into ``usage_hourly`` and move
+    the mark, in the caller's transaction; the row lock on the mark serializes replicas."""
+    await conn.execute(_START_MARK, MARK)
+    row = await conn.fetchrow(_LOCK_MARK, MARK, lag_s)
+    assert row is not None
+    since: datetime = row["at"]
+    until: datetime = row["until"]
+    if until <= since:
+        return 0
+    status = await conn.execute(_AGGREGATE, since, until)
+    await conn.execute(_MOVE_MARK, MARK, until)
+    return int(status.split()[-1])
+
+
+async def current_hour(conn: PgConnection) -> list[asyncpg.Record]:
+    return await conn.fetch(_CURRENT_HOUR)

@@ -1,0 +1,50 @@
+"""The usage loop: every minute, fold the requests (and deal steps) that ended into hourly rows
+per user, handler and integration, and export this hour's totals by handler and integration.
+
+A request counts once it has ended and ``RELAI_RECON_USAGE_LAG_S`` has passed (so that the
+commit of its ending, stamped a moment earlier, is visible); a mark in Postgres says how far the
+aggregation has got, so each ending is counted exactly once across runs and replicas."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from libs.db import PgPool
+from libs.logs import get_logger
+from services.recon.metrics.registry import USAGE_CREDITS, USAGE_TOKENS
+from services.recon.usage import repository
+
+log = get_logger(__name__)
+
+
+class UsageLoop:
+    def __init__(self, pool: PgPool, *, interval_s: float, lag_s: float) -> None:
+        self._pool = pool
+        self._interval_s = interval_s
+        self._lag_s = lag_s
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("usage.run_failed", error=f"{type(exc).__name__}: {exc}")
+            except Exception:
+                log.exception("usage.run_failed")
+            await asyncio.sleep(self._interval_s)
+
+    async def run_once(self) -> int:
+        """Aggregate what is due; returns how many hourly rows were written or added to."""
+        async with self._pool.acquire() as conn:
+            async with conn.transaction():
+                rows = await repository.aggregate(conn, lag_s=self._lag_s)
+            hour = await repository.current_hour(conn)
+        USAGE_CREDITS.clear()
+        USAGE_TOKENS.clear()
+        for r in hour:
+            USAGE_CREDITS.labels(r["handler_id"], r["integration"]).set(r["credits"])
+            USAGE_TOKENS.labels(r["handler_id"], r["integration"], "input").set(r["input_tokens"])
+            USAGE_TOKENS.labels(r["handler_id"], r["integration"], "output").set(r["output_tokens"])
+        return rows

@@ -1,0 +1,103 @@
+"""Usage per hour, user, handler and integration: recon folds ended requests in exactly once,
+and admins read it over ``GET /admin/usage``."""
+
+import uuid
+from typing import Any
+
+import asyncpg
+import httpx
+
+from libs.accounts import NewUser
+from libs.catalog import CatalogSpec, apply_catalog
+from libs.outcomes import Ended, record_outcomes
+from services.recon.usage.service import UsageLoop
+from tests.integration.api.conftest import Api, auth
+from tests.support import create_user
+
+CATALOG = CatalogSpec.model_validate(
+    {
+        "handlers": [
+            {"id": "echo.text"},
+            {"id": "echo.delay", "params": {"integration": "openai"}},
+        ],
+        "offers": [
+            {
+                "service": "u",
+                "action": "plain",
+                "price": 2,
+                "prompt_template": "{t}",
+                "handler": "echo.text",
+            },
+            {
+                "service": "u",
+                "action": "paid",
+                "price": 5,
+                "prompt_template": "{t}",
+                "handler": "echo.delay",
+            },
+        ],
+    }
+)
+
+
+async def _submit(client: httpx.AsyncClient, user: NewUser, action: str, text: str) -> uuid.UUID:
+    r = await client.post(f"/svc/u/{action}", json={"t": text}, headers=auth(user))
+    assert r.status_code == 202, r.text
+    return uuid.UUID(r.json()["id"])
+
+
+async def _end(pool: "asyncpg.Pool[Any]", *ended: Ended) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await record_outcomes(conn, ended=list(ended))
+
+
+async def test_usage_is_folded_in_once_and_served_to_admins(
+    api: Api, alice: NewUser, bob: NewUser, db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    async with db_pool.acquire() as conn:
+        await apply_catalog(conn, CATALOG)
+    root = await create_user(db_pool, name="root", credits=0, role="admin")
+    client = api.client
+    a1 = await _submit(client, alice, "paid", "one")
+    a2 = await _submit(client, alice, "paid", "two")
+    a3 = await _submit(client, alice, "plain", "three")
+    b1 = await _submit(client, bob, "paid", "four")
+    pending = await _submit(client, bob, "plain", "not yet")
+    usage = {"input_tokens": 3, "output_tokens": 7}
+    await _end(
+        db_pool,
+        Ended(a1, 1, "succeeded", results=["x"], usage=usage),
+        Ended(a2, 1, "failed", error="boom", usage={"input_tokens": 3}),
+        Ended(a3, 1, "succeeded", results=["y"]),
+        Ended(b1, 1, "succeeded", results=["z"], usage=usage),
+    )
+    loop = UsageLoop(db_pool, interval_s=60, lag_s=0)
+
+    assert await loop.run_once() == 3  # alice x paid, alice x plain, bob x paid
+    assert await loop.run_once() == 0  # nothing counted twice
+    await _end(db_pool, Ended(pending, 1, "succeeded", results=["late"]))
+    assert await loop.run_once() == 1
+
+    r = await client.get("/admin/usage", headers=auth(root))
+    assert r.status_code == 200, r.text
+    rows = {(u["user"], u["handler"], u["integration"]): u for u in r.json()}
+    assert set(rows) == {
+        ("alice", "echo.delay", "openai"),
+        ("alice", "echo.text", ""),
+        ("bob", "echo.delay", "openai"),
+        ("bob", "echo.text", ""),
+    }
+    paid = rows[("alice", "echo.delay", "openai")]
+    assert (paid["requests"], paid["succeeded"], paid["failed"], paid["credits"]) == (2, 1, 1, 5)
+    assert (paid["input_tokens"], paid["output_tokens"]) == (6, 7)
+    assert rows[("bob", "echo.text", "")]["credits"] == 2
+
+    only_openai = await client.get(
+        "/admin/usage", params={"integration": "openai", "user": "bob"}, headers=auth(root)
+    )
+    assert [(u["user"], u["credits"]) for u in only_openai.json()] == [("bob", 5)]
+    none = await client.get(
+        "/admin/usage", params={"to": "2000-01-01T00:00:00Z"}, headers=auth(root)
+    )
+    assert none.json() == []
+    assert (await client.get("/admin/usage", headers=auth(alice))).status_code == 403
