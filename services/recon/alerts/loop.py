@@ -4,17 +4,23 @@ what is wrong and tell the webhook."""
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
 
 from redis.asyncio import Redis
 
+from libs.contracts import DEAD_LETTERS_STREAM
 from libs.db import PgPool
 from libs.logs import get_logger
 from services.recon.alerts.leader import Leadership
 from services.recon.alerts.notifier import WebhookNotifier
-from services.recon.alerts.rules import Alert, Thresholds, evaluate
+from services.recon.alerts.rules import Alert, Signals, Thresholds, evaluate
+from services.recon.health.schemas import Health
 from services.recon.health.service import check_health
 
 log = get_logger(__name__)
+
+LOOK_BACK_S = 15 * 60
 
 
 class AlertLoop:
@@ -36,6 +42,8 @@ class AlertLoop:
         self._thresholds = thresholds
         self._interval_s = interval_s
         self._health_timeout = health_timeout
+        self._dead_letters: deque[tuple[float, int]] = deque()
+        """(time, length of the dead-letters stream) over the look-back window."""
 
     async def run_forever(self) -> None:
         try:
@@ -55,6 +63,17 @@ class AlertLoop:
         health = await check_health(
             pool=self._pool, redis=self._redis, timeout=self._health_timeout
         )
-        alerts = evaluate(health, self._thresholds)
+        signals = Signals(dead_letters_new=self._dead_letters_new(health))
+        alerts = evaluate(health, self._thresholds, signals)
         await self._notifier.publish(alerts)
         return alerts
+
+    def _dead_letters_new(self, health: Health) -> int:
+        stream = (health.streams or {}).get(DEAD_LETTERS_STREAM)
+        if stream is None:
+            return 0
+        now = time.monotonic()
+        self._dead_letters.append((now, stream.length))
+        while self._dead_letters and self._dead_letters[0][0] < now - LOOK_BACK_S:
+            self._dead_letters.popleft()
+        return max(0, stream.length - self._dead_letters[0][1])

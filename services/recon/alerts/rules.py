@@ -1,4 +1,5 @@
-"""What is worth waking someone for, decided from one health report. Pure: no I/O."""
+"""What is worth waking someone for, decided from one health report and what the alert loop
+saw over time (dead letters lately). Pure: no I/O."""
 
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ class Thresholds:
 
 
 @dataclass(frozen=True, slots=True)
+class Signals:
+    dead_letters_new: int = 0
+    """Tasks dead-lettered within the alert loop's look-back (15 minutes)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Alert:
     key: str
     """Stable identity: the same condition keeps the same key while it lasts (deduplication)."""
@@ -28,8 +35,10 @@ class Alert:
     detail: str
 
 
-def evaluate(health: Health, thresholds: Thresholds) -> list[Alert]:
+def evaluate(health: Health, thresholds: Thresholds, signals: Signals | None = None) -> list[Alert]:
     alerts: list[Alert] = []
+    if signals is not None:
+        alerts.extend(_from_signals(signals, thresholds))
     if health.postgres.status != "ok":
         alerts.append(
             Alert("postgres_unreachable", "critical", "Postgres unreachable", _err(health.postgres))
@@ -68,6 +77,22 @@ def evaluate(health: Health, thresholds: Thresholds) -> list[Alert]:
     absent = _workers_absent(health)
     if absent:
         alerts.append(Alert("workers_absent", "critical", "No live workers", absent))
+    return alerts
+
+
+def _from_signals(signals: Signals, thresholds: Thresholds) -> list[Alert]:
+    alerts: list[Alert] = []
+    if signals.dead_letters_new > 0:
+        alerts.append(
+            Alert(
+                "dead_letters_growing",
+                "warning",
+                "Tasks dead-lettered",
+                f"{signals.dead_letters_new} tasks went to relai:dead-letters in the last 15 "
+                "minutes: each took its workers down repeatedly; their requests failed and were "
+                "refunded.",
+            )
+        )
     return alerts
 
 

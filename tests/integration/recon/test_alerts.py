@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 
-from libs.contracts import TASKS_GROUP, TASKS_STREAM
+from libs.contracts import DEAD_LETTERS_STREAM, TASKS_GROUP, TASKS_STREAM
 from libs.streams import ensure_group
 from services.recon.alerts.leader import Leadership
 from services.recon.alerts.loop import AlertLoop
@@ -188,3 +188,22 @@ async def test_workers_absent_while_tasks_wait_and_health_lists_it(
 
     assert [(a["key"], a["severity"]) for a in body["alerts"]] == [("workers_absent", "critical")]
     assert body["streams"][TASKS_STREAM]["groups"][TASKS_GROUP]["live_consumers"] == 0
+
+
+async def test_dead_letters_since_the_last_look_raise_an_alert(
+    leaders: list[Leadership],
+    db_pool: "asyncpg.Pool[Any]",
+    redis_client: Redis,
+    receiver: Receiver,
+    webhook_client: httpx.AsyncClient,
+) -> None:
+    loop = alert_loop(leaders[0], db_pool, redis_client, receiver, webhook_client, Clock())
+    await redis_client.xadd(DEAD_LETTERS_STREAM, {b"m": b"{}"})
+    assert await loop.run_once() == []  # what was there before the first look is not news
+    await redis_client.xadd(DEAD_LETTERS_STREAM, {b"m": b"{}"})
+
+    alerts = await loop.run_once()
+
+    assert alerts is not None
+    assert [a.key for a in alerts] == ["dead_letters_growing"]
+    assert [m["content"] for m in receiver.received] == ["[WARNING] Tasks dead-lettered"]

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from libs.contracts import RESULTS_STREAM, TASKS_GROUP, TASKS_STREAM
-from services.recon.alerts.rules import Thresholds, evaluate
+from services.recon.alerts.rules import Signals, Thresholds, evaluate
 from services.recon.health.schemas import (
     GroupInfo,
     Health,
@@ -74,3 +74,10 @@ def test_unreachable_servers_are_critical() -> None:
     assert [(a.key, a.severity, a.detail) for a in alerts] == [
         ("postgres_unreachable", "critical", "no answer within 2s")
     ]
+
+
+def test_dead_letters_lately_raise_a_warning() -> None:
+    assert keys(health(live=0)) == []
+    alerts = evaluate(health(live=0), LIMITS, Signals(dead_letters_new=2))
+    assert [(a.key, a.severity) for a in alerts] == [("dead_letters_growing", "warning")]
+    assert "2 tasks went to relai:dead-letters" in alerts[0].detail
