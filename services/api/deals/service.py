@@ -27,6 +27,7 @@ from services.api.requests.repository import KeyReused, ShortBalance, get_status
 from services.api.requests.service import (
     KEY_REUSED,
     REQUEST_ID_NAMESPACE,
+    check_string_fields,
     new_traceparent,
     valid_traceparent,
 )
@@ -146,20 +147,7 @@ def check_inputs(deal: Deal, inputs: dict[str, Any], addon_names: list[str]) -> 
         raise InvalidInputs("an add-on is selected twice")
     addons = [deal.addons[a] for a in addon_names]
     required = deal.required(addons)
-    missing = [name for name in required if name not in inputs]
-    unknown = sorted(name for name in inputs if name not in required)
-    if missing or unknown:
-        parts = []
-        if missing:
-            parts.append("missing inputs: " + ", ".join(missing))
-        if unknown:
-            parts.append("unknown inputs: " + ", ".join(unknown))
-        raise InvalidInputs("; ".join(parts), missing=missing, unknown=unknown)
-    not_strings = [name for name in required if not isinstance(inputs[name], str)]
-    if not_strings:
-        raise InvalidInputs(
-            "inputs must be strings: " + ", ".join(not_strings), not_strings=not_strings
-        )
+    check_string_fields(inputs, required, noun="inputs")
     return addons
 
 

@@ -6,6 +6,7 @@ import base64
 import functools
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -65,27 +66,32 @@ def parse_inputs(body: bytes, offer: Offer) -> dict[str, str]:
         raise BadRequest(
             "body must be a JSON object with the fields: " + ", ".join(offer.template.variables)
         )
-    expected = offer.template.variables
+    check_string_fields(data, offer.template.variables, noun="fields")
+    return data
+
+
+def check_string_fields(data: dict[str, Any], expected: Sequence[str], *, noun: str) -> None:
+    """``data`` has exactly the ``expected`` names, each a string Postgres can store; else a 422
+    naming the missing, unknown, non-string and NUL-holding ones (``noun``: fields, inputs)."""
     missing = [name for name in expected if name not in data]
     unknown = sorted(name for name in data if name not in expected)
     if missing or unknown:
         parts = []
         if missing:
-            parts.append("missing fields: " + ", ".join(missing))
+            parts.append(f"missing {noun}: " + ", ".join(missing))
         if unknown:
-            parts.append("unknown fields: " + ", ".join(unknown))
+            parts.append(f"unknown {noun}: " + ", ".join(unknown))
         raise InvalidInputs("; ".join(parts), missing=missing, unknown=unknown)
     not_strings = [name for name in expected if not isinstance(data[name], str)]
     if not_strings:
         raise InvalidInputs(
-            "fields must be strings: " + ", ".join(not_strings), not_strings=not_strings
+            f"{noun} must be strings: " + ", ".join(not_strings), not_strings=not_strings
         )
     with_nul = [name for name in expected if "\x00" in data[name]]
     if with_nul:
         raise InvalidInputs(
-            "fields must not contain NUL characters: " + ", ".join(with_nul), not_text=with_nul
+            f"{noun} must not contain NUL characters: " + ", ".join(with_nul), not_text=with_nul
         )
-    return data
 
 
 def derive_request_id(

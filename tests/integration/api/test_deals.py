@@ -144,6 +144,7 @@ async def test_pipeline_queues_only_its_first_step(
         ({"inputs": {"text": "hi"}}, 422, "missing inputs: name, age"),
         ({"inputs": {"text": "hi", "name": "a", "age": "1", "x": "y"}}, 422, "unknown inputs: x"),
         ({"inputs": {"text": "hi", "name": "a", "age": 1}}, 422, "must be strings: age"),
+        ({"inputs": {"text": "hi\u0000", "name": "a", "age": "1"}}, 422, "NUL characters: text"),
         (
             {"inputs": {"text": "hi", "name": "a", "age": "1"}, "addons": ["demo/nope"]},
             422,
