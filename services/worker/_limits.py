@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 
 from libs.contracts import LIMITS_LIVE_KEY, LIMITS_PREFIX, TASKS_GROUP, TASKS_STREAM, TaskMessage
+from services.worker._backoff import Backoff
 from services.worker._coalesce import Coalescer
 from services.worker._slots import Slots
 from services.worker.job import HandlerError
@@ -268,6 +269,10 @@ class Limiter:
         await self._renew(args=args)
 
 
+Recover = Callable[[str, Exception, Backoff], Awaitable[None]]
+"""The runner's recovery from a failed loop pass (logs, backs off, recreates groups)."""
+
+
 class ParkedIntake:
     """Takes parked jobs whose integration has room, one per integration in turn, while this
     process has free slots; an integration over its budget is left alone until its window
@@ -282,6 +287,23 @@ class ParkedIntake:
     wanting: bool = False
     """Jobs were waiting when this process last had no slot for them: its reader then blocks
     briefly, so that slots come back to the parked jobs soon."""
+
+    async def run(self, stopping: asyncio.Event, *, poll_s: float, recover: Recover) -> None:
+        """Take parked jobs whenever this process has free slots, until ``stopping``."""
+        backoff = Backoff()
+        while not stopping.is_set():
+            await self._slots.wait_free(stopping)
+            try:
+                taken = await self.take(stopping)
+            except Exception as exc:
+                await recover("limits", exc, backoff)
+                continue
+            backoff.reset()
+            if not taken:
+                try:
+                    await asyncio.wait_for(stopping.wait(), poll_s)
+                except TimeoutError:
+                    pass
 
     async def take(self, stopping: asyncio.Event) -> int:
         """One round over the integrations with waiting jobs (up to ``_TAKE_MOST`` each, so that

@@ -141,7 +141,12 @@ class Runner:
             asyncio.create_task(self._read_loop(), name="worker-read"),
             asyncio.create_task(self._reclaim_loop(), name="worker-reclaim"),
             asyncio.create_task(self._quarantine.run(self._stopping), name="worker-quarantine"),
-            asyncio.create_task(self._limits_loop(), name="worker-limits"),
+            asyncio.create_task(
+                self._parked_intake.run(
+                    self._stopping, poll_s=self.settings.worker_limits_poll_s, recover=self._recover
+                ),
+                name="worker-limits",
+            ),
         ]
         cancels = asyncio.create_task(self.cancels.run(), name="worker-cancels")
         self._ready.set()
@@ -374,25 +379,6 @@ class Runner:
         """Give up an entry without running it: it stays pending, for a later reclaim."""
         self._owned.discard(entry_id)
         self._slots.release()
-
-    async def _limits_loop(self) -> None:
-        backoff = Backoff()
-        intake = self._parked_intake
-        while not self._stopping.is_set():
-            await self._slots.wait_free(self._stopping)
-            try:
-                taken = await intake.take(self._stopping)
-            except Exception as exc:
-                await self._recover("limits", exc, backoff)
-                continue
-            backoff.reset()
-            if not taken:
-                try:
-                    await asyncio.wait_for(
-                        self._stopping.wait(), self.settings.worker_limits_poll_s
-                    )
-                except TimeoutError:
-                    pass
 
     def _start_leased(self, taken: Taken) -> None:
         """Run a parked job under its lease; its slot was taken by the caller."""
