@@ -68,6 +68,26 @@ class UnknownReferenceError(ValueError):
     """A catalog entry names a handler or offer that the catalog does not hold."""
 
 
+def handler_row(h: HandlerSpec) -> tuple[object, ...]:
+    """The columns of ``h``, as ``_UPSERT_HANDLER`` takes them."""
+    return (h.id, h.credits, h.params, h.max_concurrency, h.enabled)
+
+
+def offer_row(o: OfferSpec) -> tuple[object, ...]:
+    """The columns of ``o`` after its (new) id, as ``_UPSERT_OFFER`` takes them."""
+    return (
+        o.service,
+        o.action,
+        o.price,
+        o.prompt_template,
+        o.handler,
+        o.create_qty,
+        o.expiration,
+        o.params,
+        o.enabled,
+    )
+
+
 def deal_row(deal: DealSpec) -> tuple[object, ...]:
     """The columns of ``deal`` after its id, as ``_UPSERT_DEAL`` takes them."""
     steps = [
@@ -88,16 +108,7 @@ def deal_row(deal: DealSpec) -> tuple[object, ...]:
 
 async def upsert_handler(conn: PgConnection, h: HandlerSpec) -> bool:
     """Create or update one handler; True when it was created."""
-    return bool(
-        await conn.fetchval(
-            _UPSERT_HANDLER + _RETURNING_CREATED,
-            h.id,
-            h.credits,
-            h.params,
-            h.max_concurrency,
-            h.enabled,
-        )
-    )
+    return bool(await conn.fetchval(_UPSERT_HANDLER + _RETURNING_CREATED, *handler_row(h)))
 
 
 async def upsert_offer(conn: PgConnection, o: OfferSpec) -> bool:
@@ -105,19 +116,7 @@ async def upsert_offer(conn: PgConnection, o: OfferSpec) -> bool:
     when its handler does not exist."""
     try:
         return bool(
-            await conn.fetchval(
-                _UPSERT_OFFER + _RETURNING_CREATED,
-                uuid.uuid4(),
-                o.service,
-                o.action,
-                o.price,
-                o.prompt_template,
-                o.handler,
-                o.create_qty,
-                o.expiration,
-                o.params,
-                o.enabled,
-            )
+            await conn.fetchval(_UPSERT_OFFER + _RETURNING_CREATED, uuid.uuid4(), *offer_row(o))
         )
     except asyncpg.ForeignKeyViolationError as exc:
         raise UnknownReferenceError(f"unknown handler {o.handler!r}") from exc
@@ -174,26 +173,9 @@ async def apply_catalog(
     async with conn.transaction():
         await conn.executemany(
             _UPSERT_HANDLER,
-            [(h.id, h.credits, h.params, h.max_concurrency, h.enabled) for h in spec.handlers],
+            [handler_row(h) for h in spec.handlers],
         )
-        await conn.executemany(
-            _UPSERT_OFFER,
-            [
-                (
-                    uuid.uuid4(),
-                    o.service,
-                    o.action,
-                    o.price,
-                    o.prompt_template,
-                    o.handler,
-                    o.create_qty,
-                    o.expiration,
-                    o.params,
-                    o.enabled,
-                )
-                for o in spec.offers
-            ],
-        )
+        await conn.executemany(_UPSERT_OFFER, [(uuid.uuid4(), *offer_row(o)) for o in spec.offers])
         await conn.executemany(_UPSERT_DEAL, [(uuid.uuid4(), *deal_row(d)) for d in spec.deals])
         if prune:
             await conn.execute(_DISABLE_HANDLERS, [h.id for h in spec.handlers])

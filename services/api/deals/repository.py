@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 
-from services.api.requests.repository import ShortBalance, raise_key_reused
+from services.api.requests.repository import submission_errors
 
 _ENABLED_DEALS = """
 SELECT id, slug, price, price_modifier, addons_modifier, pipeline, offers, addons
@@ -83,7 +83,7 @@ async def enabled_deals(pool: asyncpg.Pool[Any]) -> list[asyncpg.Record]:
 async def insert_deal_request(pool: asyncpg.Pool[Any], new: NewDealRequest, *, stream: str) -> bool:
     """True when the request was created; False when it already existed. Raises
     ``ShortBalance``, having written nothing, when the user cannot pay for it."""
-    try:
+    with submission_errors():
         created = await pool.fetchval(
             _SUBMIT_DEAL,
             new.id,
@@ -102,13 +102,6 @@ async def insert_deal_request(pool: asyncpg.Pool[Any], new: NewDealRequest, *, s
             new.payloads,
             new.idempotency_key,
         )
-    except asyncpg.NotNullViolationError as exc:
-        if exc.table_name == "credit_ledger" and exc.column_name == "user_id":
-            raise ShortBalance from exc
-        raise
-    except asyncpg.UniqueViolationError as exc:
-        raise_key_reused(exc)
-        raise
     return bool(created)
 
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -163,16 +165,26 @@ class KeyReused(Exception):
     """The user's ``Idempotency-Key`` already names another request (other inputs or target)."""
 
 
-def raise_key_reused(exc: asyncpg.UniqueViolationError) -> None:
-    """Turn the violation of the one-request-per-key index into ``KeyReused``."""
-    if exc.constraint_name == IDEMPOTENCY_INDEX:
-        raise KeyReused from exc
+@contextmanager
+def submission_errors() -> Iterator[None]:
+    """What a submit statement's violations mean: a short balance (the ledger row's NULL user)
+    is ``ShortBalance``, a second request under one Idempotency-Key is ``KeyReused``."""
+    try:
+        yield
+    except asyncpg.NotNullViolationError as exc:
+        if exc.table_name == "credit_ledger" and exc.column_name == "user_id":
+            raise ShortBalance from exc
+        raise
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == IDEMPOTENCY_INDEX:
+            raise KeyReused from exc
+        raise
 
 
 async def insert_submission(pool: asyncpg.Pool[Any], new: NewRequest, *, stream: str) -> bool:
     """True when the request was created; False when it already existed. Raises
     ``ShortBalance``, having written nothing, when the user cannot pay for it."""
-    try:
+    with submission_errors():
         created = await pool.fetchval(
             _SUBMIT,
             new.id,
@@ -186,13 +198,6 @@ async def insert_submission(pool: asyncpg.Pool[Any], new: NewRequest, *, stream:
             new.payload,
             new.idempotency_key,
         )
-    except asyncpg.NotNullViolationError as exc:
-        if exc.table_name == "credit_ledger" and exc.column_name == "user_id":
-            raise ShortBalance from exc
-        raise
-    except asyncpg.UniqueViolationError as exc:
-        raise_key_reused(exc)
-        raise
     return bool(created)
 
 
