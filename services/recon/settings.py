@@ -35,6 +35,8 @@ class ReconSettings(CommonSettings):
     """Relay stalled: the oldest unpublished outbox row is older than this."""
     recon_alert_stuck_age_s: float = Field(default=900.0, gt=0)
     """Requests stuck: the oldest unfinished request is older than this."""
+    recon_alert_budget_ratio: float = Field(default=0.9, gt=0, le=1)
+    """Budget nearly spent: an integration spent this share of its window's credit budget."""
     recon_metrics_port: int = Field(default=9102, ge=0, le=65535)
     """Port of recon's Prometheus metrics (0: off), on ``recon_host``."""
     recon_metrics_interval_s: float = Field(default=10.0, gt=0)
@@ -58,4 +60,5 @@ def thresholds(settings: ReconSettings) -> Thresholds:
     return Thresholds(
         outbox_age_s=settings.recon_alert_outbox_age_s,
         stuck_age_s=settings.recon_alert_stuck_age_s,
+        budget_ratio=settings.recon_alert_budget_ratio,
     )

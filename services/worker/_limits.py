@@ -13,7 +13,8 @@ the lease's release are written in one MULTI (see ``ResultWriter``).
 Keys, under ``relai:limits:{integration}:``: ``leases`` (zset lease → expiry ms), ``held``
 (hash lease → job), ``users`` (list, round-robin order of users with waiting jobs),
 ``wait:{user}`` (list of jobs), ``conf`` (hash), ``spent:{window}`` (credits used).
-``relai:limits:active`` lists integrations with waiting jobs; ``relai:limits:live`` the request
+``relai:limits:active`` lists integrations with waiting jobs, ``relai:limits:known`` every
+integration that ever had one (recon watches their budgets); ``relai:limits:live`` the request
 ids parked or running, which recon counts as in flight.
 """
 
@@ -27,7 +28,14 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from libs.contracts import LIMITS_LIVE_KEY, LIMITS_PREFIX, TASKS_GROUP, TASKS_STREAM, TaskMessage
+from libs.contracts import (
+    LIMITS_KNOWN_KEY,
+    LIMITS_LIVE_KEY,
+    LIMITS_PREFIX,
+    TASKS_GROUP,
+    TASKS_STREAM,
+    TaskMessage,
+)
 from services.worker._backoff import Backoff
 from services.worker._coalesce import Coalescer
 from services.worker._slots import Slots
@@ -46,6 +54,7 @@ end
 redis.call('HSET', prefix .. 'conf', 'max', ARGV[6], 'budget', ARGV[7], 'window', ARGV[8])
 redis.call('SADD', KEYS[2], ARGV[9])
 redis.call('SADD', KEYS[3], ARGV[10])
+redis.call('SADD', KEYS[4], ARGV[9])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 return 1
@@ -231,7 +240,9 @@ class Limiter:
         pipe = self._redis.pipeline(transaction=False)
         for args in parks:
             await self._park(
-                keys=[TASKS_STREAM, ACTIVE_KEY, LIMITS_LIVE_KEY], args=args, client=pipe
+                keys=[TASKS_STREAM, ACTIVE_KEY, LIMITS_LIVE_KEY, LIMITS_KNOWN_KEY],
+                args=args,
+                client=pipe,
             )
         await pipe.execute()
         return [None] * len(parks)

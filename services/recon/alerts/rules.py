@@ -1,5 +1,5 @@
-"""What is worth waking someone for, decided from one health report and what the alert loop
-saw over time (dead letters lately). Pure: no I/O."""
+"""What is worth waking someone for, decided from one health report (budgets included) and what
+the alert loop saw over time (dead letters lately). Pure: no I/O."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ class Thresholds:
     """The oldest unpublished outbox row older than this: the relay is stalled."""
     stuck_age_s: float
     """The oldest unfinished request older than this: requests are stuck."""
+    budget_ratio: float = 0.9
+    """An integration that spent this share of its window's credit budget: nearly spent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,27 @@ def evaluate(health: Health, thresholds: Thresholds, signals: Signals | None = N
     absent = _workers_absent(health)
     if absent:
         alerts.append(Alert("workers_absent", "critical", "No live workers", absent))
+    alerts.extend(_budgets_nearly_spent(health, thresholds))
+    return alerts
+
+
+def _budgets_nearly_spent(health: Health, thresholds: Thresholds) -> list[Alert]:
+    alerts = []
+    for name, budget in (health.budgets or {}).items():
+        if budget.budget <= 0 or budget.spent < budget.budget * thresholds.budget_ratio:
+            continue
+        share = budget.spent / budget.budget
+        alerts.append(
+            Alert(
+                f"budget_nearly_spent:{name}",
+                "warning",
+                f"Budget of {name} nearly spent",
+                f"{name} has spent {budget.spent} of its {budget.budget} credits for this "
+                f"{budget.window_seconds:g}s window ({share:.0%}, threshold "
+                f"{thresholds.budget_ratio:.0%}); once spent, its jobs wait for the next "
+                f"window, in {budget.resets_in_seconds:.0f}s.",
+            )
+        )
     return alerts
 
 

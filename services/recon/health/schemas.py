@@ -36,6 +36,13 @@ class StreamInfo(BaseModel):
     groups: dict[str, GroupInfo]
 
 
+class IntegrationBudget(BaseModel):
+    budget: int = Field(description="Credits the integration may spend per window.")
+    spent: int = Field(description="Credits spent in the current window.")
+    window_seconds: float
+    resets_in_seconds: float = Field(description="Time left in the current window.")
+
+
 class AlertView(BaseModel):
     key: str
     severity: Literal["critical", "warning"]
@@ -50,6 +57,9 @@ class Health(BaseModel):
     outbox: OutboxBacklog | None = None
     requests: UnfinishedRequests | None = None
     streams: dict[str, StreamInfo] | None = None
+    budgets: dict[str, IntegrationBudget] | None = Field(
+        default=None, description="Credit budgets of the integrations workers share, by name."
+    )
     completion: CompletionReport | None = None
     alerts: list[AlertView] = Field(
         default_factory=list, description="Alert rules that this report triggers."

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
 from libs.contracts import DEAD_LETTERS_STREAM, RESULTS_STREAM, TASKS_STREAM
 from libs.db import PgPool
 from services.recon.completion.schemas import CompletionReport
-from services.recon.health import repository, streams
+from services.recon.health import budgets, repository, streams
 from services.recon.health.schemas import (
     Health,
+    IntegrationBudget,
     OutboxBacklog,
     Probe,
     StreamInfo,
@@ -24,7 +26,7 @@ STREAMS = (TASKS_STREAM, RESULTS_STREAM, DEAD_LETTERS_STREAM)
 async def check_health(
     *, pool: PgPool, redis: Redis, timeout: float, completion: CompletionReport | None = None
 ) -> Health:
-    (postgres, backlog), (redis_probe, stream_infos) = await asyncio.gather(
+    (postgres, backlog), (redis_probe, redis_figures) = await asyncio.gather(
         _probe_postgres(pool, timeout), _probe_redis(redis, timeout)
     )
     healthy = postgres.status == "ok" and redis_probe.status == "ok"
@@ -42,7 +44,8 @@ async def check_health(
         else UnfinishedRequests(
             count=backlog.unfinished_count, oldest_age_seconds=backlog.unfinished_oldest_age
         ),
-        streams=stream_infos,
+        streams=redis_figures.streams if redis_figures else None,
+        budgets=redis_figures.budgets if redis_figures else None,
         completion=completion,
     )
 
@@ -59,10 +62,19 @@ async def _probe_postgres(pool: PgPool, timeout: float) -> tuple[Probe, reposito
     return Probe(status="ok"), backlog
 
 
-async def _probe_redis(redis: Redis, timeout: float) -> tuple[Probe, dict[str, StreamInfo] | None]:
-    async def read() -> dict[str, StreamInfo]:
+@dataclass(frozen=True, slots=True)
+class _RedisFigures:
+    streams: dict[str, StreamInfo]
+    budgets: dict[str, IntegrationBudget]
+
+
+async def _probe_redis(redis: Redis, timeout: float) -> tuple[Probe, _RedisFigures | None]:
+    async def read() -> _RedisFigures:
         await redis.ping()
-        return {stream: await streams.read_stream(redis, stream) for stream in STREAMS}
+        return _RedisFigures(
+            streams={stream: await streams.read_stream(redis, stream) for stream in STREAMS},
+            budgets=await budgets.read_budgets(redis),
+        )
 
     try:
         infos = await asyncio.wait_for(read(), timeout)

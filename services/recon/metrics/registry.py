@@ -53,6 +53,16 @@ TOP_SPEND = Gauge(
     "Credits settled by the top spenders over the recent window (RELAI_RECON_TOP_USERS_WINDOW_S).",
     ["user"],
 )
+BUDGET = Gauge(
+    "relai_integration_budget_credits",
+    "Credits an integration may spend per window (its workers' shared budget).",
+    ["integration"],
+)
+BUDGET_SPENT = Gauge(
+    "relai_integration_budget_spent_credits",
+    "Credits an integration spent in its current window.",
+    ["integration"],
+)
 SAMPLE_OK = Gauge(
     "relai_recon_sample_success",
     "1 if the last sample of a source (postgres, redis) succeeded, else 0.",

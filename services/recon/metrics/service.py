@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from libs.db import PgPool
 from libs.logs import get_logger
+from services.recon.health import budgets as health_budgets
 from services.recon.health import repository as health_repository
 from services.recon.health import streams as health_streams
 from services.recon.health.service import STREAMS
@@ -66,6 +67,7 @@ class MetricsSampler:
         try:
             async with asyncio.timeout(self._timeout_s):
                 infos = {s: await health_streams.read_stream(self._redis, s) for s in STREAMS}
+                budgets = await health_budgets.read_budgets(self._redis)
         except Exception as exc:
             registry.SAMPLE_OK.labels("redis").set(0)
             log.warning("recon.metrics_redis_failed", error=f"{type(exc).__name__}: {exc}")
@@ -77,4 +79,7 @@ class MetricsSampler:
                 registry.GROUP_CONSUMERS.labels(stream, group).set(figures.consumers)
                 if figures.lag is not None:
                     registry.GROUP_LAG.labels(stream, group).set(figures.lag)
+        for integration, budget in budgets.items():
+            registry.BUDGET.labels(integration).set(budget.budget)
+            registry.BUDGET_SPENT.labels(integration).set(budget.spent)
         registry.SAMPLE_OK.labels("redis").set(1)

@@ -19,6 +19,7 @@ from services.recon.alerts.loop import AlertLoop
 from services.recon.alerts.notifier import WebhookNotifier
 from services.recon.alerts.rules import Thresholds
 from tests.integration.recon.conftest import recon, settings_for
+from tests.integration.worker.helpers import add_tasks, running, task, wait_finals
 from tests.support import ServerUrls
 
 
@@ -207,3 +208,36 @@ async def test_dead_letters_since_the_last_look_raise_an_alert(
     assert alerts is not None
     assert [a.key for a in alerts] == ["dead_letters_growing"]
     assert [m["content"] for m in receiver.received] == ["[WARNING] Tasks dead-lettered"]
+
+
+async def test_a_budget_spent_by_real_jobs_warns_once_and_health_shows_it(
+    servers: ServerUrls,
+    leaders: list[Leadership],
+    db_pool: "asyncpg.Pool[Any]",
+    redis_client: Redis,
+    receiver: Receiver,
+    webhook_client: httpx.AsyncClient,
+) -> None:
+    metered: dict[str, Any] = {"integration": "metered", "budget": 10, "window_s": 3600, "cost": 3}
+    async with running(redis_client):
+        await add_tasks(redis_client, [task(prompt=f"m{i}", **metered) for i in range(2)])
+        await wait_finals(redis_client, 2)
+    loop = alert_loop(leaders[0], db_pool, redis_client, receiver, webhook_client, Clock())
+    assert await loop.run_once() == []  # 6 of 10: 60 %
+
+    async with running(redis_client):
+        await add_tasks(redis_client, [task(prompt="m2", **metered)])
+        await wait_finals(redis_client, 3)
+    alerts = await loop.run_once()
+    await loop.run_once()
+    async with recon(settings_for(servers)) as client:
+        body = (await client.get("/health")).json()
+
+    assert alerts is not None
+    assert [a.key for a in alerts] == ["budget_nearly_spent:metered"]
+    assert [m["content"] for m in receiver.received] == ["[WARNING] Budget of metered nearly spent"]
+    assert "spent 9 of its 10 credits for this 3600s window (90%" in alerts[0].detail
+    budget = body["budgets"]["metered"]
+    assert (budget["budget"], budget["spent"], budget["window_seconds"]) == (10, 9, 3600)
+    assert 0 < budget["resets_in_seconds"] <= 3600
+    assert "budget_nearly_spent:metered" in [a["key"] for a in body["alerts"]]

@@ -9,6 +9,7 @@ from services.recon.alerts.rules import Signals, Thresholds, evaluate
 from services.recon.health.schemas import (
     GroupInfo,
     Health,
+    IntegrationBudget,
     OutboxBacklog,
     Probe,
     StreamInfo,
@@ -81,3 +82,36 @@ def test_dead_letters_lately_raise_a_warning() -> None:
     alerts = evaluate(health(live=0), LIMITS, Signals(dead_letters_new=2))
     assert [(a.key, a.severity) for a in alerts] == [("dead_letters_growing", "warning")]
     assert "2 tasks went to relai:dead-letters" in alerts[0].detail
+
+
+def _spent(spent: int, budget: int = 100) -> Health:
+    report = health(live=0)
+    report.budgets = {
+        "openai": IntegrationBudget(
+            budget=budget, spent=spent, window_seconds=3600, resets_in_seconds=1200
+        )
+    }
+    return report
+
+
+@pytest.mark.parametrize(
+    ("spent", "expected"),
+    [
+        (0, []),
+        (89, []),
+        (90, ["budget_nearly_spent:openai"]),
+        (100, ["budget_nearly_spent:openai"]),
+    ],
+)
+def test_a_budget_nearly_spent_warns_per_integration(spent: int, expected: list[str]) -> None:
+    assert keys(_spent(spent)) == expected
+
+
+def test_the_budget_warning_says_how_much_and_until_when() -> None:
+    (alert,) = evaluate(_spent(95), Thresholds(outbox_age_s=30, stuck_age_s=900, budget_ratio=0.5))
+    assert alert.severity == "warning"
+    assert alert.title == "Budget of openai nearly spent"
+    assert alert.detail == (
+        "openai has spent 95 of its 100 credits for this 3600s window (95%, threshold 50%); "
+        "once spent, its jobs wait for the next window, in 1200s."
+    )
