@@ -244,6 +244,8 @@ class RequestStep(Base):
     output: Mapped[list[Any] | None] = mapped_column(JSONB)
     """What a pipeline step passes on to the next one (see its ``mode``)."""
     error: Mapped[str | None] = mapped_column(Text)
+    usage: Mapped[dict[str, int] | None] = mapped_column(JSONB)
+    """Provider usage reported by the job that ended the step."""
     updated_at: Mapped[datetime] = _now()
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

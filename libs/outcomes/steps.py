@@ -52,7 +52,7 @@ _TOUCH_REQUEST = "UPDATE requests SET updated_at = now() WHERE id = $1"
 
 _END_STEP = """
 UPDATE request_steps s
-SET status = $4, results = $5, error = $6, started_at = coalesce(s.started_at, now()),
+SET status = $4, results = $5, error = $6, usage = $7, started_at = coalesce(s.started_at, now()),
     finished_at = now(), updated_at = now()
 WHERE s.request_id = $1 AND s.idx = $2 AND $3 >= s.attempt
   AND s.status IN ('pending', 'running')
@@ -99,10 +99,15 @@ FROM request_steps s JOIN offers o ON o.id = s.offer_id
 WHERE s.request_id = $1 ORDER BY s.idx
 """
 
+# The request's usage is the sum of its steps', count by count (null when none reported any).
 _END_REQUEST = """
 UPDATE requests
 SET status = $2, results = $3, error = $4, started_at = coalesce(started_at, now()),
-    finished_at = now(), updated_at = now()
+    finished_at = now(), updated_at = now(),
+    usage = (SELECT jsonb_object_agg(u.key, u.total)
+             FROM (SELECT c.key, sum(c.value::bigint) AS total
+                   FROM request_steps s, jsonb_each_text(s.usage) AS c
+                   WHERE s.request_id = $1 GROUP BY c.key) u)
 WHERE id = $1
 RETURNING id, user_id, status, results, error, updated_at, traceparent, false AS unseen_start
 """
@@ -123,6 +128,7 @@ class StepEnded:
     status: Literal["succeeded", "failed"]
     results: list[Any] | None = None
     error: str | None = None
+    usage: dict[str, int] | None = None
 
 
 @dataclass
@@ -222,6 +228,7 @@ async def _end_step(
         report.status,
         report.results if report.status == "succeeded" else None,
         report.error if report.status == "failed" else None,
+        report.usage,
     )
     if step is None:
         return

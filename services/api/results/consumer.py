@@ -250,6 +250,7 @@ class ResultsConsumer:
                     "succeeded" if m.kind == "succeeded" else "failed",
                     results=m.results if m.kind == "succeeded" else None,
                     error=m.error if m.kind == "failed" else None,
+                    usage=m.usage,
                 )
                 for m in ended.values()
             ],

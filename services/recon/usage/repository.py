@@ -11,10 +11,18 @@ MARK = "usage"
 _START_MARK = """
 INSERT INTO recon_marks (name, at) VALUES ($1, 'epoch') ON CONFLICT (name) DO NOTHING
 """
-_LOCK_MARK = (
-    "SELECT at, now() - make_interval(secs => $2) AS until FROM recon_marks "
-    "WHERE name = $1 FOR UPDATE"
-)
+# ``until``: ``lag_s`` ago, and before the start of every transaction still open in this
+# database. A request's ``finished_at`` is its writer's ``now()`` (the start of its transaction),
+# so every row finished before the oldest open transaction began is committed, hence visible to
+# the aggregation that follows (run-of-the-mill READ COMMITTED: a new snapshot per statement);
+# a later one is left for the next run. A slow commit is therefore never skipped.
+_LOCK_MARK = """
+SELECT at, least(now() - make_interval(secs => $2),
+                 (SELECT min(xact_start) - interval '1 microsecond' FROM pg_stat_activity
+                  WHERE datname = current_database() AND backend_type = 'client backend'
+                    AND pid <> pg_backend_pid() AND xact_start IS NOT NULL)) AS until
+FROM recon_marks WHERE name = $1 FOR UPDATE
+"""
 _MOVE_MARK = "UPDATE recon_marks SET at = $2 WHERE name = $1"
 
 # What ended in (since, until]: single-offer requests and the steps of deals' requests, with the
@@ -35,7 +43,8 @@ WITH ended AS (
            s.finished_at,
            (SELECT coalesce(sum(l.amount), 0) FROM credit_ledger l
             WHERE l.request_id = s.request_id AND l.step = s.idx AND l.kind = 'settle'),
-           0, 0
+           coalesce((s.usage ->> 'input_tokens')::bigint, 0),
+           coalesce((s.usage ->> 'output_tokens')::bigint, 0)
     FROM request_steps s JOIN requests r ON r.id = s.request_id
     JOIN offers o ON o.id = s.offer_id JOIN handlers h ON h.id = o.handler_id
     WHERE s.finished_at > $1 AND s.finished_at <= $2

@@ -1,9 +1,10 @@
 """The usage loop: every minute, fold the requests (and deal steps) that ended into hourly rows
 per user, handler and integration, and export this hour's totals by handler and integration.
 
-A request counts once it has ended and ``RELAI_RECON_USAGE_LAG_S`` has passed (so that the
-commit of its ending, stamped a moment earlier, is visible); a mark in Postgres says how far the
-aggregation has got, so each ending is counted exactly once across runs and replicas."""
+A request counts once it has ended, ``RELAI_RECON_USAGE_LAG_S`` has passed, and no transaction
+that began before it ended is still open (its ending is stamped with its writer's transaction
+start, so it is surely committed by then); a mark in Postgres says how far the aggregation has
+got, so each ending is counted exactly once across runs and replicas, however late it commits."""
 
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ from libs.streams import encode, ensure_group, entries_of
 from services.api.catalog.service import OfferCatalog
 from services.api.requests import repository, service
 from services.api.results.consumer import ResultsConsumer
+from tests.deals_support import load_deals_catalog, submit_deal
 from tests.support import ServerUrls, create_user, load_demo_catalog
 
 
@@ -224,3 +225,26 @@ async def test_reports_of_a_superseded_attempt_change_nothing(
     assert row is not None
     assert (row["status"], row["results"]) == ("succeeded", ["fresh"])
     assert await _money(db_pool, user) == (95, 0, ["reserve", "settle"])
+
+
+async def test_a_deal_steps_usage_reaches_its_request_through_the_consumer(
+    db_pool: "asyncpg.Pool[Any]", redis_client: Redis
+) -> None:
+    await load_deals_catalog(db_pool)
+    dora = await create_user(db_pool, name="dora", credits=100)
+    submitted = await submit_deal(
+        db_pool, dora.id, "bundle", {"text": "t", "name": "n", "age": "1"}
+    )
+    consumer = _consumer(db_pool, redis_client)
+    await _deliver(
+        redis_client,
+        consumer,
+        "c1",
+        [
+            _result(submitted.id, "succeeded", step=0, results=["t"], usage={"output_tokens": 2}),
+            _result(submitted.id, "succeeded", step=1, results=["n"], usage={"output_tokens": 5}),
+        ],
+    )
+    row = await db_pool.fetchrow("SELECT status, usage FROM requests WHERE id = $1", submitted.id)
+    assert row is not None
+    assert (row["status"], row["usage"]) == ("succeeded", {"output_tokens": 7})

@@ -1,6 +1,7 @@
 """Usage per hour, user, handler and integration: recon folds ended requests in exactly once,
 and admins read it over ``GET /admin/usage``."""
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -101,3 +102,27 @@ async def test_usage_is_folded_in_once_and_served_to_admins(
     )
     assert none.json() == []
     assert (await client.get("/admin/usage", headers=auth(alice))).status_code == 403
+
+
+async def test_an_ending_committed_late_is_still_counted_once(
+    api: Api, alice: NewUser, db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    async with db_pool.acquire() as conn:
+        await apply_catalog(conn, CATALOG)
+    slow = await _submit(api.client, alice, "paid", "slow")
+    loop = UsageLoop(db_pool, interval_s=60, lag_s=0.2)
+    async with db_pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        # Stamped finished now, committed well past the lag: a run in between must wait for it.
+        await record_outcomes(conn, ended=[Ended(slow, 1, "succeeded", results=["x"])])
+        await asyncio.sleep(0.6)
+        assert await loop.run_once() == 0
+        await transaction.commit()
+    await asyncio.sleep(0.3)
+
+    assert await loop.run_once() == 1
+    assert await loop.run_once() == 0
+    row = await db_pool.fetchrow("SELECT requests, credits FROM usage_hourly")
+    assert row is not None
+    assert (row["requests"], row["credits"]) == (1, 5)

@@ -73,3 +73,39 @@ async def test_started_and_ended_in_one_batch_end_the_step_and_the_request(
     user_row = await db_pool.fetchrow("SELECT balance, reserved FROM users WHERE id = $1", user.id)
     assert user_row is not None
     assert (user_row["balance"], user_row["reserved"]) == (100 - 2, 0)
+
+
+async def test_each_steps_usage_is_kept_and_the_request_sums_them(
+    db_pool: "asyncpg.Pool[Any]", user: NewUser
+) -> None:
+    submitted = await submit_deal(
+        db_pool, user.id, "bundle", {"text": "t", "name": "n", "age": "1"}
+    )
+    await record_step_outcomes(
+        db_pool,
+        ended=[
+            StepEnded(submitted.id, 0, 1, "succeeded", ["t"], usage={"input_tokens": 3}),
+            StepEnded(
+                submitted.id,
+                1,
+                1,
+                "succeeded",
+                ["n"],
+                usage={"input_tokens": 4, "output_tokens": 9},
+            ),
+        ],
+        stream=TASKS_STREAM,
+    )
+    steps = await db_pool.fetch(
+        "SELECT usage FROM request_steps WHERE request_id = $1 ORDER BY idx", submitted.id
+    )
+    assert [s["usage"] for s in steps] == [
+        {"input_tokens": 3},
+        {"input_tokens": 4, "output_tokens": 9},
+    ]
+    request = await db_pool.fetchrow(
+        "SELECT status, usage FROM requests WHERE id = $1", submitted.id
+    )
+    assert request is not None
+    assert request["status"] == "succeeded"
+    assert request["usage"] == {"input_tokens": 7, "output_tokens": 9}
