@@ -114,5 +114,6 @@ async def submit_deal(
         idempotency_key=key,
         traceparent=None,
         max_prompt_chars=10_000,
+        max_unfinished=0,
         stream=TASKS_STREAM,
     )

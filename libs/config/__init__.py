@@ -22,13 +22,14 @@ from libs.config.operations import (
     show,
     upload,
 )
-from libs.config.schemas import ApiConfig, WorkerConfig
+from libs.config.schemas import ApiConfig, ReconConfig, WorkerConfig
 from libs.config.watcher import ConfigWatcher, watching
 
 __all__ = [
     "ACTIVE",
     "NOTIFY_CHANNEL",
     "ApiConfig",
+    "ReconConfig",
     "Bootstrap",
     "ChecksumError",
     "ConfigError",

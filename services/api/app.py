@@ -30,6 +30,7 @@ from services.api.errors import (
     relai_error_handler,
     unavailable_handler,
 )
+from services.api.limits.policy import LimitsPolicy
 from services.api.limits.service import RateLimiter
 from services.api.metrics import MetricsMiddleware, metrics_endpoint
 from services.api.outbox.relay import OutboxRelay
@@ -101,11 +102,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             reclaim_idle_s=settings.results_reclaim_idle_s,
             in_flight=settings.results_in_flight,
         )
-        limiter = RateLimiter(
-            settings.redis_url,
-            rate_per_s=settings.rate_limit_per_s,
-            burst=settings.rate_limit_burst,
-        )
+        limits = LimitsPolicy(settings, config)
+        limiter = RateLimiter(settings.redis_url, policy=limits)
         batcher = SubmitBatcher(
             pool,
             stream=TASKS_STREAM,
@@ -141,6 +139,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                 config=config,
                 deals=DealCatalog(pool, catalog, refresh_s=settings.catalog_refresh_s),
                 limiter=limiter,
+                limits=limits,
             )
         finally:
             for task in tasks:

@@ -11,6 +11,7 @@ from libs.config import ConfigWatcher
 from services.api.auth.service import Authenticator
 from services.api.catalog.service import OfferCatalog
 from services.api.deals.service import DealCatalog
+from services.api.limits.policy import LimitsPolicy
 from services.api.limits.service import RateLimiter
 from services.api.requests.batcher import SubmitBatcher
 from services.api.settings import ApiSettings
@@ -29,3 +30,5 @@ class State(TypedDict):
     """The central configs this process follows (``RELAI_CONFIG_FILE``), or None."""
     deals: DealCatalog
     limiter: RateLimiter
+    limits: LimitsPolicy
+    """The rate limits and caps in force (the config ``api``, else the settings)."""

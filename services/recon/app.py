@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TypedDict
 
 import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from libs.config import watching
 from libs.db import PgPool, create_pool
 from libs.streams import create_redis
 from libs.telemetry import instrument_app, quiet, setup_tracing
 from services.recon.alerts.leader import Leadership
 from services.recon.alerts.loop import AlertLoop
 from services.recon.alerts.notifier import WebhookNotifier
+from services.recon.alerts.policy import AlertPolicySource
 from services.recon.api import router
 from services.recon.completion.service import CompletionLoop
 from services.recon.expiry.service import ExpiryLoop
 from services.recon.metrics.service import MetricsSampler
-from services.recon.settings import ReconSettings, get_settings, thresholds
+from services.recon.settings import ReconSettings, get_settings
 from services.recon.usage.service import UsageLoop
 
 
@@ -32,6 +35,7 @@ class State(TypedDict):
     redis: Redis
     completion: CompletionLoop
     expiry: ExpiryLoop
+    alert_policy: AlertPolicySource
 
 
 def create_app(settings: ReconSettings | None = None) -> FastAPI:
@@ -40,6 +44,9 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
+        resources = AsyncExitStack()
+        config = await resources.enter_async_context(watching(settings, os.environ))
+        alert_policy = AlertPolicySource(settings, config)
         # min_size=0: recon must start, and report, while Postgres is down.
         pool = await create_pool(settings.database_url, min_size=0, max_size=4)
         redis = create_redis(settings.redis_url, max_connections=8)
@@ -62,12 +69,8 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
             pool,
             redis,
             leadership=Leadership(settings.database_url),
-            notifier=WebhookNotifier(
-                settings.recon_alert_webhook_url,
-                cooldown_s=settings.recon_alert_cooldown_s,
-                client=webhook,
-            ),
-            thresholds=thresholds(settings),
+            notifier=WebhookNotifier(client=webhook),
+            policy=alert_policy.current,
             interval_s=settings.recon_alert_interval_s,
             health_timeout=settings.recon_health_timeout,
         )
@@ -93,7 +96,12 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
             ]
         try:
             yield State(
-                settings=settings, pool=pool, redis=redis, completion=completion, expiry=expiry
+                settings=settings,
+                pool=pool,
+                redis=redis,
+                completion=completion,
+                expiry=expiry,
+                alert_policy=alert_policy,
             )
         finally:
             for task in tasks:
@@ -104,6 +112,7 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
             await webhook.aclose()
             await redis.aclose()
             await pool.close()
+            await resources.aclose()
 
     app = FastAPI(title="Relai recon", lifespan=lifespan)
     app.include_router(router)

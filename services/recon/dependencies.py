@@ -4,6 +4,7 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 
 from libs.db import PgPool
+from services.recon.alerts.policy import AlertPolicySource
 from services.recon.completion.service import CompletionLoop
 from services.recon.expiry.service import ExpiryLoop
 from services.recon.settings import ReconSettings
@@ -29,8 +30,13 @@ def _expiry(request: Request) -> ExpiryLoop:
     return cast(ExpiryLoop, request.state.expiry)
 
 
+def _alert_policy(request: Request) -> AlertPolicySource:
+    return cast(AlertPolicySource, request.state.alert_policy)
+
+
 SettingsDep = Annotated[ReconSettings, Depends(_settings)]
 PoolDep = Annotated[PgPool, Depends(_pool)]
 RedisDep = Annotated[Redis, Depends(_redis)]
 CompletionDep = Annotated[CompletionLoop, Depends(_completion)]
 ExpiryDep = Annotated[ExpiryLoop, Depends(_expiry)]
+AlertPolicyDep = Annotated[AlertPolicySource, Depends(_alert_policy)]

@@ -3,7 +3,6 @@ from functools import lru_cache
 from pydantic import Field
 
 from libs.settings import CommonSettings
-from services.recon.alerts.rules import Thresholds
 
 
 class ReconSettings(CommonSettings):
@@ -54,11 +53,3 @@ class ReconSettings(CommonSettings):
 @lru_cache
 def get_settings() -> ReconSettings:
     return ReconSettings()
-
-
-def thresholds(settings: ReconSettings) -> Thresholds:
-    return Thresholds(
-        outbox_age_s=settings.recon_alert_outbox_age_s,
-        stuck_age_s=settings.recon_alert_stuck_age_s,
-        budget_ratio=settings.recon_alert_budget_ratio,
-    )

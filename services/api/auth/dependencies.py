@@ -19,8 +19,7 @@ async def _current_user(conn: HTTPConnection) -> Principal:
     auth: Authenticator = conn.state.auth
     principal = await auth.authenticate(bearer_token(conn.headers.get("authorization")))
     limiter: RateLimiter = conn.state.limiter
-    if limiter.enabled:
-        await limiter.check(principal)
+    await limiter.check(principal)
     return principal
 
 

@@ -59,6 +59,7 @@ async def submit_deal(
         idempotency_key=idempotency_key,
         traceparent=request.headers.get("traceparent"),
         max_prompt_chars=request.state.settings.max_prompt_chars,
+        max_unfinished=request.state.limits.current().max_unfinished_per_user,
         stream=TASKS_STREAM,
     )
     return DealSubmitted(

@@ -28,6 +28,7 @@ from services.api.requests.service import (
     KEY_REUSED,
     REQUEST_ID_NAMESPACE,
     check_string_fields,
+    check_unfinished,
     new_traceparent,
     valid_traceparent,
 )
@@ -223,10 +224,13 @@ async def submit_deal(
     idempotency_key: str | None,
     traceparent: str | None,
     max_prompt_chars: int,
+    max_unfinished: int,
     stream: str,
 ) -> DealSubmission:
     addons = check_inputs(deal, inputs, addon_names)
     request_id = derive_deal_request_id(user.id, deal.id, inputs, addon_names, idempotency_key)
+    if max_unfinished > 0:
+        await check_unfinished(pool, user, request_id, max_unfinished)
     trace = valid_traceparent(traceparent) or new_traceparent()
     price, steps, payloads = plan(
         deal,

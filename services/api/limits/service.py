@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 from libs.logs import get_logger
 from services.api.auth.service import Principal
 from services.api.errors import TooManyRequests
+from services.api.limits.policy import LimitsPolicy
 
 log = get_logger(__name__)
 
@@ -38,14 +39,11 @@ return 0
 
 class RateLimiter:
     """Owns its Redis connections: a pool that waits for a free connection, so that a burst of
-    calls queues for the check instead of skipping it the way an exhausted pool would."""
+    calls queues for the check instead of skipping it the way an exhausted pool would. The rate
+    and burst are the policy's current ones, read on each call."""
 
-    def __init__(
-        self, redis_url: str, *, rate_per_s: float, burst: int, max_connections: int = 32
-    ) -> None:
-        self.enabled = rate_per_s > 0
-        self._interval_us = int(1_000_000 / rate_per_s) if self.enabled else 0
-        self._burst = max(1, burst)
+    def __init__(self, redis_url: str, *, policy: LimitsPolicy, max_connections: int = 32) -> None:
+        self._policy = policy
         self._redis = Redis(
             connection_pool=BlockingConnectionPool.from_url(
                 redis_url, max_connections=max_connections, timeout=5
@@ -59,13 +57,14 @@ class RateLimiter:
     async def check(self, principal: Principal) -> None:
         """Count one call against ``principal``'s credential; 429 with ``Retry-After`` when
         it is over its allowance. Redis unreachable lets the call through (and says so)."""
-        if not self.enabled:
+        limits = self._policy.current()
+        if limits.rate_per_s <= 0:
             return
         try:
             wait_us = int(
                 await self._script(
                     keys=[KEY_PREFIX + principal.credential],
-                    args=[self._interval_us, self._burst],
+                    args=[max(1, int(1_000_000 / limits.rate_per_s)), max(1, limits.burst)],
                 )
             )
         except (RedisError, OSError) as exc:

@@ -59,7 +59,7 @@ async def _submit(request: Request, offer: Offer, body: bytes, user: Principal) 
         idempotency_key=idempotency_key,
         traceparent=request.headers.get("traceparent"),
         max_prompt_chars=request.state.settings.max_prompt_chars,
-        max_unfinished=request.state.settings.max_unfinished_per_user,
+        max_unfinished=request.state.limits.current().max_unfinished_per_user,
     )
     return Submitted(
         id=submission.id,

@@ -189,7 +189,7 @@ async def _submit(
 ) -> Submission:
     request_id = derive_request_id(user.id, offer.id, inputs, idempotency_key)
     if max_unfinished > 0:
-        await _check_unfinished(pool, user, request_id, max_unfinished)
+        await check_unfinished(pool, user, request_id, max_unfinished)
     trace = valid_traceparent(traceparent) or new_traceparent()
     prompt = offer.template.render(inputs)
     if len(prompt) > max_prompt_chars:
@@ -244,7 +244,7 @@ async def _submit(
     )
 
 
-async def _check_unfinished(
+async def check_unfinished(
     pool: asyncpg.Pool[Any], user: Principal, request_id: uuid.UUID, cap: int
 ) -> None:
     """429 when the user already has ``cap`` unfinished requests, unless this submission is

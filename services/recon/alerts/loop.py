@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 
 from redis.asyncio import Redis
 
@@ -14,7 +15,8 @@ from libs.db import PgPool
 from libs.logs import get_logger
 from services.recon.alerts.leader import Leadership
 from services.recon.alerts.notifier import WebhookNotifier
-from services.recon.alerts.rules import Alert, Signals, Thresholds, evaluate
+from services.recon.alerts.policy import AlertPolicy
+from services.recon.alerts.rules import Alert, Signals, evaluate
 from services.recon.health.schemas import Health
 from services.recon.health.service import check_health
 
@@ -31,7 +33,7 @@ class AlertLoop:
         *,
         leadership: Leadership,
         notifier: WebhookNotifier,
-        thresholds: Thresholds,
+        policy: Callable[[], AlertPolicy],
         interval_s: float,
         health_timeout: float,
     ) -> None:
@@ -39,7 +41,7 @@ class AlertLoop:
         self._redis = redis
         self._leadership = leadership
         self._notifier = notifier
-        self._thresholds = thresholds
+        self._policy = policy
         self._interval_s = interval_s
         self._health_timeout = health_timeout
         self._dead_letters: deque[tuple[float, int]] = deque()
@@ -63,9 +65,10 @@ class AlertLoop:
         health = await check_health(
             pool=self._pool, redis=self._redis, timeout=self._health_timeout
         )
+        policy = self._policy()
         signals = Signals(dead_letters_new=self._dead_letters_new(health))
-        alerts = evaluate(health, self._thresholds, signals)
-        await self._notifier.publish(alerts)
+        alerts = evaluate(health, policy.thresholds, signals)
+        await self._notifier.publish(alerts, url=policy.webhook_url, cooldown_s=policy.cooldown_s)
         return alerts
 
     def _dead_letters_new(self, health: Health) -> int:

@@ -27,15 +27,8 @@ class _Sent:
 
 class WebhookNotifier:
     def __init__(
-        self,
-        url: str | None,
-        *,
-        cooldown_s: float,
-        client: httpx.AsyncClient,
-        clock: Callable[[], float] = time.monotonic,
+        self, *, client: httpx.AsyncClient, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._url = url
-        self._cooldown_s = cooldown_s
         self._client = client
         self._clock = clock
         self._firing: dict[str, _Sent] = {}
@@ -44,30 +37,30 @@ class WebhookNotifier:
     def firing(self) -> list[Alert]:
         return [sent.alert for sent in self._firing.values()]
 
-    async def publish(self, alerts: list[Alert]) -> None:
-        """Send what is new, what outlived its cool-down, and what cleared. A delivery that
-        fails is tried again on the next call."""
+    async def publish(self, alerts: list[Alert], *, url: str | None, cooldown_s: float) -> None:
+        """Send to ``url`` what is new, what outlived its cool-down, and what cleared. A
+        delivery that fails is tried again on the next call."""
         now = self._clock()
         current = {alert.key: alert for alert in alerts}
         for alert in alerts:
             sent = self._firing.get(alert.key)
-            if sent is not None and now - sent.at < self._cooldown_s:
+            if sent is not None and now - sent.at < cooldown_s:
                 continue
             log.warning("alert.firing", alert=alert.key, detail=alert.detail)
-            if await self._send(payload(alert, status="firing", repeat=sent is not None)):
+            if await self._send(url, payload(alert, status="firing", repeat=sent is not None)):
                 self._firing[alert.key] = _Sent(alert, now)
         for key, sent in list(self._firing.items()):
             if key in current:
                 continue
             log.info("alert.resolved", alert=key)
-            if await self._send(payload(sent.alert, status="resolved")):
+            if await self._send(url, payload(sent.alert, status="resolved")):
                 del self._firing[key]
 
-    async def _send(self, body: dict[str, Any]) -> bool:
-        if self._url is None:
+    async def _send(self, url: str | None, body: dict[str, Any]) -> bool:
+        if url is None:
             return True
         try:
-            response = await self._client.post(self._url, json=body)
+            response = await self._client.post(url, json=body)
         except httpx.HTTPError as exc:
             log.warning("alert.delivery_failed", error=f"{type(exc).__name__}: {exc}")
             return False

@@ -1,10 +1,16 @@
 from fastapi import APIRouter, Response, status
 
 from services.recon.alerts.rules import evaluate
-from services.recon.dependencies import CompletionDep, ExpiryDep, PoolDep, RedisDep, SettingsDep
+from services.recon.dependencies import (
+    AlertPolicyDep,
+    CompletionDep,
+    ExpiryDep,
+    PoolDep,
+    RedisDep,
+    SettingsDep,
+)
 from services.recon.health import service
 from services.recon.health.schemas import AlertView, Health
-from services.recon.settings import thresholds
 
 router = APIRouter(tags=["health"])
 
@@ -23,6 +29,7 @@ async def health(
     settings: SettingsDep,
     completion: CompletionDep,
     expiry: ExpiryDep,
+    alert_policy: AlertPolicyDep,
     response: Response,
 ) -> Health:
     """200 when Postgres and Redis both answer, 503 otherwise; the body says what failed."""
@@ -34,7 +41,7 @@ async def health(
     )
     report.alerts = [
         AlertView(key=a.key, severity=a.severity, title=a.title, detail=a.detail)
-        for a in evaluate(report, thresholds(settings))
+        for a in evaluate(report, alert_policy.current().thresholds)
     ]
     report.expiry = expiry.report()
     if report.status != "ok":

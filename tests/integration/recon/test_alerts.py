@@ -1,23 +1,31 @@
 """Alerts against the real servers and a local webhook receiver: what the receiver gets, once
 per condition and cool-down, from one replica only."""
 
+import asyncio
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 from aiohttp import web
+from cryptography.fernet import Fernet, MultiFernet
 from redis.asyncio import Redis
 
+from libs import config
+from libs.config.postgres import PostgresConfigStore
 from libs.contracts import DEAD_LETTERS_STREAM, TASKS_GROUP, TASKS_STREAM
 from libs.streams import ensure_group
 from services.recon.alerts.leader import Leadership
 from services.recon.alerts.loop import AlertLoop
 from services.recon.alerts.notifier import WebhookNotifier
+from services.recon.alerts.policy import AlertPolicy
 from services.recon.alerts.rules import Thresholds
+from tests.integration.config.conftest import clear_config_tables
 from tests.integration.recon.conftest import recon, settings_for
 from tests.integration.worker.helpers import add_tasks, running, task, wait_finals
 from tests.support import ServerUrls
@@ -27,6 +35,7 @@ from tests.support import ServerUrls
 class Receiver:
     url: str
     received: list[dict[str, Any]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
     status: int = 204
 
 
@@ -36,10 +45,11 @@ async def receiver() -> AsyncIterator[Receiver]:
 
     async def hook(request: web.Request) -> web.Response:
         box.received.append(await request.json())
+        box.paths.append(request.path)
         return web.Response(status=box.status)
 
     app = web.Application()
-    app.router.add_post("/hook", hook)
+    app.router.add_post("/{name}", hook)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -85,8 +95,10 @@ def alert_loop(
         pool,
         redis,
         leadership=leadership,
-        notifier=WebhookNotifier(receiver.url, cooldown_s=600, client=client, clock=clock),
-        thresholds=Thresholds(outbox_age_s=30, stuck_age_s=900),
+        notifier=WebhookNotifier(client=client, clock=clock),
+        policy=lambda: AlertPolicy(
+            receiver.url, cooldown_s=600, thresholds=Thresholds(outbox_age_s=30, stuck_age_s=900)
+        ),
         interval_s=60,
         health_timeout=2,
     )
@@ -241,3 +253,53 @@ async def test_a_budget_spent_by_real_jobs_warns_once_and_health_shows_it(
     assert (budget["budget"], budget["spent"], budget["window_seconds"]) == (10, 9, 3600)
     assert 0 < budget["resets_in_seconds"] <= 3600
     assert "budget_nearly_spent:metered" in [a["key"] for a in body["alerts"]]
+
+
+async def test_alerts_follow_the_active_recon_config(
+    servers: ServerUrls,
+    db_pool: "asyncpg.Pool[Any]",
+    receiver: Receiver,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await clear_config_tables(db_pool)
+    key = Fernet.generate_key().decode()
+    monkeypatch.setenv("CFG_RECON_KEY", key)
+    bootstrap = tmp_path / "recon.yaml"
+    bootstrap.write_text("meta:\n  keys: [!ENV '${CFG_RECON_KEY}']\nconfigs:\n  recon: active\n")
+    store = PostgresConfigStore(db_pool, database_url=servers.database_url)
+    other = receiver.url.replace("/hook", "/other")
+    for url, cooldown in ((receiver.url, 600), (other, 0)):
+        document = f"alerts:\n  ~webhook_url: {url}\n  outbox_age_s: 20\n  cooldown_s: {cooldown}\n"
+        await config.upload(
+            store, "recon", document, fernet=MultiFernet([Fernet(key)]), environ={}, author="ops"
+        )
+    await store.activate("recon", "1", author="ops")
+    await stalled_outbox(db_pool)  # 45 s old: past the config's 20 s, not the settings' hour
+    settings = settings_for(
+        servers,
+        config_file=bootstrap,
+        config_poll_s=30.0,
+        recon_alert_interval_s=0.1,
+        recon_alert_outbox_age_s=3600,
+    )
+
+    async with recon(settings) as client:
+        await _until(lambda: receiver.paths == ["/hook"], "no alert reached the config's webhook")
+        body = (await client.get("/health")).json()
+        await store.activate("recon", "2", author="ops")
+        await _until(lambda: "/other" in receiver.paths, "the new webhook never got the alert")
+
+    assert receiver.received[0]["content"] == "[CRITICAL] Outbox relay stalled"
+    assert "relay_stalled" in [a["key"] for a in body["alerts"]]
+    assert receiver.received[-1]["content"] == "[CRITICAL] Outbox relay stalled (still firing)"
+    stored = await db_pool.fetch("SELECT document FROM config_versions")
+    assert len(stored) == 2
+    assert not any(receiver.url.split("/hook")[0] in r["document"] for r in stored)
+
+
+async def _until(check: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not check():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.05)

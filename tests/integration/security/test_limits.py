@@ -12,6 +12,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from libs.accounts import NewUser
+from tests.deals_support import load_deals_catalog
 from tests.integration.api.conftest import auth, serving, settings_for
 from tests.support import ServerUrls, load_demo_catalog
 
@@ -106,3 +107,23 @@ async def test_a_concurrent_burst_gets_exactly_the_allowance(
         )
     codes = sorted(r.status_code for r in answers)
     assert codes == [200] * 10 + [429] * 140
+
+
+async def test_deals_count_against_the_unfinished_cap(
+    servers: ServerUrls, db_pool: asyncpg.Pool[Any], alice: NewUser
+) -> None:
+    await load_deals_catalog(db_pool)
+    async with serving(settings_for(servers, max_unfinished_per_user=1)) as api:
+        first = await api.client.post(
+            "/deal/chain", json={"inputs": {"text": "a"}}, headers=auth(alice)
+        )
+        assert first.status_code == 202, first.text
+        refused = await api.client.post(
+            "/deal/chain", json={"inputs": {"text": "b"}}, headers=auth(alice)
+        )
+        assert (refused.status_code, refused.json()["limit"]) == (429, 1)
+        again = await api.client.post(
+            "/deal/chain", json={"inputs": {"text": "a"}}, headers=auth(alice)
+        )
+        assert (again.status_code, again.json()["duplicate"]) == (202, True)
+    assert await db_pool.fetchval("SELECT count(*) FROM requests WHERE user_id = $1", alice.id) == 1

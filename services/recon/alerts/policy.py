@@ -1,0 +1,57 @@
+"""What the alerts go by: the ``alerts`` section of the active config ``recon`` where it sets a
+value, else the process settings (``RELAI_RECON_ALERT_*``). A new version activated applies from
+the alert loop's next run, without a restart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from libs.config import ConfigWatcher, LoadedConfig, ReconConfig
+from services.recon.alerts.rules import Thresholds
+from services.recon.settings import ReconSettings
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPolicy:
+    webhook_url: str | None
+    """Where alerts go; None: they are only logged."""
+    cooldown_s: float
+    """A condition still firing is announced again only after this long."""
+    thresholds: Thresholds
+
+
+class AlertPolicySource:
+    def __init__(self, settings: ReconSettings, config: ConfigWatcher | None) -> None:
+        self._settings = settings
+        self._config = config
+        self._seen: LoadedConfig | None = None
+        self._current = self._build(None)
+
+    def current(self) -> AlertPolicy:
+        loaded = self._config.get("recon") if self._config is not None else None
+        if loaded is not self._seen:
+            self._seen = loaded
+            self._current = self._build(loaded)
+        return self._current
+
+    def _build(self, loaded: LoadedConfig | None) -> AlertPolicy:
+        s = self._settings
+        alerts = (
+            loaded.data.alerts
+            if loaded is not None and isinstance(loaded.data, ReconConfig)
+            else None
+        )
+
+        def pick(name: str, default: float) -> float:
+            value = getattr(alerts, name, None) if alerts is not None else None
+            return default if value is None else float(value)
+
+        return AlertPolicy(
+            webhook_url=(alerts.webhook_url if alerts else None) or s.recon_alert_webhook_url,
+            cooldown_s=pick("cooldown_s", s.recon_alert_cooldown_s),
+            thresholds=Thresholds(
+                outbox_age_s=pick("outbox_age_s", s.recon_alert_outbox_age_s),
+                stuck_age_s=pick("stuck_age_s", s.recon_alert_stuck_age_s),
+                budget_ratio=pick("budget_ratio", s.recon_alert_budget_ratio),
+            ),
+        )
