@@ -40,6 +40,11 @@ TABLES = (
     "users",
     "usage_hourly",
     "recon_marks",
+    # No test inherits another's active central config (the e2e processes follow theirs).
+    "configs",
+    "config_activations",
+    "config_versions",
+    "config_reveals",
 )
 
 

@@ -54,6 +54,11 @@ class Bootstrap(BaseModel):
     configs: dict[str, Version] = Field(default_factory=dict)
     """Config id -> a version, or ``active`` to follow activations."""
 
+    @property
+    def has_keys(self) -> bool:
+        """Whether any key is set (``!ENV ${RELAI_CONFIG_KEY:-}`` left empty names none)."""
+        return any(key.strip() for key in self.meta.keys)
+
     def fernet(self) -> MultiFernet:
         """The configured keys; the first encrypts. ``ConfigError`` if none or one is invalid."""
         keys = [key for key in self.meta.keys if key.strip()]

@@ -62,7 +62,7 @@ class ConfigWatcher:
         )
         for config_id, version in self._wanted.items():
             if version == ACTIVE and config_id not in active:
-                log.warning("config.none_active", config_id=config_id)
+                log.info("config.none_active", config_id=config_id)
                 continue
             wanted = active[config_id] if version == ACTIVE else version
             stored = await self._store.get(config_id, wanted)
@@ -147,7 +147,7 @@ async def watching(
         yield None
         return
     bootstrap = read_bootstrap(settings.config_file, environ)
-    fernet = bootstrap.fernet() if bootstrap.meta.keys else None
+    fernet = bootstrap.fernet() if bootstrap.has_keys else None
     async with open_store(
         bootstrap, database_url=settings.database_url, mongo_url=settings.mongo_url
     ) as store:

@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -38,6 +38,8 @@ class StopRequested(BaseException):
 class ChildSpec:
     name: str
     argv: Sequence[str]
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Variables of this child only, over the supervisor's."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,9 @@ class Supervisor:
 
     def start(self, spec: ChildSpec) -> None:
         try:
-            process = subprocess.Popen(list(spec.argv), env=self._env, process_group=0)
+            process = subprocess.Popen(
+                list(spec.argv), env={**self._env, **spec.env}, process_group=0
+            )
         except OSError as exc:
             raise LaunchError(f"cannot start {spec.name}: {exc}") from exc
         self._children.append((spec, process))

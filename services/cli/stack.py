@@ -30,7 +30,7 @@ from services.cli.launcher import (
     wait_until_healthy,
 )
 from services.cli.migrate import upgrade_to_head
-from services.cli.settings import CliSettings
+from services.cli.settings import ROOT, CliSettings
 from services.cli.users import ensure_user_key
 
 
@@ -51,10 +51,18 @@ def default_children(settings: CliSettings) -> list[ChildSpec]:
         str(settings.api_port),
     ]
     return [
-        ChildSpec("relai-api", api),
-        ChildSpec("relai-worker", [console_script("relai-worker")]),
-        ChildSpec("relai-recon", [console_script("relai-recon")]),
+        ChildSpec("relai-api", api, _bootstrap("api")),
+        ChildSpec("relai-worker", [console_script("relai-worker")], _bootstrap("worker")),
+        ChildSpec("relai-recon", [console_script("relai-recon")], _bootstrap("recon")),
     ]
+
+
+def _bootstrap(component: str) -> dict[str, str]:
+    """Each service follows its own central config (``config/<component>.bootstrap.yaml``),
+    unless ``RELAI_CONFIG_FILE`` names another bootstrap for them all."""
+    if os.environ.get("RELAI_CONFIG_FILE"):
+        return {}
+    return {"RELAI_CONFIG_FILE": str(ROOT / "config" / f"{component}.bootstrap.yaml")}
 
 
 def child_environment(

@@ -6,6 +6,7 @@ import os
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -16,6 +17,8 @@ from libs.accounts import NewUser
 from services.cli.launcher import ChildSpec, Supervisor, console_script, wait_until_healthy
 from tests.integration.api.conftest import free_port
 from tests.support import ServerUrls, create_user, load_demo_catalog
+
+ROOT = Path(__file__).resolve().parents[2]
 
 WORKERS = 2
 
@@ -39,6 +42,10 @@ class Stack:
         os.killpg(self.supervisor.pids[name], signal.SIGKILL)
 
 
+def bootstrap(component: str) -> dict[str, str]:
+    return {"RELAI_CONFIG_FILE": str(ROOT / "config" / f"{component}.bootstrap.yaml")}
+
+
 @pytest.fixture
 def stack_env(servers: ServerUrls) -> dict[str, str]:
     return {
@@ -59,11 +66,12 @@ async def stack(stack_env: dict[str, str], db_pool: "asyncpg.Pool[Any]") -> Asyn
     user = await create_user(db_pool, name="e2e", credits=credits)
     port = free_port()
     supervisor = Supervisor(env=stack_env, stop_timeout=15)
-    supervisor.start(
-        ChildSpec("relai-api", [console_script("relai-api"), "--port", str(port), "--workers", "2"])
-    )
+    # As `relai run` and compose start them: each following its shipped bootstrap config.
+    api = [console_script("relai-api"), "--port", str(port), "--workers", "2"]
+    supervisor.start(ChildSpec("relai-api", api, bootstrap("api")))
     for n in range(1, WORKERS + 1):
-        supervisor.start(ChildSpec(f"relai-worker-{n}", [console_script("relai-worker")]))
+        worker = [console_script("relai-worker")]
+        supervisor.start(ChildSpec(f"relai-worker-{n}", worker, bootstrap("worker")))
     url = f"http://127.0.0.1:{port}"
     try:
         await asyncio.to_thread(

@@ -146,3 +146,16 @@ def test_dockerfile_builds_one_image_from_files_that_exist(
             assert Path(source).parts[0] not in ignored, f"COPY {source} is in .dockerignore"
     command = json.loads(dict(instructions)["CMD"])
     assert command[0] in console_scripts
+
+
+def test_each_service_follows_its_central_config(services: dict[str, dict[str, Any]]) -> None:
+    copied = [
+        args.split() for instruction, args in dockerfile_instructions() if instruction == "COPY"
+    ]
+    assert ["config", "./config"] in copied
+    for name in ("api", "worker", "recon"):
+        environment = services[name]["environment"]
+        path = Path(environment["RELAI_CONFIG_FILE"])
+        assert path == Path("/app/config") / f"{name}.bootstrap.yaml", name
+        assert (ROOT / "config" / path.name).is_file(), name
+        assert environment["RELAI_CONFIG_KEY"] == "${RELAI_CONFIG_KEY:-}", name

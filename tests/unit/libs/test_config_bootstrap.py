@@ -3,11 +3,12 @@
 from pathlib import Path
 
 import pytest
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, MultiFernet
 
-from libs.config import ConfigError, open_store, read_bootstrap
+from libs.config import ConfigError, open_store, read_bootstrap, seal_source
 
 ROOT = Path(__file__).resolve().parents[3]
+SERVICES = ("api.bootstrap", "worker.bootstrap", "recon.bootstrap")
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -18,12 +19,30 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_the_shipped_bootstrap_configs_read(tmp_path: Path) -> None:
     key = Fernet.generate_key().decode()
-    for name in ("bootstrap.yaml", "api.bootstrap.yaml", "worker.bootstrap.yaml"):
-        bootstrap = read_bootstrap(ROOT / "config" / name, {"RELAI_CONFIG_KEY": key})
+    for name in (*SERVICES, "bootstrap"):
+        bootstrap = read_bootstrap(ROOT / "config" / f"{name}.yaml", {"RELAI_CONFIG_KEY": key})
         assert bootstrap.meta.source == "postgres"
         assert bootstrap.fernet().decrypt(Fernet(key).encrypt(b"x")) == b"x"
-    worker = read_bootstrap(ROOT / "config" / "worker.bootstrap.yaml", {"RELAI_CONFIG_KEY": key})
-    assert worker.configs == {"worker": "active"}
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_service_follows_its_own_config_and_starts_without_a_key(name: str) -> None:
+    """``relai run`` and compose point every service at its bootstrap: without
+    ``RELAI_CONFIG_KEY`` it still reads (a config holding secrets is then refused by name)."""
+    bootstrap = read_bootstrap(ROOT / "config" / f"{name}.yaml", {})
+    assert bootstrap.configs == {name.split(".")[0]: "active"}
+    assert not bootstrap.has_keys
+    with pytest.raises(ConfigError, match="names no Fernet key"):
+        bootstrap.fernet()
+
+
+@pytest.mark.parametrize("config_id", ["api", "worker", "recon"])
+def test_the_example_configs_are_valid(config_id: str) -> None:
+    fernet = MultiFernet([Fernet(Fernet.generate_key())])
+    text = (ROOT / "config" / f"{config_id}.example.yaml").read_text()
+    sealed = seal_source(config_id, text, fernet, {})
+    for secret in ("sk-replace-me", "discord.com/api/webhooks"):  # the ~ values, sealed
+        assert secret not in sealed
 
 
 def test_versions_are_text_and_keys_come_from_the_environment(tmp_path: Path) -> None:
