@@ -10,6 +10,7 @@ from libs.accounts.errors import (
 from libs.accounts.identities import find_identity, link_identity, provision_identity
 from libs.accounts.keys import (
     KeyInfo,
+    admin_holding,
     issue_key,
     list_keys,
     revoke_key,
@@ -24,6 +25,7 @@ __all__ = [
     "link_identity",
     "provision_identity",
     "KeyInfo",
+    "admin_holding",
     "NewUser",
     "UnknownKeyError",
     "UnknownUserError",

@@ -9,6 +9,7 @@ from datetime import datetime
 from libs.accounts.errors import UnknownKeyError, UnknownUserError
 from libs.accounts.users import add_api_key
 from libs.db import PgConnection
+from libs.security import hash_api_key
 
 
 @dataclass(frozen=True)
@@ -62,3 +63,14 @@ async def rotate_key(conn: PgConnection, *, key_id: uuid.UUID) -> str:
         if user_id is None:
             raise UnknownKeyError(f"no live key with id {key_id}")
         return await add_api_key(conn, user_id=user_id)
+
+
+async def admin_holding(conn: PgConnection, key: str) -> str | None:
+    """The name of the admin whose live API key ``key`` is; None for an unknown or revoked key,
+    or one of a user who is not an admin."""
+    name: str | None = await conn.fetchval(
+        "SELECT u.name FROM api_keys k JOIN users u ON u.id = k.user_id "
+        "WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.role = 'admin'",
+        hash_api_key(key),
+    )
+    return name

@@ -334,6 +334,19 @@ class ConfigActivation(Base):
     activated_at: Mapped[datetime] = _now()
 
 
+class ConfigReveal(Base):
+    """An admin decrypted a config version's secrets (``relai config show --reveal``). Kept in
+    Postgres, beside the accounts that authorize it, whichever store holds the configs."""
+
+    __tablename__ = "config_reveals"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    config_id: Mapped[str] = mapped_column(Text)
+    version: Mapped[str] = mapped_column(Text)
+    admin: Mapped[str] = mapped_column(Text)
+    revealed_at: Mapped[datetime] = _now()
+
+
 class Config(Base):
     """One row per config id: its active version (at most one) and the activation that made it."""
 

@@ -14,8 +14,11 @@ import typer
 from cryptography.fernet import Fernet, MultiFernet
 
 from libs import config
+from libs.accounts import admin_holding
 from libs.config import Bootstrap, ConfigError, ConfigStore
-from services.cli._common import CliError, display_url, reports_errors
+from libs.config.reveals import record_reveal, reveals
+from libs.db import PgConnection
+from services.cli._common import CliError, connect, display_url, reports_errors
 from services.cli.settings import ROOT, get_settings
 
 app = typer.Typer(
@@ -157,10 +160,20 @@ def show(
         str | None, typer.Option("--version", help="Default: the active version.")
     ] = None,
     reveal: Annotated[
-        bool, typer.Option("--reveal", help="Decrypt the secrets (needs the keys).")
+        bool,
+        typer.Option("--reveal", help="Decrypt the secrets (needs the keys and --admin-key)."),
     ] = False,
+    admin_key: Annotated[
+        str | None,
+        typer.Option(
+            "--admin-key",
+            envvar="RELAI_ADMIN_KEY",
+            help="An admin's API key: --reveal needs one, and each reveal is recorded.",
+        ),
+    ] = None,
 ) -> None:
     """A version as YAML, secrets masked unless --reveal."""
+    admin = _admin(admin_key) if reveal else None
     bootstrap = _bootstrap()
     fernet = _fernet(bootstrap) if reveal else None
     stored = _run(bootstrap, lambda store: store.get(config_id, version))
@@ -168,11 +181,54 @@ def show(
         text = config.show(stored, fernet, reveal=reveal)
     except ConfigError as exc:
         raise CliError(str(exc)) from exc
+    if admin is not None:
+        _in_postgres(
+            lambda conn: record_reveal(
+                conn, config_id=config_id, version=stored.version, admin=admin
+            )
+        )
     typer.echo(
         f"# {config_id} version {stored.version}, {stored.author}, "
         f"{stored.created_at:%Y-%m-%d %H:%M:%S}{', active' if stored.active else ''}"
+        f"{f', secrets revealed to {admin}' if admin else ''}"
     )
     typer.echo(text, nl=False)
+
+
+@app.command("reveals")
+@reports_errors
+def reveals_(
+    config_id: Annotated[str | None, typer.Argument(help="Only this config's.")] = None,
+) -> None:
+    """Who revealed which version's secrets, and when (the latest 100, newest first)."""
+    found = _in_postgres(lambda conn: reveals(conn, config_id=config_id))
+    if not found:
+        typer.echo("no secrets revealed yet", err=True)
+    for r in found:
+        typer.echo(f"{r.revealed_at:%Y-%m-%d %H:%M:%S}  {r.admin}  {r.config_id} {r.version}")
+
+
+def _admin(admin_key: str | None) -> str:
+    """The admin holding ``admin_key``, or a CliError saying why there is none."""
+    if not admin_key:
+        raise CliError(
+            "--reveal decrypts secrets: it needs an admin's API key "
+            "(--admin-key, or RELAI_ADMIN_KEY)"
+        )
+    admin = _in_postgres(lambda conn: admin_holding(conn, admin_key))
+    if admin is None:
+        raise CliError("--admin-key is not a live API key of an admin: nothing revealed")
+    return admin
+
+
+def _in_postgres(action: Callable[[PgConnection], Awaitable[T]]) -> T:
+    """``action`` on the accounts' database (DATABASE_URL)."""
+
+    async def run() -> T:
+        async with connect(get_settings().database_url) as conn:
+            return await action(conn)
+
+    return asyncio.run(run())
 
 
 @app.command("diff")

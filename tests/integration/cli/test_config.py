@@ -14,7 +14,7 @@ from typer.testing import CliRunner, Result
 from services.cli.main import app
 from services.cli.settings import get_settings
 from tests.integration.config.conftest import clear_config_tables
-from tests.support import ServerUrls
+from tests.support import ServerUrls, create_user
 
 SECRET = "sk-live-7c1d9e"
 OTHER_SECRET = "sk-live-0f2a44"
@@ -60,7 +60,10 @@ async def cfg(servers: ServerUrls, db_pool: "asyncpg.Pool[Any]", tmp_path: Path)
     bootstrap = tmp_path / "config.yaml"
     bootstrap.write_text(BOOTSTRAP)
     key = Fernet.generate_key().decode()
-    return ConfigCli(servers.database_url, bootstrap, {"CFG_TEST_KEY": key})
+    root = await create_user(db_pool, name="root", credits=0, role="admin")
+    return ConfigCli(
+        servers.database_url, bootstrap, {"CFG_TEST_KEY": key, "RELAI_ADMIN_KEY": root.api_key}
+    )
 
 
 @pytest.fixture
@@ -200,3 +203,33 @@ async def test_a_wrong_key_is_refused_and_rotation_moves_every_version(
     stale = await cfg("show", "worker", "--version", "2", "--reveal")
     assert stale.exit_code == 1
     assert "Fernet key is wrong" in stale.stderr
+
+
+async def test_reveal_takes_an_admins_key_and_is_recorded(
+    cfg: ConfigCli, files: dict[str, Path], db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    ok(await cfg("upload", str(files["v1"]), "--id", "worker"))
+    ada = await create_user(db_pool, name="ada", credits=0)
+    gone = await create_user(db_pool, name="gone", credits=0, role="admin")
+    await db_pool.execute("UPDATE api_keys SET revoked_at = now() WHERE user_id = $1", gone.id)
+    refusals = [
+        ("", "it needs an admin's API key (--admin-key, or RELAI_ADMIN_KEY)"),
+        (ada.api_key, "--admin-key is not a live API key of an admin: nothing revealed"),
+        (gone.api_key, "--admin-key is not a live API key of an admin: nothing revealed"),
+        ("rk_made_up", "--admin-key is not a live API key of an admin: nothing revealed"),
+    ]
+    for key, message in refusals:
+        refused = await cfg("show", "worker", "--version", "1", "--reveal", RELAI_ADMIN_KEY=key)
+        assert refused.exit_code == 1, key
+        assert message in refused.stderr
+        assert SECRET not in refused.output
+    assert "no secrets revealed yet" in (await cfg("reveals")).stderr
+
+    shown = ok(await cfg("show", "worker", "--version", "1", "--reveal"))
+    assert shown.splitlines()[0].endswith(", secrets revealed to root")
+    assert f"~api_key: {SECRET}" in shown
+    ok(await cfg("show", "worker", "--version", "1"))  # masked: not a reveal
+
+    (line,) = ok(await cfg("reveals", "worker")).splitlines()
+    assert line.endswith("  root  worker 1")
+    assert ok(await cfg("reveals", "api")) == ""
