@@ -27,7 +27,10 @@ CREDITS_MAX = 2**53
 
 
 def _storable(value: Any, where: str) -> None:
-    """Refuse what Postgres cannot store as text or jsonb: NUL characters and lone surrogates."""
+    """Refuse what Postgres cannot store as text or jsonb: NUL characters, lone surrogates, and
+    integers beyond 64 bits (which no JSON encoder here writes)."""
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise ValueError(f"{where} holds an integer beyond 64 bits")
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError(f"{where} contains a NUL character")
