@@ -1,6 +1,6 @@
 """The real ``relai-worker`` with the repository's bootstrap config (config/worker.bootstrap.yaml):
 it loads the active ``worker`` config at start, follows activations, and refuses to start when
-its keys are missing."""
+the config holds secrets its keys cannot open."""
 
 import asyncio
 import json
@@ -88,12 +88,29 @@ async def test_the_worker_process_follows_the_worker_config(
     assert SECRET not in stderr
 
 
-async def test_the_worker_refuses_to_start_without_its_config_key(servers: ServerUrls) -> None:
+async def test_without_a_key_the_worker_refuses_a_config_holding_secrets(
+    servers: ServerUrls, db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    """The shipped bootstrap reads ``RELAI_CONFIG_KEY`` if set: without it, a config with no
+    secrets loads (the e2e stack runs that way), one with secrets stops the worker by name."""
+    await clear_config_tables(db_pool)
+    fernet = MultiFernet([Fernet(Fernet.generate_key())])
+    store = PostgresConfigStore(db_pool, database_url=servers.database_url)
+    text = f"handlers:\n  echo.text:\n    ~api_key: {SECRET}\n"
+    await config.upload(store, "worker", text, fernet=fernet, environ={}, author="t")
+    await store.activate("worker", "1", author="t")
+
     process = await asyncio.create_subprocess_exec(
         str(WORKER), env=_env(servers), stderr=asyncio.subprocess.PIPE
     )
-    code = await asyncio.wait_for(process.wait(), 60)
+    try:
+        code = await asyncio.wait_for(process.wait(), 60)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
     assert process.stderr is not None
     stderr = (await process.stderr.read()).decode()
     assert code == 1
-    assert "environment variable RELAI_CONFIG_KEY is not set" in stderr
+    assert "handlers.echo.text.~api_key: a secret, but no Fernet key is configured" in stderr
+    assert SECRET not in stderr
