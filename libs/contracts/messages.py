@@ -65,6 +65,8 @@ class RequestEvent(_Message):
     results: list[Any] | None = None
     error: str | None = None
     updated_at: datetime
+    usage: dict[str, int] | None = None
+    """Provider usage, once the request has ended with some."""
 
 
 EVENT_BATCH = TypeAdapter(list[RequestEvent])

@@ -120,7 +120,6 @@ class Offer(Base):
     created_at: Mapped[datetime] = _now()
 
 
-STEP_STATUSES = "('pending', 'running', 'succeeded', 'failed', 'expired')"
 STATUSES = "('pending', 'running', 'succeeded', 'failed', 'expired', 'cancelled')"
 
 
@@ -222,7 +221,7 @@ class RequestStep(Base):
         CheckConstraint(
             "mode IS NULL OR mode IN ('overwrite', 'extend', 'pass_through')", name="mode"
         ),
-        CheckConstraint(f"status IN {STEP_STATUSES}", name="status"),
+        CheckConstraint(f"status IN {STATUSES}", name="status"),
         CheckConstraint("price >= 0", name="price_not_negative"),
     )
 

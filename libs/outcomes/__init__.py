@@ -6,6 +6,7 @@ from libs.outcomes.record import Ended, Started, credits_moved, events_of, recor
 from libs.outcomes.steps import (
     StepEnded,
     StepStarted,
+    cancel_request_steps,
     record_request_steps,
     record_step_outcomes,
 )
@@ -15,6 +16,7 @@ __all__ = [
     "Started",
     "StepEnded",
     "StepStarted",
+    "cancel_request_steps",
     "credits_moved",
     "events_of",
     "expire_due",

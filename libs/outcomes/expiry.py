@@ -34,7 +34,7 @@ WITH due AS (
                      ELSE r.error END
     FROM due WHERE r.id = due.id
     RETURNING r.id, r.user_id, r.price, due.status AS was, r.status, r.results, r.error,
-              r.updated_at, r.traceparent
+              r.updated_at, r.traceparent, r.usage
 ), refunds AS (
     SELECT id, user_id, price FROM expired WHERE was IN ('pending', 'running')
 ), money AS (
@@ -48,7 +48,7 @@ WITH due AS (
     INSERT INTO credit_ledger (user_id, request_id, kind, amount)
     SELECT user_id, id, 'refund', price FROM refunds
 )
-SELECT id, user_id, status, results, error, updated_at, traceparent, false AS unseen_start
+SELECT id, user_id, status, results, error, updated_at, traceparent, usage, false AS unseen_start
 FROM expired
 """
 
@@ -93,9 +93,9 @@ WITH due AS (
         error = CASE WHEN due.status IN ('pending', 'running') THEN 'expired before delivery'
                      ELSE r.error END
     FROM due WHERE r.id = due.id
-    RETURNING r.id, r.user_id, r.status, r.results, r.error, r.updated_at, r.traceparent
+    RETURNING r.id, r.user_id, r.status, r.results, r.error, r.updated_at, r.traceparent, r.usage
 )
-SELECT id, user_id, status, results, error, updated_at, traceparent, false AS unseen_start
+SELECT id, user_id, status, results, error, updated_at, traceparent, usage, false AS unseen_start
 FROM expired
 """
 

@@ -38,7 +38,7 @@ WITH outcome AS (
     FROM start s
     WHERE r.id = s.id AND s.attempt >= r.attempt AND r.status = 'pending'
       AND r.id <> ALL($3::uuid[]) AND r.deal_id IS NULL
-    RETURNING r.id, r.user_id, r.status, r.results, r.error, r.updated_at, r.traceparent
+    RETURNING r.id, r.user_id, r.status, r.results, r.error, r.updated_at, r.traceparent, r.usage
 ), done AS (
     UPDATE requests r
     SET status = o.status, results = o.results::jsonb, error = o.error, usage = o.usage::jsonb,
@@ -49,7 +49,7 @@ WITH outcome AS (
     WHERE r.id = o.id AND o.attempt >= r.attempt AND r.status IN ('pending', 'running')
       AND r.deal_id IS NULL
     RETURNING r.id, r.user_id, r.price, r.status, r.results, r.error, r.updated_at, r.traceparent,
-              r.started_at = r.finished_at AS unseen_start
+              r.usage, r.started_at = r.finished_at AS unseen_start
 ), money AS (
     SELECT user_id,
            coalesce(sum(price) FILTER (WHERE status = 'succeeded'), 0) AS settled,
@@ -67,11 +67,12 @@ WITH outcome AS (
     SELECT user_id, id, CASE status WHEN 'succeeded' THEN 'settle' ELSE 'refund' END, price
     FROM done
 )
-SELECT id, user_id, status, results, error, updated_at, traceparent, false AS unseen_start,
-       0::bigint AS price
+SELECT id, user_id, status, results, error, updated_at, traceparent, usage,
+       false AS unseen_start, 0::bigint AS price
 FROM started
 UNION ALL
-SELECT id, user_id, status, results, error, updated_at, traceparent, unseen_start, price FROM done
+SELECT id, user_id, status, results, error, updated_at, traceparent, usage, unseen_start, price
+FROM done
 """
 
 
@@ -127,6 +128,7 @@ def events_of(rows: list[asyncpg.Record]) -> list[RequestEvent]:
             results=r["results"],
             error=r["error"],
             updated_at=r["updated_at"],
+            usage=r["usage"],
         )
         if r["unseen_start"]:
             events.append(

@@ -10,7 +10,8 @@ row (so a request moves one batch at a time and only one user row is touched per
 - in a pipeline, a step that succeeds queues the next one through the outbox, in this same
   transaction, with its prompt rendered from the previous output; a step that fails fails every
   pipeline step after it (they never run) and refunds their shares;
-- once every step has ended, the request ends: ``succeeded`` if every step did, else ``failed``.
+- once every step has ended, the request ends: ``succeeded`` if every step did, else ``failed``;
+- a cancelled request cancels its unfinished steps and refunds their shares.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ RETURNING s.idx
 _START_REQUEST = """
 UPDATE requests SET status = 'running', started_at = now(), updated_at = now()
 WHERE id = $1 AND status = 'pending'
-RETURNING id, user_id, status, results, error, updated_at, traceparent, false AS unseen_start
+RETURNING id, user_id, status, results, error, updated_at, traceparent, usage,
+          false AS unseen_start
 """
 
 _TOUCH_REQUEST = "UPDATE requests SET updated_at = now() WHERE id = $1"
@@ -109,7 +111,23 @@ SET status = $2, results = $3, error = $4, started_at = coalesce(started_at, now
                    FROM request_steps s, jsonb_each_text(s.usage) AS c
                    WHERE s.request_id = $1 GROUP BY c.key) u)
 WHERE id = $1
-RETURNING id, user_id, status, results, error, updated_at, traceparent, false AS unseen_start
+RETURNING id, user_id, status, results, error, updated_at, traceparent, usage,
+          false AS unseen_start
+"""
+
+
+_CANCEL_STEPS = """
+UPDATE request_steps SET status = 'cancelled', error = $2, finished_at = now(), updated_at = now()
+WHERE request_id = $1 AND status IN ('pending', 'running')
+RETURNING idx, price
+"""
+
+_CANCEL_REQUEST = """
+UPDATE requests
+SET status = 'cancelled', error = $2, finished_at = now(), updated_at = now()
+WHERE id = $1
+RETURNING id, user_id, status, results, error, updated_at, traceparent, usage,
+          false AS unseen_start
 """
 
 
@@ -215,6 +233,27 @@ async def record_request_steps(
         if final is not None:
             changed.append(final)
     return changed
+
+
+async def cancel_request_steps(
+    conn: PgConnection, request_id: uuid.UUID, *, error: str
+) -> list[asyncpg.Record]:
+    """Cancel a deal's unfinished request, in the caller's transaction: every step that has not
+    ended is cancelled and its share refunded (what was delivered stays charged), and the
+    request ends ``cancelled``. Reports on its steps change nothing afterwards. Returns the new
+    state of the request, as ``record_outcomes`` does; nothing if it had already ended."""
+    request = await conn.fetchrow(_LOCK_REQUEST, request_id)
+    if request is None:
+        return []
+    money = _Money([], [], [])
+    for step in await conn.fetch(_CANCEL_STEPS, request_id, error):
+        money.add(step["idx"], "refund", step["price"])
+    if money.steps:
+        await conn.execute(
+            _LEDGER, request["user_id"], request_id, money.steps, money.kinds, money.amounts
+        )
+        await conn.execute(_MOVE, request["user_id"], 0, money.total("refund"))
+    return await conn.fetch(_CANCEL_REQUEST, request_id, error)
 
 
 async def _end_step(

@@ -277,6 +277,17 @@ async def get_state(
     return await pool.fetchrow(_STATE, request_id, user_id)
 
 
+async def refunded(pool: asyncpg.Pool[Any], request_id: uuid.UUID) -> int:
+    """Credits the request's ledger returned to the balance."""
+    return int(
+        await pool.fetchval(
+            "SELECT coalesce(sum(amount), 0) FROM credit_ledger "
+            "WHERE request_id = $1 AND kind = 'refund'",
+            request_id,
+        )
+    )
+
+
 async def pending_ahead(pool: asyncpg.Pool[Any], request_id: uuid.UUID) -> int:
     """How many pending requests for the same handler were submitted before this one."""
     return int(await pool.fetchval(_AHEAD, request_id) or 0)

@@ -75,7 +75,8 @@ class Cancelled(BaseModel):
     id: uuid.UUID
     status: RequestStatus
     refunded: int
-    """Credits returned to the balance: the request's whole reservation."""
+    """Credits returned to the balance: the request's whole reservation, or for a deal the
+    shares of the steps it did not deliver."""
 
 
 class RequestPage(BaseModel):

@@ -29,7 +29,7 @@ from libs.contracts import (
     cancelled_key,
 )
 from libs.logs import get_logger
-from libs.outcomes import Ended, events_of, record_outcomes
+from libs.outcomes import Ended, cancel_request_steps, events_of, record_outcomes
 from libs.telemetry import current_traceparent, span
 from services.api.auth.service import Principal
 from services.api.catalog.service import Offer
@@ -301,28 +301,30 @@ class Cancellation:
 async def cancel(
     pool: asyncpg.Pool[Any], redis: Redis, *, user: Principal, request_id: uuid.UUID
 ) -> Cancellation:
-    """Cancel an unfinished request of ``user``: one statement ends it, refunds its reservation
-    and writes the ledger row (the outcome path workers' results take, so a late result finds
-    nothing to change); then workers and watchers are told. Cancelling again gives the same
-    answer; a request that ended otherwise is a 409."""
+    """Cancel an unfinished request of ``user``: one transaction ends it, refunds what it has
+    not delivered (a request's whole reservation; a deal's steps that have not ended) and writes
+    the ledger rows, on the outcome path workers' results take, so a late result finds nothing
+    to change; then workers and watchers are told. Cancelling again gives the same answer; a
+    request that ended otherwise is a 409."""
     for _ in range(_CANCEL_TRIES):
         row = await repository.get_state(pool, request_id, user.id)
         if row is None:
             raise NotFound("no such request")
         status = RequestStatus(row["status"])
         if status is RequestStatus.CANCELLED:
-            return Cancellation(request_id, row["price"])
+            return Cancellation(request_id, await repository.refunded(pool, request_id))
         if status in FINAL_STATUSES:
             raise Conflict(f"the request has already {status.value}", status=status.value)
-        if row["deal"]:
-            raise Conflict("a deal's request cannot be cancelled; its steps run to their end")
-        ended = Ended(request_id, row["attempt"], "cancelled", error=CANCELLED_ERROR)
         async with pool.acquire() as conn, conn.transaction():
-            rows = await record_outcomes(conn, ended=[ended])
+            if row["deal"]:
+                rows = await cancel_request_steps(conn, request_id, error=CANCELLED_ERROR)
+            else:
+                ended = Ended(request_id, row["attempt"], "cancelled", error=CANCELLED_ERROR)
+                rows = await record_outcomes(conn, ended=[ended])
         if rows:
             log.info("request.cancelled", request_id=str(request_id))
             await _announce_cancel(redis, request_id, rows)
-            return Cancellation(request_id, row["price"])
+            return Cancellation(request_id, await repository.refunded(pool, request_id))
         # It ended, or a new attempt began, between the read and the write: look again.
     raise Conflict("the request changed while it was being cancelled; try again")
 

@@ -110,25 +110,31 @@ async def _accept(ws: WebSocket, auth: Authenticator) -> _Caller | None:
     return _Caller(user, auth)
 
 
-def _state(request_id: uuid.UUID, status: str, results: Any, error: Any, updated_at: Any) -> str:
-    return orjson.dumps(
-        {
-            "id": str(request_id),
-            "status": status,
-            "results": results,
-            "error": error,
-            "updated_at": updated_at,
-        },
-        option=orjson.OPT_UTC_Z,
-    ).decode()
+def _state(
+    request_id: uuid.UUID, status: str, results: Any, error: Any, updated_at: Any, usage: Any
+) -> str:
+    state = {
+        "id": str(request_id),
+        "status": status,
+        "results": results,
+        "error": error,
+        "updated_at": updated_at,
+    }
+    if usage is not None:
+        state["usage"] = usage
+    return orjson.dumps(state, option=orjson.OPT_UTC_Z).decode()
 
 
 def _row_state(row: Any) -> str:
-    return _state(row["id"], row["status"], row["results"], row["error"], row["updated_at"])
+    return _state(
+        row["id"], row["status"], row["results"], row["error"], row["updated_at"], row["usage"]
+    )
 
 
 def _event_state(event: RequestEvent) -> str:
-    return _state(event.request_id, event.status, event.results, event.error, event.updated_at)
+    return _state(
+        event.request_id, event.status, event.results, event.error, event.updated_at, event.usage
+    )
 
 
 async def _close_when_client_leaves(ws: WebSocket, sub: Subscription) -> None:

@@ -3,6 +3,7 @@ and nothing that arrives later changes the outcome."""
 
 import asyncio
 import time
+import uuid
 from typing import Any
 
 import asyncpg
@@ -15,6 +16,7 @@ from libs.accounts import NewUser
 from libs.catalog import CatalogSpec, apply_catalog
 from libs.contracts import RESULTS_STREAM, TASKS_STREAM, ResultMessage
 from libs.streams import encode
+from tests.deals_support import load_deals_catalog
 from tests.integration.api.conftest import Api, auth
 from tests.integration.worker.helpers import pending, running
 
@@ -196,3 +198,61 @@ async def test_another_users_request_is_404_like_a_missing_one(
     assert theirs.json() == missing.json() == garbage.json()
     assert (await _status(api, alice, request_id))["status"] == "pending"
     assert await _money(db_pool, alice) == (98, 2, ["reserve"])
+
+
+async def test_cancel_a_deal_midway_keeps_what_was_delivered_and_refunds_the_rest(
+    api: Api, alice: NewUser, db_pool: "asyncpg.Pool[Any]", redis_client: Redis
+) -> None:
+    await load_deals_catalog(db_pool)
+    r = await api.client.post("/deal/chain", json={"inputs": {"text": "hi"}}, headers=auth(alice))
+    assert r.status_code == 202, r.text
+    request_id = r.json()["id"]
+    shares = [step["price"] for step in r.json()["steps"]]
+    assert sum(shares) == 30
+
+    async def result(step: int, kind: str, **extra: Any) -> None:
+        message = ResultMessage.model_validate(
+            {"request_id": request_id, "attempt": 1, "kind": kind, "worker": "w", "step": step}
+            | extra
+        )
+        await redis_client.xadd(RESULTS_STREAM, encode(message))
+
+        async def recorded() -> bool:
+            return await redis_client.xlen(RESULTS_STREAM) == 0
+
+        await _until(recorded, "the results consumer never took the step's result")
+
+    await result(0, "succeeded", results=["A[hi]"])  # the first step delivered, the second queued
+    await _until(
+        lambda: _step_statuses(db_pool, request_id, ["succeeded", "pending", "pending"]),
+        "the first step never ended",
+    )
+
+    cancelled = await _cancel(api, alice, request_id)
+    assert (cancelled.status_code, cancelled.json()) == (
+        200,
+        {"id": request_id, "status": "cancelled", "refunded": shares[1] + shares[2]},
+    )
+    await result(1, "succeeded", results=["late"])  # a late step result changes nothing
+    again = await _cancel(api, alice, request_id)
+
+    assert again.json() == cancelled.json()
+    view = await _status(api, alice, request_id)
+    assert (view["status"], view["error"]) == ("cancelled", "cancelled by the user")
+    assert [(s["status"], s["results"]) for s in view["steps"]] == [
+        ("succeeded", ["A[hi]"]),
+        ("cancelled", None),
+        ("cancelled", None),
+    ]
+    assert await _money(db_pool, alice) == (
+        100 - shares[0],
+        0,
+        ["reserve", "settle", "refund", "refund"],
+    )
+
+
+async def _step_statuses(pool: "asyncpg.Pool[Any]", request_id: str, expected: list[str]) -> bool:
+    rows = await pool.fetch(
+        "SELECT status FROM request_steps WHERE request_id = $1 ORDER BY idx", uuid.UUID(request_id)
+    )
+    return [r["status"] for r in rows] == expected

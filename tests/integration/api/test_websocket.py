@@ -47,9 +47,15 @@ async def test_sends_current_state_then_every_change_until_final(
         assert (first["id"], first["status"]) == (request_id, "pending")
         await _report(redis_client, request_id, "started")
         assert (await _recv(ws))["status"] == "running"
-        await _report(redis_client, request_id, "succeeded", results=["hello"])
+        assert "usage" not in first
+        usage = {"input_tokens": 2, "output_tokens": 5}
+        await _report(redis_client, request_id, "succeeded", results=["hello"], usage=usage)
         final = await _recv(ws)
-        assert (final["status"], final["results"]) == ("succeeded", ["hello"])
+        assert (final["status"], final["results"], final["usage"]) == (
+            "succeeded",
+            ["hello"],
+            usage,
+        )
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), timeout=5)
         assert closed.value.rcvd is not None
@@ -62,6 +68,7 @@ async def test_sends_current_state_then_every_change_until_final(
         assert again.subprotocol == "bearer"
         state = await _recv(again)
         assert (state["status"], state["results"]) == ("succeeded", ["hello"])
+        assert state["usage"] == {"input_tokens": 2, "output_tokens": 5}
 
 
 async def test_refuses_strangers_and_missing_credentials(
