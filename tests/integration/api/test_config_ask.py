@@ -8,15 +8,10 @@ from typing import Any
 
 import asyncpg
 import pytest
-from cryptography.fernet import Fernet, MultiFernet
 
-from libs import config
-from libs.config.postgres import PostgresConfigStore
 from tests.integration.api.conftest import auth, serving, settings_for
-from tests.integration.config.conftest import clear_config_tables
+from tests.integration.config.conftest import follow_config
 from tests.support import ServerUrls, create_user, load_demo_catalog
-
-BOOTSTRAP = "meta:\n  keys: [!ENV '${CFG_API_KEY}']\nconfigs:\n  api: active\n"
 
 
 async def test_ask_follows_the_active_api_config(
@@ -25,23 +20,16 @@ async def test_ask_follows_the_active_api_config(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    await clear_config_tables(db_pool)
+    followed = await follow_config(
+        "api", servers=servers, pool=db_pool, tmp_path=tmp_path, monkeypatch=monkeypatch
+    )
     await load_demo_catalog(db_pool)
     user = await create_user(db_pool, name="ada", credits=100)
-    key = Fernet.generate_key().decode()
-    monkeypatch.setenv("CFG_API_KEY", key)
-    bootstrap = tmp_path / "api.yaml"
-    bootstrap.write_text(BOOTSTRAP)
-    fernet = MultiFernet([Fernet(key)])
-    store = PostgresConfigStore(db_pool, database_url=servers.database_url)
-    await config.upload(
-        store, "api", "ask_offer: demo/echo\n", fernet=fernet, environ={}, author="t"
-    )
-    await config.upload(
-        store, "api", "ask_offer: demo/nope\n", fernet=fernet, environ={}, author="t"
-    )
+    store = followed.store
+    await followed.upload("api", "ask_offer: demo/echo\n")
+    await followed.upload("api", "ask_offer: demo/nope\n")
 
-    settings = settings_for(servers, config_file=bootstrap, config_poll_s=30.0)
+    settings = settings_for(servers, config_file=followed.bootstrap, config_poll_s=30.0)
     async with serving(settings) as api:
 
         async def ask(prompt: str) -> tuple[int, dict[str, Any]]:

@@ -16,10 +16,9 @@ from libs import config
 from libs.config import ConfigError
 from libs.config.postgres import PostgresConfigStore
 from tests.integration.api.conftest import auth, serving, settings_for
-from tests.integration.config.conftest import clear_config_tables
+from tests.integration.config.conftest import follow_config
 from tests.support import ServerUrls, create_user, load_demo_catalog
 
-BOOTSTRAP = "meta:\n  keys: [!ENV '${CFG_API_KEY}']\nconfigs:\n  api: active\n"
 STRICT = "limits:\n  rate_per_s: 0.01\n  burst: 3\n  max_unfinished_per_user: 1\n"
 OPEN = "limits:\n  rate_per_s: 0\n"
 
@@ -37,20 +36,17 @@ async def test_limits_follow_activation_and_rollback(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    await clear_config_tables(db_pool)
+    followed = await follow_config(
+        "api", servers=servers, pool=db_pool, tmp_path=tmp_path, monkeypatch=monkeypatch
+    )
     await load_demo_catalog(db_pool)
     carol = await create_user(db_pool, name="carol", credits=100)
     bob = await create_user(db_pool, name="bob", credits=100)
-    key = Fernet.generate_key().decode()
-    monkeypatch.setenv("CFG_API_KEY", key)
-    bootstrap = tmp_path / "api.yaml"
-    bootstrap.write_text(BOOTSTRAP)
-    fernet = MultiFernet([Fernet(key)])
-    store = PostgresConfigStore(db_pool, database_url=servers.database_url)
+    store = followed.store
     for document in (STRICT, OPEN):
-        await config.upload(store, "api", document, fernet=fernet, environ={}, author="ops")
+        await followed.upload("api", document)
 
-    settings = settings_for(servers, config_file=bootstrap, config_poll_s=30.0)
+    settings = settings_for(servers, config_file=followed.bootstrap, config_poll_s=30.0)
     async with serving(settings) as api:
 
         async def me() -> int:
@@ -97,7 +93,6 @@ async def _allowed(me: Callable[[], Awaitable[int]]) -> bool:
 async def test_invalid_limits_are_refused_at_upload(
     servers: ServerUrls, db_pool: "asyncpg.Pool[Any]", document: str, problem: str
 ) -> None:
-    await clear_config_tables(db_pool)
     store = PostgresConfigStore(db_pool, database_url=servers.database_url)
     fernet = MultiFernet([Fernet(Fernet.generate_key())])
     with pytest.raises(ConfigError) as refused:

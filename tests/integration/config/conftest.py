@@ -5,12 +5,15 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+from cryptography.fernet import Fernet, MultiFernet
 from pymongo import AsyncMongoClient
 
+from libs import config
 from libs.config import ConfigStore
 from libs.config.mongo import MongoConfigStore
 from libs.config.postgres import PostgresConfigStore
@@ -33,6 +36,40 @@ class Backend:
 
 async def clear_config_tables(pool: "asyncpg.Pool[Any]") -> None:
     await pool.execute("TRUNCATE configs, config_activations, config_versions RESTART IDENTITY")
+
+
+@dataclass
+class Followed:
+    """A config a service follows: its store, and a bootstrap file for the service's
+    ``RELAI_CONFIG_FILE`` that follows its active version with the key uploads use."""
+
+    store: PostgresConfigStore
+    bootstrap: Path
+    fernet: MultiFernet
+
+    async def upload(self, config_id: str, text: str) -> None:
+        await config.upload(
+            self.store, config_id, text, fernet=self.fernet, environ={}, author="ops"
+        )
+
+
+async def follow_config(
+    config_id: str,
+    *,
+    servers: ServerUrls,
+    pool: "asyncpg.Pool[Any]",
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Followed:
+    await clear_config_tables(pool)
+    key = Fernet.generate_key().decode()
+    monkeypatch.setenv("CFG_FOLLOW_KEY", key)
+    bootstrap = tmp_path / f"{config_id}.bootstrap.yaml"
+    bootstrap.write_text(
+        f"meta:\n  keys: [!ENV '${{CFG_FOLLOW_KEY}}']\nconfigs:\n  {config_id}: active\n"
+    )
+    store = PostgresConfigStore(pool, database_url=servers.database_url)
+    return Followed(store, bootstrap, MultiFernet([Fernet(key)]))
 
 
 @pytest.fixture(params=["postgres", "mongo"])

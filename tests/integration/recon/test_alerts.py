@@ -13,11 +13,8 @@ import asyncpg
 import httpx
 import pytest
 from aiohttp import web
-from cryptography.fernet import Fernet, MultiFernet
 from redis.asyncio import Redis
 
-from libs import config
-from libs.config.postgres import PostgresConfigStore
 from libs.contracts import DEAD_LETTERS_STREAM, TASKS_GROUP, TASKS_STREAM
 from libs.streams import ensure_group
 from services.recon.alerts.leader import Leadership
@@ -25,7 +22,7 @@ from services.recon.alerts.loop import AlertLoop
 from services.recon.alerts.notifier import WebhookNotifier
 from services.recon.alerts.policy import AlertPolicy
 from services.recon.alerts.rules import Thresholds
-from tests.integration.config.conftest import clear_config_tables
+from tests.integration.config.conftest import follow_config
 from tests.integration.recon.conftest import recon, settings_for
 from tests.integration.worker.helpers import add_tasks, running, task, wait_finals
 from tests.support import ServerUrls
@@ -262,23 +259,21 @@ async def test_alerts_follow_the_active_recon_config(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    await clear_config_tables(db_pool)
-    key = Fernet.generate_key().decode()
-    monkeypatch.setenv("CFG_RECON_KEY", key)
-    bootstrap = tmp_path / "recon.yaml"
-    bootstrap.write_text("meta:\n  keys: [!ENV '${CFG_RECON_KEY}']\nconfigs:\n  recon: active\n")
-    store = PostgresConfigStore(db_pool, database_url=servers.database_url)
+    followed = await follow_config(
+        "recon", servers=servers, pool=db_pool, tmp_path=tmp_path, monkeypatch=monkeypatch
+    )
+    store = followed.store
     other = receiver.url.replace("/hook", "/other")
     for url, cooldown in ((receiver.url, 600), (other, 0)):
-        document = f"alerts:\n  ~webhook_url: {url}\n  outbox_age_s: 20\n  cooldown_s: {cooldown}\n"
-        await config.upload(
-            store, "recon", document, fernet=MultiFernet([Fernet(key)]), environ={}, author="ops"
+        await followed.upload(
+            "recon",
+            f"alerts:\n  ~webhook_url: {url}\n  outbox_age_s: 20\n  cooldown_s: {cooldown}\n",
         )
     await store.activate("recon", "1", author="ops")
     await stalled_outbox(db_pool)  # 45 s old: past the config's 20 s, not the settings' hour
     settings = settings_for(
         servers,
-        config_file=bootstrap,
+        config_file=followed.bootstrap,
         config_poll_s=30.0,
         recon_alert_interval_s=0.1,
         recon_alert_outbox_age_s=3600,
