@@ -23,7 +23,7 @@ from libs.config.operations import (
     upload,
 )
 from libs.config.schemas import ApiConfig, ReconConfig, WorkerConfig
-from libs.config.watcher import ConfigWatcher, watching
+from libs.config.watcher import ConfigWatcher, Derived, watching
 
 __all__ = [
     "ACTIVE",
@@ -36,6 +36,7 @@ __all__ = [
     "ConfigStore",
     "ConfigSummary",
     "ConfigWatcher",
+    "Derived",
     "LoadedConfig",
     "NothingToRollBackError",
     "StoredVersion",

@@ -9,9 +9,10 @@ process keeps its last good config.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from types import MappingProxyType
+from typing import Generic, TypeVar
 
 from cryptography.fernet import MultiFernet
 
@@ -23,6 +24,8 @@ from libs.logs import get_logger
 from libs.settings import CommonSettings
 
 log = get_logger(__name__)
+
+T = TypeVar("T")
 
 
 class ConfigWatcher:
@@ -135,6 +138,30 @@ class ConfigWatcher:
             version=config.version,
             checksum=config.checksum,
         )
+
+
+class Derived(Generic[T]):
+    """A value worked out from one followed config (limits, a policy ...), worked out again
+    only when that config changes: cheap enough to read on every call."""
+
+    def __init__(
+        self,
+        config: ConfigWatcher | None,
+        config_id: str,
+        build: Callable[[LoadedConfig | None], T],
+    ) -> None:
+        self._config = config
+        self._config_id = config_id
+        self._build = build
+        self._seen: LoadedConfig | None = None
+        self._value = build(None)
+
+    def current(self) -> T:
+        loaded = self._config.get(self._config_id) if self._config is not None else None
+        if loaded is not self._seen:
+            self._seen = loaded
+            self._value = self._build(loaded)
+        return self._value
 
 
 @asynccontextmanager

@@ -101,15 +101,18 @@ FROM request_steps s JOIN offers o ON o.id = s.offer_id
 WHERE s.request_id = $1 ORDER BY s.idx
 """
 
-# The request's usage is the sum of its steps', count by count (null when none reported any).
-_END_REQUEST = """
+# A request that ends has the usage of its steps summed count by count (null when none had any).
+_STEPS_USAGE = """
+(SELECT jsonb_object_agg(u.key, u.total)
+ FROM (SELECT c.key, sum(c.value::bigint) AS total
+       FROM request_steps s, jsonb_each_text(s.usage) AS c
+       WHERE s.request_id = $1 GROUP BY c.key) u)
+"""
+
+_END_REQUEST = f"""
 UPDATE requests
 SET status = $2, results = $3, error = $4, started_at = coalesce(started_at, now()),
-    finished_at = now(), updated_at = now(),
-    usage = (SELECT jsonb_object_agg(u.key, u.total)
-             FROM (SELECT c.key, sum(c.value::bigint) AS total
-                   FROM request_steps s, jsonb_each_text(s.usage) AS c
-                   WHERE s.request_id = $1 GROUP BY c.key) u)
+    finished_at = now(), updated_at = now(), usage = {_STEPS_USAGE}
 WHERE id = $1
 RETURNING id, user_id, status, results, error, updated_at, traceparent, usage,
           false AS unseen_start
@@ -122,9 +125,10 @@ WHERE request_id = $1 AND status IN ('pending', 'running')
 RETURNING idx, price
 """
 
-_CANCEL_REQUEST = """
+_CANCEL_REQUEST = f"""
 UPDATE requests
-SET status = 'cancelled', error = $2, finished_at = now(), updated_at = now()
+SET status = 'cancelled', error = $2, finished_at = now(), updated_at = now(),
+    usage = {_STEPS_USAGE}
 WHERE id = $1
 RETURNING id, user_id, status, results, error, updated_at, traceparent, usage,
           false AS unseen_start

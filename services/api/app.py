@@ -30,7 +30,7 @@ from services.api.errors import (
     relai_error_handler,
     unavailable_handler,
 )
-from services.api.limits.policy import LimitsPolicy
+from services.api.limits.policy import limits_policy
 from services.api.limits.service import RateLimiter
 from services.api.metrics import MetricsMiddleware, metrics_endpoint
 from services.api.outbox.relay import OutboxRelay
@@ -102,7 +102,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             reclaim_idle_s=settings.results_reclaim_idle_s,
             in_flight=settings.results_in_flight,
         )
-        limits = LimitsPolicy(settings, config)
+        limits = limits_policy(settings, config)
         limiter = RateLimiter(settings.redis_url, policy=limits)
         batcher = SubmitBatcher(
             pool,

@@ -20,7 +20,7 @@ from libs.telemetry import instrument_app, quiet, setup_tracing
 from services.recon.alerts.leader import Leadership
 from services.recon.alerts.loop import AlertLoop
 from services.recon.alerts.notifier import WebhookNotifier
-from services.recon.alerts.policy import AlertPolicySource
+from services.recon.alerts.policy import AlertPolicySource, alert_policy
 from services.recon.api import router
 from services.recon.completion.service import CompletionLoop
 from services.recon.expiry.service import ExpiryLoop
@@ -46,7 +46,7 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         resources = AsyncExitStack()
         config = await resources.enter_async_context(watching(settings, os.environ))
-        alert_policy = AlertPolicySource(settings, config)
+        policy = alert_policy(settings, config)
         # min_size=0: recon must start, and report, while Postgres is down.
         pool = await create_pool(settings.database_url, min_size=0, max_size=4)
         redis = create_redis(settings.redis_url, max_connections=8)
@@ -70,7 +70,7 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
             redis,
             leadership=Leadership(settings.database_url),
             notifier=WebhookNotifier(client=webhook),
-            policy=alert_policy.current,
+            policy=policy.current,
             interval_s=settings.recon_alert_interval_s,
             health_timeout=settings.recon_health_timeout,
         )
@@ -101,7 +101,7 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
                 redis=redis,
                 completion=completion,
                 expiry=expiry,
-                alert_policy=alert_policy,
+                alert_policy=policy,
             )
         finally:
             for task in tasks:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from libs.config import ApiConfig, ConfigWatcher, LoadedConfig
+from libs.config import ApiConfig, ConfigWatcher, Derived, LoadedConfig
 from services.api.settings import ApiSettings
 
 
@@ -21,25 +21,19 @@ class Limits:
     """Most pending or running requests per user; 0: no cap."""
 
 
-class LimitsPolicy:
-    def __init__(self, settings: ApiSettings, config: ConfigWatcher | None) -> None:
-        self._config = config
-        self._defaults = Limits(
-            rate_per_s=settings.rate_limit_per_s,
-            burst=settings.rate_limit_burst,
-            max_unfinished_per_user=settings.max_unfinished_per_user,
-        )
-        self._seen: LoadedConfig | None = None
-        self._current = self._defaults
+LimitsPolicy = Derived[Limits]
 
-    def current(self) -> Limits:
-        """Cheap on every call: the limits are worked out again only when the config changed."""
-        loaded = self._config.get("api") if self._config is not None else None
-        if loaded is not self._seen:
-            self._seen = loaded
-            self._current = self._defaults
-            if loaded is not None and isinstance(loaded.data, ApiConfig) and loaded.data.limits:
-                self._current = dataclasses.replace(
-                    self._defaults, **loaded.data.limits.model_dump(exclude_none=True)
-                )
-        return self._current
+
+def limits_policy(settings: ApiSettings, config: ConfigWatcher | None) -> LimitsPolicy:
+    defaults = Limits(
+        rate_per_s=settings.rate_limit_per_s,
+        burst=settings.rate_limit_burst,
+        max_unfinished_per_user=settings.max_unfinished_per_user,
+    )
+
+    def build(loaded: LoadedConfig | None) -> Limits:
+        if loaded is None or not isinstance(loaded.data, ApiConfig) or not loaded.data.limits:
+            return defaults
+        return dataclasses.replace(defaults, **loaded.data.limits.model_dump(exclude_none=True))
+
+    return Derived(config, "api", build)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from libs.config import ConfigWatcher, LoadedConfig, ReconConfig
+from libs.config import ConfigWatcher, Derived, LoadedConfig, ReconConfig
 from services.recon.alerts.rules import Thresholds
 from services.recon.settings import ReconSettings
 
@@ -20,32 +20,18 @@ class AlertPolicy:
     thresholds: Thresholds
 
 
-class AlertPolicySource:
-    def __init__(self, settings: ReconSettings, config: ConfigWatcher | None) -> None:
-        self._settings = settings
-        self._config = config
-        self._seen: LoadedConfig | None = None
-        self._current = self._build(None)
+AlertPolicySource = Derived[AlertPolicy]
 
-    def current(self) -> AlertPolicy:
-        loaded = self._config.get("recon") if self._config is not None else None
-        if loaded is not self._seen:
-            self._seen = loaded
-            self._current = self._build(loaded)
-        return self._current
 
-    def _build(self, loaded: LoadedConfig | None) -> AlertPolicy:
-        s = self._settings
-        alerts = (
-            loaded.data.alerts
-            if loaded is not None and isinstance(loaded.data, ReconConfig)
-            else None
-        )
+def alert_policy(settings: ReconSettings, config: ConfigWatcher | None) -> AlertPolicySource:
+    def build(loaded: LoadedConfig | None) -> AlertPolicy:
+        alerts = loaded.data.alerts if loaded and isinstance(loaded.data, ReconConfig) else None
 
         def pick(name: str, default: float) -> float:
-            value = getattr(alerts, name, None) if alerts is not None else None
+            value = getattr(alerts, name, None)
             return default if value is None else float(value)
 
+        s = settings
         return AlertPolicy(
             webhook_url=(alerts.webhook_url if alerts else None) or s.recon_alert_webhook_url,
             cooldown_s=pick("cooldown_s", s.recon_alert_cooldown_s),
@@ -55,3 +41,5 @@ class AlertPolicySource:
                 budget_ratio=pick("budget_ratio", s.recon_alert_budget_ratio),
             ),
         )
+
+    return Derived(config, "recon", build)

@@ -222,7 +222,8 @@ async def test_cancel_a_deal_midway_keeps_what_was_delivered_and_refunds_the_res
 
         await _until(recorded, "the results consumer never took the step's result")
 
-    await result(0, "succeeded", results=["A[hi]"])  # the first step delivered, the second queued
+    # The first step delivered, the second queued.
+    await result(0, "succeeded", results=["A[hi]"], usage={"output_tokens": 4})
     await _until(
         lambda: _step_statuses(db_pool, request_id, ["succeeded", "pending", "pending"]),
         "the first step never ended",
@@ -239,6 +240,7 @@ async def test_cancel_a_deal_midway_keeps_what_was_delivered_and_refunds_the_res
     assert again.json() == cancelled.json()
     view = await _status(api, alice, request_id)
     assert (view["status"], view["error"]) == ("cancelled", "cancelled by the user")
+    assert view["usage"] == {"output_tokens": 4}  # what the delivered step used
     assert [(s["status"], s["results"]) for s in view["steps"]] == [
         ("succeeded", ["A[hi]"]),
         ("cancelled", None),

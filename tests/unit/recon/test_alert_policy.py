@@ -4,7 +4,7 @@ elsewhere, worked out again only when the loaded config changes."""
 from typing import Any, cast
 
 from libs.config import ConfigWatcher, LoadedConfig, ReconConfig
-from services.recon.alerts.policy import AlertPolicy, AlertPolicySource
+from services.recon.alerts.policy import AlertPolicy, alert_policy
 from services.recon.alerts.rules import Thresholds
 from services.recon.settings import ReconSettings
 
@@ -31,14 +31,14 @@ class Loaded:
 
 
 def test_without_a_config_the_settings_hold() -> None:
-    assert AlertPolicySource(SETTINGS, None).current() == AlertPolicy(
+    assert alert_policy(SETTINGS, None).current() == AlertPolicy(
         "https://hooks.example/from-env", 900, Thresholds(30, 900, 0.9)
     )
 
 
 def test_the_config_overrides_what_it_sets_and_only_that() -> None:
     loaded = Loaded()
-    source = AlertPolicySource(SETTINGS, cast(ConfigWatcher, loaded))
+    source = alert_policy(SETTINGS, cast(ConfigWatcher, loaded))
     assert source.current().webhook_url == "https://hooks.example/from-env"
 
     loaded.load("1", {"alerts": {"webhook_url": "https://hooks.example/v1", "budget_ratio": 0.5}})
