@@ -23,6 +23,8 @@ _COLORS = {"critical": 0xE74C3C, "warning": 0xF39C12, "resolved": 0x2ECC71}
 class _Sent:
     alert: Alert
     at: float
+    cleared_at: float | None = None
+    """When the condition was first seen absent since it last fired."""
 
 
 class WebhookNotifier:
@@ -38,19 +40,26 @@ class WebhookNotifier:
         return [sent.alert for sent in self._firing.values()]
 
     async def publish(self, alerts: list[Alert], *, url: str | None, cooldown_s: float) -> None:
-        """Send to ``url`` what is new, what outlived its cool-down, and what cleared. A
-        delivery that fails is tried again on the next call."""
+        """Send to ``url`` what is new, what outlived its cool-down, and what cleared (and stayed
+        clear for the alert's ``clear_for_s``). A delivery that fails is tried again on the next
+        call."""
         now = self._clock()
         current = {alert.key: alert for alert in alerts}
         for alert in alerts:
             sent = self._firing.get(alert.key)
-            if sent is not None and now - sent.at < cooldown_s:
-                continue
+            if sent is not None:
+                sent.cleared_at = None
+                if now - sent.at < cooldown_s:
+                    continue
             log.warning("alert.firing", alert=alert.key, detail=alert.detail)
             if await self._send(url, payload(alert, status="firing", repeat=sent is not None)):
                 self._firing[alert.key] = _Sent(alert, now)
         for key, sent in list(self._firing.items()):
             if key in current:
+                continue
+            if sent.cleared_at is None:
+                sent.cleared_at = now
+            if now - sent.cleared_at < sent.alert.clear_for_s:
                 continue
             log.info("alert.resolved", alert=key)
             if await self._send(url, payload(sent.alert, status="resolved")):

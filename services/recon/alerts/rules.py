@@ -35,6 +35,10 @@ class Alert:
     severity: Severity
     title: str
     detail: str
+    clear_for_s: float = 0.0
+    """How long the condition must stay absent before it is announced resolved: a budget
+    nearly spent is not over because a new window began, only once a whole window stayed
+    below the threshold."""
 
 
 def evaluate(health: Health, thresholds: Thresholds, signals: Signals | None = None) -> list[Alert]:
@@ -98,6 +102,7 @@ def _budgets_nearly_spent(health: Health, thresholds: Thresholds) -> list[Alert]
                 f"{budget.window_seconds:g}s window ({share:.0%}, threshold "
                 f"{thresholds.budget_ratio:.0%}); once spent, its jobs wait for the next "
                 f"window, in {budget.resets_in_seconds:.0f}s.",
+                clear_for_s=budget.window_seconds,
             )
         )
     return alerts

@@ -21,7 +21,7 @@ from services.recon.alerts.leader import Leadership
 from services.recon.alerts.loop import AlertLoop
 from services.recon.alerts.notifier import WebhookNotifier
 from services.recon.alerts.policy import AlertPolicy
-from services.recon.alerts.rules import Thresholds
+from services.recon.alerts.rules import Alert, Thresholds
 from tests.integration.config.conftest import follow_config
 from tests.integration.recon.conftest import recon, settings_for
 from tests.integration.worker.helpers import add_tasks, running, task, wait_finals
@@ -298,3 +298,24 @@ async def _until(check: Callable[[], bool], what: str) -> None:
     while not check():
         assert time.monotonic() < deadline, what
         await asyncio.sleep(0.05)
+
+
+async def test_a_budget_alert_resolves_only_after_a_whole_window_below_the_threshold(
+    receiver: Receiver, webhook_client: httpx.AsyncClient
+) -> None:
+    clock = Clock()
+    notifier = WebhookNotifier(client=webhook_client, clock=clock)
+    nearly = Alert("budget_nearly_spent:x", "warning", "Budget of x nearly spent", "90%", 60.0)
+
+    async def run(*alerts: Alert, after: float) -> None:
+        clock.now += after
+        await notifier.publish(list(alerts), url=receiver.url, cooldown_s=600)
+
+    await run(nearly, after=0)
+    await run(after=10)  # a new window began: not over yet
+    await run(nearly, after=20)  # nearly spent again within the hold: the same incident
+    await run(after=5)  # clear again: the hold starts over
+    await run(after=59)
+    assert [m["content"] for m in receiver.received] == ["[WARNING] Budget of x nearly spent"]
+    await run(after=1)  # a whole window below the threshold
+    assert [m["content"] for m in receiver.received][1:] == ["[RESOLVED] Budget of x nearly spent"]

@@ -109,7 +109,7 @@ def test_a_budget_nearly_spent_warns_per_integration(spent: int, expected: list[
 
 def test_the_budget_warning_says_how_much_and_until_when() -> None:
     (alert,) = evaluate(_spent(95), Thresholds(outbox_age_s=30, stuck_age_s=900, budget_ratio=0.5))
-    assert alert.severity == "warning"
+    assert (alert.severity, alert.clear_for_s) == ("warning", 3600)  # resolved after a window
     assert alert.title == "Budget of openai nearly spent"
     assert alert.detail == (
         "openai has spent 95 of its 100 credits for this 3600s window (95%, threshold 50%); "
