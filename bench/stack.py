@@ -129,15 +129,17 @@ def _free_port() -> int:
 
 @contextmanager
 def prepared_servers() -> Iterator[tuple[str, str]]:
-    """Database ``relai_bench`` (migrated, with the bench catalog) and Redis db 12, both empty,
-    on the servers of DATABASE_URL/REDIS_URL, or on embedded servers when those are unset."""
+    """Database ``relai_bench`` (migrated, with the bench catalog) and Redis db 12, both empty
+    (``RELAI_BENCH_DATABASE`` and ``RELAI_BENCH_REDIS_DB`` name others), on the servers of
+    DATABASE_URL/REDIS_URL, or on embedded servers when those are unset."""
     embedded = None
     database_url, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
     if not database_url or not redis_url:
         embedded = start_embedded(Path(tempfile.mkdtemp(prefix="relai-bench-")))
         database_url, redis_url = embedded.database_url, embedded.redis_url
-    database_url = make_url(database_url).set(database="relai_bench").render_as_string(False)
-    redis_url = str(make_url(redis_url).set(database="12"))
+    database = os.environ.get("RELAI_BENCH_DATABASE", "relai_bench")
+    database_url = make_url(database_url).set(database=database).render_as_string(False)
+    redis_url = str(make_url(redis_url).set(database=os.environ.get("RELAI_BENCH_REDIS_DB", "12")))
     try:
         asyncio.run(_prepare(database_url, redis_url))
         yield database_url, redis_url

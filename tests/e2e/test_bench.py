@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from tests.support import ServerUrls
 
@@ -31,7 +32,15 @@ def test_a_small_bench_run_completes_every_request(servers: ServerUrls) -> None:
             "50",
         ],
         cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": servers.database_url, "REDIS_URL": servers.redis_url},
+        env={
+            **os.environ,
+            "DATABASE_URL": servers.database_url,
+            "REDIS_URL": servers.redis_url,
+            # Beside the suite's own database and in its Redis database: nothing shared with a
+            # `make bench` or another suite on the same servers.
+            "RELAI_BENCH_DATABASE": f"{make_url(servers.database_url).database}_bench",
+            "RELAI_BENCH_REDIS_DB": str(make_url(servers.redis_url).database),
+        },
         capture_output=True,
         text=True,
         timeout=120,
