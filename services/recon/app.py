@@ -55,6 +55,7 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
             redis,
             interval_s=settings.recon_completion_interval_s,
             stuck_after_s=settings.recon_stuck_after_s,
+            deadline_grace_s=settings.recon_deadline_grace_s,
             max_attempts=settings.recon_max_attempts,
             batch=settings.recon_completion_batch,
         )

@@ -15,7 +15,10 @@ class ReconSettings(CommonSettings):
     recon_completion_interval_s: float = Field(default=5.0, gt=0)
     """Seconds between two runs of the completion loop."""
     recon_stuck_after_s: float = Field(default=120.0, gt=0)
-    """An unfinished request untouched this long (database clock) is a candidate for re-driving."""
+    """An unfinished request untouched this long (database clock) is a candidate for re-driving;
+    sooner when its offer's ``job_timeout_s`` (plus the grace below) ends first."""
+    recon_deadline_grace_s: float = Field(default=5.0, ge=0)
+    """How long past its offer's ``job_timeout_s`` a request is given before it counts as stuck."""
     recon_max_attempts: int = Field(default=3, ge=1)
     """A stuck request already run this many times is failed and refunded instead."""
     recon_completion_batch: int = Field(default=1000, ge=1)

@@ -2,6 +2,7 @@
 
 import asyncio
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -164,19 +165,22 @@ class JobExecutor:
     ) -> tuple[list[object] | None, str | None]:
         self._writer.add(self._message(task, "started"))
         log.debug("job.started", handler=task.handler, attempt=task.attempt)
+        job = self._job(task)
+        timeout_s = self._timeout_s
         try:
-            async with asyncio.timeout(self._timeout_s) as deadline:
+            timeout_s = job_timeout(job.params, self._timeout_s)
+            async with asyncio.timeout(timeout_s) as deadline:
                 attributes = handler_attrs(task) if tracing_enabled() else None
                 with span("relai.handler", attributes=attributes) as current:
                     try:
-                        results = await handler.execute(self._job(task), ctx)
+                        results = await handler.execute(job, ctx)
                     finally:
                         record_usage(task, ctx, current)
         except HandlerError as exc:
             return None, str(exc) or type(exc).__name__
         except TimeoutError as exc:
             if deadline.expired():
-                return None, f"TimeoutError: job exceeded {self._timeout_s:g}s"
+                return None, f"TimeoutError: job exceeded {timeout_s:g}s"
             return None, f"TimeoutError: {exc}"
         except Exception as exc:
             log.exception("job.error", handler=task.handler)
@@ -237,3 +241,14 @@ class JobExecutor:
                 step=salvage_step(fields),
             )
             self._writer.add(encode(message), ack=entry_id, release=lease)
+
+
+def job_timeout(params: Mapping[str, Any], limit_s: float) -> float:
+    """The job's timeout: its params' ``job_timeout_s`` (the offer's over the handler's, as
+    recon reads it to judge the request's deadline), never past the worker's own ``limit_s``."""
+    value = params.get("job_timeout_s")
+    if value is None:
+        return limit_s
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise HandlerError("invalid params: job_timeout_s must be a number > 0")
+    return min(float(value), limit_s)

@@ -70,12 +70,14 @@ class CompletionLoop:
         stuck_after_s: float,
         max_attempts: int,
         batch: int,
+        deadline_grace_s: float = 5.0,
         stream_chunk: int = 1000,
     ) -> None:
         self._pool = pool
         self._redis = redis
         self._interval_s = interval_s
         self._stuck_after_s = stuck_after_s
+        self._deadline_grace_s = deadline_grace_s
         self._max_attempts = max_attempts
         self._batch = batch
         self._stream_chunk = stream_chunk
@@ -116,7 +118,10 @@ class CompletionLoop:
         else:
             async with self._pool.acquire() as conn:
                 candidates = await repository.stuck_requests(
-                    conn, older_than_s=self._stuck_after_s, limit=self._batch
+                    conn,
+                    older_than_s=self._stuck_after_s,
+                    grace_s=self._deadline_grace_s,
+                    limit=self._batch,
                 )
             result = await self._sweep(candidates)
         if not result.skipped:

@@ -34,7 +34,14 @@ TRACE = f"00-{'a' * 32}-{'b' * 16}-01"
 
 def completion(pool: "asyncpg.Pool[Any]", redis: Redis, *, batch: int = 100) -> CompletionLoop:
     return CompletionLoop(
-        pool, redis, interval_s=60, stuck_after_s=120, max_attempts=3, batch=batch, stream_chunk=2
+        pool,
+        redis,
+        interval_s=60,
+        stuck_after_s=120,
+        max_attempts=3,
+        batch=batch,
+        deadline_grace_s=5,
+        stream_chunk=2,
     )
 
 
@@ -214,6 +221,24 @@ async def test_recent_request_is_left_alone(
     assert (result.redriven, result.failed) == (0, 0)
     row = await state(db_pool, request_id)
     assert (row["attempt"], row["outbox_rows"]) == (1, 0)
+
+
+async def test_a_request_is_redriven_past_its_offers_job_timeout_not_the_stuck_age(
+    db_pool: "asyncpg.Pool[Any]", redis_client: Redis
+) -> None:
+    """demo/sleep gets a 10 s job timeout: a lost request of it is stuck 15 s after it was last
+    touched (timeout plus the 5 s grace), not after the loop's 120 s."""
+    late, _ = await submitted(db_pool, age_s=16)
+    early, _ = await submitted(db_pool, age_s=14)
+    await db_pool.execute(
+        "UPDATE offers SET params = params || '{\"job_timeout_s\": 10}' WHERE action = 'sleep'"
+    )
+
+    result = await completion(db_pool, redis_client).run_once()
+
+    assert (result.redriven, result.failed) == (1, 0)
+    assert (await state(db_pool, late))["attempt"] == 2
+    assert (await state(db_pool, early))["attempt"] == 1
 
 
 async def test_unreachable_redis_changes_nothing(db_pool: "asyncpg.Pool[Any]") -> None:

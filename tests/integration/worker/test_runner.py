@@ -75,6 +75,20 @@ async def test_a_handler_past_the_job_timeout_fails(redis_client: Redis) -> None
     assert await pending(redis_client) == 0
 
 
+async def test_an_offers_job_timeout_applies_up_to_the_workers_own(redis_client: Redis) -> None:
+    short = task("echo.delay", delay_ms=2000, job_timeout_s=0.2)
+    capped = task("echo.delay", delay_ms=2000, job_timeout_s=60)
+    invalid = task("echo.delay", delay_ms=10, job_timeout_s="soon")
+    async with running(redis_client, FAST.model_copy(update={"worker_job_timeout_s": 0.5})):
+        await add_tasks(redis_client, [short, capped, invalid])
+        results = await wait_finals(redis_client, 3)
+    assert {r.request_id: r.error for r in finals(results)} == {
+        short.request_id: "TimeoutError: job exceeded 0.2s",
+        capped.request_id: "TimeoutError: job exceeded 0.5s",
+        invalid.request_id: "invalid params: job_timeout_s must be a number > 0",
+    }
+
+
 async def test_never_more_jobs_in_flight_than_the_concurrency(redis_client: Redis) -> None:
     settings = FAST.model_copy(update={"worker_concurrency": 10, "worker_batch": 100})
     seen: list[int] = []
