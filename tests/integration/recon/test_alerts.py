@@ -101,6 +101,24 @@ def alert_loop(
     )
 
 
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def loop(
+    leaders: list[Leadership],
+    db_pool: "asyncpg.Pool[Any]",
+    redis_client: Redis,
+    receiver: Receiver,
+    webhook_client: httpx.AsyncClient,
+    clock: Clock,
+) -> AlertLoop:
+    """The alert loop of the first replica, posting to ``receiver`` on ``clock``."""
+    return alert_loop(leaders[0], db_pool, redis_client, receiver, webhook_client, clock)
+
+
 async def stalled_outbox(pool: "asyncpg.Pool[Any]") -> None:
     await pool.execute(
         "INSERT INTO outbox (stream, request_id, payload, created_at) "
@@ -111,14 +129,8 @@ async def stalled_outbox(pool: "asyncpg.Pool[Any]") -> None:
 
 
 async def test_relay_stalled_fires_once_repeats_after_cooldown_and_resolves(
-    leaders: list[Leadership],
-    db_pool: "asyncpg.Pool[Any]",
-    redis_client: Redis,
-    receiver: Receiver,
-    webhook_client: httpx.AsyncClient,
+    loop: AlertLoop, clock: Clock, db_pool: "asyncpg.Pool[Any]", receiver: Receiver
 ) -> None:
-    clock = Clock()
-    loop = alert_loop(leaders[0], db_pool, redis_client, receiver, webhook_client, clock)
     await stalled_outbox(db_pool)
     alerts = await loop.run_once()
     clock.now += 300
@@ -150,13 +162,8 @@ async def test_relay_stalled_fires_once_repeats_after_cooldown_and_resolves(
 
 
 async def test_failed_delivery_is_tried_again_next_run(
-    leaders: list[Leadership],
-    db_pool: "asyncpg.Pool[Any]",
-    redis_client: Redis,
-    receiver: Receiver,
-    webhook_client: httpx.AsyncClient,
+    loop: AlertLoop, db_pool: "asyncpg.Pool[Any]", receiver: Receiver
 ) -> None:
-    loop = alert_loop(leaders[0], db_pool, redis_client, receiver, webhook_client, Clock())
     await stalled_outbox(db_pool)
     receiver.status = 500
     await loop.run_once()
@@ -201,13 +208,8 @@ async def test_workers_absent_while_tasks_wait_and_health_lists_it(
 
 
 async def test_dead_letters_since_the_last_look_raise_an_alert(
-    leaders: list[Leadership],
-    db_pool: "asyncpg.Pool[Any]",
-    redis_client: Redis,
-    receiver: Receiver,
-    webhook_client: httpx.AsyncClient,
+    loop: AlertLoop, redis_client: Redis, receiver: Receiver
 ) -> None:
-    loop = alert_loop(leaders[0], db_pool, redis_client, receiver, webhook_client, Clock())
     await redis_client.xadd(DEAD_LETTERS_STREAM, {b"m": b"{}"})
     assert await loop.run_once() == []  # what was there before the first look is not news
     await redis_client.xadd(DEAD_LETTERS_STREAM, {b"m": b"{}"})
@@ -220,18 +222,12 @@ async def test_dead_letters_since_the_last_look_raise_an_alert(
 
 
 async def test_a_budget_spent_by_real_jobs_warns_once_and_health_shows_it(
-    servers: ServerUrls,
-    leaders: list[Leadership],
-    db_pool: "asyncpg.Pool[Any]",
-    redis_client: Redis,
-    receiver: Receiver,
-    webhook_client: httpx.AsyncClient,
+    servers: ServerUrls, loop: AlertLoop, redis_client: Redis, receiver: Receiver
 ) -> None:
     metered: dict[str, Any] = {"integration": "metered", "budget": 10, "window_s": 3600, "cost": 3}
     async with running(redis_client):
         await add_tasks(redis_client, [task(prompt=f"m{i}", **metered) for i in range(2)])
         await wait_finals(redis_client, 2)
-    loop = alert_loop(leaders[0], db_pool, redis_client, receiver, webhook_client, Clock())
     assert await loop.run_once() == []  # 6 of 10: 60 %
 
     async with running(redis_client):
@@ -301,9 +297,8 @@ async def _until(check: Callable[[], bool], what: str) -> None:
 
 
 async def test_a_budget_alert_resolves_only_after_a_whole_window_below_the_threshold(
-    receiver: Receiver, webhook_client: httpx.AsyncClient
+    receiver: Receiver, webhook_client: httpx.AsyncClient, clock: Clock
 ) -> None:
-    clock = Clock()
     notifier = WebhookNotifier(client=webhook_client, clock=clock)
     nearly = Alert("budget_nearly_spent:x", "warning", "Budget of x nearly spent", "90%", 60.0)
 
