@@ -6,6 +6,7 @@ from typing import Literal
 
 import asyncpg
 
+from libs import ledger
 from libs.accounts.errors import BalanceOverflowError, UnknownUserError, UserExistsError
 from libs.db import PgConnection
 from libs.security import generate_api_key, hash_api_key
@@ -35,20 +36,12 @@ async def create_user(
     async with conn.transaction():
         try:
             await conn.execute(
-                "INSERT INTO users (id, name, role, balance) VALUES ($1, $2, $3, $4)",
-                user_id,
-                name,
-                role,
-                credits,
+                "INSERT INTO users (id, name, role) VALUES ($1, $2, $3)", user_id, name, role
             )
         except asyncpg.UniqueViolationError as exc:
             raise UserExistsError(f"a user named {name!r} already exists") from exc
         key = await add_api_key(conn, user_id=user_id)
-        await conn.execute(
-            "INSERT INTO credit_ledger (user_id, kind, amount) VALUES ($1, 'grant', $2)",
-            user_id,
-            credits,
-        )
+        await ledger.grant(conn, user_id=user_id, amount=credits)
     return NewUser(id=user_id, name=name, role=role, credits=credits, api_key=key)
 
 
@@ -71,20 +64,12 @@ async def grant_credits(conn: PgConnection, *, user: str, amount: int) -> int:
     if amount <= 0:
         raise ValueError("a grant must be a positive number of credits")
     async with conn.transaction():
+        user_id = await conn.fetchval("SELECT id FROM users WHERE name = $1", user)
+        if user_id is None:
+            raise UnknownUserError(f"no user named {user!r}")
         try:
-            row = await conn.fetchrow(
-                "UPDATE users SET balance = balance + $2 WHERE name = $1 RETURNING id, balance",
-                user,
-                amount,
-            )
+            balance = await ledger.grant(conn, user_id=user_id, amount=amount)
         except asyncpg.NumericValueOutOfRangeError as exc:
             raise BalanceOverflowError(f"{user!r}'s balance would exceed its limit") from exc
-        if row is None:
-            raise UnknownUserError(f"no user named {user!r}")
-        await conn.execute(
-            "INSERT INTO credit_ledger (user_id, kind, amount) VALUES ($1, 'grant', $2)",
-            row["id"],
-            amount,
-        )
-    balance: int = row["balance"]
+    assert balance is not None  # one movement, for a user that exists
     return balance

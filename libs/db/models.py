@@ -266,13 +266,15 @@ class OutboxEntry(Base):
 class CreditEntry(Base):
     """One movement of a user's credits. ``balance`` and ``reserved`` always equal their sums:
 
-    balance  = grant - reserve + refund
-    reserved = reserve - settle - refund
+    balance  = grant - reserve + release + refund
+    reserved = reserve - settle - release - refund
+
+    Only ``libs.ledger`` writes it.
     """
 
     __tablename__ = "credit_ledger"
     __table_args__ = (
-        CheckConstraint("kind IN ('grant', 'reserve', 'settle', 'refund')", name="kind"),
+        CheckConstraint("kind IN ('grant', 'reserve', 'settle', 'release', 'refund')", name="kind"),
         CheckConstraint("amount >= 0", name="amount_not_negative"),
         # One movement of each kind per request, or per step of a deal's request.
         Index(

@@ -8,8 +8,8 @@ clock) and then reads ``expired``, its results purged.
   steps), one ledger row each, and a late result changes nothing.
 
 A deal's request expires after the shortest ``expiration`` among its steps' offers. Requests are
-taken in batches with ``FOR UPDATE SKIP LOCKED``, so recon replicas never expire one twice, and
-the users they charge are locked in id order, as the outcome statements do.
+taken in batches with ``FOR UPDATE SKIP LOCKED``, so recon replicas never expire one twice; the
+refunds go through ``libs.ledger``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncpg
 
 from libs.db import PgConnection
+from libs.ledger import movements as ledger
 
-_EXPIRE_OFFER_REQUESTS = """
+_EXPIRE_OFFER_REQUESTS = f"""
 WITH due AS (
     SELECT r.id, r.status FROM requests r JOIN offers o ON o.id = r.offer_id
     WHERE o.expiration IS NOT NULL AND r.status <> 'expired'
@@ -36,23 +37,14 @@ WITH due AS (
     RETURNING r.id, r.user_id, r.price, due.status AS was, r.status, r.results, r.error,
               r.updated_at, r.traceparent, r.usage
 ), refunds AS (
-    SELECT id, user_id, price FROM expired WHERE was IN ('pending', 'running')
-), money AS (
-    SELECT user_id, sum(price) AS total FROM refunds GROUP BY user_id
-), locked AS (
-    SELECT u.id FROM users u JOIN money m ON m.user_id = u.id ORDER BY u.id FOR UPDATE OF u
-), balances AS (
-    UPDATE users u SET reserved = u.reserved - m.total, balance = u.balance + m.total
-    FROM money m, locked l WHERE u.id = m.user_id AND l.id = u.id
-), ledger AS (
-    INSERT INTO credit_ledger (user_id, request_id, kind, amount)
-    SELECT user_id, id, 'refund', price FROM refunds
-)
+    SELECT user_id, id AS request_id, NULL::int AS step, 'refund' AS kind, price AS amount
+    FROM expired WHERE was IN ('pending', 'running')
+), {ledger.apply("refunds")}
 SELECT id, user_id, status, results, error, updated_at, traceparent, usage, false AS unseen_start
 FROM expired
 """
 
-_EXPIRE_DEAL_REQUESTS = """
+_EXPIRE_DEAL_REQUESTS = f"""
 WITH due AS (
     SELECT r.id, r.user_id, r.status FROM requests r,
         LATERAL (SELECT min(o.expiration) AS seconds
@@ -75,18 +67,9 @@ WITH due AS (
     FROM before b WHERE s.request_id = b.request_id AND s.idx = b.idx
     RETURNING s.request_id, s.idx, s.price, b.status AS was, b.user_id
 ), refunds AS (
-    SELECT * FROM steps WHERE was IN ('pending', 'running')
-), money AS (
-    SELECT user_id, sum(price) AS total FROM refunds GROUP BY user_id
-), locked AS (
-    SELECT u.id FROM users u JOIN money m ON m.user_id = u.id ORDER BY u.id FOR UPDATE OF u
-), balances AS (
-    UPDATE users u SET reserved = u.reserved - m.total, balance = u.balance + m.total
-    FROM money m, locked l WHERE u.id = m.user_id AND l.id = u.id
-), ledger AS (
-    INSERT INTO credit_ledger (user_id, request_id, step, kind, amount)
-    SELECT user_id, request_id, idx, 'refund', price FROM refunds
-), expired AS (
+    SELECT user_id, request_id, idx AS step, 'refund' AS kind, price AS amount
+    FROM steps WHERE was IN ('pending', 'running')
+), {ledger.apply("refunds")}, expired AS (
     UPDATE requests r
     SET status = 'expired', results = NULL, updated_at = now(),
         finished_at = coalesce(r.finished_at, now()),

@@ -14,6 +14,7 @@ import orjson
 
 from libs.contracts import RequestEvent, RequestStatus
 from libs.db import PgConnection, PgPool
+from libs.ledger import movements as ledger
 
 # One round trip for a whole batch of progress reports. A report from an attempt older than the
 # request's current one (a worker presumed dead, re-driven since) changes nothing. A deal's
@@ -21,13 +22,11 @@ from libs.db import PgConnection, PgPool
 # - ``started``: pending requests become running (those that also ended in this batch are
 #   left to ``done``, since a statement may change a row only once);
 # - ``done``: outcomes are recorded; success settles the reservation (it becomes spent),
-#   failure or cancellation refunds it (it returns to the balance), one ledger row per
-#   movement. Users are locked in id order so that concurrent consumers cannot deadlock on
-#   each other.
+#   failure or cancellation refunds it (it returns to the balance): ``libs.ledger``.
 #   ``unseen_start``: the request was never written as running (its start came in the same
 #   batch, or in one not committed yet): started_at and finished_at are then the same now().
 #   A request cancelled before it started keeps no started_at.
-_RECORD = """
+_RECORD = f"""
 WITH outcome AS (
     SELECT * FROM unnest($3::uuid[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[])
         AS t(id, attempt, status, results, error, usage)
@@ -50,23 +49,9 @@ WITH outcome AS (
       AND r.deal_id IS NULL
     RETURNING r.id, r.user_id, r.price, r.status, r.results, r.error, r.updated_at, r.traceparent,
               r.usage, r.started_at = r.finished_at AS unseen_start
-), money AS (
-    SELECT user_id,
-           coalesce(sum(price) FILTER (WHERE status = 'succeeded'), 0) AS settled,
-           coalesce(sum(price) FILTER (WHERE status IN ('failed', 'cancelled')), 0) AS refunded
-    FROM done GROUP BY user_id
-), locked AS (
-    SELECT u.id FROM users u JOIN money m ON m.user_id = u.id ORDER BY u.id FOR UPDATE OF u
-), balances AS (
-    UPDATE users u
-    SET reserved = u.reserved - m.settled - m.refunded, balance = u.balance + m.refunded
-    FROM money m, locked l
-    WHERE u.id = m.user_id AND l.id = u.id
-), ledger AS (
-    INSERT INTO credit_ledger (user_id, request_id, kind, amount)
-    SELECT user_id, id, CASE status WHEN 'succeeded' THEN 'settle' ELSE 'refund' END, price
-    FROM done
-)
+), ended AS (
+    SELECT user_id, id AS request_id, NULL::int AS step, status, price FROM done
+), moves AS {ledger.ending("ended")}, {ledger.apply("moves")}
 SELECT id, user_id, status, results, error, updated_at, traceparent, usage,
        false AS unseen_start, 0::bigint AS price
 FROM started

@@ -24,10 +24,11 @@ from typing import Any, Literal, cast
 
 import asyncpg
 
+from libs import outbox
 from libs.catalog import PipelineMode, PromptTemplate
 from libs.catalog.pipeline import passed_on, render_next
-from libs.contracts import TaskMessage
 from libs.db import PgConnection, PgPool
+from libs.ledger import apply_moves
 
 _LOCK_REQUEST = """
 SELECT r.id, r.user_id, r.status, r.traceparent, r.inputs, d.pipeline
@@ -63,6 +64,14 @@ RETURNING s.idx, s.role, s.mode, s.price
 
 _SET_OUTPUT = "UPDATE request_steps SET output = $3 WHERE request_id = $1 AND idx = $2"
 
+_QUEUE_STEP = f"""
+WITH prompted AS (
+    UPDATE request_steps SET prompt = $3, updated_at = now()
+    WHERE request_id = $1 AND idx = $2 RETURNING request_id, $4::text AS payload
+), {outbox.queue("prompted")}
+SELECT 1
+"""
+
 _NEXT_STEP = """
 SELECT s.idx, o.prompt_template, o.handler_id, o.create_qty, h.params || o.params AS params
 FROM request_steps s JOIN offers o ON o.id = s.offer_id JOIN handlers h ON h.id = o.handler_id
@@ -70,29 +79,11 @@ WHERE s.request_id = $1 AND s.role = 'primary' AND s.idx > $2 AND s.status = 'pe
 ORDER BY s.idx LIMIT 1
 """
 
-_QUEUE_STEP = """
-WITH prompted AS (
-    UPDATE request_steps SET prompt = $3, updated_at = now()
-    WHERE request_id = $1 AND idx = $2 RETURNING request_id
-)
-INSERT INTO outbox (stream, request_id, payload) SELECT $4, request_id, $5 FROM prompted
-"""
-
 _SKIP_REST = """
 UPDATE request_steps
 SET status = 'failed', error = $3, finished_at = now(), updated_at = now()
 WHERE request_id = $1 AND role = 'primary' AND idx > $2 AND status = 'pending'
 RETURNING idx, price
-"""
-
-_LEDGER = """
-INSERT INTO credit_ledger (user_id, request_id, step, kind, amount)
-SELECT $1, $2, t.step, t.kind, t.amount FROM unnest($3::int[], $4::text[], $5::bigint[])
-    AS t(step, kind, amount)
-"""
-
-_MOVE = """
-UPDATE users SET reserved = reserved - $2 - $3, balance = balance + $3 WHERE id = $1
 """
 
 _STEPS = """
@@ -153,19 +144,8 @@ class StepEnded:
     usage: dict[str, int] | None = None
 
 
-@dataclass
-class _Money:
-    steps: list[int]
-    kinds: list[str]
-    amounts: list[int]
-
-    def add(self, step: int, kind: str, amount: int) -> None:
-        self.steps.append(step)
-        self.kinds.append(kind)
-        self.amounts.append(amount)
-
-    def total(self, kind: str) -> int:
-        return sum(a for k, a in zip(self.kinds, self.amounts, strict=True) if k == kind)
+Moves = list[tuple[int | None, str, int]]
+"""Credit movements of one request: ``(step, kind, amount)``, for ``libs.ledger``."""
 
 
 async def record_step_outcomes(
@@ -173,7 +153,6 @@ async def record_step_outcomes(
     *,
     started: Sequence[StepStarted] = (),
     ended: Sequence[StepEnded] = (),
-    stream: str,
 ) -> list[asyncpg.Record]:
     """Apply a batch of step reports (at most one ``StepEnded`` per step); returns the new state
     of every request it changed, as ``record_outcomes`` does."""
@@ -192,7 +171,6 @@ async def record_step_outcomes(
                     request_id,
                     started=starts.get(request_id, []),
                     ended=ends.get(request_id, []),
-                    stream=stream,
                 )
             )
     return rows
@@ -204,7 +182,6 @@ async def record_request_steps(
     *,
     started: Sequence[StepStarted],
     ended: Sequence[StepEnded],
-    stream: str,
 ) -> list[asyncpg.Record]:
     """One request's reports, in the caller's transaction."""
     request = await conn.fetchrow(_LOCK_REQUEST, request_id)
@@ -217,10 +194,10 @@ async def record_request_steps(
         moved = await conn.fetch(
             _START_STEPS, request_id, [s.step for s in starting], [s.attempt for s in starting]
         )
-    money = _Money([], [], [])
+    money: Moves = []
     for report in sorted(ended, key=lambda e: e.step):
-        await _end_step(conn, request, report, money, stream=stream)
-    if not moved and not money.steps:
+        await _end_step(conn, request, report, money)
+    if not moved and not money:
         return []
     changed: list[asyncpg.Record] = []
     row = await conn.fetchrow(_START_REQUEST, request_id)
@@ -228,11 +205,8 @@ async def record_request_steps(
         changed.append(row)
     else:  # progress: recon must not take the request for stuck
         await conn.execute(_TOUCH_REQUEST, request_id)
-    if money.steps:
-        await conn.execute(
-            _LEDGER, request["user_id"], request_id, money.steps, money.kinds, money.amounts
-        )
-        await conn.execute(_MOVE, request["user_id"], money.total("settle"), money.total("refund"))
+    if money:
+        await apply_moves(conn, user_id=request["user_id"], request_id=request_id, moves=money)
         final = await _end_if_done(conn, request_id)
         if final is not None:
             changed.append(final)
@@ -249,19 +223,16 @@ async def cancel_request_steps(
     request = await conn.fetchrow(_LOCK_REQUEST, request_id)
     if request is None:
         return []
-    money = _Money([], [], [])
-    for step in await conn.fetch(_CANCEL_STEPS, request_id, error):
-        money.add(step["idx"], "refund", step["price"])
-    if money.steps:
-        await conn.execute(
-            _LEDGER, request["user_id"], request_id, money.steps, money.kinds, money.amounts
-        )
-        await conn.execute(_MOVE, request["user_id"], 0, money.total("refund"))
+    money: Moves = [
+        (step["idx"], "refund", step["price"])
+        for step in await conn.fetch(_CANCEL_STEPS, request_id, error)
+    ]
+    await apply_moves(conn, user_id=request["user_id"], request_id=request_id, moves=money)
     return await conn.fetch(_CANCEL_REQUEST, request_id, error)
 
 
 async def _end_step(
-    conn: PgConnection, request: asyncpg.Record, report: StepEnded, money: _Money, *, stream: str
+    conn: PgConnection, request: asyncpg.Record, report: StepEnded, money: Moves
 ) -> None:
     step = await conn.fetchrow(
         _END_STEP,
@@ -275,17 +246,18 @@ async def _end_step(
     )
     if step is None:
         return
-    money.add(step["idx"], "settle" if report.status == "succeeded" else "refund", step["price"])
+    money.append(
+        (step["idx"], "settle" if report.status == "succeeded" else "refund", step["price"])
+    )
     if not (request["pipeline"] and step["role"] == "primary"):
         return
     if report.status == "succeeded":
-        await _pass_on(conn, request, step, report.results or [], stream=stream)
+        await _pass_on(conn, request, step, report.results or [])
         return
     skipped = await conn.fetch(
         _SKIP_REST, request["id"], step["idx"], f"not run: step {step['idx']} failed"
     )
-    for s in skipped:
-        money.add(s["idx"], "refund", s["price"])
+    money.extend((s["idx"], "refund", s["price"]) for s in skipped)
 
 
 async def _pass_on(
@@ -293,8 +265,6 @@ async def _pass_on(
     request: asyncpg.Record,
     step: asyncpg.Record,
     results: list[Any],
-    *,
-    stream: str,
 ) -> None:
     """Record what a pipeline step passes on, and queue the next step with it as input."""
     previous = await conn.fetchval(
@@ -309,24 +279,16 @@ async def _pass_on(
     if nxt is None:
         return
     prompt = render_next(PromptTemplate.parse(nxt["prompt_template"]), request["inputs"], output)
-    task = TaskMessage(
+    payload = outbox.next_step(
         request_id=request["id"],
         traceparent=request["traceparent"],
-        attempt=1,
+        step=nxt["idx"],
         handler=nxt["handler_id"],
         prompt=prompt,
         params=nxt["params"],
         create_qty=nxt["create_qty"],
-        step=nxt["idx"],
     )
-    await conn.execute(
-        _QUEUE_STEP,
-        request["id"],
-        nxt["idx"],
-        prompt,
-        stream,
-        task.model_dump_json(exclude_none=True),
-    )
+    await conn.execute(_QUEUE_STEP, request["id"], nxt["idx"], prompt, payload)
 
 
 async def _end_if_done(conn: PgConnection, request_id: uuid.UUID) -> asyncpg.Record | None:

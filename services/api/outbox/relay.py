@@ -16,6 +16,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from libs import outbox
 from libs.contracts.streams import MESSAGE_FIELD
 from libs.db import OUTBOX_CHANNEL
 from libs.db.pool import asyncpg_dsn
@@ -24,13 +25,6 @@ from libs.telemetry import batch_spans, tracing_enabled
 from services.api.metrics import OUTBOX_PUBLISHED, RELAY_LAG
 
 log = get_logger(__name__)
-
-_TAKE = """
-DELETE FROM outbox WHERE id IN (
-    SELECT id FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
-) RETURNING id, stream, payload,
-    extract(epoch FROM clock_timestamp() - created_at)::float8 AS age
-"""
 
 
 class OutboxRelay:
@@ -59,7 +53,7 @@ class OutboxRelay:
     async def publish_batch(self) -> int:
         """Publish up to one batch; returns how many rows went out."""
         async with self._pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(_TAKE, self._batch)
+            rows = await outbox.take(conn, self._batch)
             if not rows:
                 return 0
             with batch_spans("relai.relay.publish", _traceparents(rows)):

@@ -30,7 +30,6 @@ from libs.contracts import (
     EVENTS_CHANNEL,
     RESULTS_GROUP,
     RESULTS_STREAM,
-    TASKS_STREAM,
     RequestStatus,
     ResultMessage,
 )
@@ -254,7 +253,6 @@ class ResultsConsumer:
                 )
                 for m in ended.values()
             ],
-            stream=TASKS_STREAM,
         )
 
 

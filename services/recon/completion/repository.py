@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from libs import outbox
 from libs.db import PgConnection
 
 # A request's job timeout (``params.job_timeout_s`` of its offer over its handler), when a number.
@@ -51,11 +52,12 @@ WHERE r.id = $1 AND r.updated_at = $2 AND r.status IN ('pending', 'running')
 FOR UPDATE OF r SKIP LOCKED
 """
 
-_REDRIVE = """
+_REDRIVE = f"""
 WITH bumped AS (
-    UPDATE requests SET attempt = $2, updated_at = now() WHERE id = $1 RETURNING id
-)
-INSERT INTO outbox (stream, request_id, payload) SELECT $3, id, $4 FROM bumped
+    UPDATE requests SET attempt = $2, updated_at = now() WHERE id = $1
+    RETURNING id AS request_id, $3::text AS payload
+), {outbox.queue("bumped")}
+SELECT 1
 """
 
 
@@ -77,14 +79,14 @@ WHERE s.request_id = $1 AND s.prompt IS NOT NULL AND s.status IN ('pending', 'ru
 ORDER BY s.idx
 """
 
-_REDRIVE_STEP = """
+_REDRIVE_STEP = f"""
 WITH bumped AS (
     UPDATE request_steps SET attempt = $3, updated_at = now()
-    WHERE request_id = $1 AND idx = $2 RETURNING request_id
+    WHERE request_id = $1 AND idx = $2 RETURNING request_id, $4::text AS payload
 ), touched AS (
     UPDATE requests SET updated_at = now() WHERE id = $1
-)
-INSERT INTO outbox (stream, request_id, payload) SELECT $4, request_id, $5 FROM bumped
+), {outbox.queue("bumped")}
+SELECT 1
 """
 
 
@@ -156,12 +158,18 @@ async def lock_unchanged(conn: PgConnection, candidate: Candidate) -> Locked | N
     )
 
 
-async def redrive(
-    conn: PgConnection, request_id: uuid.UUID, *, attempt: int, stream: str, payload: str
-) -> None:
-    """Record the new attempt and queue its task through the outbox, in the caller's
-    transaction."""
-    await conn.execute(_REDRIVE, request_id, attempt, stream, payload)
+async def redrive(conn: PgConnection, request: Locked) -> None:
+    """Record the request's next attempt and queue its task, in the caller's transaction."""
+    payload = outbox.redrive(
+        request_id=request.id,
+        traceparent=request.traceparent,
+        attempt=request.attempt + 1,
+        handler=request.handler,
+        prompt=request.prompt,
+        params=request.params,
+        create_qty=request.create_qty,
+    )
+    await conn.execute(_REDRIVE, request.id, request.attempt + 1, payload)
 
 
 async def lock_unchanged_deal(conn: PgConnection, candidate: Candidate) -> bool:
@@ -185,14 +193,16 @@ async def open_steps(conn: PgConnection, request_id: uuid.UUID) -> list[OpenStep
     ]
 
 
-async def redrive_step(
-    conn: PgConnection,
-    request_id: uuid.UUID,
-    step: int,
-    *,
-    attempt: int,
-    stream: str,
-    payload: str,
-) -> None:
-    """Record the step's new attempt and queue its task, in the caller's transaction."""
-    await conn.execute(_REDRIVE_STEP, request_id, step, attempt, stream, payload)
+async def redrive_step(conn: PgConnection, request_id: uuid.UUID, step: OpenStep) -> None:
+    """Record the step's next attempt and queue its task, in the caller's transaction."""
+    payload = outbox.redrive(
+        request_id=request_id,
+        traceparent=step.traceparent,
+        attempt=step.attempt + 1,
+        handler=step.handler,
+        prompt=step.prompt,
+        params=step.params,
+        create_qty=step.create_qty,
+        step=step.idx,
+    )
+    await conn.execute(_REDRIVE_STEP, request_id, step.idx, step.attempt + 1, payload)

@@ -30,9 +30,8 @@ from libs.contracts import (
     RESULTS_STREAM,
     TASKS_GROUP,
     TASKS_STREAM,
-    TaskMessage,
 )
-from libs.db import PgConnection, PgPool
+from libs.db import PgPool
 from libs.logs import bind_request, get_logger
 from libs.outcomes import (
     Ended,
@@ -206,7 +205,7 @@ class CompletionLoop:
                     attributes=attributes,
                 ):
                     if redrive:
-                        await self._redrive(conn, request)
+                        await repository.redrive(conn, request)
                         rows = None
                     else:
                         error = f"no result after {request.attempt} attempts"
@@ -224,24 +223,6 @@ class CompletionLoop:
             await self._announce(rows)
             return "failed"
 
-    async def _redrive(self, conn: PgConnection, request: repository.Locked) -> None:
-        task = TaskMessage(
-            request_id=request.id,
-            traceparent=request.traceparent,
-            attempt=request.attempt + 1,
-            handler=request.handler,
-            prompt=request.prompt,
-            params=request.params,
-            create_qty=request.create_qty,
-        )
-        await repository.redrive(
-            conn,
-            request.id,
-            attempt=task.attempt,
-            stream=TASKS_STREAM,
-            payload=task.model_dump_json(exclude_none=True),
-        )
-
     async def _complete_deal(self, candidate: repository.Candidate) -> Outcome | None:
         """Re-drive each lost step of a deal's request, or fail it after its last attempt (which
         refunds it, and the pipeline steps after it, as a worker's failure would)."""
@@ -257,27 +238,8 @@ class CompletionLoop:
                             StepEnded(candidate.id, step.idx, step.attempt, "failed", error=error)
                         )
                         continue
-                    task = TaskMessage(
-                        request_id=candidate.id,
-                        traceparent=step.traceparent,
-                        attempt=step.attempt + 1,
-                        handler=step.handler,
-                        prompt=step.prompt,
-                        params=step.params,
-                        create_qty=step.create_qty,
-                        step=step.idx,
-                    )
-                    await repository.redrive_step(
-                        conn,
-                        candidate.id,
-                        step.idx,
-                        attempt=task.attempt,
-                        stream=TASKS_STREAM,
-                        payload=task.model_dump_json(exclude_none=True),
-                    )
-                rows = await record_request_steps(
-                    conn, candidate.id, started=[], ended=ended, stream=TASKS_STREAM
-                )
+                    await repository.redrive_step(conn, candidate.id, step)
+                rows = await record_request_steps(conn, candidate.id, started=[], ended=ended)
             log.info("deal.redriven", failed_steps=[e.step for e in ended])
             if rows:
                 await self._announce(rows)
