@@ -26,9 +26,9 @@ from bench.stack import prepared_servers
 from libs import accounts
 from libs.contracts import TASKS_STREAM
 from libs.db import CreditEntry, OutboxEntry, PgPool, Request, User, create_pool, sqlalchemy_url
-from services.api.requests import repository
-from services.api.requests.batcher import SubmitBatcher
-from services.api.requests.repository import NewRequest
+from services.api.submission import repository
+from services.api.submission.batcher import SubmitBatcher
+from services.api.submission.repository import NewRequest
 
 cli = typer.Typer(add_completion=False)
 
@@ -40,11 +40,12 @@ def _new(user_id: uuid.UUID, offer_id: uuid.UUID) -> NewRequest:
         id=uuid.uuid4(),
         user_id=user_id,
         offer_id=offer_id,
+        deal_id=None,
         inputs={"text": "hello"},
         prompt="hello",
         price=1,
         traceparent="00-" + "0" * 31 + "1-" + "0" * 15 + "1-01",
-        payload='{"v": 1}',
+        payloads=('{"v": 1}',),
     )
 
 
@@ -75,14 +76,16 @@ def _orm(sessions: async_sessionmaker[AsyncSession]) -> Submit:
                     user_id=new.user_id, request_id=new.id, kind="reserve", amount=new.price
                 )
             )
-            session.add(OutboxEntry(stream=TASKS_STREAM, request_id=new.id, payload=new.payload))
+            session.add(
+                OutboxEntry(stream=TASKS_STREAM, request_id=new.id, payload=new.payloads[0])
+            )
 
     return submit
 
 
 def _statement(pool: PgPool) -> Submit:
     async def submit(new: NewRequest) -> None:
-        await repository.insert_submission(pool, new, stream=TASKS_STREAM)
+        await repository.insert_one(pool, new)
 
     return submit
 
@@ -114,9 +117,7 @@ async def _run(database_url: str, *, users: int, concurrency: int, seconds: floa
             (await accounts.create_user(conn, name=f"submit-{users}-{n}", credits=10**12)).id
             for n in range(users)
         ]
-    batcher = SubmitBatcher(
-        pool, stream=TASKS_STREAM, max_batch=200, flushers=2, on_commit=lambda: None
-    )
+    batcher = SubmitBatcher(pool, max_batch=200, flushers=2, on_commit=lambda: None)
     flusher = asyncio.create_task(batcher.run())
 
     async def grouped(new: NewRequest) -> None:

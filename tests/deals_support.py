@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from typing import Any
 
 import asyncpg
 
 from libs.catalog import CatalogSpec, apply_catalog
-from libs.contracts import TASKS_STREAM
 from services.api.auth.service import Principal
+from services.api.catalog.deals import DealCatalog
 from services.api.catalog.service import OfferCatalog
 from services.api.deals import service as deals_service
-from services.api.deals.service import DealCatalog, DealSubmission
-from services.api.requests import repository as requests_repository
 from services.api.requests import service as requests_service
+from services.api.submission import Order, Submission, Submitter
+from services.api.submission.batcher import SubmitBatcher
 from tests.support import DEMO_CATALOG
 
 
@@ -73,25 +75,37 @@ async def load_deals_catalog(pool: asyncpg.Pool[Any]) -> None:
         await apply_catalog(conn, DEALS_CATALOG)
 
 
+async def submit_order(
+    pool: asyncpg.Pool[Any], user_id: uuid.UUID, order: Order, *, key: str | None = None
+) -> Submission:
+    """Submit ``order`` through the API's submission core (its group commit included), as
+    every front door does."""
+    batcher = SubmitBatcher(pool, max_batch=100, flushers=1, on_commit=lambda: None)
+    running = asyncio.create_task(batcher.run())
+    try:
+        submitter = Submitter(pool, batcher, max_prompt_chars=10_000, max_unfinished=lambda: 0)
+        return await submitter.submit(
+            user=Principal(id=user_id, name="tester", role="user"),
+            order=order,
+            idempotency_key=key,
+            traceparent=None,
+        )
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+
+
 async def submit_offer(
     pool: asyncpg.Pool[Any], user_id: uuid.UUID, service: str, action: str, text: str
 ) -> uuid.UUID:
-    """A single-offer request written by the API's submit statement, as ``POST /svc`` does."""
+    """A new single-offer request, submitted as ``POST /svc`` does."""
     offer = await OfferCatalog(pool, refresh_s=60).get(service, action)
     assert offer is not None
-    new = requests_repository.NewRequest(
-        id=uuid.uuid4(),
-        user_id=user_id,
-        offer_id=offer.id,
-        inputs={"text": text},
-        prompt=offer.template.render({"text": text}),
-        price=offer.price,
-        traceparent=requests_service.new_traceparent(),
-        payload="{}",
-    )
-    if not await requests_repository.insert_submission(pool, new, stream=TASKS_STREAM):
-        raise AssertionError("a fresh id was not created")
-    return new.id
+    order = requests_service.order_for(offer, {"text": text})
+    submitted = await submit_order(pool, user_id, order, key=str(uuid.uuid4()))
+    assert not submitted.duplicate
+    return submitted.id
 
 
 async def submit_deal(
@@ -101,19 +115,9 @@ async def submit_deal(
     inputs: dict[str, str],
     addons: list[str] | None = None,
     key: str | None = None,
-) -> DealSubmission:
-    """A deal's request written by the API's deal submit statement, as ``POST /deal`` does."""
+) -> Submission:
+    """A deal's request, submitted as ``POST /deal`` does."""
     deal = await DealCatalog(pool, OfferCatalog(pool, refresh_s=60), refresh_s=60).get(slug)
     assert deal is not None
-    return await deals_service.submit_deal(
-        pool,
-        user=Principal(id=user_id, name="tester", role="user"),
-        deal=deal,
-        inputs=dict(inputs),
-        addon_names=addons or [],
-        idempotency_key=key,
-        traceparent=None,
-        max_prompt_chars=10_000,
-        max_unfinished=0,
-        stream=TASKS_STREAM,
-    )
+    order = deals_service.order_for(deal, dict(inputs), addons or [])
+    return await submit_order(pool, user_id, order, key=key)

@@ -9,11 +9,11 @@ import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 from libs.config import watching
-from libs.contracts import TASKS_STREAM
 from libs.db import create_pool
 from libs.logs import configure_logging, get_logger
 from libs.streams import create_redis
@@ -21,9 +21,9 @@ from libs.telemetry import instrument_app, quiet, setup_tracing
 from services.api.api import router
 from services.api.auth.oidc import OidcVerifier
 from services.api.auth.service import Authenticator
+from services.api.catalog.deals import DealCatalog
 from services.api.catalog.openapi import install_openapi
 from services.api.catalog.service import OfferCatalog
-from services.api.deals.service import DealCatalog
 from services.api.errors import (
     UNAVAILABLE,
     RelaiError,
@@ -34,10 +34,11 @@ from services.api.limits.policy import limits_policy
 from services.api.limits.service import RateLimiter
 from services.api.metrics import MetricsMiddleware, metrics_endpoint
 from services.api.outbox.relay import OutboxRelay
-from services.api.requests.batcher import SubmitBatcher
 from services.api.results.consumer import ResultsConsumer
 from services.api.settings import ApiSettings, get_settings
-from services.api.state import State
+from services.api.state import AppState
+from services.api.submission import Submitter
+from services.api.submission.batcher import SubmitBatcher
 from services.api.ws.hub import Hub
 
 log = get_logger(__name__)
@@ -78,7 +79,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     tracing = setup_tracing("api")
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[State]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
         resources = AsyncExitStack()
         config = await resources.enter_async_context(watching(settings, os.environ))
         # min_size=0: the API starts, and answers 503, while Postgres is down (a uvicorn worker
@@ -106,7 +107,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         limiter = RateLimiter(settings.redis_url, policy=limits)
         batcher = SubmitBatcher(
             pool,
-            stream=TASKS_STREAM,
             max_batch=settings.submit_batch_max,
             flushers=settings.submit_flushers,
             on_commit=relay.wake,
@@ -123,7 +123,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         gc.freeze()
         catalog = OfferCatalog(pool, refresh_s=settings.catalog_refresh_s)
         try:
-            yield State(
+            yield AppState(
                 settings=settings,
                 pool=pool,
                 redis=redis,
@@ -135,12 +135,17 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                     provision=settings.oidc_provision,
                 ),
                 hub=hub,
-                batcher=batcher,
+                submitter=Submitter(
+                    pool,
+                    batcher,
+                    max_prompt_chars=settings.max_prompt_chars,
+                    max_unfinished=lambda: limits.current().max_unfinished_per_user,
+                ),
                 config=config,
                 deals=DealCatalog(pool, catalog, refresh_s=settings.catalog_refresh_s),
                 limiter=limiter,
                 limits=limits,
-            )
+            ).lifespan_state()
         finally:
             for task in tasks:
                 task.cancel()

@@ -1,8 +1,7 @@
 """Dependencies, declared once as ``Annotated`` aliases. Each hands out a resource that the
-lifespan built into the app's state (see ``state.State``)."""
+lifespan built (see ``state.AppState``)."""
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends
 from redis.asyncio import Redis
@@ -12,20 +11,37 @@ from libs.db import PgPool
 from services.api.auth.service import Authenticator
 from services.api.catalog.service import OfferCatalog
 from services.api.settings import ApiSettings
+from services.api.state import app_state
 from services.api.ws.hub import Hub
 
 
-def _from_state(name: str) -> Callable[[HTTPConnection], Awaitable[Any]]:
-    async def get(conn: HTTPConnection) -> Any:
-        return getattr(conn.state, name)
-
-    get.__name__ = f"state_{name}"
-    return get
+async def _pool(conn: HTTPConnection) -> PgPool:
+    return app_state(conn).pool
 
 
-PoolDep = Annotated[PgPool, Depends(_from_state("pool"))]
-RedisDep = Annotated[Redis, Depends(_from_state("redis"))]
-SettingsDep = Annotated[ApiSettings, Depends(_from_state("settings"))]
-CatalogDep = Annotated[OfferCatalog, Depends(_from_state("catalog"))]
-AuthDep = Annotated[Authenticator, Depends(_from_state("auth"))]
-HubDep = Annotated[Hub, Depends(_from_state("hub"))]
+async def _redis(conn: HTTPConnection) -> Redis:
+    return app_state(conn).redis
+
+
+async def _settings(conn: HTTPConnection) -> ApiSettings:
+    return app_state(conn).settings
+
+
+async def _catalog(conn: HTTPConnection) -> OfferCatalog:
+    return app_state(conn).catalog
+
+
+async def _auth(conn: HTTPConnection) -> Authenticator:
+    return app_state(conn).auth
+
+
+async def _hub(conn: HTTPConnection) -> Hub:
+    return app_state(conn).hub
+
+
+PoolDep = Annotated[PgPool, Depends(_pool)]
+RedisDep = Annotated[Redis, Depends(_redis)]
+SettingsDep = Annotated[ApiSettings, Depends(_settings)]
+CatalogDep = Annotated[OfferCatalog, Depends(_catalog)]
+AuthDep = Annotated[Authenticator, Depends(_auth)]
+HubDep = Annotated[Hub, Depends(_hub)]

@@ -1,34 +1,50 @@
-"""What the API builds at startup and every request can reach."""
+"""What the API builds at startup and every request can reach, read through ``app_state``: one
+typed object under one key, so that renaming a resource is a type error, not a failure at run
+time."""
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from dataclasses import dataclass
+from typing import Any
 
-import asyncpg
 from redis.asyncio import Redis
+from starlette.requests import HTTPConnection
 
 from libs.config import ConfigWatcher
+from libs.db import PgPool
 from services.api.auth.service import Authenticator
+from services.api.catalog.deals import DealCatalog
 from services.api.catalog.service import OfferCatalog
-from services.api.deals.service import DealCatalog
 from services.api.limits.policy import LimitsPolicy
 from services.api.limits.service import RateLimiter
-from services.api.requests.batcher import SubmitBatcher
 from services.api.settings import ApiSettings
+from services.api.submission import Submitter
 from services.api.ws.hub import Hub
 
+_KEY = "relai"
 
-class State(TypedDict):
+
+@dataclass(frozen=True, slots=True)
+class AppState:
     settings: ApiSettings
-    pool: asyncpg.Pool[Any]
+    pool: PgPool
     redis: Redis
     catalog: OfferCatalog
     auth: Authenticator
     hub: Hub
-    batcher: SubmitBatcher
+    submitter: Submitter
     config: ConfigWatcher | None
     """The central configs this process follows (``RELAI_CONFIG_FILE``), or None."""
     deals: DealCatalog
     limiter: RateLimiter
     limits: LimitsPolicy
     """The rate limits and caps in force (the config ``api``, else the settings)."""
+
+    def lifespan_state(self) -> dict[str, Any]:
+        """What the lifespan yields: Starlette hands it to every request."""
+        return {_KEY: self}
+
+
+def app_state(conn: HTTPConnection) -> AppState:
+    state: AppState = conn.scope["state"][_KEY]
+    return state

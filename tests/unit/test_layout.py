@@ -1,5 +1,6 @@
 """The import-linter contracts cover every package, so the layout cannot drift silently."""
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -30,3 +31,34 @@ def test_contracts_may_import_no_other_lib() -> None:
     assert set(contract["forbidden_modules"]) == (_packages("libs") - {"libs.contracts"}) | {
         "services"
     }
+
+
+def test_front_doors_sit_on_the_submission_core() -> None:
+    contract = _contracts()[
+        "Front doors submit through the one submission core, never through each other"
+    ]
+    assert contract["layers"] == [
+        "services.api.requests | services.api.deals",
+        "services.api.submission",
+    ]
+
+
+_OWNERS = {
+    # What moves credits: a balance changed, a ledger row written.
+    r"balance\s*=\s*(\w+\.)?balance\s*[-+]|INSERT INTO credit_ledger": "libs/ledger",
+    # What queues work.
+    r"INSERT INTO outbox": "libs/outbox",
+}
+
+
+def test_credits_and_tasks_have_one_owner_each() -> None:
+    """Only ``libs/ledger`` writes SQL that moves credits; only ``libs/outbox`` inserts outbox
+    rows. Every other module composes their fragments or calls their functions."""
+    for pattern, owner in _OWNERS.items():
+        found = {
+            str(path.relative_to(ROOT).parent)
+            for top in ("libs", "services")
+            for path in (ROOT / top).rglob("*.py")
+            if re.search(pattern, path.read_text(), re.IGNORECASE)
+        }
+        assert found == {owner}, pattern

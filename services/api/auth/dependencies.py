@@ -3,8 +3,8 @@ from typing import Annotated
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
-from services.api.auth.service import Authenticator, Principal
-from services.api.limits.service import RateLimiter
+from services.api.auth.service import Principal
+from services.api.state import app_state
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -16,10 +16,9 @@ def bearer_token(authorization: str | None) -> str | None:
 
 async def _current_user(conn: HTTPConnection) -> Principal:
     # One dependency reading the header itself: every call pays for this resolution.
-    auth: Authenticator = conn.state.auth
-    principal = await auth.authenticate(bearer_token(conn.headers.get("authorization")))
-    limiter: RateLimiter = conn.state.limiter
-    await limiter.check(principal)
+    state = app_state(conn)
+    principal = await state.auth.authenticate(bearer_token(conn.headers.get("authorization")))
+    await state.limiter.check(principal)
     return principal
 
 

@@ -14,3 +14,13 @@ WHERE o.enabled AND h.enabled
 
 async def enabled_offers(pool: asyncpg.Pool[Any]) -> list[asyncpg.Record]:
     return await pool.fetch(_ENABLED_OFFERS)
+
+
+_ENABLED_DEALS = """
+SELECT id, slug, price, price_modifier, addons_modifier, pipeline, offers, addons
+FROM deals WHERE enabled ORDER BY slug
+"""
+
+
+async def enabled_deals(pool: asyncpg.Pool[Any]) -> list[asyncpg.Record]:
+    return await pool.fetch(_ENABLED_DEALS)

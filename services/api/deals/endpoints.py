@@ -1,16 +1,14 @@
-import uuid
-
 from fastapi import APIRouter, Request, status
 
-from libs.contracts import TASKS_STREAM
+from services.api import submission
 from services.api.auth.dependencies import CurrentUser
-from services.api.deals import repository, service
+from services.api.deals import service
 from services.api.deals.dependencies import DealsDep
 from services.api.deals.schemas import DealBody, DealSubmitted, DealView, deal_view
 from services.api.deps import PoolDep
-from services.api.errors import BadRequest, NotFound
-from services.api.requests.endpoints import SUBMIT_HEADERS
-from services.api.requests.schemas import StepView, links_for
+from services.api.errors import NotFound
+from services.api.state import app_state
+from services.api.submission import SUBMIT_HEADERS, StepView, links_for
 
 router = APIRouter(tags=["deals"])
 
@@ -29,11 +27,6 @@ async def get_deal(slug: str, _: CurrentUser, deals: DealsDep) -> DealView:
     return deal_view(deal)
 
 
-async def steps_view(pool: PoolDep, request_id: uuid.UUID) -> list[StepView]:
-    rows = await repository.steps_of(pool, request_id)
-    return [StepView.model_validate(dict(r)) for r in rows]
-
-
 @router.post(
     "/deal/{slug}",
     status_code=status.HTTP_202_ACCEPTED,
@@ -47,26 +40,20 @@ async def submit_deal(
     deal = await deals.get(slug)
     if deal is None:
         raise NotFound(f"no enabled deal {slug}")
-    idempotency_key = request.headers.get("idempotency-key")
-    if idempotency_key is not None and len(idempotency_key) > 200:
-        raise BadRequest("Idempotency-Key is longer than 200 characters")
-    submission = await service.submit_deal(
-        pool,
+    idempotency_key = submission.idempotency_key(request.headers.get("idempotency-key"))
+    order = service.order_for(deal, body.inputs, body.addons)
+    done = await app_state(request).submitter.submit(
         user=user,
-        deal=deal,
-        inputs=body.inputs,
-        addon_names=body.addons,
+        order=order,
         idempotency_key=idempotency_key,
         traceparent=request.headers.get("traceparent"),
-        max_prompt_chars=request.state.settings.max_prompt_chars,
-        max_unfinished=request.state.limits.current().max_unfinished_per_user,
-        stream=TASKS_STREAM,
     )
+    steps = await submission.steps_of(pool, done.id)
     return DealSubmitted(
-        id=submission.id,
-        status=submission.status,
-        price=submission.price,
-        duplicate=submission.duplicate,
-        steps=await steps_view(pool, submission.id),
-        links=links_for(submission.id),
+        id=done.id,
+        status=done.status,
+        price=done.price,
+        duplicate=done.duplicate,
+        steps=[StepView.model_validate(dict(r)) for r in steps],
+        links=links_for(done.id),
     )

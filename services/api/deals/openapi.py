@@ -3,8 +3,8 @@
 from collections.abc import Iterable
 from typing import Any
 
+from services.api.catalog.deals import Deal
 from services.api.deals.schemas import deal_inputs_schema, deal_path
-from services.api.deals.service import Deal
 
 GENERIC_DEAL = "/deal/{slug}"
 DEAL_SUBMITTED_REF = "#/components/schemas/DealSubmitted"

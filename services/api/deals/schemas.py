@@ -6,9 +6,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from libs.contracts import RequestStatus
+from services.api.catalog.deals import Deal
 from services.api.catalog.schemas import InputsSchema, StringInput
-from services.api.deals.service import Deal
-from services.api.requests.schemas import Links, StepView
+from services.api.submission import Links, StepView
 
 
 class DealBody(BaseModel):

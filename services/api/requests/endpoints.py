@@ -5,68 +5,38 @@ import orjson
 from fastapi import APIRouter, Query, Request, status
 
 from libs.contracts import RequestStatus
+from services.api import submission
 from services.api.auth.dependencies import CurrentUser
 from services.api.auth.service import Principal
-from services.api.catalog.service import Offer, OfferCatalog
-from services.api.deals import repository as deals_repository
+from services.api.catalog.service import Offer
 from services.api.deps import CatalogDep, PoolDep, RedisDep, SettingsDep
-from services.api.errors import BadRequest, NotFound
+from services.api.errors import NotFound
 from services.api.requests import repository, service
-from services.api.requests.schemas import (
-    AskBody,
-    Cancelled,
-    RequestPage,
-    RequestView,
-    StepView,
-    Submitted,
-    links_for,
-)
+from services.api.requests.schemas import AskBody, Cancelled, RequestPage, RequestView
+from services.api.state import app_state
+from services.api.submission import SUBMIT_HEADERS, StepView, Submitted, links_for
 
 router = APIRouter(tags=["requests"])
-
-SUBMIT_HEADERS = [
-    {
-        "name": "Idempotency-Key",
-        "in": "header",
-        "required": False,
-        "schema": {"type": "string", "maxLength": 200},
-        "description": "Ask for a new run of inputs already submitted.",
-    },
-    {
-        "name": "traceparent",
-        "in": "header",
-        "required": False,
-        "schema": {"type": "string"},
-        "description": "W3C trace context the request joins; one is made otherwise.",
-    },
-]
 
 
 async def _submit(request: Request, offer: Offer, body: bytes, user: Principal) -> Submitted:
     """The submit path, shared by every submit route. It reads the state and headers itself
     rather than through one dependency each: on the hottest route, resolving dependencies cost
     a fifth of the API's CPU."""
-    idempotency_key = request.headers.get("idempotency-key")
-    if idempotency_key is not None and len(idempotency_key) > 200:
-        raise BadRequest("Idempotency-Key is longer than 200 characters")
-    inputs = service.parse_inputs(body, offer)
-    submission = await service.submit(
-        request.state.pool,
-        request.state.batcher,
+    idempotency_key = submission.idempotency_key(request.headers.get("idempotency-key"))
+    order = service.order_for(offer, service.parse_inputs(body, offer))
+    done = await app_state(request).submitter.submit(
         user=user,
-        offer=offer,
-        inputs=inputs,
+        order=order,
         idempotency_key=idempotency_key,
         traceparent=request.headers.get("traceparent"),
-        max_prompt_chars=request.state.settings.max_prompt_chars,
-        max_unfinished=request.state.limits.current().max_unfinished_per_user,
     )
     return Submitted(
-        id=submission.id,
-        status=submission.status,
-        price=submission.price,
-        duplicate=submission.duplicate,
-        links=links_for(submission.id),
+        id=done.id,
+        status=done.status,
+        price=done.price,
+        duplicate=done.duplicate,
+        links=links_for(done.id),
     )
 
 
@@ -96,8 +66,7 @@ def _view(row: Any) -> RequestView:
 )
 async def submit(service_name: str, action: str, request: Request, user: CurrentUser) -> Submitted:
     """Submit a request to the offer ``service_name/action``: 202 with its id and links."""
-    catalog: OfferCatalog = request.state.catalog
-    offer = await catalog.get(service_name, action)
+    offer = await app_state(request).catalog.get(service_name, action)
     if offer is None:
         raise NotFound(f"no enabled offer {service_name}/{action}")
     return await _submit(request, offer, await request.body(), user)
@@ -113,7 +82,7 @@ async def ask(
     body: AskBody, request: Request, user: CurrentUser, catalog: CatalogDep, settings: SettingsDep
 ) -> Submitted:
     """Submit a prompt to the default offer (config ``api``, else ``RELAI_ASK_OFFER``)."""
-    default_offer = service.ask_offer(request.state.config, settings.ask_offer)
+    default_offer = service.ask_offer(app_state(request).config, settings.ask_offer)
     service_name, _, action = default_offer.partition("/")
     offer = await catalog.get(service_name, action)
     if offer is None:
@@ -134,7 +103,7 @@ async def get_request(request_id: str, user: CurrentUser, pool: PoolDep) -> Requ
         raise NotFound("no such request")
     view = _view(row)
     if row["deal_id"] is not None:
-        steps = await deals_repository.steps_of(pool, parsed)
+        steps = await submission.steps_of(pool, parsed)
         view.steps = [StepView.model_validate(dict(s)) for s in steps]
     if view.status is RequestStatus.PENDING:
         view.queue_position = 1 + await repository.pending_ahead(pool, parsed)

@@ -5,46 +5,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from libs.contracts import RequestStatus
-
-
-class Links(BaseModel):
-    self: str
-    websocket: str
-
-
-class Submitted(BaseModel):
-    id: uuid.UUID
-    status: RequestStatus
-    price: int
-    duplicate: bool
-    """True when this submission matched an earlier one: same id, nothing charged again."""
-    links: Links
+from services.api.submission.schemas import Links, StepView
 
 
 class AskBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     prompt: str
-
-
-class StepView(BaseModel):
-    """One step of a deal's request: one offer's job."""
-
-    step: int
-    service: str
-    action: str
-    role: str
-    """``primary`` (one of the deal's offers) or ``addon``."""
-    mode: str | None
-    """Pipeline steps: ``overwrite``, ``extend`` or ``pass_through``."""
-    price: int
-    """This step's share of the request's price."""
-    status: RequestStatus
-    results: list[Any] | None
-    error: str | None
-    attempt: int
-    started_at: datetime | None
-    finished_at: datetime | None
 
 
 class RequestView(BaseModel):
@@ -83,7 +50,3 @@ class RequestPage(BaseModel):
     items: list[RequestView]
     next_cursor: str | None
     """Pass as ``cursor`` to get the next (older) page; null on the last page."""
-
-
-def links_for(request_id: uuid.UUID) -> Links:
-    return Links(self=f"/svc/request/{request_id}", websocket=f"/ws/requests/{request_id}")

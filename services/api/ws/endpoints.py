@@ -33,6 +33,7 @@ from services.api.auth.service import Authenticator, Principal
 from services.api.deps import AuthDep, HubDep, PoolDep, RedisDep, SettingsDep
 from services.api.errors import TooManyRequests, Unauthorized
 from services.api.requests import repository
+from services.api.state import app_state
 from services.api.ws import tickets
 from services.api.ws.chunks import EVENT_ID, ChunkFeed
 from services.api.ws.hub import Subscription
@@ -90,7 +91,8 @@ async def _authenticate(
 
 
 async def _accept(ws: WebSocket, auth: Authenticator) -> _Caller | None:
-    allowed: list[str] = ws.state.settings.ws_allowed_origins
+    state = app_state(ws)
+    allowed = state.settings.ws_allowed_origins
     origin = ws.headers.get("origin")
     if allowed and origin is not None and origin not in allowed:
         await ws.close()  # before the handshake completes: the client gets HTTP 403
@@ -98,12 +100,12 @@ async def _accept(ws: WebSocket, auth: Authenticator) -> _Caller | None:
     token, subprotocol = _credentials(ws)
     await ws.accept(subprotocol=subprotocol)
     try:
-        user = await _authenticate(auth, ws.state.redis, token, subprotocol)
+        user = await _authenticate(auth, state.redis, token, subprotocol)
     except Unauthorized as exc:
         await ws.close(code=4401, reason=exc.message)
         return None
     try:
-        await ws.state.limiter.check(user)
+        await state.limiter.check(user)
     except TooManyRequests as exc:
         await ws.close(code=1013, reason=exc.message)
         return None

@@ -13,16 +13,13 @@ from libs.contracts import (
     EVENTS_CHANNEL,
     RESULTS_GROUP,
     RESULTS_STREAM,
-    TASKS_STREAM,
     RequestEvent,
     ResultMessage,
 )
 from libs.logs import configure_logging
 from libs.streams import encode, ensure_group, entries_of
-from services.api.catalog.service import OfferCatalog
-from services.api.requests import repository, service
 from services.api.results.consumer import ResultsConsumer
-from tests.deals_support import load_deals_catalog, submit_deal
+from tests.deals_support import load_deals_catalog, submit_deal, submit_offer
 from tests.support import ServerUrls, create_user, load_demo_catalog
 
 
@@ -33,20 +30,7 @@ async def user(db_pool: "asyncpg.Pool[Any]") -> NewUser:
 
 
 async def _submit(pool: "asyncpg.Pool[Any]", user: NewUser, text: str) -> uuid.UUID:
-    offer = await OfferCatalog(pool, refresh_s=60).get("demo", "sleep")
-    assert offer is not None
-    new = repository.NewRequest(
-        id=uuid.uuid4(),
-        user_id=user.id,
-        offer_id=offer.id,
-        inputs={"text": text},
-        prompt=text,
-        price=offer.price,
-        traceparent=service.new_traceparent(),
-        payload="{}",
-    )
-    assert await repository.insert_submission(pool, new, stream=TASKS_STREAM)
-    return new.id
+    return await submit_offer(pool, user.id, "demo", "sleep", text)
 
 
 def _consumer(pool: "asyncpg.Pool[Any]", redis: Redis, name: str = "c1") -> ResultsConsumer:

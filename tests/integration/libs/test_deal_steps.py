@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 
 from libs.accounts import NewUser
-from libs.contracts import TASKS_STREAM, TaskMessage
+from libs.contracts import TaskMessage
 from libs.outcomes import StepEnded, StepStarted, record_step_outcomes
 from tests.deals_support import load_deals_catalog, submit_deal
 from tests.support import create_user
@@ -32,19 +32,19 @@ async def test_pipeline_step_queues_the_next_with_its_output_once(
     await db_pool.execute("DELETE FROM outbox")  # as if the relay had published step 0
     done = StepEnded(submitted.id, 0, 1, "succeeded", ["A[hi]"])
 
-    rows = await record_step_outcomes(db_pool, ended=[done], stream=TASKS_STREAM)
+    rows = await record_step_outcomes(db_pool, ended=[done])
     assert [r["status"] for r in rows] == ["running"]
     queued = await _queued(db_pool)
     assert [(t.step, t.prompt, t.attempt) for t in queued] == [(1, "B[A[hi]]", 1)]
 
     # The same report again, another outcome of an ended step, and a report from an attempt
     # older than the step's current one change nothing.
-    assert await record_step_outcomes(db_pool, ended=[done], stream=TASKS_STREAM) == []
+    assert await record_step_outcomes(db_pool, ended=[done]) == []
     contrary = StepEnded(submitted.id, 0, 1, "failed", error="late")
-    assert await record_step_outcomes(db_pool, ended=[contrary], stream=TASKS_STREAM) == []
+    assert await record_step_outcomes(db_pool, ended=[contrary]) == []
     await db_pool.execute("UPDATE request_steps SET attempt = 2 WHERE idx = 1")
     old_attempt = StepEnded(submitted.id, 1, 1, "failed", error="presumed dead")
-    assert await record_step_outcomes(db_pool, ended=[old_attempt], stream=TASKS_STREAM) == []
+    assert await record_step_outcomes(db_pool, ended=[old_attempt]) == []
     assert len(await _queued(db_pool)) == 1
     steps = await db_pool.fetch("SELECT status FROM request_steps ORDER BY idx")
     assert [s["status"] for s in steps] == ["succeeded", "pending", "pending"]
@@ -66,7 +66,6 @@ async def test_started_and_ended_in_one_batch_end_the_step_and_the_request(
             StepEnded(submitted.id, 0, 1, "succeeded", ["t"]),
             StepEnded(submitted.id, 1, 1, "failed", error="boom"),
         ],
-        stream=TASKS_STREAM,
     )
     assert [r["status"] for r in rows] == ["running", "failed"]
     assert rows[-1]["error"] == "step 1 (demo/greet) failed: boom"
@@ -94,7 +93,6 @@ async def test_each_steps_usage_is_kept_and_the_request_sums_them(
                 usage={"input_tokens": 4, "output_tokens": 9},
             ),
         ],
-        stream=TASKS_STREAM,
     )
     steps = await db_pool.fetch(
         "SELECT usage FROM request_steps WHERE request_id = $1 ORDER BY idx", submitted.id

@@ -1,7 +1,8 @@
 """A stateful property test of the credit ledger against the real Postgres statements: random
 submissions (offers and deals, affordable or not, often duplicates), successes, failures and
 repeated deliveries of them, expiries and grants. After every step, for every user,
-``balance == grants - reserves + refunds`` and ``reserved == reserves - settles - refunds``,
+``balance == grants - reserves + releases + refunds`` and
+``reserved == reserves - settles - releases - refunds``,
 neither is negative, and no ended request holds a reservation."""
 
 import asyncio
@@ -15,7 +16,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from libs import accounts
-from libs.contracts import TASKS_STREAM
 from libs.db import create_pool
 from libs.outcomes import (
     Ended,
@@ -26,10 +26,10 @@ from libs.outcomes import (
     record_outcomes,
     record_step_outcomes,
 )
+from services.api.catalog.service import OfferCatalog
 from services.api.errors import InsufficientCredits
-from services.api.requests import repository
 from services.api.requests import service as requests_service
-from tests.deals_support import load_deals_catalog, submit_deal
+from tests.deals_support import load_deals_catalog, submit_deal, submit_order
 from tests.support import ServerUrls
 
 T = TypeVar("T")
@@ -48,10 +48,10 @@ DEALS = st.sampled_from(
 
 _LEDGER = """
 SELECT u.balance, u.reserved,
-       coalesce(sum(l.amount) FILTER (WHERE l.kind IN ('grant', 'refund')), 0)
+       coalesce(sum(l.amount) FILTER (WHERE l.kind IN ('grant', 'release', 'refund')), 0)
      - coalesce(sum(l.amount) FILTER (WHERE l.kind = 'reserve'), 0) AS ledger_balance,
        coalesce(sum(l.amount) FILTER (WHERE l.kind = 'reserve'), 0)
-     - coalesce(sum(l.amount) FILTER (WHERE l.kind IN ('settle', 'refund')), 0)
+     - coalesce(sum(l.amount) FILTER (WHERE l.kind IN ('settle', 'release', 'refund')), 0)
          AS ledger_reserved
 FROM users u LEFT JOIN credit_ledger l ON l.user_id = u.id
 WHERE u.id = $1 GROUP BY u.id
@@ -100,26 +100,15 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(action=OFFERS, text=TEXTS)
     def submit_offer(self, action: str, text: str) -> None:
         async def submit() -> None:
-            offer = await self.pool.fetchrow(
-                "SELECT id, price FROM offers WHERE service = 'demo' AND action = $1", action
-            )
+            offer = await OfferCatalog(self.pool, refresh_s=60).get("demo", action)
             assert offer is not None
-            inputs = {"text": text}
-            new = repository.NewRequest(
-                id=requests_service.derive_request_id(self.user_id, offer["id"], inputs, None),
-                user_id=self.user_id,
-                offer_id=offer["id"],
-                inputs=inputs,
-                prompt=text,
-                price=offer["price"],
-                traceparent=requests_service.new_traceparent(),
-                payload="{}",
-            )
+            order = requests_service.order_for(offer, {"text": text})
             try:
-                if await repository.insert_submission(self.pool, new, stream=TASKS_STREAM):
-                    self.offer_requests.append(new.id)
-            except repository.ShortBalance:
-                pass
+                submitted = await submit_order(self.pool, self.user_id, order)
+            except InsufficientCredits:
+                return
+            if not submitted.duplicate:
+                self.offer_requests.append(submitted.id)
 
         self.run(submit())
 
@@ -173,7 +162,6 @@ class LedgerMachine(RuleBasedStateMachine):
                         error=None if ok else "boom",
                     )
                 ],
-                stream=TASKS_STREAM,
             )
         )
 

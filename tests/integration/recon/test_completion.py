@@ -23,7 +23,7 @@ from libs.contracts import (
     TaskMessage,
 )
 from libs.streams import create_redis, encode
-from services.api.requests.repository import NewRequest, insert_submission
+from services.api.submission.repository import NewRequest, insert_one
 from services.recon.completion.service import CompletionLoop
 from tests.integration.recon.conftest import closed_port, recon, settings_for
 from tests.support import ServerUrls, create_user, load_demo_catalog
@@ -69,9 +69,10 @@ async def submitted(
         prompt="hi",
         price=PRICE,
         traceparent=TRACE,
-        payload=task.model_dump_json(exclude_none=True),
+        payloads=(task.model_dump_json(exclude_none=True),),
+        deal_id=None,
     )
-    assert await insert_submission(pool, new, stream=TASKS_STREAM)
+    assert await insert_one(pool, new)
     await pool.execute("DELETE FROM outbox WHERE request_id = $1", request_id)
     await pool.execute(
         """UPDATE requests SET attempt = $2, status = $3,

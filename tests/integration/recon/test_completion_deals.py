@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from libs.accounts import NewUser
-from libs.contracts import TASKS_STREAM, TaskMessage
+from libs.contracts import TaskMessage
 from libs.outcomes import StepEnded, record_step_outcomes
 from services.recon.completion.service import CompletionLoop
 from tests.deals_support import load_deals_catalog, submit_deal
@@ -45,7 +45,7 @@ async def test_lost_step_is_redriven_then_failed_and_refunded(
     tasks = [TaskMessage.model_validate_json(r["payload"]) for r in rows]
     assert [(t.step, t.attempt, t.prompt) for t in tasks] == [(0, 2, "A[hi]")]
     late = StepEnded(submitted.id, 0, 1, "succeeded", ["A[hi]"])
-    assert await record_step_outcomes(db_pool, ended=[late], stream=TASKS_STREAM) == []
+    assert await record_step_outcomes(db_pool, ended=[late]) == []
 
     await _lose_and_age(db_pool)
     second = await _loop(db_pool, redis_client).run_once()

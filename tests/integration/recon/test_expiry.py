@@ -10,7 +10,6 @@ import pytest
 from redis.asyncio import Redis
 
 from libs.accounts import NewUser
-from libs.contracts import TASKS_STREAM
 from libs.outcomes import (
     Ended,
     StepEnded,
@@ -115,7 +114,6 @@ async def test_deal_expiring_mid_way_refunds_only_the_steps_not_delivered(
         db_pool,
         started=[StepStarted(submitted.id, 1, 1)],
         ended=[StepEnded(submitted.id, 0, 1, "succeeded", ["t"])],
-        stream=TASKS_STREAM,
     )
     await _age(db_pool, submitted.id, 61)
 
@@ -139,7 +137,7 @@ async def test_deal_expiring_mid_way_refunds_only_the_steps_not_delivered(
     assert await _money(db_pool, user) == (1000 - 2, 0, 1000 - 2)
 
     late = await record_step_outcomes(
-        db_pool, ended=[StepEnded(submitted.id, 1, 1, "succeeded", ["x"])], stream=TASKS_STREAM
+        db_pool, ended=[StepEnded(submitted.id, 1, 1, "succeeded", ["x"])]
     )
     assert late == []
     assert await _money(db_pool, user) == (1000 - 2, 0, 1000 - 2)

@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 import asyncpg
 
+from libs.db import PgPool
 from libs.logs import get_logger
-from services.api.requests import repository
-from services.api.requests.repository import NewRequest
+from services.api.submission import repository
+from services.api.submission.repository import NewRequest
 
 log = get_logger(__name__)
 
@@ -30,16 +30,14 @@ Outcome = asyncio.Future[bool | None]
 class SubmitBatcher:
     def __init__(
         self,
-        pool: asyncpg.Pool[Any],
+        pool: PgPool,
         *,
-        stream: str,
         max_batch: int,
         flushers: int,
         on_commit: Callable[[], None],
     ) -> None:
         self._pool = pool
         self._on_commit = on_commit
-        self._stream = stream
         self._max_batch = max_batch
         self._flushers = flushers
         self._pending: list[tuple[NewRequest, Outcome]] = []
@@ -47,14 +45,14 @@ class SubmitBatcher:
 
     async def submit(self, new: NewRequest) -> bool:
         """True when ``new`` was created; False when it already existed. Raises
-        ``repository.ShortBalance`` when the user cannot pay for it."""
+        ``ShortBalance`` or ``KeyReused`` as ``repository.insert_one`` does."""
         outcome: Outcome = asyncio.get_running_loop().create_future()
         self._pending.append((new, outcome))
         self._wake.set()
         decided = await outcome
         if decided is not None:
             return decided
-        return await repository.insert_submission(self._pool, new, stream=self._stream)
+        return await repository.insert_one(self._pool, new)
 
     async def run(self) -> None:
         await asyncio.gather(*(self._flush_forever() for _ in range(self._flushers)))
@@ -76,7 +74,7 @@ class SubmitBatcher:
         # Alone, the one-request statement is cheaper to plan and run (about a third of the
         # batch statement's time): an idle system answers sooner.
         try:
-            created = await repository.insert_submission(self._pool, new, stream=self._stream)
+            created = await repository.insert_one(self._pool, new)
         except Exception as exc:  # handed to the waiting submit, which raises it
             if not outcome.done():
                 outcome.set_exception(exc)
@@ -89,9 +87,7 @@ class SubmitBatcher:
     async def _flush(self, batch: list[tuple[NewRequest, Outcome]]) -> None:
         created: set[uuid.UUID] = set()
         try:
-            created = await repository.insert_submissions(
-                self._pool, [new for new, _ in batch], stream=self._stream
-            )
+            created = await repository.insert_many(self._pool, [new for new, _ in batch])
         except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
             log.warning("batch submit failed; each request is retried alone", error=repr(exc))
         if created:

@@ -1,0 +1,229 @@
+"""The submit statements: a request, its steps, the reservation of its price and the outbox
+rows of the jobs that start now, in one statement (so one transaction and one round trip).
+
+A duplicate id inserts nothing and so charges nothing; a short balance aborts the statement
+(``libs.ledger``), leaving nothing written; an ``Idempotency-Key`` already naming another of
+the user's requests aborts it on the unique index."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import orjson
+
+from libs import outbox
+from libs.db import PgConnection, PgPool
+from libs.ledger import movements as ledger
+from libs.ledger import short_balance
+
+_REQUEST_COLUMNS = (
+    "id, user_id, offer_id, deal_id, inputs, prompt, price, traceparent, idempotency_key"
+)
+
+_STEPS_ONE = """, steps AS (
+    INSERT INTO request_steps (request_id, idx, offer_id, role, mode, price, prompt)
+    SELECT ins.id, s.idx, s.offer_id, s.role, s.mode, s.price, s.prompt
+    FROM ins, unnest($11::int[], $12::uuid[], $13::text[], $14::text[], $15::bigint[], $16::text[])
+        AS s(idx, offer_id, role, mode, price, prompt)
+)"""
+
+
+def _insert_one(*, steps: bool) -> str:
+    return f"""
+WITH ins AS (
+    INSERT INTO requests ({_REQUEST_COLUMNS})
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+){_STEPS_ONE if steps else ""}, {ledger.reserve_or_abort(request="ins", user="$2", amount="$7")},
+tasks AS (
+    SELECT ins.id AS request_id, p.payload FROM ins, unnest($10::text[]) AS p(payload)
+), {outbox.queue("tasks")}
+SELECT EXISTS (SELECT 1 FROM ins)
+"""
+
+
+_INSERT_ONE = _insert_one(steps=False)
+_INSERT_ONE_WITH_STEPS = _insert_one(steps=True)
+
+# The same effect for many submissions in one round trip and one commit. Only what it can decide
+# cheaply is decided here: requests that are new and affordable (in arrival order per user) are
+# created; anything else (a duplicate, a short balance) is left for the one-request statement
+# above, which gives the exact answer. Steps and tasks name their request by its place (``ord``)
+# in the batch.
+_INSERT_MANY = f"""
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[],
+                         $7::bigint[], $8::text[], $9::text[])
+        WITH ORDINALITY
+        AS t(id, user_id, offer_id, deal_id, inputs, prompt, price, traceparent, idempotency_key,
+             ord)
+), fresh AS (
+    SELECT DISTINCT ON (i.id) i.* FROM input i
+    WHERE NOT EXISTS (SELECT 1 FROM requests r WHERE r.id = i.id)
+    ORDER BY i.id, i.ord
+), {ledger.affordable("fresh", name="affordable")}, ins AS (
+    INSERT INTO requests ({_REQUEST_COLUMNS})
+    SELECT id, user_id, offer_id, deal_id, inputs::jsonb, prompt, price, traceparent,
+           idempotency_key
+    FROM affordable
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, user_id, price
+), placed AS (
+    SELECT a.id, a.ord FROM ins JOIN affordable a ON a.id = ins.id
+), steps AS (
+    INSERT INTO request_steps (request_id, idx, offer_id, role, mode, price, prompt)
+    SELECT p.id, s.idx, s.offer_id, s.role, s.mode, s.price, s.prompt
+    FROM unnest($10::bigint[], $11::int[], $12::uuid[], $13::text[], $14::text[], $15::bigint[],
+                $16::text[]) AS s(ord, idx, offer_id, role, mode, price, prompt)
+    JOIN placed p ON p.ord = s.ord
+), reserves AS (
+    SELECT user_id, id AS request_id, NULL::int AS step, 'reserve' AS kind, price AS amount
+    FROM ins
+), {ledger.apply("reserves")}, tasks AS (
+    SELECT p.id AS request_id, q.payload
+    FROM unnest($17::bigint[], $18::text[]) AS q(ord, payload) JOIN placed p ON p.ord = q.ord
+), {outbox.queue("tasks")}
+SELECT id FROM ins
+"""
+
+_STATUS = "SELECT status, price FROM requests WHERE id = $1 AND user_id = $2"
+
+_COUNT_UNFINISHED = """
+SELECT count(*) FROM (
+    SELECT 1 FROM requests WHERE user_id = $1 AND status IN ('pending', 'running') LIMIT $2
+) s
+"""
+
+_STEPS = """
+SELECT s.idx AS step, o.service, o.action, s.role, s.mode, s.price, s.status, s.results,
+       s.error, s.attempt, s.started_at, s.finished_at
+FROM request_steps s JOIN offers o ON o.id = s.offer_id
+WHERE s.request_id = $1 ORDER BY s.idx
+"""
+
+IDEMPOTENCY_INDEX = "ix_requests_user_idempotency_key"
+
+
+class KeyReused(Exception):
+    """The user's ``Idempotency-Key`` already names another request (other inputs or target)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewStep:
+    idx: int
+    offer_id: uuid.UUID
+    role: str
+    mode: str | None
+    price: int
+    prompt: str | None
+    """None for a pipeline step after the first: its input is the previous step's output."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewRequest:
+    id: uuid.UUID
+    user_id: uuid.UUID
+    offer_id: uuid.UUID | None
+    deal_id: uuid.UUID | None
+    inputs: dict[str, str]
+    prompt: str
+    price: int
+    traceparent: str
+    payloads: tuple[str, ...]
+    """The tasks of the jobs that start now, as the relay will publish them."""
+    steps: tuple[NewStep, ...] = field(default=())
+    """A deal's request: one step per offer."""
+    idempotency_key: str | None = None
+
+
+@contextmanager
+def submission_errors() -> Iterator[None]:
+    """What a submit statement's violations mean: ``libs.ledger.ShortBalance`` for a short
+    balance, ``KeyReused`` for a second request under one Idempotency-Key."""
+    try:
+        with short_balance():
+            yield
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == IDEMPOTENCY_INDEX:
+            raise KeyReused from exc
+        raise
+
+
+async def insert_one(db: PgPool | PgConnection, new: NewRequest) -> bool:
+    """True when the request was created; False when it already existed. Raises
+    ``ShortBalance`` or ``KeyReused``, having written nothing."""
+    args: list[Any] = [
+        new.id,
+        new.user_id,
+        new.offer_id,
+        new.deal_id,
+        new.inputs,
+        new.prompt,
+        new.price,
+        new.traceparent,
+        new.idempotency_key,
+        list(new.payloads),
+    ]
+    if new.steps:
+        args += [
+            [s.idx for s in new.steps],
+            [s.offer_id for s in new.steps],
+            [s.role for s in new.steps],
+            [s.mode for s in new.steps],
+            [s.price for s in new.steps],
+            [s.prompt for s in new.steps],
+        ]
+    with submission_errors():
+        created = await db.fetchval(_INSERT_ONE_WITH_STEPS if new.steps else _INSERT_ONE, *args)
+    return bool(created)
+
+
+async def insert_many(db: PgPool | PgConnection, batch: list[NewRequest]) -> set[uuid.UUID]:
+    """The ids of the requests of ``batch`` created, all in one transaction."""
+    steps = [(ord_, s) for ord_, n in enumerate(batch, 1) for s in n.steps]
+    tasks = [(ord_, p) for ord_, n in enumerate(batch, 1) for p in n.payloads]
+    rows = await db.fetch(
+        _INSERT_MANY,
+        [n.id for n in batch],
+        [n.user_id for n in batch],
+        [n.offer_id for n in batch],
+        [n.deal_id for n in batch],
+        [orjson.dumps(n.inputs).decode() for n in batch],
+        [n.prompt for n in batch],
+        [n.price for n in batch],
+        [n.traceparent for n in batch],
+        [n.idempotency_key for n in batch],
+        [o for o, _ in steps],
+        [s.idx for _, s in steps],
+        [s.offer_id for _, s in steps],
+        [s.role for _, s in steps],
+        [s.mode for _, s in steps],
+        [s.price for _, s in steps],
+        [s.prompt for _, s in steps],
+        [o for o, _ in tasks],
+        [p for _, p in tasks],
+    )
+    return {row["id"] for row in rows}
+
+
+async def get_status(
+    db: PgPool | PgConnection, request_id: uuid.UUID, user_id: uuid.UUID
+) -> asyncpg.Record | None:
+    return await db.fetchrow(_STATUS, request_id, user_id)
+
+
+async def count_unfinished(db: PgPool | PgConnection, user_id: uuid.UUID, *, limit: int) -> int:
+    """How many of the user's requests are pending or running, counted up to ``limit``."""
+    count: int = await db.fetchval(_COUNT_UNFINISHED, user_id, limit)
+    return count
+
+
+async def steps_of(db: PgPool | PgConnection, request_id: uuid.UUID) -> list[asyncpg.Record]:
+    """A deal's request's steps, in order."""
+    return await db.fetch(_STEPS, request_id)

@@ -1,0 +1,230 @@
+"""The one submission core. Every front door resolves what is asked, checks its inputs and
+prices it (an ``Order``); the core does the rest the same way for all: derive the id, hold the
+user to the unfinished-request cap, render the jobs' tasks, write everything through the group
+commit, and answer with the request's id, status and price (a duplicate finds the existing
+request and is not charged again). It runs inside a ``relai.submit`` span whose context is the
+``traceparent`` every later message of the request carries."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client.metrics import Counter as CounterChild
+
+from libs import outbox
+from libs.contracts import RequestStatus
+from libs.db import PgPool
+from libs.ledger import ShortBalance
+from libs.logs import get_logger
+from libs.telemetry import current_traceparent, span
+from services.api.auth.service import Principal
+from services.api.catalog.service import Offer
+from services.api.errors import BadRequest, InsufficientCredits, InvalidInputs, TooManyRequests
+from services.api.metrics import (
+    CREDITS_RESERVED,
+    REQUESTS_BY_OFFER,
+    SUBMISSION_ACCEPTED,
+    SUBMISSION_DUPLICATE,
+    SUBMISSION_REFUSED_CREDITS,
+)
+from services.api.submission import repository
+from services.api.submission.batcher import SubmitBatcher
+from services.api.submission.rules import derive_request_id, new_traceparent, valid_traceparent
+
+log = get_logger(__name__)
+
+KEY_REUSED = (
+    "this Idempotency-Key was already used for a request with other inputs; use a new key for "
+    "a new request, or send the same body to get the request it made"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One offer's job in an order."""
+
+    offer: Offer
+    prompt: str | None
+    """None for a pipeline step after the first: it is queued when the step before it ends."""
+    price: int
+    """Its share of the order's price."""
+    role: str = "primary"
+    mode: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """What a front door asks for, resolved, checked and priced."""
+
+    name: str
+    """What is bought, for spans, logs and metrics: ``service/action`` or ``deal/<slug>``."""
+    handler: str
+    """The handler of a single offer; ``deal`` for a deal."""
+    key: tuple[Any, ...]
+    """What, beside the user and the Idempotency-Key, names the request (``derive_request_id``)."""
+    inputs: dict[str, str]
+    price: int
+    jobs: tuple[Job, ...]
+    offer_id: uuid.UUID | None = None
+    deal_id: uuid.UUID | None = None
+    """A deal's request keeps one step per job; a single offer's request is its one job."""
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    id: uuid.UUID
+    status: RequestStatus
+    price: int
+    duplicate: bool
+
+
+class Submitter:
+    def __init__(
+        self,
+        pool: PgPool,
+        batcher: SubmitBatcher,
+        *,
+        max_prompt_chars: int,
+        max_unfinished: Callable[[], int],
+    ) -> None:
+        self._pool = pool
+        self._batcher = batcher
+        self._max_prompt_chars = max_prompt_chars
+        self._max_unfinished = max_unfinished
+        """The cap in force now (the central config may change it): 0 for none."""
+
+    async def submit(
+        self,
+        *,
+        user: Principal,
+        order: Order,
+        idempotency_key: str | None,
+        traceparent: str | None,
+    ) -> Submission:
+        with span(
+            "relai.submit", attributes={"relai.offer": order.name, "relai.handler": order.handler}
+        ) as current:
+            submission = await self._submit(
+                user,
+                order,
+                idempotency_key,
+                # With tracing on, the caller's trace is joined by the HTTP server span already.
+                current_traceparent() or traceparent,
+            )
+            if current is not None:
+                current.set_attribute("relai.request_id", str(submission.id))
+                current.set_attribute("relai.duplicate", submission.duplicate)
+        if not submission.duplicate:
+            requests, credits = _counters(order.name, order.handler)
+            requests.inc()
+            credits.inc(order.price)
+        return submission
+
+    async def _submit(
+        self, user: Principal, order: Order, idempotency_key: str | None, traceparent: str | None
+    ) -> Submission:
+        request_id = derive_request_id(user.id, order.key, idempotency_key)
+        cap = self._max_unfinished()
+        if cap > 0:
+            await self._check_unfinished(user, request_id, cap)
+        trace = valid_traceparent(traceparent) or new_traceparent()
+        new = self._new_request(user, order, request_id, trace, idempotency_key)
+        try:
+            created = await self._batcher.submit(new)
+        except repository.KeyReused as exc:
+            raise InvalidInputs(KEY_REUSED) from exc
+        except ShortBalance as exc:
+            SUBMISSION_REFUSED_CREDITS.inc()
+            log.info("request.refused", request_id=str(request_id), reason="insufficient credits")
+            what = "deal" if order.deal_id else "request"
+            raise InsufficientCredits(
+                f"this {what} costs {order.price} credits, more than your available balance",
+                price=order.price,
+            ) from exc
+        if created:
+            SUBMISSION_ACCEPTED.inc()
+            log.debug("request.accepted", request_id=str(request_id), offer=order.name)
+            return Submission(request_id, RequestStatus.PENDING, order.price, duplicate=False)
+        SUBMISSION_DUPLICATE.inc()
+        existing = await repository.get_status(self._pool, request_id, user.id)
+        if existing is None:  # pragma: no cover - ids are per user, so only a racing delete
+            raise BadRequest("the request could not be recorded; try again")
+        return Submission(
+            request_id, RequestStatus(existing["status"]), existing["price"], duplicate=True
+        )
+
+    def _new_request(
+        self,
+        user: Principal,
+        order: Order,
+        request_id: uuid.UUID,
+        trace: str,
+        idempotency_key: str | None,
+    ) -> repository.NewRequest:
+        steps = order.deal_id is not None
+        payloads: list[str] = []
+        for idx, job in enumerate(order.jobs):
+            if job.prompt is None:
+                continue
+            if len(job.prompt) > self._max_prompt_chars:
+                what = f"the prompt of step {idx}" if steps else "the prompt"
+                raise InvalidInputs(
+                    f"{what} is {len(job.prompt)} characters long; "
+                    f"the limit is {self._max_prompt_chars}",
+                    limit=self._max_prompt_chars,
+                )
+            payloads.append(
+                outbox.first_run(
+                    request_id=request_id,
+                    user_id=user.id,
+                    traceparent=trace,
+                    handler=job.offer.handler,
+                    prompt=job.prompt,
+                    params=job.offer.params,
+                    create_qty=job.offer.create_qty,
+                    step=idx if steps else None,
+                )
+            )
+        return repository.NewRequest(
+            id=request_id,
+            user_id=user.id,
+            offer_id=order.offer_id,
+            deal_id=order.deal_id,
+            inputs=order.inputs,
+            prompt="" if steps else (order.jobs[0].prompt or ""),
+            price=order.price,
+            traceparent=trace,
+            payloads=tuple(payloads),
+            steps=tuple(
+                repository.NewStep(idx, j.offer.id, j.role, j.mode, j.price, j.prompt)
+                for idx, j in enumerate(order.jobs)
+            )
+            if steps
+            else (),
+            idempotency_key=idempotency_key,
+        )
+
+    async def _check_unfinished(self, user: Principal, request_id: uuid.UUID, cap: int) -> None:
+        """429 when the user already has ``cap`` unfinished requests, unless this submission is
+        one of them (a duplicate, answered as usual). Concurrent submissions are counted before
+        they commit, so a burst may pass the cap by the number that raced."""
+        if await repository.count_unfinished(self._pool, user.id, limit=cap) < cap:
+            return
+        if await repository.get_status(self._pool, request_id, user.id) is not None:
+            return
+        raise TooManyRequests(
+            f"you have {cap} unfinished requests, the most allowed; submit more once some end",
+            retry_after=1,
+            limit=cap,
+        )
+
+
+@functools.lru_cache(maxsize=4096)
+def _counters(name: str, handler: str) -> tuple[CounterChild, CounterChild]:
+    """The counters of what is bought, looked up once (``labels()`` costs more than the
+    increment)."""
+    return REQUESTS_BY_OFFER.labels(name, handler), CREDITS_RESERVED.labels(name, handler)
