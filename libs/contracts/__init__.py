@@ -1,8 +1,15 @@
-"""Wire formats shared by every Relai process: stream names, statuses and message models.
+"""Wire formats shared by every Relai process: stream names, the limits' key layout, statuses
+and message models.
 
 Pure data: no I/O and nothing else of ours is imported here.
 """
 
+from libs.contracts.limits import (
+    LIMITS_ACTIVE_KEY,
+    LIMITS_KNOWN_KEY,
+    LIMITS_LIVE_KEY,
+    LIMITS_PREFIX,
+)
 from libs.contracts.messages import (
     EVENT_BATCH,
     SCHEMA_VERSION,
@@ -21,9 +28,6 @@ from libs.contracts.streams import (
     DEAD_LETTERS_STREAM,
     EPOCH_KEY,
     EVENTS_CHANNEL,
-    LIMITS_KNOWN_KEY,
-    LIMITS_LIVE_KEY,
-    LIMITS_PREFIX,
     RESULTS_GROUP,
     RESULTS_STREAM,
     TASKS_GROUP,
@@ -40,6 +44,7 @@ __all__ = [
     "CHUNKS_TTL_S",
     "DEAD_LETTERS_STREAM",
     "EPOCH_KEY",
+    "LIMITS_ACTIVE_KEY",
     "LIMITS_KNOWN_KEY",
     "LIMITS_LIVE_KEY",
     "LIMITS_PREFIX",
