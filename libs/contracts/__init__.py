@@ -1,9 +1,10 @@
-"""Wire formats shared by every Relai process: stream names, the limits' key layout, statuses
-and message models.
+"""Wire formats shared by every Relai process: stream names, the limits' key layout, handler
+ids, statuses and message models.
 
 Pure data: no I/O and nothing else of ours is imported here.
 """
 
+from libs.contracts.handlers import HANDLER_ID, HANDLER_ID_PATTERN, HandlerId, is_handler_id
 from libs.contracts.limits import (
     LIMITS_ACTIVE_KEY,
     LIMITS_KNOWN_KEY,
@@ -51,17 +52,21 @@ __all__ = [
     "EVENTS_CHANNEL",
     "EVENT_BATCH",
     "FINAL_STATUSES",
+    "HANDLER_ID",
+    "HANDLER_ID_PATTERN",
     "RESULTS_GROUP",
     "RESULTS_STREAM",
     "SCHEMA_VERSION",
     "TASKS_GROUP",
     "TASKS_STREAM",
     "ChunkMessage",
+    "HandlerId",
     "RequestEvent",
     "RequestStatus",
     "ResultMessage",
     "TaskMessage",
     "cancelled_key",
     "chunks_stream",
+    "is_handler_id",
     "status_rank",
 ]
