@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from libs.catalog.template import PromptTemplate
+from libs.contracts import HandlerId
 
 _SLUG = r"^[a-z0-9][a-z0-9_-]*$"
 RESERVED_SERVICES = frozenset({"request", "requests"})
@@ -58,7 +59,7 @@ class _Entry(BaseModel):
 
 
 class HandlerSpec(_Entry):
-    id: str = Field(pattern=r"^[a-z0-9_]+\.[a-z0-9_]+$")
+    id: HandlerId
     credits: int = Field(default=0, ge=0, le=CREDITS_MAX)
     params: dict[str, Any] = Field(default_factory=dict)
     max_concurrency: int | None = Field(default=None, ge=1, le=INT32_MAX)

@@ -8,8 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from libs.config.errors import ConfigError
-
-HandlerId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")]
+from libs.contracts import HandlerId
 
 
 class WorkerConfig(BaseModel):

@@ -1,8 +1,16 @@
-"""Wire formats shared by every Relai process: stream names, statuses and message models.
+"""Wire formats shared by every Relai process: stream names, the limits' key layout, handler
+ids, statuses and message models.
 
 Pure data: no I/O and nothing else of ours is imported here.
 """
 
+from libs.contracts.handlers import HANDLER_ID, HANDLER_ID_PATTERN, HandlerId, is_handler_id
+from libs.contracts.limits import (
+    LIMITS_ACTIVE_KEY,
+    LIMITS_KNOWN_KEY,
+    LIMITS_LIVE_KEY,
+    LIMITS_PREFIX,
+)
 from libs.contracts.messages import (
     EVENT_BATCH,
     SCHEMA_VERSION,
@@ -21,9 +29,6 @@ from libs.contracts.streams import (
     DEAD_LETTERS_STREAM,
     EPOCH_KEY,
     EVENTS_CHANNEL,
-    LIMITS_KNOWN_KEY,
-    LIMITS_LIVE_KEY,
-    LIMITS_PREFIX,
     RESULTS_GROUP,
     RESULTS_STREAM,
     TASKS_GROUP,
@@ -40,23 +45,28 @@ __all__ = [
     "CHUNKS_TTL_S",
     "DEAD_LETTERS_STREAM",
     "EPOCH_KEY",
+    "LIMITS_ACTIVE_KEY",
     "LIMITS_KNOWN_KEY",
     "LIMITS_LIVE_KEY",
     "LIMITS_PREFIX",
     "EVENTS_CHANNEL",
     "EVENT_BATCH",
     "FINAL_STATUSES",
+    "HANDLER_ID",
+    "HANDLER_ID_PATTERN",
     "RESULTS_GROUP",
     "RESULTS_STREAM",
     "SCHEMA_VERSION",
     "TASKS_GROUP",
     "TASKS_STREAM",
     "ChunkMessage",
+    "HandlerId",
     "RequestEvent",
     "RequestStatus",
     "ResultMessage",
     "TaskMessage",
     "cancelled_key",
     "chunks_stream",
+    "is_handler_id",
     "status_rank",
 ]

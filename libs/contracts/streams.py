@@ -46,17 +46,6 @@ notification (checked before a job starts)."""
 
 CANCELLED_TTL_S = 86_400
 
-LIMITS_PREFIX = "relai:limits:"
-"""``relai:limits:{integration}:...``: shared leases, budgets and waiting jobs per integration."""
-
-LIMITS_KNOWN_KEY = "relai:limits:known"
-"""Set of every integration a job has waited under: where recon looks for budgets to watch (each
-one's ``conf`` hash and ``spent:{window}`` counter)."""
-
-LIMITS_LIVE_KEY = "relai:limits:live"
-"""Set of the request ids whose job waits for, or runs under, an integration's limits: in
-flight although no stream holds them."""
-
 
 def chunks_stream(request_id: object) -> str:
     return f"{CHUNKS_STREAM_PREFIX}{request_id}"

@@ -16,6 +16,7 @@ from libs.db.models import (
     User,
 )
 from libs.db.pool import (
+    DATABASE_ERRORS,
     OUTBOX_CHANNEL,
     PgConnection,
     PgPool,
@@ -38,6 +39,7 @@ __all__ = [
     "Request",
     "RequestStep",
     "User",
+    "DATABASE_ERRORS",
     "OUTBOX_CHANNEL",
     "PgConnection",
     "PgPool",

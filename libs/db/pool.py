@@ -15,6 +15,13 @@ else:  # asyncpg's classes are generic only in its type stubs
     PgPool = asyncpg.Pool
     PgConnection = asyncpg.Connection
 
+DATABASE_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+"""What a query raises when Postgres is away or refuses it: worth a warning, not a traceback."""
+
 
 def asyncpg_dsn(url: str) -> str:
     """The DSN asyncpg understands, from any SQLAlchemy-style Postgres URL."""

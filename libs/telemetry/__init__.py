@@ -1,7 +1,8 @@
 """Tracing for every Relai process: OpenTelemetry, exported only when the ``OTEL_*`` environment
 asks for it, and spans that continue the request's trace from the ``traceparent`` its messages
-carry."""
+carry; and the Prometheus metrics server of the processes that serve no HTTP of their own."""
 
+from libs.telemetry.metrics_server import serving_metrics, start_metrics_server
 from libs.telemetry.spans import (
     batch_spans,
     current_traceparent,
@@ -19,7 +20,9 @@ __all__ = [
     "job_span",
     "link_context",
     "quiet",
+    "serving_metrics",
     "setup_tracing",
     "span",
+    "start_metrics_server",
     "tracing_enabled",
 ]

@@ -3,15 +3,14 @@
 import uvicorn
 
 from libs.logs import configure_logging
-from services.recon.metrics.registry import start_metrics_server
+from libs.telemetry import serving_metrics
 from services.recon.settings import get_settings
 
 
 def run() -> None:
     settings = get_settings()
     configure_logging(service="recon", level=settings.log_level, json=settings.log_json)
-    metrics = start_metrics_server(settings.recon_metrics_port, settings.recon_host)
-    try:
+    with serving_metrics(settings.recon_metrics_port, settings.recon_host, service="recon"):
         uvicorn.run(
             "services.recon.app:create_app",
             factory=True,
@@ -19,7 +18,3 @@ def run() -> None:
             port=settings.recon_port,
             log_config=None,
         )
-    finally:
-        if metrics is not None:
-            metrics.shutdown()
-            metrics.server_close()

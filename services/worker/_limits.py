@@ -10,12 +10,8 @@ pops the next job round-robin across users and leases it. A worker that dies sto
 its lease expires and its job goes back to the head of its user's queue. The final result and
 the lease's release are written in one MULTI (see ``ResultWriter``).
 
-Keys, under ``relai:limits:{integration}:``: ``leases`` (zset lease → expiry ms), ``held``
-(hash lease → job), ``users`` (list, round-robin order of users with waiting jobs),
-``wait:{user}`` (list of jobs), ``conf`` (hash), ``spent:{window}`` (credits used).
-``relai:limits:active`` lists integrations with waiting jobs, ``relai:limits:known`` every
-integration that ever had one (recon watches their budgets); ``relai:limits:live`` the request
-ids parked or running, which recon counts as in flight.
+Keys: ``libs.contracts.limits``, passed to every script (whole in KEYS, or as the head of the
+keys a script finds its way to in ARGV).
 """
 
 from __future__ import annotations
@@ -29,65 +25,82 @@ from typing import Any
 from redis.asyncio import Redis
 
 from libs.contracts import (
+    LIMITS_ACTIVE_KEY,
     LIMITS_KNOWN_KEY,
     LIMITS_LIVE_KEY,
-    LIMITS_PREFIX,
     TASKS_GROUP,
     TASKS_STREAM,
     TaskMessage,
+)
+from libs.contracts.limits import (
+    CONF_BUDGET,
+    CONF_MAX,
+    CONF_WINDOW,
+    conf_key,
+    held_key,
+    leases_key,
+    spent_prefix,
+    users_key,
+    wait_key,
+    wait_prefix,
 )
 from services.worker._backoff import Backoff
 from services.worker._coalesce import Coalescer
 from services.worker._slots import Slots
 from services.worker.job import HandlerError
 
-ACTIVE_KEY = f"{LIMITS_PREFIX}active"
 _ANONYMOUS = "-"
 _TAKE_MOST = 100
 """Most jobs one worker takes from one integration in one round trip."""
 
+_CONF_FIELDS = (CONF_MAX, CONF_BUDGET, CONF_WINDOW)
+
+# KEYS: tasks stream, active, live, known, the user's waiting list, users, conf.
+# ARGV: group, entry id, user, job, integration, request id, then conf fields and values.
 _PARK = """
-local prefix, user, element = ARGV[3], ARGV[4], ARGV[5]
-if redis.call('RPUSH', prefix .. 'wait:' .. user, element) == 1 then
-  redis.call('RPUSH', prefix .. 'users', user)
+if redis.call('RPUSH', KEYS[5], ARGV[4]) == 1 then
+  redis.call('RPUSH', KEYS[6], ARGV[3])
 end
-redis.call('HSET', prefix .. 'conf', 'max', ARGV[6], 'budget', ARGV[7], 'window', ARGV[8])
-redis.call('SADD', KEYS[2], ARGV[9])
-redis.call('SADD', KEYS[3], ARGV[10])
-redis.call('SADD', KEYS[4], ARGV[9])
+redis.call('HSET', KEYS[7], unpack(ARGV, 7))
+redis.call('SADD', KEYS[2], ARGV[5])
+redis.call('SADD', KEYS[3], ARGV[6])
+redis.call('SADD', KEYS[4], ARGV[5])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 return 1
 """
 
-# Takes up to ARGV[5] jobs. Returns {0} nothing waiting, {1, 0} at capacity, {1, ms} over budget
+# KEYS: active, leases, held, users, conf.
+# ARGV: waiting lists' head, spent counters' head, lease, ttl (ms), integration, most, conf fields.
+# Takes up to ARGV[6] jobs. Returns {0} nothing waiting, {1, 0} at capacity, {1, ms} over budget
 # until the window ends in ms, or {2, lease, job, lease, job, ...} for the jobs taken.
 _TAKE = """
-local prefix, lease, ttl, most = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5])
+local wait, spent_head, lease = ARGV[1], ARGV[2], ARGV[3]
+local ttl, most = tonumber(ARGV[4]), tonumber(ARGV[6])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local leases, held, users = prefix .. 'leases', prefix .. 'held', prefix .. 'users'
+local leases, held, users = KEYS[2], KEYS[3], KEYS[4]
 for _, dead in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now)) do
   local job = redis.call('HGET', held, dead)
   if job then
     local sep = string.find(job, '\\n', 1, true)
     local user = string.sub(job, 1, sep - 1)
-    if redis.call('LPUSH', prefix .. 'wait:' .. user, string.sub(job, sep + 1)) == 1 then
+    if redis.call('LPUSH', wait .. user, string.sub(job, sep + 1)) == 1 then
       redis.call('LPUSH', users, user)
     end
-    redis.call('SADD', KEYS[1], ARGV[4])
+    redis.call('SADD', KEYS[1], ARGV[5])
     redis.call('HDEL', held, dead)
   end
   redis.call('ZREM', leases, dead)
 end
-local conf = redis.call('HMGET', prefix .. 'conf', 'max', 'budget', 'window')
+local conf = redis.call('HMGET', KEYS[5], ARGV[7], ARGV[8], ARGV[9])
 local max, budget, window = tonumber(conf[1]), tonumber(conf[2]), tonumber(conf[3])
 local taken = {2}
 for i = 1, most do
   local user = redis.call('LINDEX', users, 0)
   if not user then
     if i == 1 then
-      redis.call('SREM', KEYS[1], ARGV[4])
+      redis.call('SREM', KEYS[1], ARGV[5])
       return {0}
     end
     break
@@ -96,13 +109,13 @@ for i = 1, most do
     if i == 1 then return {1, 0} end
     break
   end
-  local queue = prefix .. 'wait:' .. user
+  local queue = wait .. user
   local job = redis.call('LINDEX', queue, 0)
   local cost = tonumber(string.sub(job, 1, string.find(job, ' ', 1, true) - 1))
   local spent_key
   if budget and window then
     local index = math.floor(now / window)
-    spent_key = prefix .. 'spent:' .. index
+    spent_key = spent_head .. index
     local spent = tonumber(redis.call('GET', spent_key) or '0')
     if spent + cost > budget then
       if i == 1 then return {1, (index + 1) * window - now} end
@@ -127,12 +140,13 @@ end
 return taken
 """
 
+# KEYS: the leases of each lease's integration. ARGV: ttl (ms), then each lease id.
 _RENEW = """
 local t = redis.call('TIME')
 local expiry = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
 local renewed = 0
-for i = 2, #ARGV, 2 do
-  renewed = renewed + redis.call('ZADD', ARGV[i] .. 'leases', 'XX', 'CH', expiry, ARGV[i + 1])
+for i = 1, #KEYS do
+  renewed = renewed + redis.call('ZADD', KEYS[i], 'XX', 'CH', expiry, ARGV[i + 1])
 end
 return renewed
 """
@@ -147,14 +161,6 @@ class Limits:
     budget: int | None
     window_s: float
     cost: int
-
-    @property
-    def prefix(self) -> str:
-        return prefix_of(self.integration)
-
-
-def prefix_of(integration: str) -> str:
-    return f"{LIMITS_PREFIX}{integration}:"
 
 
 def limits_of(params: Mapping[str, Any]) -> Limits | None:
@@ -192,10 +198,6 @@ class Lease:
     id: str
     request_id: uuid.UUID
 
-    @property
-    def prefix(self) -> str:
-        return prefix_of(self.integration)
-
 
 @dataclass(frozen=True, slots=True)
 class Taken:
@@ -218,38 +220,46 @@ class Limiter:
 
     async def park(self, entry_id: bytes, task: TaskMessage, raw: bytes, limits: Limits) -> None:
         """Move the task from the stream to its integration's waiting lists, in one script."""
+        integration = limits.integration
         user = str(task.user_id) if task.user_id else _ANONYMOUS
-        await self._parks(
-            [
-                TASKS_GROUP,
-                entry_id,
-                limits.prefix,
-                user,
-                b"%d " % limits.cost + raw,
-                "" if limits.max_concurrency is None else limits.max_concurrency,
-                "" if limits.budget is None else limits.budget,
-                int(limits.window_s * 1000),
-                limits.integration,
-                str(task.request_id),
-            ]
+        keys = [
+            TASKS_STREAM,
+            LIMITS_ACTIVE_KEY,
+            LIMITS_LIVE_KEY,
+            LIMITS_KNOWN_KEY,
+            wait_key(integration, user),
+            users_key(integration),
+            conf_key(integration),
+        ]
+        conf = (
+            "" if limits.max_concurrency is None else limits.max_concurrency,
+            "" if limits.budget is None else limits.budget,
+            int(limits.window_s * 1000),
         )
+        args: list[Any] = [
+            TASKS_GROUP,
+            entry_id,
+            user,
+            b"%d " % limits.cost + raw,
+            integration,
+            str(task.request_id),
+        ]
+        for field, value in zip(_CONF_FIELDS, conf, strict=True):
+            args += [field, value]
+        await self._parks((keys, args))
         self._on_parked([entry_id])
 
-    async def _park_all(self, parks: list[list[Any]]) -> list[None]:
+    async def _park_all(self, parks: list[tuple[list[str], list[Any]]]) -> list[None]:
         """The parks of every job reading at the same time, in one round trip."""
         pipe = self._redis.pipeline(transaction=False)
-        for args in parks:
-            await self._park(
-                keys=[TASKS_STREAM, ACTIVE_KEY, LIMITS_LIVE_KEY, LIMITS_KNOWN_KEY],
-                args=args,
-                client=pipe,
-            )
+        for keys, args in parks:
+            await self._park(keys=keys, args=args, client=pipe)
         await pipe.execute()
         return [None] * len(parks)
 
     async def active(self) -> list[str]:
         """Integrations with jobs waiting."""
-        members = await self._redis.smembers(ACTIVE_KEY)
+        members = await self._redis.smembers(LIMITS_ACTIVE_KEY)
         return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
 
     async def take(self, integration: str, most: int = 1) -> list[Taken] | float | None:
@@ -257,8 +267,22 @@ class Limiter:
         until its budget allows another (0 at capacity: a lease may end any time), or None when
         nothing waits."""
         reply = await self._take(
-            keys=[ACTIVE_KEY],
-            args=[prefix_of(integration), uuid.uuid4().hex, self._lease_ttl_ms, integration, most],
+            keys=[
+                LIMITS_ACTIVE_KEY,
+                leases_key(integration),
+                held_key(integration),
+                users_key(integration),
+                conf_key(integration),
+            ],
+            args=[
+                wait_prefix(integration),
+                spent_prefix(integration),
+                uuid.uuid4().hex,
+                self._lease_ttl_ms,
+                integration,
+                most,
+                *_CONF_FIELDS,
+            ],
         )
         if reply[0] == 0:
             return None
@@ -274,10 +298,10 @@ class Limiter:
     async def renew(self, leases: list[Lease]) -> None:
         if not leases:
             return
-        args: list[Any] = [self._lease_ttl_ms]
-        for lease in leases:
-            args += [lease.prefix, lease.id]
-        await self._renew(args=args)
+        await self._renew(
+            keys=[leases_key(lease.integration) for lease in leases],
+            args=[self._lease_ttl_ms, *(lease.id for lease in leases)],
+        )
 
 
 Recover = Callable[[str, Exception, Backoff], Awaitable[None]]

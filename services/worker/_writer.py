@@ -15,6 +15,7 @@ from libs.contracts import (
     TASKS_GROUP,
     TASKS_STREAM,
 )
+from libs.contracts.limits import held_key, leases_key
 from libs.logs import get_logger
 from services.worker._backoff import Backoff, describe, is_nogroup
 from services.worker._limits import Lease
@@ -111,8 +112,8 @@ class ResultWriter:
                     DEAD_LETTERS_STREAM, p.dead_letter, maxlen=_DEAD_LETTERS_MAX, approximate=True
                 )
         for lease in (p.release for p in batch if p.release is not None):
-            pipe.zrem(f"{lease.prefix}leases", lease.id)
-            pipe.hdel(f"{lease.prefix}held", lease.id)
+            pipe.zrem(leases_key(lease.integration), lease.id)
+            pipe.hdel(held_key(lease.integration), lease.id)
             pipe.srem(LIMITS_LIVE_KEY, str(lease.request_id))
         if acks:
             # Acked entries are deleted too: the stream holds only work not yet done.

@@ -9,11 +9,10 @@ from libs.config import ConfigError, watching
 from libs.logs import configure_logging, get_logger
 from libs.security.ssrf import UrlPolicy
 from libs.streams import create_redis
-from libs.telemetry import quiet, setup_tracing
+from libs.telemetry import quiet, serving_metrics, setup_tracing
 from services.worker._execute import HandlerParams
 from services.worker.config import handler_params
 from services.worker.handlers import build_registry
-from services.worker.metrics import start_metrics_server
 from services.worker.providers import ProviderHttp
 from services.worker.runner import Runner
 from services.worker.settings import WorkerSettings, get_settings
@@ -61,14 +60,10 @@ def run() -> None:
     settings = get_settings()
     configure_logging(service="worker", level=settings.log_level, json=settings.log_json)
     setup_tracing("worker")
-    metrics = start_metrics_server(settings.worker_metrics_port)
-    try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(serve(settings))
-    except ConfigError as exc:
-        log.error("worker.config_unavailable", error=str(exc))
-        raise SystemExit(1) from None
-    finally:
-        if metrics is not None:
-            metrics.shutdown()
-            metrics.server_close()
+    with serving_metrics(settings.worker_metrics_port, service="worker"):
+        try:
+            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                runner.run(serve(settings))
+        except ConfigError as exc:
+            log.error("worker.config_unavailable", error=str(exc))
+            raise SystemExit(1) from None

@@ -1,4 +1,4 @@
-"""The worker's Prometheus metrics and the HTTP server that exposes them.
+"""The worker's Prometheus metrics (served by ``libs.telemetry.serving_metrics``).
 
 Metrics live in ``prometheus_client``'s process-wide default registry: each worker process serves
 its own, on its own port (``RELAI_WORKER_METRICS_PORT``). Aggregating several processes into one
@@ -8,13 +8,7 @@ Labels stay bounded: a handler id comes from the registry (an unknown one is ``u
 request id.
 """
 
-from wsgiref.simple_server import WSGIServer
-
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
-
-from libs.logs import get_logger
-
-log = get_logger(__name__)
+from prometheus_client import Counter, Gauge, Histogram
 
 JOBS = Counter(
     "relai_jobs_total",
@@ -54,20 +48,3 @@ DEAD_LETTERS = Counter(
 
 UNKNOWN_HANDLER = "unknown"
 """The handler label of a task naming no registered handler, or no readable handler at all."""
-
-
-def start_metrics_server(port: int, addr: str = "0.0.0.0") -> WSGIServer | None:
-    """Serve ``/metrics`` from a daemon thread on ``port``; ``0`` disables it (returns None).
-
-    A port already taken (several workers on one host, all on the default) costs the metrics
-    only, with a warning: the worker runs regardless.
-    """
-    if not port:
-        return None
-    try:
-        server, _thread = start_http_server(port, addr=addr)
-    except OSError as exc:
-        log.warning("worker.metrics_unavailable", port=port, error=repr(exc))
-        return None
-    log.info("worker.metrics_serving", port=port)
-    return server

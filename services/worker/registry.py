@@ -1,9 +1,7 @@
-import re
 from collections.abc import Iterator
 
+from libs.contracts import is_handler_id
 from services.worker.job import Handler, HandlerError
-
-_HANDLER_ID = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 
 
 class UnknownHandlerError(HandlerError):
@@ -19,7 +17,7 @@ class HandlerRegistry:
         self._handlers: dict[str, Handler] = {}
 
     def register(self, name: str, handler: Handler) -> None:
-        if not _HANDLER_ID.match(name):
+        if not is_handler_id(name):
             raise ValueError(f"handler id {name!r} is not '<module>.<method>'")
         if name in self._handlers:
             raise ValueError(f"handler {name!r} is already registered")

@@ -3,7 +3,6 @@ what is wrong and tell the webhook."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from redis.asyncio import Redis
 from libs.contracts import DEAD_LETTERS_STREAM
 from libs.db import PgPool
 from libs.logs import get_logger
+from libs.loops import every
 from services.recon.alerts.leader import Leadership
 from services.recon.alerts.notifier import WebhookNotifier
 from services.recon.alerts.policy import AlertPolicy
@@ -49,12 +49,7 @@ class AlertLoop:
 
     async def run_forever(self) -> None:
         try:
-            while True:
-                try:
-                    await self.run_once()
-                except Exception:
-                    log.exception("alerts.run_failed")
-                await asyncio.sleep(self._interval_s)
+            await every(self._interval_s, self.run_once, name="alerts")
         finally:
             await self._leadership.release()
 

@@ -13,7 +13,6 @@ before it noticed, re-driving those absent from the streams at once.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -31,8 +30,9 @@ from libs.contracts import (
     TASKS_GROUP,
     TASKS_STREAM,
 )
-from libs.db import PgPool
+from libs.db import DATABASE_ERRORS, PgPool
 from libs.logs import bind_request, get_logger
+from libs.loops import every
 from libs.outcomes import (
     Ended,
     StepEnded,
@@ -96,16 +96,16 @@ class CompletionLoop:
         )
 
     async def run_forever(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                self._skipped += 1
-                log.warning("completion.run_failed", error=f"{type(exc).__name__}: {exc}")
-            except Exception:
-                self._skipped += 1
-                log.exception("completion.run_failed")
-            await asyncio.sleep(self._interval_s)
+        await every(
+            self._interval_s,
+            self.run_once,
+            name="completion",
+            expected=DATABASE_ERRORS,
+            on_error=self._run_failed,
+        )
+
+    def _run_failed(self, _: Exception) -> None:
+        self._skipped += 1
 
     async def run_once(self) -> RunResult:
         try:

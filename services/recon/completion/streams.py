@@ -9,7 +9,8 @@ from typing import cast
 import orjson
 from redis.asyncio import Redis
 
-from libs.contracts.streams import LIMITS_LIVE_KEY, MESSAGE_FIELD
+from libs.contracts import LIMITS_LIVE_KEY
+from libs.contracts.streams import MESSAGE_FIELD
 from libs.streams import Entry
 
 

@@ -3,7 +3,6 @@ after batch until nothing is left, and tell the API replicas so watchers see it.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 import asyncpg
@@ -11,8 +10,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from libs.contracts import EVENT_BATCH, EVENTS_CHANNEL
-from libs.db import PgPool
+from libs.db import DATABASE_ERRORS, PgPool
 from libs.logs import get_logger
+from libs.loops import every
 from libs.outcomes import events_of, expire_due
 from services.recon.expiry.schemas import ExpiryReport
 
@@ -32,14 +32,7 @@ class ExpiryLoop:
         return ExpiryReport(last_run_at=self._last_run_at, expired=self._expired)
 
     async def run_forever(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("expiry.run_failed", error=f"{type(exc).__name__}: {exc}")
-            except Exception:
-                log.exception("expiry.run_failed")
-            await asyncio.sleep(self._interval_s)
+        await every(self._interval_s, self.run_once, name="expiry", expected=DATABASE_ERRORS)
 
     async def run_once(self) -> int:
         """Expire everything due; returns how many requests expired."""

@@ -1,4 +1,4 @@
-"""Recon's metrics and the HTTP server that exposes them (``RELAI_RECON_METRICS_PORT``).
+"""Recon's metrics, served by ``libs.telemetry.serving_metrics`` on ``RELAI_RECON_METRICS_PORT``.
 
 The figures that describe the whole pipeline (outbox backlog, stream length, lag and pending per
 group, unfinished requests, top spenders) are sampled here, by one process, rather than by every
@@ -6,13 +6,7 @@ API or worker process. Labels stay bounded: stream and group names are fixed, an
 label holds at most ``RELAI_RECON_TOP_USERS`` user names at a time.
 """
 
-from wsgiref.simple_server import WSGIServer
-
-from prometheus_client import Counter, Gauge, start_http_server
-
-from libs.logs import get_logger
-
-log = get_logger(__name__)
+from prometheus_client import Counter, Gauge
 
 OUTBOX_BACKLOG = Gauge("relai_outbox_backlog", "Outbox rows not yet published to Redis.")
 OUTBOX_OLDEST_AGE = Gauge(
@@ -76,17 +70,3 @@ CREDITS_REFUNDED = Counter(
     "relai_recon_credits_refunded_total",
     "Credits recon refunded by failing stuck requests (the API counts the rest).",
 )
-
-
-def start_metrics_server(port: int, addr: str) -> WSGIServer | None:
-    """Serve ``/metrics`` from a daemon thread on ``port``; ``0`` disables it (returns None).
-    A port already taken costs the metrics only, with a warning."""
-    if not port:
-        return None
-    try:
-        server, _thread = start_http_server(port, addr=addr)
-    except OSError as exc:
-        log.warning("recon.metrics_unavailable", port=port, error=repr(exc))
-        return None
-    log.info("recon.metrics_serving", port=port)
-    return server

@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from libs.db import PgPool
 from libs.logs import get_logger
+from libs.loops import every
 from services.recon.health import budgets as health_budgets
 from services.recon.health import repository as health_repository
 from services.recon.health import streams as health_streams
@@ -38,9 +39,7 @@ class MetricsSampler:
         self._window_s = top_users_window_s
 
     async def run_forever(self) -> None:
-        while True:
-            await self.sample()
-            await asyncio.sleep(self._interval_s)
+        await every(self._interval_s, self.sample, name="metrics")
 
     async def sample(self) -> None:
         await asyncio.gather(self._sample_postgres(), self._sample_redis())

@@ -8,16 +8,10 @@ got, so each ending is counted exactly once across runs and replicas, however la
 
 from __future__ import annotations
 
-import asyncio
-
-import asyncpg
-
-from libs.db import PgPool
-from libs.logs import get_logger
+from libs.db import DATABASE_ERRORS, PgPool
+from libs.loops import every
 from services.recon.metrics.registry import USAGE_CREDITS, USAGE_TOKENS
 from services.recon.usage import repository
-
-log = get_logger(__name__)
 
 
 class UsageLoop:
@@ -27,14 +21,7 @@ class UsageLoop:
         self._lag_s = lag_s
 
     async def run_forever(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("usage.run_failed", error=f"{type(exc).__name__}: {exc}")
-            except Exception:
-                log.exception("usage.run_failed")
-            await asyncio.sleep(self._interval_s)
+        await every(self._interval_s, self.run_once, name="usage", expected=DATABASE_ERRORS)
 
     async def run_once(self) -> int:
         """Aggregate what is due; returns how many hourly rows were written or added to."""

@@ -13,9 +13,21 @@ import asyncpg
 import httpx
 from redis.asyncio import Redis
 
-from libs.contracts import DEAD_LETTERS_STREAM, RESULTS_STREAM, TASKS_GROUP, TASKS_STREAM
+from libs.contracts import (
+    DEAD_LETTERS_STREAM,
+    LIMITS_ACTIVE_KEY,
+    LIMITS_KNOWN_KEY,
+    LIMITS_LIVE_KEY,
+    LIMITS_PREFIX,
+    RESULTS_STREAM,
+    TASKS_GROUP,
+    TASKS_STREAM,
+)
+from libs.contracts.limits import conf_key, held_key, leases_key, spent_key
 from libs.streams import ensure_group
+from services.recon.health.budgets import read_budgets
 from tests.integration.recon.conftest import closed_port, recon, settings_for
+from tests.integration.worker.helpers import spend_through_a_limiter
 from tests.support import ServerUrls, create_user, load_demo_catalog
 
 
@@ -79,6 +91,39 @@ async def test_reports_backlog_streams_and_oldest_unfinished_request(
     }
     assert body["streams"][RESULTS_STREAM]["status"] == "absent"
     assert body["streams"][DEAD_LETTERS_STREAM] == {"status": "present", "length": 1, "groups": {}}
+
+
+async def test_recon_reads_the_budget_a_worker_spends_under_the_keys_the_contract_names(
+    servers: ServerUrls, redis_client: Redis
+) -> None:
+    """The worker's scripts (park, take) and recon's (budgets) address the same keys: those of
+    ``libs.contracts.limits``, and no other."""
+    await ensure_group(redis_client, TASKS_STREAM, TASKS_GROUP)
+    before_ms = _ms(await redis_client.time())
+    message = await spend_through_a_limiter(redis_client, integration="metered", of=10, cost=4)
+    after_ms = _ms(await redis_client.time())
+
+    budget = (await read_budgets(redis_client))["metered"]
+    assert (budget.budget, budget.spent, budget.window_seconds) == (10, 4, 3600)
+    assert 0 < budget.resets_in_seconds <= 3600
+
+    window_ms = 3600 * 1000
+    spent = {spent_key("metered", t // window_ms) for t in (before_ms, after_ms)}
+    written = {_text(k) async for k in redis_client.scan_iter(match=f"{LIMITS_PREFIX}*")}
+    per_integration = {leases_key("metered"), held_key("metered"), conf_key("metered")}
+    shared = {LIMITS_ACTIVE_KEY, LIMITS_KNOWN_KEY, LIMITS_LIVE_KEY}
+    assert written - spent == per_integration | shared  # the waiting lists emptied and went
+    assert len(written & spent) == 1
+    assert await redis_client.smembers(LIMITS_KNOWN_KEY) == {b"metered"}
+    assert await redis_client.smembers(LIMITS_LIVE_KEY) == {str(message.request_id).encode()}
+
+
+def _ms(time: tuple[int, int]) -> int:
+    return time[0] * 1000 + time[1] // 1000
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 async def test_unreachable_redis_is_503(servers: ServerUrls) -> None:

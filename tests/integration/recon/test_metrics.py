@@ -17,9 +17,8 @@ from redis.asyncio import Redis
 
 from libs.contracts import TASKS_GROUP, TASKS_STREAM
 from libs.streams import ensure_group
-from services.worker._limits import Limiter, limits_of
 from tests.integration.api.conftest import free_port
-from tests.integration.worker.helpers import add_tasks, task
+from tests.integration.worker.helpers import spend_through_a_limiter
 from tests.support import ServerUrls, create_user, load_demo_catalog
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -90,7 +89,7 @@ async def test_recon_exports_backlog_streams_and_top_spenders(
         uuid.uuid4(),
     )
     await ensure_group(redis_client, TASKS_STREAM, TASKS_GROUP)
-    await _spend_through_a_worker_limiter(redis_client, integration="metered", of=10, cost=4)
+    await spend_through_a_limiter(redis_client, integration="metered", of=10, cost=4)
     for n in range(3):
         await redis_client.xadd(TASKS_STREAM, {b"m": str(n).encode()})
     await redis_client.xreadgroup(TASKS_GROUP, "worker-1", {TASKS_STREAM: ">"}, count=1)
@@ -135,16 +134,3 @@ async def test_recon_exports_backlog_streams_and_top_spenders(
     assert top == {"ada": 9, "bob": 7}
     assert value("relai_integration_budget_credits", integration="metered") == 10
     assert value("relai_integration_budget_spent_credits", integration="metered") == 4
-
-
-async def _spend_through_a_worker_limiter(
-    redis: Redis, *, integration: str, of: int, cost: int
-) -> None:
-    """One job parked and taken under ``integration``'s budget, the way a worker does it."""
-    message = task(integration=integration, budget=of, window_s=3600, cost=cost)
-    (entry_id,) = await add_tasks(redis, [message])
-    limits = limits_of(message.params)
-    assert limits is not None
-    limiter = Limiter(redis, lease_ttl_s=30, on_parked=lambda _: None)
-    await limiter.park(entry_id, message, message.model_dump_json().encode(), limits)
-    assert isinstance(await limiter.take(integration), list)

@@ -19,6 +19,7 @@ from libs.contracts import (
 )
 from libs.streams import decode, encode
 from services.worker._execute import HandlerParams
+from services.worker._limits import Limiter, limits_of
 from services.worker.handlers import build_registry
 from services.worker.registry import HandlerRegistry
 from services.worker.runner import Runner
@@ -59,6 +60,21 @@ async def add_tasks(redis: Redis, tasks: Iterable[TaskMessage]) -> list[bytes]:
     for message in tasks:
         pipe.xadd(TASKS_STREAM, encode(message))
     return list(await pipe.execute())
+
+
+async def spend_through_a_limiter(
+    redis: Redis, *, integration: str, of: int, cost: int, window_s: float = 3600
+) -> TaskMessage:
+    """One job parked and taken under ``integration``'s budget, the way a worker does it; its
+    lease is left held."""
+    message = task(integration=integration, budget=of, window_s=window_s, cost=cost)
+    (entry_id,) = await add_tasks(redis, [message])
+    limits = limits_of(message.params)
+    assert limits is not None
+    limiter = Limiter(redis, lease_ttl_s=30, on_parked=lambda _: None)
+    await limiter.park(entry_id, message, message.model_dump_json().encode(), limits)
+    assert isinstance(await limiter.take(integration), list)
+    return message
 
 
 async def read_results(redis: Redis) -> list[ResultMessage]:

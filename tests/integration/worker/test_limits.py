@@ -16,7 +16,8 @@ import pytest
 from redis.asyncio import Redis
 
 from libs.contracts import LIMITS_LIVE_KEY, TASKS_STREAM, TaskMessage
-from services.worker._limits import Limiter, limits_of, prefix_of
+from libs.contracts.limits import leases_key, users_key
+from services.worker._limits import Limiter, limits_of
 from services.worker.job import HandlerError
 from services.worker.settings import WorkerSettings
 from tests.integration.worker import _counting_worker
@@ -95,7 +96,7 @@ async def test_the_concurrency_cap_holds_across_two_worker_processes(
     assert {r.kind for r in ended} == {"succeeded"}
     assert {r.worker for r in ended} == {"p1", "p2"}
     assert int(await redis_client.get(_counting_worker.PEAK) or 0) == 3
-    assert await redis_client.zcard(f"{prefix_of('capped')}leases") == 0
+    assert await redis_client.zcard(leases_key("capped")) == 0
     assert await redis_client.scard(LIMITS_LIVE_KEY) == 0
 
 
@@ -119,7 +120,7 @@ async def test_an_exhausted_budget_defers_jobs_to_the_next_window(
         assert {r.request_id for r in finals(first)} == {t.request_id for t in tasks[:2]}
         await asyncio.sleep(min(0.3, window_end - time.time() - 0.1))
         assert len(finals(await read_results(redis_client))) == 2  # the third waits, not failed
-        assert await redis_client.llen(f"{prefix_of('budgeted')}users") == 1
+        assert await redis_client.llen(users_key("budgeted")) == 1
         every = await wait_finals(redis_client, 3, timeout=window_s + 5)
         assert time.time() >= window_end - 0.05
     assert [r.kind for r in finals(every)] == ["succeeded"] * 3

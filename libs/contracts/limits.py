@@ -1,0 +1,74 @@
+"""The Redis keys of the limits that workers share per integration (``openai``, ...): the one
+place they are named. Worker and recon scripts get every key from here, whole in ``KEYS`` or, for
+the keys a script finds its way to (a user's queue, a window's counter, the integrations listed in
+a set), as the parts below in ``ARGV``.
+
+Per integration, each key is ``LIMITS_PREFIX + integration + part``:
+
+- ``LEASES``: zset, lease id → expiry (ms); the jobs running, one lease each;
+- ``HELD``: hash, lease id → ``{user}\\n{job}``, the job a lease runs (put back if it expires);
+- ``USERS``: list, the users with waiting jobs, in round-robin order;
+- ``WAIT`` + user: list, that user's waiting jobs;
+- ``CONF``: hash of ``CONF_MAX`` (concurrency), ``CONF_BUDGET`` (credits per window) and
+  ``CONF_WINDOW`` (ms), as the last parked job gave them;
+- ``SPENT`` + window index (``now_ms // window``): credits spent in that window.
+"""
+
+LIMITS_PREFIX = "relai:limits:"
+"""``relai:limits:{integration}{part}``: shared leases, budgets and waiting jobs per integration."""
+
+LIMITS_ACTIVE_KEY = f"{LIMITS_PREFIX}active"
+"""Set of the integrations with jobs waiting: where workers look for jobs to take."""
+
+LIMITS_KNOWN_KEY = f"{LIMITS_PREFIX}known"
+"""Set of every integration a job has waited under: where recon looks for budgets to watch (each
+one's ``CONF`` hash and ``SPENT`` counter)."""
+
+LIMITS_LIVE_KEY = f"{LIMITS_PREFIX}live"
+"""Set of the request ids whose job waits for, or runs under, an integration's limits: in
+flight although no stream holds them."""
+
+LEASES = ":leases"
+HELD = ":held"
+USERS = ":users"
+WAIT = ":wait:"
+CONF = ":conf"
+SPENT = ":spent:"
+
+CONF_MAX = "max"
+CONF_BUDGET = "budget"
+CONF_WINDOW = "window"
+
+
+def leases_key(integration: str) -> str:
+    return f"{LIMITS_PREFIX}{integration}{LEASES}"
+
+
+def held_key(integration: str) -> str:
+    return f"{LIMITS_PREFIX}{integration}{HELD}"
+
+
+def users_key(integration: str) -> str:
+    return f"{LIMITS_PREFIX}{integration}{USERS}"
+
+
+def wait_prefix(integration: str) -> str:
+    """The head of every waiting list of ``integration``: a user's is this and the user."""
+    return f"{LIMITS_PREFIX}{integration}{WAIT}"
+
+
+def wait_key(integration: str, user: str) -> str:
+    return f"{wait_prefix(integration)}{user}"
+
+
+def conf_key(integration: str) -> str:
+    return f"{LIMITS_PREFIX}{integration}{CONF}"
+
+
+def spent_prefix(integration: str) -> str:
+    """The head of every spending counter of ``integration``: a window's is this and its index."""
+    return f"{LIMITS_PREFIX}{integration}{SPENT}"
+
+
+def spent_key(integration: str, window_index: int) -> str:
+    return f"{spent_prefix(integration)}{window_index}"
