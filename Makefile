@@ -6,7 +6,7 @@ UV := .tools/bin/uv
 VENV := .venv/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint bench e2e chaos
+.PHONY: help install run test lint docs bench e2e chaos
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,6 +29,10 @@ lint: install ## ruff, formatting, mypy and the import-linter contracts
 	$(VENV)/ruff format --check .
 	$(VENV)/mypy
 	$(VENV)/lint-imports
+
+docs: install ## Regenerate docs/settings.md from the settings classes
+	$(VENV)/python -m tools.settings_reference > docs/settings.md.tmp
+	mv docs/settings.md.tmp docs/settings.md
 
 bench: install ## Run the benchmarks and print comparable figures
 	$(VENV)/python -m bench

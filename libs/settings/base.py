@@ -8,24 +8,35 @@ class CommonSettings(BaseSettings):
     """What every Relai process needs: where Postgres and Redis are, and how to log.
 
     ``DATABASE_URL`` and ``REDIS_URL`` keep their conventional names; everything else is
-    prefixed ``RELAI_``. Each service subclasses this with its own fields.
+    prefixed ``RELAI_``. Each service subclasses this with its own fields. Every field carries a
+    docstring: ``docs/settings.md`` is generated from them (``make docs``).
     """
 
-    model_config = SettingsConfigDict(env_prefix="RELAI_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="RELAI_", extra="ignore", frozen=True, use_attribute_docstrings=True
+    )
 
     database_url: str = Field(
         default="postgresql://postgres@127.0.0.1:5432/relai",
         validation_alias=AliasChoices("DATABASE_URL", "RELAI_DATABASE_URL"),
     )
+    """The Postgres database. ``relai run`` starts an embedded server (data in ``.relai/``)
+    when it is unset."""
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("REDIS_URL", "RELAI_REDIS_URL"),
     )
+    """The Redis (or Valkey) server and database. ``relai run`` starts an embedded Valkey when
+    it is unset."""
     log_level: str = "INFO"
+    """The lowest level logged."""
     log_json: bool = True
+    """One JSON object a line on stderr; false: lines for humans."""
     config_file: Path | None = None
     """The component's bootstrap config (``config.yaml``): where its central configs are stored,
-    with which Fernet keys, and which ones it loads. None: no central config."""
+    with which Fernet keys, and which ones it loads; unset: no central config. ``relai run`` and
+    compose point each service at ``config/<service>.bootstrap.yaml``; ``relai config`` reads
+    ``config/bootstrap.yaml`` when it is unset."""
     config_poll_s: float = Field(default=5.0, gt=0)
     """How often a running process checks for a newly activated config, besides notifications."""
     mongo_url: str | None = Field(
@@ -34,4 +45,5 @@ class CommonSettings(BaseSettings):
     """The MongoDB server of a bootstrap config with ``meta.source: mongo``."""
     ssrf_allow: list[str] = []
     """Host names and IP networks that handler URLs and provider calls may reach although they
-    are not public (``RELAI_SSRF_ALLOW``, JSON list); see ``libs.security.ssrf``."""
+    are not public (a JSON list, e.g. ``["127.0.0.1", "10.0.0.0/8", "llm.internal"]``); see
+    ``libs.security.ssrf``."""

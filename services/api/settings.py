@@ -6,35 +6,52 @@ from libs.settings import CommonSettings
 
 
 class ApiSettings(CommonSettings):
+    """``relai-api``'s settings: ``RELAI_API_PORT``, ``RELAI_RELAY_BATCH``, ... plus the common
+    ones."""
+
     api_host: str = "127.0.0.1"
+    """Address ``relai-api`` binds (``--host`` wins)."""
     api_port: int = 8000
+    """Port ``relai-api`` listens on (``--port`` wins)."""
     api_workers: int = 1
-    """uvicorn worker processes; each runs its own relay, results consumer and WebSocket hub."""
+    """uvicorn worker processes (``--workers`` wins); each runs its own relay, results consumer
+    and WebSocket hub."""
     ask_offer: str = "demo/ask"
-    """``service/action`` of the offer behind ``POST /ask``."""
+    """``service/action`` of the offer behind ``POST /ask``, unless the active config ``api``
+    names one (``ask_offer``)."""
     db_pool_size: int = 20
+    """Postgres connections per API process."""
     auth_cache_ttl_s: float = 5.0
-    """How long a verified API key is trusted without asking Postgres again."""
+    """How long a verified API key is trusted without asking Postgres again: a revoked key stops
+    working within this."""
     catalog_refresh_s: float = 5.0
+    """Seconds between reloads of the enabled offers and deals; a lookup that misses reloads at
+    once (at most once a second)."""
     submit_batch_max: int = 200
     """Most submissions written by one statement (see ``requests/batcher.py``)."""
     submit_flushers: int = 2
     """Submission batches in flight at once per process."""
     relay_batch: int = 500
+    """Outbox rows published per relay transaction."""
     relay_poll_s: float = 1.0
     """Fallback poll of the outbox, for notifications lost while the listener reconnects."""
     results_batch: int = 500
+    """Results read per ``XREADGROUP`` of the results consumer."""
     results_block_ms: int = 1000
+    """How long that read blocks, in milliseconds."""
     results_in_flight: int = 2
     """Result batches written at once per process (the next is read while one is written)."""
     results_reclaim_idle_s: float = 10.0
     """Results left pending this long by a dead API consumer are claimed by a live one."""
     ws_allowed_origins: list[str] = []
-    """Browser origins allowed to open WebSockets (``Origin`` header); empty allows any.
-    Clients that send no ``Origin`` (not browsers) are not affected."""
+    """Browser origins allowed to open WebSockets (``Origin`` header, JSON list); others get 403,
+    and an empty list allows any. Clients that send no ``Origin`` (not browsers) are not
+    affected."""
     ws_queue_size: int = 10_000
-    """Events buffered for one WebSocket; a client that falls further behind is disconnected."""
+    """Events buffered for one WebSocket; a client that falls further behind is disconnected
+    (close code 1013)."""
     page_size_max: int = 200
+    """Largest ``limit`` of ``GET /svc/requests``."""
     max_body_bytes: int = 1_048_576
     """Larger request bodies are refused with 413."""
     max_prompt_chars: int = 200_000
@@ -42,15 +59,16 @@ class ApiSettings(CommonSettings):
     oidc_issuer: str | None = None
     """Accept JWTs from this issuer (its ``iss``) besides API keys; off when unset."""
     oidc_jwks_url: str | None = None
-    """Where the issuer publishes its signing keys (required with ``oidc_issuer``)."""
+    """Where the issuer publishes its signing keys (required with ``RELAI_OIDC_ISSUER``)."""
     oidc_audience: str | None = None
     """The ``aud`` tokens must carry; unchecked when unset."""
     oidc_algorithms: list[str] = ["RS256", "ES256"]
-    """Accepted signing algorithms (asymmetric only)."""
+    """Accepted signing algorithms (asymmetric only: ``HS*`` and ``none`` are refused)."""
     oidc_provision: bool = False
     """Create a user (no credits) for a subject seen for the first time; otherwise an unknown
     subject is 401 until an admin links it (``POST /admin/users/{name}/identities``)."""
     oidc_jwks_cache_s: float = 300.0
+    """How long the issuer's JWKS is cached."""
     oidc_jwks_cooldown_s: float = 10.0
     """After a fetch of the JWKS, how long a token with an unknown ``kid`` is refused without
     fetching it again (so that made-up kids cannot flood the issuer)."""
@@ -59,11 +77,15 @@ class ApiSettings(CommonSettings):
     ws_ticket_ttl_s: int = 30
     """Lifetime of a single-use WebSocket ticket from ``POST /ws/ticket``."""
     rate_limit_per_s: float = 0.0
-    """Calls per second allowed per credential (API key or token subject); 0: no limit."""
+    """Calls per second allowed per credential (API key or token subject), shared by all API
+    replicas through Redis; more is 429 with ``Retry-After``; 0: no limit. The active config
+    ``api`` (``limits.rate_per_s``) overrides it."""
     rate_limit_burst: int = 100
-    """Calls a credential may make at once before the rate applies."""
+    """Calls a credential may make at once before the rate applies (config ``api``:
+    ``limits.burst``)."""
     max_unfinished_per_user: int = 0
-    """Most pending or running requests per user (more is 429); 0: no cap."""
+    """Most pending or running requests per user, deals included (more is 429); 0: no cap
+    (config ``api``: ``limits.max_unfinished_per_user``)."""
 
     @model_validator(mode="after")
     def _oidc_complete(self) -> "ApiSettings":

@@ -9,7 +9,9 @@ class ReconSettings(CommonSettings):
     """Recon's settings: ``RELAI_RECON_HOST``, ``RELAI_RECON_PORT``, ... plus the common ones."""
 
     recon_host: str = "127.0.0.1"
+    """Address recon's HTTP server (``/health``) and its metrics bind."""
     recon_port: int = Field(default=8001, ge=1, le=65535)
+    """Port of recon's HTTP server (``/health``)."""
     recon_health_timeout: float = Field(default=2.0, gt=0)
     """Seconds each health probe (Postgres, Redis) may take before it counts as failed."""
     recon_completion_interval_s: float = Field(default=5.0, gt=0)
@@ -40,7 +42,8 @@ class ReconSettings(CommonSettings):
     recon_alert_budget_ratio: float = Field(default=0.9, gt=0, le=1)
     """Budget nearly spent: an integration spent this share of its window's credit budget."""
     recon_metrics_port: int = Field(default=9102, ge=0, le=65535)
-    """Port of recon's Prometheus metrics (0: off), on ``recon_host``."""
+    """Port of recon's Prometheus metrics (0: off), on ``RELAI_RECON_HOST``; a port already taken
+    only warns."""
     recon_metrics_interval_s: float = Field(default=10.0, gt=0)
     """Seconds between two samples of the backlog, the streams and the top spenders."""
     recon_top_users: int = Field(default=10, ge=0, le=100)

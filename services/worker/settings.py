@@ -13,13 +13,18 @@ class WorkerSettings(CommonSettings):
     worker_batch: int = Field(default=100, ge=1)
     """Most entries taken by one XREADGROUP or XAUTOCLAIM."""
     worker_block_ms: int = Field(default=1000, ge=1, le=4000)
-    """How long one XREADGROUP waits; kept under the Redis client's 5 s socket timeout."""
+    """How long one XREADGROUP waits, in milliseconds (at most 4000: kept under the Redis
+    client's 5 s socket timeout)."""
     worker_visibility_timeout_s: float = Field(default=30.0, gt=0)
-    """A pending entry idle longer than this is reclaimed by another consumer."""
+    """A pending entry idle longer than this belongs to a dead worker and is reclaimed by
+    another consumer (a live worker refreshes the idle time of its entries every third of it)."""
     worker_reclaim_interval_s: float = Field(default=5.0, gt=0)
+    """How often a worker looks for entries left pending by a dead one."""
     worker_drain_timeout_s: float = Field(default=30.0, ge=0)
+    """On SIGTERM, how long in-flight jobs may finish before they are released."""
     worker_job_timeout_s: float = Field(default=300.0, gt=0)
-    """A handler running longer than this fails the job with ``TimeoutError``."""
+    """A handler running longer than this fails the job with ``TimeoutError``; an offer's or
+    handler's ``params.job_timeout_s`` may set less, never more."""
     worker_max_crashes: int = Field(default=3, ge=1)
     """A task whose worker died or stalled this many times while running it in quarantine (alone
     among quarantined tasks, from its third delivery on) is a poison message: it goes to the
@@ -29,7 +34,8 @@ class WorkerSettings(CommonSettings):
     worker_name: str | None = None
     """Consumer name in the group; ``<hostname>-<pid>`` when unset."""
     worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
-    """Port of this process's Prometheus ``/metrics``; 0 disables it."""
+    """Port of this process's Prometheus ``/metrics``; 0 disables it, and a port already taken
+    only warns."""
 
 
 @lru_cache

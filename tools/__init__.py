@@ -1,0 +1,1 @@
+"""Development tools that may import every service: the settings reference generator."""
