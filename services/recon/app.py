@@ -1,4 +1,5 @@
-"""Recon's composition root: resources built in the lifespan, kept in a typed state."""
+"""Recon's composition root: resources built in the lifespan, kept in a typed state
+(``state.ReconState``)."""
 
 from __future__ import annotations
 
@@ -7,35 +8,26 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import TypedDict
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from redis.asyncio import Redis
 
 from libs.config import watching
-from libs.db import PgPool, create_pool
+from libs.db import create_pool
 from libs.streams import create_redis
 from libs.telemetry import instrument_app, quiet, setup_tracing
 from services.recon.alerts.leader import Leadership
 from services.recon.alerts.loop import AlertLoop
 from services.recon.alerts.notifier import WebhookNotifier
-from services.recon.alerts.policy import AlertPolicySource, alert_policy
+from services.recon.alerts.policy import alert_policy
 from services.recon.api import router
 from services.recon.completion.service import CompletionLoop
 from services.recon.expiry.service import ExpiryLoop
 from services.recon.metrics.service import MetricsSampler
 from services.recon.settings import ReconSettings, get_settings
+from services.recon.state import ReconState
 from services.recon.usage.service import UsageLoop
-
-
-class State(TypedDict):
-    settings: ReconSettings
-    pool: PgPool
-    redis: Redis
-    completion: CompletionLoop
-    expiry: ExpiryLoop
-    alert_policy: AlertPolicySource
 
 
 def create_app(settings: ReconSettings | None = None) -> FastAPI:
@@ -43,7 +35,7 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
     tracing = setup_tracing("recon")
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         resources = AsyncExitStack()
         config = await resources.enter_async_context(watching(settings, os.environ))
         policy = alert_policy(settings, config)
@@ -96,14 +88,14 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
                 asyncio.create_task(usage.run_forever(), name="recon-usage"),
             ]
         try:
-            yield State(
+            yield ReconState(
                 settings=settings,
                 pool=pool,
                 redis=redis,
                 completion=completion,
                 expiry=expiry,
                 alert_policy=policy,
-            )
+            ).lifespan_state()
         finally:
             for task in tasks:
                 task.cancel()

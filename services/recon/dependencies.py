@@ -1,4 +1,4 @@
-from typing import Annotated, cast
+from typing import Annotated
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
@@ -8,30 +8,31 @@ from services.recon.alerts.policy import AlertPolicySource
 from services.recon.completion.service import CompletionLoop
 from services.recon.expiry.service import ExpiryLoop
 from services.recon.settings import ReconSettings
+from services.recon.state import recon_state
 
 
 def _settings(request: Request) -> ReconSettings:
-    return cast(ReconSettings, request.state.settings)
+    return recon_state(request).settings
 
 
 def _pool(request: Request) -> PgPool:
-    return cast(PgPool, request.state.pool)
+    return recon_state(request).pool
 
 
 def _redis(request: Request) -> Redis:
-    return cast(Redis, request.state.redis)
+    return recon_state(request).redis
 
 
 def _completion(request: Request) -> CompletionLoop:
-    return cast(CompletionLoop, request.state.completion)
+    return recon_state(request).completion
 
 
 def _expiry(request: Request) -> ExpiryLoop:
-    return cast(ExpiryLoop, request.state.expiry)
+    return recon_state(request).expiry
 
 
 def _alert_policy(request: Request) -> AlertPolicySource:
-    return cast(AlertPolicySource, request.state.alert_policy)
+    return recon_state(request).alert_policy
 
 
 SettingsDep = Annotated[ReconSettings, Depends(_settings)]
