@@ -87,7 +87,7 @@ class Running:
     async def new_user(self, name: str) -> str:
         pool = await create_pool(self.database_url, min_size=1, max_size=1)
         try:
-            async with pool.acquire() as conn:
+            async with pool.acquire() as conn, conn.transaction():
                 user = await accounts.create_user(conn, name=name, credits=10**12)
         finally:
             await pool.close()

@@ -112,7 +112,7 @@ async def _run(database_url: str, *, users: int, concurrency: int, seconds: floa
     engine = create_async_engine(sqlalchemy_url(database_url), pool_size=concurrency)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     offer_id = await pool.fetchval("SELECT id FROM offers WHERE action = 'echo'")
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
         ids = [
             (await accounts.create_user(conn, name=f"submit-{users}-{n}", credits=10**12)).id
             for n in range(users)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
 from libs.catalog import CatalogSpec, apply_catalog
+from libs.outcomes import StepEnded, StepStarted, by_request, record_request_steps
 from services.api.auth.service import Principal
 from services.api.catalog.deals import DealCatalog
 from services.api.catalog.service import OfferCatalog
@@ -121,3 +123,17 @@ async def submit_deal(
     assert deal is not None
     order = deals_service.order_for(deal, dict(inputs), addons or [])
     return await submit_order(pool, user_id, order, key=key)
+
+
+async def record_steps(
+    pool: asyncpg.Pool[Any],
+    *,
+    started: Sequence[StepStarted] = (),
+    ended: Sequence[StepEnded] = (),
+) -> list[asyncpg.Record]:
+    """Step reports written as the results consumer writes them: a transaction per request."""
+    rows: list[asyncpg.Record] = []
+    for request_id, starts, ends in by_request(started=started, ended=ended):
+        async with pool.acquire() as conn, conn.transaction():
+            rows += await record_request_steps(conn, request_id, started=starts, ended=ends)
+    return rows

@@ -75,7 +75,7 @@ DEMO_CATALOG = CatalogSpec.model_validate(
 async def create_user(
     pool: asyncpg.Pool[Any], *, name: str, credits: int, role: Literal["user", "admin"] = "user"
 ) -> NewUser:
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
         return await accounts.create_user(conn, name=name, credits=credits, role=role)
 
 

@@ -47,22 +47,21 @@ def provisioned_name(issuer: str, subject: str) -> str:
 
 async def provision_identity(conn: PgConnection, *, issuer: str, subject: str) -> asyncpg.Record:
     """The user ``issuer``'s ``subject`` signs in as, created (role user, no credits) on first
-    sign-in; concurrent first sign-ins end with one user."""
-    async with conn.transaction():
-        user_id = uuid.uuid4()
-        await conn.execute(
-            "INSERT INTO users (id, name, role, balance) VALUES ($1, $2, 'user', 0) "
-            "ON CONFLICT (name) DO NOTHING",
-            user_id,
-            provisioned_name(issuer, subject),
-        )
-        await conn.execute(
-            "INSERT INTO identities (issuer, subject, user_id) "
-            "SELECT $1, $2, id FROM users WHERE name = $3 ON CONFLICT DO NOTHING",
-            issuer,
-            subject,
-            provisioned_name(issuer, subject),
-        )
+    sign-in, in the caller's transaction; concurrent first sign-ins end with one user."""
+    user_id = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO users (id, name, role, balance) VALUES ($1, $2, 'user', 0) "
+        "ON CONFLICT (name) DO NOTHING",
+        user_id,
+        provisioned_name(issuer, subject),
+    )
+    await conn.execute(
+        "INSERT INTO identities (issuer, subject, user_id) "
+        "SELECT $1, $2, id FROM users WHERE name = $3 ON CONFLICT DO NOTHING",
+        issuer,
+        subject,
+        provisioned_name(issuer, subject),
+    )
     row = await find_identity(conn, issuer=issuer, subject=subject)
     assert row is not None
     return row

@@ -53,16 +53,15 @@ async def revoke_key(conn: PgConnection, *, key_id: uuid.UUID) -> None:
 
 
 async def rotate_key(conn: PgConnection, *, key_id: uuid.UUID) -> str:
-    """Revoke a live key and issue its user a new one, in one transaction."""
-    async with conn.transaction():
-        user_id = await conn.fetchval(
-            "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL "
-            "RETURNING user_id",
-            key_id,
-        )
-        if user_id is None:
-            raise UnknownKeyError(f"no live key with id {key_id}")
-        return await add_api_key(conn, user_id=user_id)
+    """Revoke a live key and issue its user a new one, in the caller's transaction."""
+    user_id = await conn.fetchval(
+        "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL "
+        "RETURNING user_id",
+        key_id,
+    )
+    if user_id is None:
+        raise UnknownKeyError(f"no live key with id {key_id}")
+    return await add_api_key(conn, user_id=user_id)
 
 
 async def admin_holding(conn: PgConnection, key: str) -> str | None:

@@ -29,19 +29,19 @@ async def create_user(
     credits: int,
     role: Literal["user", "admin"] = "user",
 ) -> NewUser:
-    """Create a user with one API key; the opening balance is a ``grant`` in the ledger."""
+    """Create a user with one API key; the opening balance is a ``grant`` in the ledger. Run it
+    in a transaction of the caller's: its writes commit together or not at all."""
     if credits < 0:
         raise ValueError("credits must not be negative")
     user_id = uuid.uuid4()
-    async with conn.transaction():
-        try:
-            await conn.execute(
-                "INSERT INTO users (id, name, role) VALUES ($1, $2, $3)", user_id, name, role
-            )
-        except asyncpg.UniqueViolationError as exc:
-            raise UserExistsError(f"a user named {name!r} already exists") from exc
-        key = await add_api_key(conn, user_id=user_id)
-        await ledger.grant(conn, user_id=user_id, amount=credits)
+    try:
+        await conn.execute(
+            "INSERT INTO users (id, name, role) VALUES ($1, $2, $3)", user_id, name, role
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise UserExistsError(f"a user named {name!r} already exists") from exc
+    key = await add_api_key(conn, user_id=user_id)
+    await ledger.grant(conn, user_id=user_id, amount=credits)
     return NewUser(id=user_id, name=name, role=role, credits=credits, api_key=key)
 
 
@@ -59,17 +59,16 @@ async def add_api_key(conn: PgConnection, *, user_id: uuid.UUID) -> str:
 
 
 async def grant_credits(conn: PgConnection, *, user: str, amount: int) -> int:
-    """Add ``amount`` credits to the user's balance (a ``grant`` in the ledger); returns the new
-    balance."""
+    """Add ``amount`` credits to the user's balance (a ``grant`` in the ledger), in the caller's
+    transaction; returns the new balance."""
     if amount <= 0:
         raise ValueError("a grant must be a positive number of credits")
-    async with conn.transaction():
-        user_id = await conn.fetchval("SELECT id FROM users WHERE name = $1", user)
-        if user_id is None:
-            raise UnknownUserError(f"no user named {user!r}")
-        try:
-            balance = await ledger.grant(conn, user_id=user_id, amount=amount)
-        except asyncpg.NumericValueOutOfRangeError as exc:
-            raise BalanceOverflowError(f"{user!r}'s balance would exceed its limit") from exc
+    user_id = await conn.fetchval("SELECT id FROM users WHERE name = $1", user)
+    if user_id is None:
+        raise UnknownUserError(f"no user named {user!r}")
+    try:
+        balance = await ledger.grant(conn, user_id=user_id, amount=amount)
+    except asyncpg.NumericValueOutOfRangeError as exc:
+        raise BalanceOverflowError(f"{user!r}'s balance would exceed its limit") from exc
     assert balance is not None  # one movement, for a user that exists
     return balance

@@ -6,9 +6,9 @@ from libs.outcomes.record import Ended, Started, credits_moved, events_of, recor
 from libs.outcomes.steps import (
     StepEnded,
     StepStarted,
+    by_request,
     cancel_request_steps,
     record_request_steps,
-    record_step_outcomes,
 )
 
 __all__ = [
@@ -16,11 +16,11 @@ __all__ = [
     "Started",
     "StepEnded",
     "StepStarted",
+    "by_request",
     "cancel_request_steps",
     "credits_moved",
     "events_of",
     "expire_due",
     "record_outcomes",
     "record_request_steps",
-    "record_step_outcomes",
 ]

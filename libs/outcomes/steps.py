@@ -27,7 +27,7 @@ import asyncpg
 from libs import outbox
 from libs.catalog import PipelineMode, PromptTemplate
 from libs.catalog.pipeline import passed_on, render_next
-from libs.db import PgConnection, PgPool
+from libs.db import PgConnection
 from libs.ledger import apply_moves
 
 _LOCK_REQUEST = """
@@ -148,32 +148,22 @@ Moves = list[tuple[int | None, str, int]]
 """Credit movements of one request: ``(step, kind, amount)``, for ``libs.ledger``."""
 
 
-async def record_step_outcomes(
-    pool: PgPool,
-    *,
-    started: Sequence[StepStarted] = (),
-    ended: Sequence[StepEnded] = (),
-) -> list[asyncpg.Record]:
-    """Apply a batch of step reports (at most one ``StepEnded`` per step); returns the new state
-    of every request it changed, as ``record_outcomes`` does."""
+def by_request(
+    *, started: Sequence[StepStarted] = (), ended: Sequence[StepEnded] = ()
+) -> list[tuple[uuid.UUID, list[StepStarted], list[StepEnded]]]:
+    """A batch of step reports (at most one ``StepEnded`` per step), grouped by request in id
+    order: each request's are written by ``record_request_steps`` in a transaction of its own,
+    which the caller opens."""
     starts: dict[uuid.UUID, list[StepStarted]] = defaultdict(list)
     ends: dict[uuid.UUID, list[StepEnded]] = defaultdict(list)
     for s in started:
         starts[s.request_id].append(s)
     for e in ended:
         ends[e.request_id].append(e)
-    rows: list[asyncpg.Record] = []
-    for request_id in sorted(starts.keys() | ends.keys()):
-        async with pool.acquire() as conn, conn.transaction():
-            rows.extend(
-                await record_request_steps(
-                    conn,
-                    request_id,
-                    started=starts.get(request_id, []),
-                    ended=ends.get(request_id, []),
-                )
-            )
-    return rows
+    return [
+        (request_id, starts.get(request_id, []), ends.get(request_id, []))
+        for request_id in sorted(starts.keys() | ends.keys())
+    ]
 
 
 async def record_request_steps(
@@ -183,7 +173,8 @@ async def record_request_steps(
     started: Sequence[StepStarted],
     ended: Sequence[StepEnded],
 ) -> list[asyncpg.Record]:
-    """One request's reports, in the caller's transaction."""
+    """One request's reports, in the caller's transaction; returns the new state of every
+    request it changed, as ``record_outcomes`` does."""
     request = await conn.fetchrow(_LOCK_REQUEST, request_id)
     if request is None:
         return []

@@ -43,7 +43,7 @@ async def list_users(
 
 @router.post("/users", status_code=status.HTTP_201_CREATED, response_model=CreatedUser)
 async def create_user(body: NewUserBody, _: AdminUser, pool: PoolDep) -> CreatedUser:
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
         try:
             new = await accounts.create_user(
                 conn, name=body.name, credits=body.credits, role=body.role
@@ -58,7 +58,7 @@ async def create_user(body: NewUserBody, _: AdminUser, pool: PoolDep) -> Created
 @router.post("/users/{name}/grants", response_model=Balance)
 async def grant(name: UserName, body: GrantBody, _: AdminUser, pool: PoolDep) -> Balance:
     """Add credits to a user's balance (a ``grant`` in the ledger)."""
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
         try:
             balance = await accounts.grant_credits(conn, user=name, amount=body.credits)
         except accounts.UnknownUserError as exc:
@@ -75,7 +75,7 @@ async def link_identity(
     name: UserName, body: IdentityBody, _: AdminUser, pool: PoolDep
 ) -> IdentityView:
     """Let an OIDC issuer's subject sign in as this user (409 if it is linked already)."""
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
         try:
             user_id = await accounts.link_identity(
                 conn, user=name, issuer=body.issuer, subject=body.subject
@@ -110,7 +110,7 @@ async def revoke_key(key_id: uuid.UUID, _: AdminUser, pool: PoolDep) -> None:
 @router.post("/keys/{key_id}/rotate", response_model=NewKey)
 async def rotate_key(key_id: uuid.UUID, _: AdminUser, pool: PoolDep) -> NewKey:
     """Revoke a live key and issue its user a new one."""
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
         try:
             return NewKey(api_key=await accounts.rotate_key(conn, key_id=key_id))
         except accounts.UnknownKeyError as exc:

@@ -97,7 +97,7 @@ class Authenticator:
                 return principal
             raise Unauthorized("the token has expired")
         claims = await oidc.verify(token)
-        async with self._pool.acquire() as conn:
+        async with self._pool.acquire() as conn, conn.transaction():
             row = await accounts.find_identity(conn, issuer=claims.issuer, subject=claims.subject)
             if row is None and self._provision:
                 row = await accounts.provision_identity(

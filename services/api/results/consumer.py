@@ -39,10 +39,11 @@ from libs.outcomes import (
     Started,
     StepEnded,
     StepStarted,
+    by_request,
     credits_moved,
     events_of,
     record_outcomes,
-    record_step_outcomes,
+    record_request_steps,
 )
 from libs.streams import Entry, decode, ensure_group, entries_of
 from libs.telemetry import batch_spans
@@ -234,8 +235,7 @@ class ResultsConsumer:
             key = (m.request_id, m.step or 0)
             if m.kind != "started" and (key not in ended or ended[key].attempt < m.attempt):
                 ended[key] = m
-        return await record_step_outcomes(
-            self._pool,
+        reports = by_request(
             started=[
                 StepStarted(m.request_id, m.step or 0, m.attempt)
                 for m in messages
@@ -254,6 +254,11 @@ class ResultsConsumer:
                 for m in ended.values()
             ],
         )
+        rows: list[asyncpg.Record] = []
+        for request_id, starts, ends in reports:
+            async with self._pool.acquire() as conn, conn.transaction():
+                rows += await record_request_steps(conn, request_id, started=starts, ended=ends)
+        return rows
 
 
 def _events(rows: list[asyncpg.Record]) -> bytes:

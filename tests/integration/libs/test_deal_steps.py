@@ -9,8 +9,8 @@ import pytest
 
 from libs.accounts import NewUser
 from libs.contracts import TaskMessage
-from libs.outcomes import StepEnded, StepStarted, record_step_outcomes
-from tests.deals_support import load_deals_catalog, submit_deal
+from libs.outcomes import StepEnded, StepStarted
+from tests.deals_support import load_deals_catalog, record_steps, submit_deal
 from tests.support import create_user
 
 
@@ -32,19 +32,19 @@ async def test_pipeline_step_queues_the_next_with_its_output_once(
     await db_pool.execute("DELETE FROM outbox")  # as if the relay had published step 0
     done = StepEnded(submitted.id, 0, 1, "succeeded", ["A[hi]"])
 
-    rows = await record_step_outcomes(db_pool, ended=[done])
+    rows = await record_steps(db_pool, ended=[done])
     assert [r["status"] for r in rows] == ["running"]
     queued = await _queued(db_pool)
     assert [(t.step, t.prompt, t.attempt) for t in queued] == [(1, "B[A[hi]]", 1)]
 
     # The same report again, another outcome of an ended step, and a report from an attempt
     # older than the step's current one change nothing.
-    assert await record_step_outcomes(db_pool, ended=[done]) == []
+    assert await record_steps(db_pool, ended=[done]) == []
     contrary = StepEnded(submitted.id, 0, 1, "failed", error="late")
-    assert await record_step_outcomes(db_pool, ended=[contrary]) == []
+    assert await record_steps(db_pool, ended=[contrary]) == []
     await db_pool.execute("UPDATE request_steps SET attempt = 2 WHERE idx = 1")
     old_attempt = StepEnded(submitted.id, 1, 1, "failed", error="presumed dead")
-    assert await record_step_outcomes(db_pool, ended=[old_attempt]) == []
+    assert await record_steps(db_pool, ended=[old_attempt]) == []
     assert len(await _queued(db_pool)) == 1
     steps = await db_pool.fetch("SELECT status FROM request_steps ORDER BY idx")
     assert [s["status"] for s in steps] == ["succeeded", "pending", "pending"]
@@ -59,7 +59,7 @@ async def test_started_and_ended_in_one_batch_end_the_step_and_the_request(
     submitted = await submit_deal(
         db_pool, user.id, "bundle", {"text": "t", "name": "n", "age": "1"}
     )
-    rows = await record_step_outcomes(
+    rows = await record_steps(
         db_pool,
         started=[StepStarted(submitted.id, 0, 1), StepStarted(submitted.id, 1, 1)],
         ended=[
@@ -80,7 +80,7 @@ async def test_each_steps_usage_is_kept_and_the_request_sums_them(
     submitted = await submit_deal(
         db_pool, user.id, "bundle", {"text": "t", "name": "n", "age": "1"}
     )
-    await record_step_outcomes(
+    await record_steps(
         db_pool,
         ended=[
             StepEnded(submitted.id, 0, 1, "succeeded", ["t"], usage={"input_tokens": 3}),

@@ -24,12 +24,11 @@ from libs.outcomes import (
     StepStarted,
     expire_due,
     record_outcomes,
-    record_step_outcomes,
 )
 from services.api.catalog.service import OfferCatalog
 from services.api.errors import InsufficientCredits
 from services.api.requests import service as requests_service
-from tests.deals_support import load_deals_catalog, submit_deal, submit_order
+from tests.deals_support import load_deals_catalog, record_steps, submit_deal, submit_order
 from tests.support import ServerUrls
 
 T = TypeVar("T")
@@ -84,7 +83,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.name = f"u-{uuid.uuid4()}"
 
         async def create() -> uuid.UUID:
-            async with self.pool.acquire() as conn:
+            async with self.pool.acquire() as conn, conn.transaction():
                 return (await accounts.create_user(conn, name=self.name, credits=credits)).id
 
         self.user_id = self.run(create())
@@ -92,7 +91,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(amount=st.integers(min_value=1, max_value=40))
     def grant(self, amount: int) -> None:
         async def grant() -> None:
-            async with self.pool.acquire() as conn:
+            async with self.pool.acquire() as conn, conn.transaction():
                 await accounts.grant_credits(conn, user=self.name, amount=amount)
 
         self.run(grant())
@@ -149,7 +148,7 @@ class LedgerMachine(RuleBasedStateMachine):
         )
         step = data.draw(st.sampled_from([r["idx"] for r in queued]))
         self.run(
-            record_step_outcomes(
+            record_steps(
                 self.pool,
                 started=[StepStarted(request_id, step, attempt)],
                 ended=[

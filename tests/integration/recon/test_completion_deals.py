@@ -10,9 +10,9 @@ from redis.asyncio import Redis
 
 from libs.accounts import NewUser
 from libs.contracts import TaskMessage
-from libs.outcomes import StepEnded, record_step_outcomes
+from libs.outcomes import StepEnded
 from services.recon.completion.service import CompletionLoop
-from tests.deals_support import load_deals_catalog, submit_deal
+from tests.deals_support import load_deals_catalog, record_steps, submit_deal
 from tests.support import create_user
 
 
@@ -45,7 +45,7 @@ async def test_lost_step_is_redriven_then_failed_and_refunded(
     tasks = [TaskMessage.model_validate_json(r["payload"]) for r in rows]
     assert [(t.step, t.attempt, t.prompt) for t in tasks] == [(0, 2, "A[hi]")]
     late = StepEnded(submitted.id, 0, 1, "succeeded", ["A[hi]"])
-    assert await record_step_outcomes(db_pool, ended=[late]) == []
+    assert await record_steps(db_pool, ended=[late]) == []
 
     await _lose_and_age(db_pool)
     second = await _loop(db_pool, redis_client).run_once()

@@ -15,10 +15,9 @@ from libs.outcomes import (
     StepEnded,
     StepStarted,
     record_outcomes,
-    record_step_outcomes,
 )
 from services.recon.expiry.service import ExpiryLoop
-from tests.deals_support import load_deals_catalog, submit_deal, submit_offer
+from tests.deals_support import load_deals_catalog, record_steps, submit_deal, submit_offer
 from tests.support import create_user
 
 
@@ -110,7 +109,7 @@ async def test_deal_expiring_mid_way_refunds_only_the_steps_not_delivered(
         addons=["demo/sleep"],
     )
     assert submitted.price == 8
-    await record_step_outcomes(
+    await record_steps(
         db_pool,
         started=[StepStarted(submitted.id, 1, 1)],
         ended=[StepEnded(submitted.id, 0, 1, "succeeded", ["t"])],
@@ -136,9 +135,7 @@ async def test_deal_expiring_mid_way_refunds_only_the_steps_not_delivered(
     ]
     assert await _money(db_pool, user) == (1000 - 2, 0, 1000 - 2)
 
-    late = await record_step_outcomes(
-        db_pool, ended=[StepEnded(submitted.id, 1, 1, "succeeded", ["x"])]
-    )
+    late = await record_steps(db_pool, ended=[StepEnded(submitted.id, 1, 1, "succeeded", ["x"])])
     assert late == []
     assert await _money(db_pool, user) == (1000 - 2, 0, 1000 - 2)
 
