@@ -38,9 +38,16 @@ def free_port() -> int:
 async def serving(settings: ApiSettings) -> AsyncIterator[Api]:
     """The API app served by a real uvicorn in this test's event loop, with a client."""
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None)
+    # A connection still open at the end gets 5 s, then is cancelled: the app's shutdown always
+    # runs, so no background loop of this app outlives the test (and reads the next one's data).
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        timeout_graceful_shutdown=5,
     )
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
