@@ -21,6 +21,7 @@ from libs.db.pool import asyncpg_dsn
 from libs.security import hash_api_key
 from services.cli.local_stack import NO_DATABASE
 from tests.integration.cli._stack_driver import MODULE
+from tests.processes import describe, kill_all, started_by, survivors
 from tests.support import ServerUrls
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -94,10 +95,14 @@ def launch(tmp_path: Path) -> Iterator[Any]:
         return started[-1]
 
     yield start
-    for each in started:
+    for each in started:  # a test that failed or was interrupted midway
         if each.process.poll() is None:
-            each.process.kill()
-            each.process.wait()
+            each.process.terminate()  # `relai run` stops its children and servers
+            try:
+                each.process.wait(30)
+            except subprocess.TimeoutExpired:
+                each.process.kill()
+                each.process.wait()
 
 
 def assert_gone(pid: int) -> None:
@@ -189,8 +194,17 @@ async def test_run_starts_and_stops_embedded_servers_without_urls(
         assert await conn.fetchval("SELECT count(*) FROM users WHERE name = 'demo'") == 1
     finally:
         await conn.close()
+    started = started_by(run.process.pid, tmp_path / "data")
+    commands = "\n".join(describe(p) for p in started)
+    for expected in ("pginstall/bin/postgres", "valkey-server", f"{MODULE} api"):
+        assert expected in commands, f"no {expected} among\n{commands}"
 
-    assert run.stop() == 0
+    try:
+        assert run.stop() == 0
+        left = survivors(started, within=10)
+        assert not left, "\n".join(describe(p) for p in left)
+    finally:
+        kill_all(started)
     assert (tmp_path / "data" / "postgres").is_dir()
     with pytest.raises((OSError, asyncpg.PostgresError)):
         await asyncpg.connect(asyncpg_dsn(record["DATABASE_URL"]), timeout=5)
