@@ -14,12 +14,14 @@ PYTHON := $(shell for p in python3 python3.13 python3.12 python3.11; do \
 	ok and print(sys.executable); sys.exit(not ok)' 2>/dev/null && break; done)
 endif
 export UV_PYTHON_DOWNLOADS := never
+PYTHONS ?= $(SUPPORTED)
+PYENV_ROOT ?= $(HOME)/.pyenv
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint bench e2e chaos
+.PHONY: help install run test lint bench e2e chaos unit-pythons
 
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(UV):
 	@test -n "$(PYTHON)" || { echo "no Python $(SUPPORTED) found (python3, python3.1x)" >&2; exit 1; }
@@ -51,3 +53,15 @@ e2e: install ## Only the end-to-end tests (real api, worker and recon processes)
 
 chaos: install ## The chaos suite at full size: 1,000 requests per scenario, one line of figures each
 	RELAI_CHAOS_N=$${RELAI_CHAOS_N:-1000} $(VENV)/pytest -m chaos tests/chaos
+
+unit-pythons: $(UV) ## The unit tests on each supported Python, in its own .venv-3.1x (PYTHONS=...)
+	@for v in $(PYTHONS); do \
+		py=$$(for p in python$$v $$(ls -d $(PYENV_ROOT)/versions/$$v.*/bin/python$$v 2>/dev/null \
+			| sort -rV); do $$p -c 'import sys; print(sys.executable)' 2>/dev/null && break; done); \
+		if [ -z "$$py" ]; then \
+			echo "no Python $$v here (python$$v on PATH, $(PYENV_ROOT)/versions/$$v.*)" >&2; exit 1; \
+		fi; \
+		echo "unit tests on $$py (.venv-$$v)"; \
+		UV_PROJECT_ENVIRONMENT=.venv-$$v $(UV) sync --frozen --quiet --python $$py || exit 1; \
+		.venv-$$v/bin/pytest -q tests/unit || exit 1; \
+	done
