@@ -17,7 +17,8 @@ class CliSettings(CommonSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     recon_port: int = Field(default=8001, ge=1, le=65535)
     data_dir: Path = Path(".relai")
-    """Where ``relai run`` keeps the embedded servers' data."""
+    """Where ``relai run`` keeps the embedded servers' data and, while it runs, ``stack.json``
+    (see ``services.cli.local_stack``)."""
     demo_catalog: Path = ROOT / "catalog" / "demo.yaml"
     demo_user: str = "demo"
     demo_credits: int = Field(default=1_000_000, ge=0)

@@ -2,6 +2,8 @@
 
 Servers (given, or embedded under ``.relai/``), schema, demo catalog, a demo user with a fresh
 key, then ``relai-api``, ``relai-worker`` and ``relai-recon`` as child processes until Ctrl-C.
+While they run, ``.relai/stack.json`` tells the other commands run from this folder where the
+database is (``services.cli.local_stack``).
 """
 
 from __future__ import annotations
