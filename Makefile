@@ -1,22 +1,36 @@
 # Everything runs from the project's own virtual environment (.venv), made by `make install`
-# with a pinned uv kept in .tools/. No Python is downloaded: the machine's python3 (3.11) is used.
+# with a pinned uv kept in .tools/. No Python is downloaded: the machine's own is used, python3 if
+# it is a supported version (3.11, 3.12 or 3.13), else the newest python3.1x on PATH; set PYTHON
+# to choose another. A .venv made by another Python is made anew.
 
+SUPPORTED := 3.11 3.12 3.13
 UV_VERSION := 0.13.9
 UV := .tools/bin/uv
 VENV := .venv/bin
+ifndef PYTHON
+# The interpreter itself (not a pyenv shim), so that uv and .venv name it as it is.
+PYTHON := $(shell for p in python3 python3.13 python3.12 python3.11; do \
+	$$p -c 'import sys; ok = "%d.%d" % sys.version_info[:2] in "$(SUPPORTED)".split(); \
+	ok and print(sys.executable); sys.exit(not ok)' 2>/dev/null && break; done)
+endif
+export UV_PYTHON_DOWNLOADS := never
+PYTHONS ?= $(SUPPORTED)
+PYENV_ROOT ?= $(HOME)/.pyenv
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint docs bench e2e chaos
+.PHONY: help install run test lint docs bench e2e chaos unit-pythons
 
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(UV):
-	python3 -m venv .tools
+	@test -n "$(PYTHON)" || { echo "no Python $(SUPPORTED) found (python3, python3.1x)" >&2; exit 1; }
+	$(PYTHON) -m venv .tools
 	.tools/bin/pip install -q uv==$(UV_VERSION)
 
 install: $(UV) ## Create or update .venv from uv.lock (idempotent)
-	UV_PYTHON_DOWNLOADS=never $(UV) sync --frozen
+	@test -n "$(PYTHON)" || { echo "no Python $(SUPPORTED) found (python3, python3.1x)" >&2; exit 1; }
+	$(UV) sync --frozen --python $(PYTHON)
 
 run: install ## Run api, worker and recon locally (embedded servers unless DATABASE_URL/REDIS_URL)
 	$(VENV)/relai run
@@ -43,3 +57,15 @@ e2e: install ## Only the end-to-end tests (real api, worker and recon processes)
 
 chaos: install ## The chaos suite at full size: 1,000 requests per scenario, one line of figures each
 	RELAI_CHAOS_N=$${RELAI_CHAOS_N:-1000} $(VENV)/pytest -m chaos tests/chaos
+
+unit-pythons: $(UV) ## The unit tests on each supported Python, in its own .venv-3.1x (PYTHONS=...)
+	@for v in $(PYTHONS); do \
+		py=$$(for p in python$$v $$(ls -d $(PYENV_ROOT)/versions/$$v.*/bin/python$$v 2>/dev/null \
+			| sort -rV); do $$p -c 'import sys; print(sys.executable)' 2>/dev/null && break; done); \
+		if [ -z "$$py" ]; then \
+			echo "no Python $$v here (python$$v on PATH, $(PYENV_ROOT)/versions/$$v.*)" >&2; exit 1; \
+		fi; \
+		echo "unit tests on $$py (.venv-$$v)"; \
+		UV_PROJECT_ENVIRONMENT=.venv-$$v $(UV) sync --frozen --quiet --python $$py || exit 1; \
+		.venv-$$v/bin/pytest -q tests/unit || exit 1; \
+	done

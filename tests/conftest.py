@@ -3,15 +3,20 @@
 With ``DATABASE_URL``/``REDIS_URL`` set, the suite uses those servers, but never their data: it
 creates its own database (``RELAI_TEST_DATABASE``, default ``relai_test``) on that Postgres and
 uses Redis database ``RELAI_TEST_REDIS_DB`` (default 15). Without them it starts embedded servers.
+
+SIGTERM (a timeout, a cancelled CI job) stops a run as Ctrl-C does, so that the fixtures'
+finalizers stop the servers and processes they started instead of leaving them running.
 """
 
 import asyncio
 import logging
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import asyncpg
@@ -48,29 +53,58 @@ TABLES = (
 )
 
 
+_PREVIOUS_SIGTERM = pytest.StashKey[Any]()
+
+
+def _stop_as_on_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM does what SIGINT does: pytest-asyncio's runner cancels the running test, or a
+    KeyboardInterrupt is raised; either way pytest stops and runs the fixtures' finalizers.
+    Later SIGTERMs are let pass, so that the shutdown the first one began runs to its end."""
+    signal.signal(signal.SIGTERM, _let_pass)
+    on_sigint = signal.getsignal(signal.SIGINT)
+    if callable(on_sigint):
+        on_sigint(signal.SIGINT, frame)
+    else:  # SIGINT ignored (a background job of a non-interactive shell) or at its default
+        raise KeyboardInterrupt
+
+
+def _let_pass(signum: int, frame: FrameType | None) -> None:
+    """A Python handler rather than SIG_IGN, which the processes started meanwhile would inherit."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_PREVIOUS_SIGTERM] = signal.signal(signal.SIGTERM, _stop_as_on_ctrl_c)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    signal.signal(signal.SIGTERM, config.stash.get(_PREVIOUS_SIGTERM, signal.SIG_DFL))
+
+
 @pytest.fixture(scope="session")
 def server_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerUrls]:
     embedded = None
     database_url = os.environ.get("DATABASE_URL")
     redis_url = os.environ.get("REDIS_URL")
-    if not database_url or not redis_url:
-        embedded = start_embedded(tmp_path_factory.mktemp("embedded"))
-        database_url = database_url or embedded.database_url
-        redis_url = redis_url or embedded.redis_url
-    test_db = os.environ.get("RELAI_TEST_DATABASE", "relai_test")
-    redis_db = os.environ.get("RELAI_TEST_REDIS_DB", "15")
-    database_url = make_url(database_url).set(database=test_db).render_as_string(False)
-    redis_url = str(make_url(redis_url).set(database=redis_db))
-    asyncio.run(recreate_database(database_url))
-    subprocess.run(
-        [sys.executable, "-m", "alembic", "upgrade", "head"],
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": database_url},
-        check=True,
-    )
-    yield ServerUrls(database_url=database_url, redis_url=redis_url)
-    if embedded is not None:
-        embedded.stop()
+    try:
+        if not database_url or not redis_url:
+            embedded = start_embedded(tmp_path_factory.mktemp("embedded"))
+            database_url = database_url or embedded.database_url
+            redis_url = redis_url or embedded.redis_url
+        test_db = os.environ.get("RELAI_TEST_DATABASE", "relai_test")
+        redis_db = os.environ.get("RELAI_TEST_REDIS_DB", "15")
+        database_url = make_url(database_url).set(database=test_db).render_as_string(False)
+        redis_url = str(make_url(redis_url).set(database=redis_db))
+        asyncio.run(recreate_database(database_url))
+        subprocess.run(
+            [sys.executable, "-m", "alembic", "upgrade", "head"],
+            cwd=ROOT,
+            env={**os.environ, "DATABASE_URL": database_url},
+            check=True,
+        )
+        yield ServerUrls(database_url=database_url, redis_url=redis_url)
+    finally:  # also when the setup above fails or is interrupted
+        if embedded is not None:
+            embedded.stop()
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
 
 
 @dataclass
@@ -63,3 +66,23 @@ class TcpProxy:
             self._pipes.discard(writer)
             with contextlib.suppress(Exception):
                 writer.transport.abort()
+
+
+def proxy_for(url: str, default_port: int) -> TcpProxy:
+    """A proxy (not started) to the server of ``url``: its TCP address, or its Unix socket when the
+    URL names a socket directory in ``?host=`` (the embedded Postgres listens only there)."""
+    parsed = make_url(url)
+    socket_dir = parsed.query.get("host")
+    if isinstance(socket_dir, str) and socket_dir.startswith("/"):
+        return TcpProxy(unix_path=str(Path(socket_dir) / f".s.PGSQL.{parsed.port or 5432}"))
+    return TcpProxy(target_host=parsed.host or "127.0.0.1", target_port=parsed.port or default_port)
+
+
+def through(url: str, proxy: TcpProxy) -> str:
+    """``url`` pointed at ``proxy`` instead of its server; its other options kept."""
+    return (
+        make_url(url)
+        .difference_update_query(["host", "port"])
+        .set(host="127.0.0.1", port=proxy.port)
+        .render_as_string(hide_password=False)
+    )

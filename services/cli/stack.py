@@ -2,6 +2,8 @@
 
 Servers (given, or embedded under ``.relai/``), schema, demo catalog, a demo user with a fresh
 key, then ``relai-api``, ``relai-worker`` and ``relai-recon`` as child processes until Ctrl-C.
+While they run, ``.relai/stack.json`` tells the other commands run from this folder where the
+database is (``services.cli.local_stack``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import typer
 
 from libs.catalog import apply_catalog
 from libs.embedded import EmbeddedServers, start_embedded
+from services.cli import local_stack
 from services.cli._common import CliError, connect
 from services.cli.catalog import read_catalog
 from services.cli.launcher import (
@@ -125,6 +128,7 @@ def run_stack(
     status = 0
     with stop_on_signals():
         try:
+            _check_not_running(settings)
             _check_ports(settings)
             database_url, redis_url = settings.database_url, settings.redis_url
             if not (settings.database_configured and settings.redis_configured):
@@ -147,6 +151,13 @@ def run_stack(
                 f"{api_url}/health", timeout=settings.startup_timeout, exited=supervisor.exited
             )
             recon_url = f"http://{settings.api_host}:{settings.recon_port}"
+            # The other ``relai`` commands run from this folder use this stack's database.
+            local_stack.write_state(
+                settings.data_dir,
+                local_stack.this_process(
+                    database_url=database_url, redis_url=redis_url, api_url=api_url
+                ),
+            )
             typer.echo(banner(Stack(api_url, recon_url, settings.demo_user, demo_key)))
             while (child := supervisor.exited()) is None:
                 time.sleep(0.2)
@@ -159,11 +170,23 @@ def run_stack(
             status = 1
         finally:
             with signals_deferred():
-                _shut_down(supervisor, embedded)
+                _shut_down(settings, supervisor, embedded)
     return status
 
 
-def _shut_down(supervisor: Supervisor | None, embedded: EmbeddedServers | None) -> None:
+def _check_not_running(settings: CliSettings) -> None:
+    running = local_stack.running_stack(settings.data_dir)
+    if running is not None:
+        raise CliError(
+            f"a local stack is already running from {settings.data_dir}/ (pid {running.pid}, "
+            f"API {running.api_url}): stop it first"
+        )
+
+
+def _shut_down(
+    settings: CliSettings, supervisor: Supervisor | None, embedded: EmbeddedServers | None
+) -> None:
+    local_stack.remove_state(settings.data_dir, os.getpid())
     if supervisor is not None:
         for name in supervisor.stop():
             typer.echo(f"{name} did not stop in time and was killed")

@@ -17,8 +17,8 @@ from libs.accounts import (
     grant_credits,
 )
 from libs.db import PgConnection
+from services.cli import local_stack
 from services.cli._common import CliError, connect, reports_errors
-from services.cli.settings import get_settings
 
 app = typer.Typer(
     help="Manage users and their API keys.", no_args_is_help=True, rich_markup_mode=None
@@ -59,7 +59,7 @@ def create(
         raise CliError("--name must not be empty")
     user = asyncio.run(
         _create(
-            get_settings().database_url,
+            local_stack.database_url(),
             name=name,
             credits=credits,
             role="admin" if admin else "user",
@@ -96,5 +96,5 @@ def grant(
     credits: Annotated[int, typer.Option("--credits", min=1, help="Credits to add.")],
 ) -> None:
     """Add credits to a user's balance (a ``grant`` in the ledger)."""
-    balance = asyncio.run(_grant(get_settings().database_url, name=name, credits=credits))
+    balance = asyncio.run(_grant(local_stack.database_url(), name=name, credits=credits))
     typer.echo(f"{name!r} now has {balance} credits")

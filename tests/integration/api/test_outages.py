@@ -3,7 +3,6 @@ or charged twice."""
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -16,29 +15,13 @@ from libs.accounts import NewUser
 from libs.contracts import TASKS_STREAM
 from services.api.settings import ApiSettings
 from tests.integration.api.conftest import auth, serving
-from tests.proxy import TcpProxy
+from tests.proxy import TcpProxy, proxy_for, through
 from tests.support import ServerUrls, create_user, load_demo_catalog
-
-
-def _proxy_for(url: str, default_port: int) -> TcpProxy:
-    parsed = make_url(url)
-    socket_dir = parsed.query.get("host")
-    if isinstance(socket_dir, str) and socket_dir.startswith("/"):
-        return TcpProxy(unix_path=str(Path(socket_dir) / f".s.PGSQL.{parsed.port or 5432}"))
-    return TcpProxy(target_host=parsed.host or "127.0.0.1", target_port=parsed.port or default_port)
-
-
-def _through(url: str, proxy: TcpProxy) -> str:
-    return (
-        make_url(url)
-        .set(host="127.0.0.1", port=proxy.port, query={})
-        .render_as_string(hide_password=False)
-    )
 
 
 @pytest.fixture
 async def proxies(servers: ServerUrls) -> AsyncIterator[tuple[TcpProxy, TcpProxy]]:
-    pg, redis = _proxy_for(servers.database_url, 5432), _proxy_for(servers.redis_url, 6379)
+    pg, redis = proxy_for(servers.database_url, 5432), proxy_for(servers.redis_url, 6379)
     await pg.start()
     await redis.start()
     yield pg, redis
@@ -54,7 +37,7 @@ async def client(
     pg, redis = proxies
     redis_url = str(make_url(servers.redis_url).set(host="127.0.0.1", port=redis.port))
     settings = ApiSettings(
-        database_url=_through(servers.database_url, pg),
+        database_url=through(servers.database_url, pg),
         redis_url=redis_url,
         relay_poll_s=0.2,
         auth_cache_ttl_s=60,
@@ -102,7 +85,7 @@ async def test_api_started_while_postgres_is_down_answers_503_then_serves(
     pg, _ = proxies
     await pg.cut()
     settings = ApiSettings(
-        database_url=_through(servers.database_url, pg), redis_url=servers.redis_url
+        database_url=through(servers.database_url, pg), redis_url=servers.redis_url
     )
     async with serving(settings) as api:
         down = await api.client.post("/svc/demo/echo", json={"text": "x"}, headers=auth(user))

@@ -19,7 +19,9 @@ import pytest
 
 from libs.db.pool import asyncpg_dsn
 from libs.security import hash_api_key
+from services.cli.local_stack import NO_DATABASE
 from tests.integration.cli._stack_driver import MODULE
+from tests.processes import describe, kill_all, started_by, survivors
 from tests.support import ServerUrls
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -72,6 +74,8 @@ def launch(tmp_path: Path) -> Iterator[Any]:
         output, record = tmp_path / f"run{len(started)}.out", tmp_path / f"api{len(started)}.json"
         merged = {
             **os.environ,
+            # Not the repository's own .relai/, where a developer's `make run` keeps its state.
+            "RELAI_DATA_DIR": str(tmp_path / "data"),
             "RELAI_API_PORT": str(api_port),
             "RELAI_RECON_PORT": str(free_port()),
             "RELAI_STOP_TIMEOUT": "5",
@@ -91,10 +95,14 @@ def launch(tmp_path: Path) -> Iterator[Any]:
         return started[-1]
 
     yield start
-    for each in started:
+    for each in started:  # a test that failed or was interrupted midway
         if each.process.poll() is None:
-            each.process.kill()
-            each.process.wait()
+            each.process.terminate()  # `relai run` stops its children and servers
+            try:
+                each.process.wait(30)
+            except subprocess.TimeoutExpired:
+                each.process.kill()
+                each.process.wait()
 
 
 def assert_gone(pid: int) -> None:
@@ -186,8 +194,114 @@ async def test_run_starts_and_stops_embedded_servers_without_urls(
         assert await conn.fetchval("SELECT count(*) FROM users WHERE name = 'demo'") == 1
     finally:
         await conn.close()
+    started = started_by(run.process.pid, tmp_path / "data")
+    commands = "\n".join(describe(p) for p in started)
+    for expected in ("pginstall/bin/postgres", "valkey-server", f"{MODULE} api"):
+        assert expected in commands, f"no {expected} among\n{commands}"
 
-    assert run.stop() == 0
+    try:
+        assert run.stop() == 0
+        left = survivors(started, within=10)
+        assert not left, "\n".join(describe(p) for p in left)
+    finally:
+        kill_all(started)
     assert (tmp_path / "data" / "postgres").is_dir()
     with pytest.raises((OSError, asyncpg.PostgresError)):
         await asyncpg.connect(asyncpg_dsn(record["DATABASE_URL"]), timeout=5)
+
+
+def relai_without_database(*args: str, cwd: Path, **env: str) -> "subprocess.CompletedProcess[str]":
+    """``relai`` as a user runs it in another terminal: no DATABASE_URL."""
+    unset = {"DATABASE_URL", "RELAI_DATABASE_URL", "RELAI_DATA_DIR"}
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "relai"), *args],
+        cwd=cwd,
+        env={**{k: v for k, v in os.environ.items() if k not in unset}, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_commands_use_the_database_of_the_running_stack(
+    servers: ServerUrls, db_pool: "asyncpg.Pool[Any]", launch: Any, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    run: Launch = launch(DATABASE_URL=servers.database_url, REDIS_URL=servers.redis_url)
+    run.wait_for(READY)
+    state = json.loads((data_dir / "stack.json").read_text())
+    assert state["pid"] == run.process.pid
+    assert state["database_url"] == servers.database_url
+    assert state["redis_url"] == servers.redis_url
+    assert state["api_url"] == f"http://127.0.0.1:{run.api_port}"
+    assert (data_dir / "stack.json").stat().st_mode & 0o077 == 0
+
+    created = relai_without_database(
+        "users",
+        "create",
+        "--name",
+        "bob",
+        "--credits",
+        "100",
+        cwd=tmp_path,
+        RELAI_DATA_DIR=str(data_dir),
+    )
+    assert created.returncode == 0, created.stderr
+    assert await db_pool.fetchval("SELECT balance FROM users WHERE name = 'bob'") == 100
+
+    again: Launch = launch(DATABASE_URL=servers.database_url, REDIS_URL=servers.redis_url)
+    assert again.process.wait(60) == 1
+    assert f"a local stack is already running from {data_dir}/ (pid {run.process.pid}" in (
+        again.text()
+    )
+
+    assert run.stop() == 0
+    assert not (data_dir / "stack.json").exists()
+    gone = relai_without_database(
+        "keys", "list", "--user", "bob", cwd=tmp_path, RELAI_DATA_DIR=str(data_dir)
+    )
+    assert gone.returncode == 1
+    assert gone.stderr.strip() == f"error: {NO_DATABASE}"
+
+
+def test_without_database_url_nor_stack_the_commands_say_so(tmp_path: Path) -> None:
+    for args in (
+        ("users", "create", "--name", "bob", "--credits", "100"),
+        ("users", "grant", "--name", "bob", "--credits", "1"),
+        ("keys", "list", "--user", "bob"),
+        ("catalog", "export"),
+        ("config", "list"),
+        ("migrate",),
+    ):
+        result = relai_without_database(*args, cwd=tmp_path)
+        assert result.returncode == 1, (args, result.stdout, result.stderr)
+        assert result.stderr.strip() == f"error: {NO_DATABASE}", args
+
+
+def test_a_stale_state_file_is_ignored_with_a_message(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    state = tmp_path / ".relai" / "stack.json"
+    state.parent.mkdir()
+    state.write_text(
+        json.dumps(
+            {
+                "pid": dead.pid,
+                "database_url": "postgresql://postgres@127.0.0.1:1/gone",
+                "redis_url": "redis://127.0.0.1:1/0",
+                "api_url": "http://127.0.0.1:1",
+            }
+        )
+    )
+
+    result = relai_without_database(
+        "users", "create", "--name", "bob", "--credits", "1", cwd=tmp_path
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"ignoring .relai/stack.json: the `relai run` that wrote it (pid {dead.pid}) is no "
+        "longer running",
+        f"error: {NO_DATABASE}",
+    ]

@@ -4,6 +4,7 @@ Compose Specification's JSON Schema, and against the project they run."""
 import json
 import shlex
 import tomllib
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
-_SCHEMA_PATH = Path("shared") / "schemas" / "compose-spec.json"
-# shared/ sits beside the clone (CI), or further up for a clone inside a work tree folder.
-SCHEMA = next(
-    (p / _SCHEMA_PATH for p in ROOT.parents if (p / _SCHEMA_PATH).is_file()),
-    ROOT.parent / _SCHEMA_PATH,
-)
+# The Compose Specification's schema as check-jsonschema vendors it (a dev dependency; the schema
+# is Apache-2.0, its licence beside it in the package's vendor/licenses/).
+SCHEMA = resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 RELAI_SERVICES = ("migrate", "api", "worker", "recon")
 OBSERVABILITY_SERVICES = ("jaeger", "prometheus", "grafana")
@@ -62,15 +60,22 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
     return pairs
 
 
-def test_compose_file_follows_the_compose_spec(compose: dict[str, Any]) -> None:
-    if not SCHEMA.is_file():
-        pytest.fail(f"the Compose Specification schema is missing: expected it at {SCHEMA}")
-    validator = jsonschema.Draft7Validator(json.loads(SCHEMA.read_text()))
-    errors = [
+def _schema_errors(document: dict[str, Any]) -> list[str]:
+    schema = json.loads(SCHEMA.read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    return [
         f"{'/'.join(str(part) for part in error.absolute_path) or '(root)'}: {error.message}"
-        for error in validator.iter_errors(compose)
+        for error in validator.iter_errors(document)
     ]
-    assert errors == []
+
+
+def test_compose_file_follows_the_compose_spec(compose: dict[str, Any]) -> None:
+    assert _schema_errors(compose) == []
+
+
+def test_the_schema_rejects_what_compose_would() -> None:
+    broken = {"services": {"api": {"image": "relai", "restart": "always", "comand": ["relai"]}}}
+    assert _schema_errors(broken) != []
 
 
 def test_the_stack_has_its_services(services: dict[str, dict[str, Any]]) -> None:
