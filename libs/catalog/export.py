@@ -23,11 +23,11 @@ FROM deals ORDER BY slug
 
 
 async def export_catalog(conn: PgConnection) -> CatalogSpec:
-    """Every handler, offer and deal, enabled or not."""
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        handlers = [dict(r) for r in await conn.fetch(_HANDLERS)]
-        offers = [dict(r) for r in await conn.fetch(_OFFERS)]
-        deals = [dict(r) for r in await conn.fetch(_DEALS)]
+    """Every handler, offer and deal, enabled or not, read in the caller's transaction (a
+    repeatable-read one gives them as of one instant)."""
+    handlers = [dict(r) for r in await conn.fetch(_HANDLERS)]
+    offers = [dict(r) for r in await conn.fetch(_OFFERS)]
+    deals = [dict(r) for r in await conn.fetch(_DEALS)]
     return CatalogSpec.model_validate({"handlers": handlers, "offers": offers, "deals": deals})
 
 

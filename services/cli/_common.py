@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from functools import wraps
-from typing import ParamSpec, TypeVar
+from typing import Literal, ParamSpec, TypeVar
 
 import asyncpg
 import typer
@@ -45,14 +45,17 @@ def display_url(url: str) -> str:
 
 
 @asynccontextmanager
-async def connect(database_url: str) -> AsyncIterator[PgConnection]:
-    """One connection, set up as every Relai pool sets its connections up (jsonb codec)."""
+async def connect(database_url: str, *, snapshot: bool = False) -> AsyncIterator[PgConnection]:
+    """One connection, set up as every Relai pool sets its connections up (jsonb codec), in the
+    command's transaction: what a command writes commits when it ends, and nothing of it when it
+    fails. ``snapshot``: a read-only transaction that sees the database as of one instant."""
     try:
         pool = await create_pool(database_url, min_size=1, max_size=1)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise CliError(f"cannot connect to Postgres at {display_url(database_url)}: {exc}") from exc
     try:
-        async with pool.acquire() as conn:
+        isolation: Literal["repeatable_read"] | None = "repeatable_read" if snapshot else None
+        async with pool.acquire() as conn, conn.transaction(isolation=isolation, readonly=snapshot):
             yield conn
     except asyncpg.UndefinedTableError as exc:
         raise CliError(f"the database has no Relai schema ({exc}): run `relai migrate`") from exc

@@ -67,7 +67,7 @@ def apply(
 
 
 async def _export(database_url: str) -> CatalogSpec:
-    async with connect(database_url) as conn:
+    async with connect(database_url, snapshot=True) as conn:
         return await export_catalog(conn)
 
 

@@ -38,7 +38,8 @@ async def _create(
 async def ensure_user_key(conn: PgConnection, *, name: str, credits: int) -> str:
     """A fresh API key for the user ``name``, creating the user with ``credits`` if needed."""
     try:
-        return (await create_user(conn, name=name, credits=credits)).api_key
+        async with conn.transaction():  # a savepoint: its failure leaves the caller's intact
+            return (await create_user(conn, name=name, credits=credits)).api_key
     except UserExistsError:
         user_id = await conn.fetchval("SELECT id FROM users WHERE name = $1", name)
         if user_id is None:  # deleted between the two statements
