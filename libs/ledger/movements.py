@@ -28,21 +28,28 @@ _BALANCE = """CASE {k} WHEN 'reserve' THEN -{a} WHEN 'settle' THEN 0 ELSE {a} EN
 _RESERVED = """CASE {k} WHEN 'reserve' THEN {a} WHEN 'grant' THEN 0 ELSE -{a} END"""
 
 
-def apply(source: str, *, name: str = "ledger") -> str:
+def apply(source: str, *, name: str = "ledger", locked: bool = False) -> str:
     """CTEs that apply every movement of ``source``: its users are locked in id order (so that
     concurrent statements cannot deadlock on each other), their balances moved once each, and
-    one ledger row written per movement. ``name`` prefixes the CTEs' names (two applications in
+    one ledger row written per movement. ``locked``: the statement has locked those users in id
+    order already (``affordable`` does). ``name`` prefixes the CTEs' names (two applications in
     one statement need two names)."""
     balance = _BALANCE.format(k="kind", a="amount")
     reserved = _RESERVED.format(k="kind", a="amount")
+    lock = (
+        ""
+        if locked
+        else f""", {name}_locked AS (
+    SELECT u.id FROM users u JOIN {name}_money m ON m.user_id = u.id ORDER BY u.id FOR UPDATE OF u
+)"""
+    )
+    only_locked = "" if locked else f" AND u.id IN (SELECT id FROM {name}_locked)"
     return f"""{name}_money AS (
     SELECT user_id, sum({balance}) AS balance, sum({reserved}) AS reserved
     FROM {source} GROUP BY user_id
-), {name}_locked AS (
-    SELECT u.id FROM users u JOIN {name}_money m ON m.user_id = u.id ORDER BY u.id FOR UPDATE OF u
-), {name}_balances AS (
+){lock}, {name}_balances AS (
     UPDATE users u SET balance = u.balance + m.balance, reserved = u.reserved + m.reserved
-    FROM {name}_money m, {name}_locked l WHERE u.id = m.user_id AND l.id = u.id
+    FROM {name}_money m WHERE u.id = m.user_id{only_locked}
     RETURNING u.id, u.balance, u.reserved
 ), {name}_rows AS (
     INSERT INTO credit_ledger (user_id, request_id, step, kind, amount)

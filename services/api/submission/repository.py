@@ -85,7 +85,7 @@ WITH input AS (
 ), reserves AS (
     SELECT user_id, id AS request_id, NULL::int AS step, 'reserve' AS kind, price AS amount
     FROM ins
-), {ledger.apply("reserves")}, tasks AS (
+), {ledger.apply("reserves", locked=True)}, tasks AS (
     SELECT p.id AS request_id, q.payload
     FROM unnest($17::bigint[], $18::text[]) AS q(ord, payload) JOIN placed p ON p.ord = q.ord
 ), {outbox.queue("tasks")}
