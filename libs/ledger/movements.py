@@ -22,8 +22,6 @@ CTE or subquery whose rows name movements: ``user_id, request_id, step, kind, am
 
 from __future__ import annotations
 
-KINDS = ("grant", "reserve", "settle", "release", "refund")
-
 _BALANCE = """CASE {k} WHEN 'reserve' THEN -{a} WHEN 'settle' THEN 0 ELSE {a} END"""
 _RESERVED = """CASE {k} WHEN 'reserve' THEN {a} WHEN 'grant' THEN 0 ELSE -{a} END"""
 

@@ -2,7 +2,7 @@
 it (a submit, a re-drive, a pipeline's next step) and the relay publishes it to ``relai:tasks``;
 nothing else writes the outbox or the tasks stream."""
 
-from libs.outbox.rows import add, queue, take
+from libs.outbox.rows import queue, take
 from libs.outbox.tasks import first_run, next_step, redrive
 
-__all__ = ["add", "first_run", "next_step", "queue", "redrive", "take"]
+__all__ = ["first_run", "next_step", "queue", "redrive", "take"]

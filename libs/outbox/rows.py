@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import asyncpg
 
 from libs.contracts import TASKS_STREAM
@@ -11,8 +9,6 @@ from libs.db import PgConnection
 
 if not TASKS_STREAM.replace(":", "").isalnum():  # pragma: no cover - spliced into SQL below
     raise ValueError(f"stream name {TASKS_STREAM!r} is not a plain SQL literal")
-
-_ADD = f"INSERT INTO outbox (stream, request_id, payload) VALUES ('{TASKS_STREAM}', $1, $2)"
 
 _TAKE = """
 DELETE FROM outbox WHERE id IN (
@@ -29,11 +25,6 @@ def queue(source: str, *, name: str = "queued") -> str:
     INSERT INTO outbox (stream, request_id, payload)
     SELECT '{TASKS_STREAM}', request_id, payload FROM {source}
 )"""
-
-
-async def add(conn: PgConnection, request_id: uuid.UUID, payload: str) -> None:
-    """Queue one task, in the caller's transaction."""
-    await conn.execute(_ADD, request_id, payload)
 
 
 async def take(conn: PgConnection, limit: int) -> list[asyncpg.Record]:
