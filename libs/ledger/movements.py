@@ -22,8 +22,9 @@ CTE or subquery whose rows name movements: ``user_id, request_id, step, kind, am
 
 from __future__ import annotations
 
-_BALANCE = """CASE {k} WHEN 'reserve' THEN -{a} WHEN 'settle' THEN 0 ELSE {a} END"""
-_RESERVED = """CASE {k} WHEN 'reserve' THEN {a} WHEN 'grant' THEN 0 ELSE -{a} END"""
+# What a movement does to the balance and to the reservation (the table above).
+_BALANCE = "CASE kind WHEN 'reserve' THEN -amount WHEN 'settle' THEN 0 ELSE amount END"
+_RESERVED = "CASE kind WHEN 'reserve' THEN amount WHEN 'grant' THEN 0 ELSE -amount END"
 
 
 def apply(source: str, *, name: str = "ledger", locked: bool = False) -> str:
@@ -32,8 +33,6 @@ def apply(source: str, *, name: str = "ledger", locked: bool = False) -> str:
     one ledger row written per movement. ``locked``: the statement has locked those users in id
     order already (``affordable`` does). ``name`` prefixes the CTEs' names (two applications in
     one statement need two names)."""
-    balance = _BALANCE.format(k="kind", a="amount")
-    reserved = _RESERVED.format(k="kind", a="amount")
     lock = (
         ""
         if locked
@@ -43,7 +42,7 @@ def apply(source: str, *, name: str = "ledger", locked: bool = False) -> str:
     )
     only_locked = "" if locked else f" AND u.id IN (SELECT id FROM {name}_locked)"
     return f"""{name}_money AS (
-    SELECT user_id, sum({balance}) AS balance, sum({reserved}) AS reserved
+    SELECT user_id, sum({_BALANCE}) AS balance, sum({_RESERVED}) AS reserved
     FROM {source} GROUP BY user_id
 ){lock}, {name}_balances AS (
     UPDATE users u SET balance = u.balance + m.balance, reserved = u.reserved + m.reserved
