@@ -2,6 +2,7 @@
 and the refusals that write nothing."""
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -13,6 +14,7 @@ from libs.accounts import NewUser
 from libs.contracts import TASKS_STREAM, TaskMessage
 from libs.contracts.streams import MESSAGE_FIELD
 from libs.streams import Entry
+from services.api.submission import repository
 from tests.deals_support import load_deals_catalog
 from tests.integration.api.conftest import Api, auth, serving, settings_for
 from tests.openapi_check import assert_openapi_3
@@ -183,3 +185,78 @@ async def test_short_balance_is_402_and_writes_nothing(
     assert await _written(db_pool) == (0, 0, 0)
     unknown = await deals_api.client.post("/deal/nope", json={}, headers=auth(poor))
     assert unknown.status_code == 404
+
+
+async def test_concurrent_deals_and_offers_share_batches_and_are_each_charged_once(
+    deals_api: Api,
+    db_pool: "asyncpg.Pool[Any]",
+    redis_client: Redis,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Deals go through the group commit as offers do: submitted at once (each twice), mixed
+    with offers, every request is written once with its steps, one reservation and a task per
+    step that starts; and the balance stops them exactly where it runs out."""
+    rich = await create_user(db_pool, name="rich", credits=1000)
+    batches: list[tuple[int, int]] = []  # (deals, offers) of each batch statement
+    insert_many = repository.insert_many
+
+    async def recorded(db: Any, batch: list[repository.NewRequest]) -> set[uuid.UUID]:
+        deals = sum(new.deal_id is not None for new in batch)
+        batches.append((deals, len(batch) - deals))
+        return await insert_many(db, batch)
+
+    monkeypatch.setattr(repository, "insert_many", recorded)
+
+    def deal(n: int) -> dict[str, Any]:
+        inputs = {"text": f"t{n}", "name": f"n{n}", "age": "3"}
+        return {"inputs": inputs, "addons": ["demo/sleep"]}
+
+    calls = [
+        deals_api.client.post("/deal/bundle", json=deal(n % 30), headers=auth(rich))
+        for n in range(60)
+    ] + [
+        deals_api.client.post("/svc/demo/echo", json={"text": f"e{n % 30}"}, headers=auth(rich))
+        for n in range(60)
+    ]
+    responses = await asyncio.gather(*calls)
+    assert {r.status_code for r in responses} == {202}
+    deal_ids = {r.json()["id"] for r in responses[:60]}
+    offer_ids = {r.json()["id"] for r in responses[60:]}
+    assert (len(deal_ids), len(offer_ids)) == (30, 30)
+    assert sum(not r.json()["duplicate"] for r in responses) == 60
+    assert any(deals > 1 and offers > 0 for deals, offers in batches)
+    assert all(len(r.json()["steps"]) == 3 for r in responses[:60])
+    # 30 requests of 3 steps and 30 of none; one reservation each.
+    assert await _written(db_pool) == (60, 90, 60)
+    steps = await _queued_steps(db_pool, redis_client)
+    assert (steps.count(0), steps.count(1), steps.count(2)) == (30 + 30, 30, 30)
+    spent = 30 * (5 + 3) + 30 * 2
+    assert await _balance(db_pool, rich) == (1000 - spent, spent)
+
+    tight = await create_user(db_pool, name="tight", credits=20)  # two deals and two offers
+    mixed = await asyncio.gather(
+        *(
+            deals_api.client.post("/deal/bundle", json=deal(100 + n), headers=auth(tight))
+            if n % 2
+            else deals_api.client.post(
+                "/svc/demo/echo", json={"text": f"x{n}"}, headers=auth(tight)
+            )
+            for n in range(20)
+        )
+    )
+    accepted = [r for r in mixed if r.status_code == 202]
+    assert {r.status_code for r in mixed} <= {202, 402}
+    taken = sum(r.json()["price"] for r in accepted)
+    assert taken <= 20
+    assert await _balance(db_pool, tight) == (20 - taken, taken)
+    reserves = await db_pool.fetchval(
+        "SELECT count(*) FROM credit_ledger l JOIN users u ON u.id = l.user_id "
+        "WHERE u.name = 'tight' AND l.kind = 'reserve'"
+    )
+    assert reserves == len(accepted)
+
+
+async def _balance(pool: "asyncpg.Pool[Any]", user: NewUser) -> tuple[int, int]:
+    row = await pool.fetchrow("SELECT balance, reserved FROM users WHERE id = $1", user.id)
+    assert row is not None
+    return row["balance"], row["reserved"]
