@@ -3,6 +3,6 @@ it (a submit, a re-drive, a pipeline's next step) and the relay publishes it to 
 nothing else writes the outbox or the tasks stream."""
 
 from libs.outbox.rows import queue, take
-from libs.outbox.tasks import first_run, next_step, redrive
+from libs.outbox.tasks import Run, first_run, next_step, redrive
 
-__all__ = ["first_run", "next_step", "queue", "redrive", "take"]
+__all__ = ["Run", "first_run", "next_step", "queue", "redrive", "take"]

@@ -5,82 +5,59 @@ relay publishes it."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from libs.contracts import TaskMessage
 
 
-def _payload(**fields: Any) -> str:
-    return TaskMessage(**fields).model_dump_json(exclude_none=True)
+@dataclass(frozen=True, slots=True)
+class Run:
+    """What a job runs: ``handler`` with ``params`` on ``prompt``, for ``create_qty`` results."""
+
+    handler: str
+    prompt: str
+    params: dict[str, Any]
+    create_qty: int = 1
+
+
+def _task(run: Run, **fields: Any) -> str:
+    message = TaskMessage(
+        handler=run.handler,
+        prompt=run.prompt,
+        params=run.params,
+        create_qty=run.create_qty,
+        **fields,
+    )
+    return message.model_dump_json(exclude_none=True)
 
 
 def first_run(
+    run: Run,
     *,
     request_id: uuid.UUID,
-    user_id: uuid.UUID | None,
-    traceparent: str | None,
-    handler: str,
-    prompt: str,
-    params: dict[str, Any],
-    create_qty: int,
+    user_id: uuid.UUID,
+    traceparent: str,
     step: int | None = None,
 ) -> str:
     """The first attempt of a request, or of one step of a deal's request."""
-    return _payload(
-        request_id=request_id,
-        user_id=user_id,
-        traceparent=traceparent,
-        attempt=1,
-        handler=handler,
-        prompt=prompt,
-        params=params,
-        create_qty=create_qty,
-        step=step,
+    return _task(
+        run, request_id=request_id, user_id=user_id, traceparent=traceparent, attempt=1, step=step
     )
 
 
 def redrive(
+    run: Run,
     *,
     request_id: uuid.UUID,
     traceparent: str | None,
     attempt: int,
-    handler: str,
-    prompt: str,
-    params: dict[str, Any],
-    create_qty: int,
     step: int | None = None,
 ) -> str:
     """Attempt ``attempt`` (> 1) of a job whose earlier attempt was lost."""
-    return _payload(
-        request_id=request_id,
-        traceparent=traceparent,
-        attempt=attempt,
-        handler=handler,
-        prompt=prompt,
-        params=params,
-        create_qty=create_qty,
-        step=step,
-    )
+    return _task(run, request_id=request_id, traceparent=traceparent, attempt=attempt, step=step)
 
 
-def next_step(
-    *,
-    request_id: uuid.UUID,
-    traceparent: str | None,
-    step: int,
-    handler: str,
-    prompt: str,
-    params: dict[str, Any],
-    create_qty: int,
-) -> str:
+def next_step(run: Run, *, request_id: uuid.UUID, traceparent: str | None, step: int) -> str:
     """A pipeline's next step, its prompt rendered from what the previous step passed on."""
-    return _payload(
-        request_id=request_id,
-        traceparent=traceparent,
-        attempt=1,
-        handler=handler,
-        prompt=prompt,
-        params=params,
-        create_qty=create_qty,
-        step=step,
-    )
+    return _task(run, request_id=request_id, traceparent=traceparent, attempt=1, step=step)

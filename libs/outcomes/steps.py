@@ -270,14 +270,9 @@ async def _pass_on(
     if nxt is None:
         return
     prompt = render_next(PromptTemplate.parse(nxt["prompt_template"]), request["inputs"], output)
+    run = outbox.Run(nxt["handler_id"], prompt, nxt["params"], nxt["create_qty"])
     payload = outbox.next_step(
-        request_id=request["id"],
-        traceparent=request["traceparent"],
-        step=nxt["idx"],
-        handler=nxt["handler_id"],
-        prompt=prompt,
-        params=nxt["params"],
-        create_qty=nxt["create_qty"],
+        run, request_id=request["id"], traceparent=request["traceparent"], step=nxt["idx"]
     )
     await conn.execute(_QUEUE_STEP, request["id"], nxt["idx"], prompt, payload)
 

@@ -177,15 +177,13 @@ class Submitter:
                     f"the limit is {self._max_prompt_chars}",
                     limit=self._max_prompt_chars,
                 )
+            run = outbox.Run(job.offer.handler, job.prompt, job.offer.params, job.offer.create_qty)
             payloads.append(
                 outbox.first_run(
+                    run,
                     request_id=request_id,
                     user_id=user.id,
                     traceparent=trace,
-                    handler=job.offer.handler,
-                    prompt=job.prompt,
-                    params=job.offer.params,
-                    create_qty=job.offer.create_qty,
                     step=idx if steps else None,
                 )
             )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+
+from asyncpg import Record
 
 from libs import outbox
 from libs.db import PgConnection
@@ -102,22 +103,20 @@ class Candidate:
 class OpenStep:
     idx: int
     attempt: int
-    prompt: str
     traceparent: str | None
-    handler: str
-    create_qty: int
-    params: dict[str, Any]
+    run: outbox.Run
 
 
 @dataclass(frozen=True, slots=True)
 class Locked:
     id: uuid.UUID
     attempt: int
-    prompt: str
     traceparent: str | None
-    handler: str
-    create_qty: int
-    params: dict[str, Any]
+    run: outbox.Run
+
+
+def _run(row: Record) -> outbox.Run:
+    return outbox.Run(row["handler_id"], row["prompt"], row["params"], row["create_qty"])
 
 
 async def stuck_requests(
@@ -147,27 +146,16 @@ async def lock_unchanged(conn: PgConnection, candidate: Candidate) -> Locked | N
     row = await conn.fetchrow(_LOCK, candidate.id, candidate.updated_at)
     if row is None:
         return None
-    return Locked(
-        id=row["id"],
-        attempt=row["attempt"],
-        prompt=row["prompt"],
-        traceparent=row["traceparent"],
-        handler=row["handler_id"],
-        create_qty=row["create_qty"],
-        params=row["params"],
-    )
+    return Locked(row["id"], row["attempt"], row["traceparent"], _run(row))
 
 
 async def redrive(conn: PgConnection, request: Locked) -> None:
     """Record the request's next attempt and queue its task, in the caller's transaction."""
     payload = outbox.redrive(
+        request.run,
         request_id=request.id,
         traceparent=request.traceparent,
         attempt=request.attempt + 1,
-        handler=request.handler,
-        prompt=request.prompt,
-        params=request.params,
-        create_qty=request.create_qty,
     )
     await conn.execute(_REDRIVE, request.id, request.attempt + 1, payload)
 
@@ -179,30 +167,16 @@ async def lock_unchanged_deal(conn: PgConnection, candidate: Candidate) -> bool:
 
 async def open_steps(conn: PgConnection, request_id: uuid.UUID) -> list[OpenStep]:
     rows = await conn.fetch(_OPEN_STEPS, request_id)
-    return [
-        OpenStep(
-            idx=r["idx"],
-            attempt=r["attempt"],
-            prompt=r["prompt"],
-            traceparent=r["traceparent"],
-            handler=r["handler_id"],
-            create_qty=r["create_qty"],
-            params=r["params"],
-        )
-        for r in rows
-    ]
+    return [OpenStep(r["idx"], r["attempt"], r["traceparent"], _run(r)) for r in rows]
 
 
 async def redrive_step(conn: PgConnection, request_id: uuid.UUID, step: OpenStep) -> None:
     """Record the step's next attempt and queue its task, in the caller's transaction."""
     payload = outbox.redrive(
+        step.run,
         request_id=request_id,
         traceparent=step.traceparent,
         attempt=step.attempt + 1,
-        handler=step.handler,
-        prompt=step.prompt,
-        params=step.params,
-        create_qty=step.create_qty,
         step=step.idx,
     )
     await conn.execute(_REDRIVE_STEP, request_id, step.idx, step.attempt + 1, payload)
