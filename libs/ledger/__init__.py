@@ -3,6 +3,21 @@ row and its balance change in one statement. Writes that must stay one statement
 outcome) splice in the SQL of ``movements``; the rest call the functions here."""
 
 from libs.ledger import movements
-from libs.ledger.account import ShortBalance, apply_moves, grant, refunded, short_balance
+from libs.ledger.account import (
+    ShortBalance,
+    apply_moves,
+    grant,
+    lock_wallet,
+    refunded,
+    short_balance,
+)
 
-__all__ = ["ShortBalance", "apply_moves", "grant", "movements", "refunded", "short_balance"]
+__all__ = [
+    "ShortBalance",
+    "apply_moves",
+    "grant",
+    "lock_wallet",
+    "movements",
+    "refunded",
+    "short_balance",
+]

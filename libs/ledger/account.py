@@ -36,6 +36,13 @@ def short_balance() -> Iterator[None]:
         raise
 
 
+async def lock_wallet(conn: PgConnection, user_id: uuid.UUID) -> None:
+    """Hold the user's wallet (the row every reservation of theirs updates) until the caller's
+    transaction ends: what the caller decides meanwhile sees every earlier submission of this
+    user committed, and the next waits for it."""
+    await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
+
+
 async def apply_moves(
     conn: PgConnection,
     *,

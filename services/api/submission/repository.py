@@ -18,8 +18,8 @@ import orjson
 
 from libs import outbox
 from libs.db import PgConnection, PgPool
+from libs.ledger import lock_wallet, short_balance
 from libs.ledger import movements as ledger
-from libs.ledger import short_balance
 
 _REQUEST_COLUMNS = (
     "id, user_id, offer_id, deal_id, inputs, prompt, price, traceparent, idempotency_key"
@@ -94,6 +94,8 @@ SELECT id FROM ins
 
 _STATUS = "SELECT status, price FROM requests WHERE id = $1 AND user_id = $2"
 
+_EXISTS = "SELECT true FROM requests WHERE id = $1 AND user_id = $2"
+
 _COUNT_UNFINISHED = """
 SELECT count(*) FROM (
     SELECT 1 FROM requests WHERE user_id = $1 AND status IN ('pending', 'running') LIMIT $2
@@ -108,6 +110,10 @@ WHERE s.request_id = $1 ORDER BY s.idx
 """
 
 IDEMPOTENCY_INDEX = "ix_requests_user_idempotency_key"
+
+
+class CapReached(Exception):
+    """The user already has as many unfinished requests as allowed; nothing was written."""
 
 
 class KeyReused(Exception):
@@ -182,6 +188,19 @@ async def insert_one(db: PgPool | PgConnection, new: NewRequest) -> bool:
     with submission_errors():
         created = await db.fetchval(_INSERT_ONE_WITH_STEPS if new.steps else _INSERT_ONE, *args)
     return bool(created)
+
+
+async def insert_within_cap(pool: PgPool, new: NewRequest, *, cap: int) -> bool:
+    """``insert_one``, unless the user already has ``cap`` unfinished requests (``CapReached``;
+    a duplicate of one of them is still found). The count and the write happen under the user's
+    wallet lock, so concurrent submissions of one user are counted one after the other."""
+    async with pool.acquire() as conn, conn.transaction():
+        await lock_wallet(conn, new.user_id)
+        if await conn.fetchval(_EXISTS, new.id, new.user_id):
+            return False
+        if await count_unfinished(conn, new.user_id, limit=cap) >= cap:
+            raise CapReached
+        return await insert_one(conn, new)
 
 
 async def insert_many(db: PgPool | PgConnection, batch: list[NewRequest]) -> set[uuid.UUID]:

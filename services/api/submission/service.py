@@ -1,9 +1,10 @@
 """The one submission core. Every front door resolves what is asked, checks its inputs and
-prices it (an ``Order``); the core does the rest the same way for all: derive the id, hold the
-user to the unfinished-request cap, render the jobs' tasks, write everything through the group
-commit, and answer with the request's id, status and price (a duplicate finds the existing
-request and is not charged again). It runs inside a ``relai.submit`` span whose context is the
-``traceparent`` every later message of the request carries."""
+prices it (an ``Order``); the core does the rest the same way for all: derive the id, render
+the jobs' tasks, write everything through the group commit (or, with an unfinished-request cap,
+counted under the user's lock), and answer with the request's id, status and price (a
+duplicate finds the existing request and is not charged again). It runs inside a
+``relai.submit`` span whose context is the ``traceparent`` every later message of the request
+carries."""
 
 from __future__ import annotations
 
@@ -128,13 +129,22 @@ class Submitter:
         self, user: Principal, order: Order, idempotency_key: str | None, traceparent: str | None
     ) -> Submission:
         request_id = derive_request_id(user.id, order.key, idempotency_key)
-        cap = self._max_unfinished()
-        if cap > 0:
-            await self._check_unfinished(user, request_id, cap)
         trace = valid_traceparent(traceparent) or new_traceparent()
         new = self._new_request(user, order, request_id, trace, idempotency_key)
+        cap = self._max_unfinished()
         try:
-            created = await self._batcher.submit(new)
+            if cap > 0:
+                # Counted and written under the user's lock: a burst cannot pass the cap. Such
+                # submissions leave the group commit, one user's at a time.
+                created = await repository.insert_within_cap(self._pool, new, cap=cap)
+            else:
+                created = await self._batcher.submit(new)
+        except repository.CapReached as exc:
+            raise TooManyRequests(
+                f"you have {cap} unfinished requests, the most allowed; submit more once some end",
+                retry_after=1,
+                limit=cap,
+            ) from exc
         except repository.KeyReused as exc:
             raise InvalidInputs(KEY_REUSED) from exc
         except ShortBalance as exc:
@@ -204,20 +214,6 @@ class Submitter:
             if steps
             else (),
             idempotency_key=idempotency_key,
-        )
-
-    async def _check_unfinished(self, user: Principal, request_id: uuid.UUID, cap: int) -> None:
-        """429 when the user already has ``cap`` unfinished requests, unless this submission is
-        one of them (a duplicate, answered as usual). Concurrent submissions are counted before
-        they commit, so a burst may pass the cap by the number that raced."""
-        if await repository.count_unfinished(self._pool, user.id, limit=cap) < cap:
-            return
-        if await repository.get_status(self._pool, request_id, user.id) is not None:
-            return
-        raise TooManyRequests(
-            f"you have {cap} unfinished requests, the most allowed; submit more once some end",
-            retry_after=1,
-            limit=cap,
         )
 
 

@@ -79,6 +79,39 @@ async def test_the_unfinished_cap_refuses_new_requests_not_duplicates(
     assert await db_pool.fetchval("SELECT count(*) FROM requests WHERE user_id = $1", alice.id) == 2
 
 
+async def test_a_concurrent_burst_cannot_pass_the_unfinished_cap(
+    servers: ServerUrls, db_pool: asyncpg.Pool[Any], alice: NewUser
+) -> None:
+    """The attack: with a cap of 3, ten submissions at once all got 202. The cap is checked
+    and the request written under the user's lock, so exactly three are accepted; offers and
+    deals alike, and a resubmission of an accepted one is still its duplicate."""
+    await load_deals_catalog(db_pool)
+    async with serving(settings_for(servers, max_unfinished_per_user=3)) as api:
+        answers = await asyncio.gather(
+            *(
+                api.client.post("/svc/demo/echo", json={"text": f"t{n}"}, headers=auth(alice))
+                if n % 2
+                else api.client.post(
+                    "/deal/chain", json={"inputs": {"text": f"d{n}"}}, headers=auth(alice)
+                )
+                for n in range(10)
+            )
+        )
+        codes = sorted(r.status_code for r in answers)
+        assert codes == [202] * 3 + [429] * 7
+        accepted = next(r for r in answers if r.status_code == 202)
+        path = "/svc/demo/echo" if accepted.json().get("steps") is None else "/deal/chain"
+        n = answers.index(accepted)
+        body = {"text": f"t{n}"} if path == "/svc/demo/echo" else {"inputs": {"text": f"d{n}"}}
+        again = await api.client.post(path, json=body, headers=auth(alice))
+        assert (again.status_code, again.json()["duplicate"]) == (202, True)
+    assert await db_pool.fetchval("SELECT count(*) FROM requests WHERE user_id = $1", alice.id) == 3
+    reserves = await db_pool.fetchval(
+        "SELECT count(*) FROM credit_ledger WHERE user_id = $1 AND kind = 'reserve'", alice.id
+    )
+    assert reserves == 3
+
+
 async def test_websocket_connections_count_against_the_rate_limit(
     servers: ServerUrls, db_pool: asyncpg.Pool[Any], alice: NewUser
 ) -> None:
