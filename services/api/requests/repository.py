@@ -13,16 +13,17 @@ _STATE = (
     "WHERE id = $1 AND user_id = $2"
 )
 
-# Pending requests for the same handler submitted before this one (through the partial index of
-# pending requests by creation time).
+# The same user's pending requests for the same handler submitted before this one: another
+# user's activity is none of their business.
 _AHEAD = """
 WITH me AS (
-    SELECT r.id, r.created_at, o.handler_id FROM requests r JOIN offers o ON o.id = r.offer_id
+    SELECT r.id, r.user_id, r.created_at, o.handler_id
+    FROM requests r JOIN offers o ON o.id = r.offer_id
     WHERE r.id = $1
 )
 SELECT count(*) FROM requests r JOIN offers o ON o.id = r.offer_id, me
-WHERE r.status = 'pending' AND (r.created_at, r.id) < (me.created_at, me.id)
-  AND o.handler_id = me.handler_id
+WHERE r.user_id = me.user_id AND r.status = 'pending'
+  AND (r.created_at, r.id) < (me.created_at, me.id) AND o.handler_id = me.handler_id
 """
 
 # A deal's request has no offer: it reads as service ``deal``, action <the deal's slug>.
@@ -106,5 +107,5 @@ async def get_state(
 
 
 async def pending_ahead(pool: asyncpg.Pool[Any], request_id: uuid.UUID) -> int:
-    """How many pending requests for the same handler were submitted before this one."""
+    """How many of its user's pending requests for the same handler were submitted before it."""
     return int(await pool.fetchval(_AHEAD, request_id) or 0)

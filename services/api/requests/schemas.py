@@ -34,8 +34,8 @@ class RequestView(BaseModel):
     steps: list[StepView] | None = None
     """A deal's request: each step's status, price and results."""
     queue_position: int | None = None
-    """While pending: 1 + the pending requests for the same handler submitted earlier. An
-    estimate: turns between users and integration limits may reorder them."""
+    """While pending: 1 + the caller's own pending requests for the same handler submitted
+    earlier. Other users' requests are not counted: it tells nothing of their activity."""
 
 
 class Cancelled(BaseModel):

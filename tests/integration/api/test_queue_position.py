@@ -1,5 +1,6 @@
-"""``GET /svc/request/{id}`` shows where a pending request stands among the pending requests for
-its handler, whoever submitted them; once it runs or ends there is no position."""
+"""``GET /svc/request/{id}`` shows where a pending request stands among its user's own pending
+requests for its handler (never another user's activity); once it runs or ends there is no
+position."""
 
 import asyncio
 import uuid
@@ -32,9 +33,13 @@ async def test_pending_requests_show_their_place_in_the_queue(
     third = await _submit(api, alice, "echo", "3")
     other_handler = await _submit(api, alice, "sleep", "4")
 
-    assert [await _position(api, alice, first), await _position(api, bob, second)] == [1, 2]
-    assert await _position(api, alice, third) == 3
+    assert [await _position(api, alice, first), await _position(api, bob, second)] == [1, 1]
+    assert await _position(api, alice, third) == 2
     assert await _position(api, alice, other_handler) == 1
+    # The attack: bob watches his position to learn how much alice submits. It never moves.
+    for n in range(5):
+        await _submit(api, alice, "echo", f"more {n}")
+    assert await _position(api, bob, second) == 1
 
     started = ResultMessage(request_id=uuid.UUID(first), attempt=1, kind="started", worker="w")
     await redis_client.xadd(RESULTS_STREAM, encode(started))
@@ -43,6 +48,6 @@ async def test_pending_requests_show_their_place_in_the_queue(
             break
         await asyncio.sleep(0.05)
     assert await _position(api, alice, first) is None  # running: no longer queued
-    assert await _position(api, alice, third) == 2
+    assert await _position(api, alice, third) == 1
     listed = await api.client.get("/svc/requests", headers=auth(alice))
     assert {item["queue_position"] for item in listed.json()["items"]} == {None}
