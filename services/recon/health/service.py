@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from libs.contracts import DEAD_LETTERS_STREAM, RESULTS_STREAM, TASKS_STREAM
 from libs.db import PgPool
+from libs.logs import get_logger
 from services.recon.completion.schemas import CompletionReport
 from services.recon.health import budgets, repository, streams
 from services.recon.health.schemas import (
@@ -62,6 +63,9 @@ async def _probe_postgres(pool: PgPool, timeout: float) -> tuple[Probe, reposito
     return Probe(status="ok"), backlog
 
 
+log = get_logger(__name__)
+
+
 @dataclass(frozen=True, slots=True)
 class _RedisFigures:
     streams: dict[str, StreamInfo]
@@ -84,6 +88,9 @@ async def _probe_redis(redis: Redis, timeout: float) -> tuple[Probe, _RedisFigur
 
 
 def _failed(exc: Exception, timeout: float) -> Probe:
+    """What ``/health`` tells anyone who asks: the kind of failure, never its text (which names
+    internal hosts, ports and users); the log has it whole."""
     if isinstance(exc, TimeoutError):
         return Probe(status="error", error=f"no answer within {timeout:g}s")
-    return Probe(status="error", error=f"{type(exc).__name__}: {exc}")
+    log.warning("health.probe_failed", error=repr(exc))
+    return Probe(status="error", error=f"unreachable ({type(exc).__name__})")

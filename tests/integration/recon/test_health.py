@@ -127,7 +127,8 @@ def _text(value: bytes | str) -> str:
 
 
 async def test_unreachable_redis_is_503(servers: ServerUrls) -> None:
-    settings = settings_for(servers, redis_url=f"redis://127.0.0.1:{closed_port()}/0")
+    port = closed_port()
+    settings = settings_for(servers, redis_url=f"redis://127.0.0.1:{port}/0")
     async with recon(settings) as client:
         response = await client.get("/health")
     assert response.status_code == 503
@@ -135,7 +136,10 @@ async def test_unreachable_redis_is_503(servers: ServerUrls) -> None:
     assert body["status"] == "unavailable"
     assert body["postgres"]["status"] == "ok"
     assert body["redis"]["status"] == "error"
-    assert body["redis"]["error"]
+    assert body["redis"]["error"].startswith("unreachable (")
+    # The attack: an unauthenticated caller learns internal addresses from the error text.
+    assert "127.0.0.1" not in response.text
+    assert str(port) not in response.text
     assert body["streams"] is None
     assert body["outbox"]["count"] == 0
 
