@@ -61,7 +61,8 @@ class ApiSettings(CommonSettings):
     oidc_jwks_url: str | None = None
     """Where the issuer publishes its signing keys (required with ``RELAI_OIDC_ISSUER``)."""
     oidc_audience: str | None = None
-    """The ``aud`` tokens must carry; unchecked when unset."""
+    """The ``aud`` tokens must carry (required with ``RELAI_OIDC_ISSUER``: a token the issuer
+    made for another application is refused)."""
     oidc_algorithms: list[str] = ["RS256", "ES256"]
     """Accepted signing algorithms (asymmetric only: ``HS*`` and ``none`` are refused)."""
     oidc_provision: bool = False
@@ -91,6 +92,9 @@ class ApiSettings(CommonSettings):
     def _oidc_complete(self) -> "ApiSettings":
         if self.oidc_issuer and not self.oidc_jwks_url:
             raise ValueError("RELAI_OIDC_ISSUER needs RELAI_OIDC_JWKS_URL")
+        if self.oidc_issuer and not self.oidc_audience:
+            # Without it, any token of the issuer's, made for any application, would sign in.
+            raise ValueError("RELAI_OIDC_ISSUER needs RELAI_OIDC_AUDIENCE")
         return self
 
 
