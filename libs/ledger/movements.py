@@ -54,19 +54,23 @@ def apply(source: str, *, name: str = "ledger", locked: bool = False) -> str:
 )"""
 
 
-def ending(source: str, *, spent: str = "e.price") -> str:
+def ending(source: str, *, spent: str = "NULL") -> str:
     """A subquery: the movements that end the reservations of ``source``'s rows (``user_id,
-    request_id, step, status, price``; ``e`` in expressions). A delivered one (status
-    ``succeeded``) settles what it ``spent`` (an expression, at most its price: the whole price
-    unless told) and releases the rest; any other ending refunds the whole price. This is the
-    one place that decides what an ending costs."""
+    request_id, step, status, price``; ``e`` in expressions). This is the one place that decides
+    what an ending costs: what it ``spent`` (an expression, at most the price; when NULL, the
+    whole price for a success and nothing otherwise) is settled, and the rest goes back to the
+    balance: released after a success, refunded after any other ending."""
     return f"""(
     SELECT e.user_id, e.request_id, e.step, m.kind, m.amount
-    FROM {source} e, LATERAL (SELECT least({spent}, e.price) AS cost) c, LATERAL (VALUES
-        ('settle', CASE WHEN e.status = 'succeeded' THEN c.cost END),
+    FROM {source} e,
+    LATERAL (SELECT least(coalesce({spent}, CASE WHEN e.status = 'succeeded' THEN e.price
+                                                 ELSE 0 END), e.price) AS cost) c,
+    LATERAL (VALUES
+        ('settle', CASE WHEN e.status = 'succeeded' OR c.cost > 0 THEN c.cost END),
         ('release', CASE WHEN e.status = 'succeeded' AND c.cost < e.price
                          THEN e.price - c.cost END),
-        ('refund', CASE WHEN e.status <> 'succeeded' THEN e.price END)
+        ('refund', CASE WHEN e.status <> 'succeeded' AND c.cost < e.price
+                        THEN e.price - c.cost END)
     ) AS m(kind, amount)
     WHERE m.amount IS NOT NULL
 )"""

@@ -28,8 +28,9 @@ from libs.ledger import movements as ledger
 #   A request cancelled before it started keeps no started_at.
 _RECORD = f"""
 WITH outcome AS (
-    SELECT * FROM unnest($3::uuid[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[])
-        AS t(id, attempt, status, results, error, usage)
+    SELECT * FROM unnest($3::uuid[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[],
+                         $9::bigint[])
+        AS t(id, attempt, status, results, error, usage, spent)
 ), start AS (
     SELECT * FROM unnest($1::uuid[], $2::int[]) AS t(id, attempt)
 ), started AS (
@@ -50,8 +51,9 @@ WITH outcome AS (
     RETURNING r.id, r.user_id, r.price, r.status, r.results, r.error, r.updated_at, r.traceparent,
               r.usage, r.started_at = r.finished_at AS unseen_start
 ), ended AS (
-    SELECT user_id, id AS request_id, NULL::int AS step, status, price FROM done
-), moves AS {ledger.ending("ended")}, {ledger.apply("moves")}
+    SELECT d.user_id, d.id AS request_id, NULL::int AS step, d.status, d.price, o.spent
+    FROM done d JOIN outcome o ON o.id = d.id
+), moves AS {ledger.ending("ended", spent="e.spent")}, {ledger.apply("moves")}
 SELECT id, user_id, status, results, error, updated_at, traceparent, usage,
        false AS unseen_start, 0::bigint AS price
 FROM started
@@ -75,6 +77,9 @@ class Ended:
     results: list[Any] | None = None
     error: str | None = None
     usage: dict[str, int] | None = None
+    spent: int | None = None
+    """What the request costs, when not the ledger's default (its price for a success, nothing
+    otherwise): a cancelled request whose output was streamed is charged for it."""
 
 
 async def record_outcomes(
@@ -96,6 +101,7 @@ async def record_outcomes(
         [None if e.results is None else orjson.dumps(e.results).decode() for e in ended],
         [e.error for e in ended],
         [None if e.usage is None else orjson.dumps(e.usage).decode() for e in ended],
+        [e.spent for e in ended],
     )
 
 
@@ -124,7 +130,8 @@ def events_of(rows: list[asyncpg.Record]) -> list[RequestEvent]:
 
 
 def credits_moved(rows: Sequence[asyncpg.Record]) -> tuple[int, int]:
-    """The credits ``record_outcomes`` settled and refunded, from the rows it returned."""
+    """The credits ``record_outcomes`` settled and refunded, from the rows it returned (endings
+    at the ledger's default cost: every caller but a cancel)."""
     settled = refunded = 0
     for r in rows:
         if r["status"] == RequestStatus.SUCCEEDED:

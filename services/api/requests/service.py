@@ -22,6 +22,7 @@ from libs.contracts import (
     FINAL_STATUSES,
     RequestStatus,
     cancelled_key,
+    chunks_stream,
 )
 from libs.db import PgPool
 from libs.logs import get_logger
@@ -99,10 +100,11 @@ async def cancel(
     pool: PgPool, redis: Redis, *, user: Principal, request_id: uuid.UUID
 ) -> Cancellation:
     """Cancel an unfinished request of ``user``: one transaction ends it, refunds what it has
-    not delivered (a request's whole reservation; a deal's steps that have not ended) and writes
-    the ledger rows, on the outcome path workers' results take, so a late result finds nothing
-    to change; then workers and watchers are told. Cancelling again gives the same answer; a
-    request that ended otherwise is a 409."""
+    not delivered (a request's whole reservation, unless it has streamed output, which was
+    delivered and is charged in full; a deal's steps that have not ended) and writes the ledger
+    rows, on the outcome path workers' results take, so a late result finds nothing to change;
+    then workers and watchers are told. Cancelling again gives the same answer; a request that
+    ended otherwise is a 409."""
     for _ in range(_CANCEL_TRIES):
         row = await repository.get_state(pool, request_id, user.id)
         if row is None:
@@ -116,7 +118,10 @@ async def cancel(
             if row["deal"]:
                 rows = await cancel_request_steps(conn, request_id, error=CANCELLED_ERROR)
             else:
-                ended = Ended(request_id, row["attempt"], "cancelled", error=CANCELLED_ERROR)
+                spent = row["price"] if await _streamed(redis, request_id) else None
+                ended = Ended(
+                    request_id, row["attempt"], "cancelled", error=CANCELLED_ERROR, spent=spent
+                )
                 rows = await record_outcomes(conn, ended=[ended])
         if rows:
             log.info("request.cancelled", request_id=str(request_id))
@@ -124,6 +129,17 @@ async def cancel(
             return Cancellation(request_id, await ledger.refunded(pool, request_id))
         # It ended, or a new attempt began, between the read and the write: look again.
     raise Conflict("the request changed while it was being cancelled; try again")
+
+
+async def _streamed(redis: Redis, request_id: uuid.UUID) -> bool:
+    """Whether the request's output has begun to stream: from its first chunk, what the client
+    can read (now or by replaying the chunks) is delivered, and a cancel no longer refunds it.
+    When Redis cannot tell, the client is given the benefit of the doubt."""
+    try:
+        return bool(await redis.exists(chunks_stream(request_id)))
+    except (RedisError, OSError) as exc:
+        log.warning("request.stream_unknown", request_id=str(request_id), error=repr(exc))
+        return False
 
 
 async def _announce_cancel(redis: Redis, request_id: uuid.UUID, rows: list[asyncpg.Record]) -> None:

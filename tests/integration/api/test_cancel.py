@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 
 from libs.accounts import NewUser
 from libs.catalog import CatalogSpec, apply_catalog
-from libs.contracts import RESULTS_STREAM, TASKS_STREAM, ResultMessage
+from libs.contracts import RESULTS_STREAM, TASKS_STREAM, ResultMessage, chunks_stream
 from libs.streams import encode
 from tests.deals_support import load_deals_catalog
 from tests.integration.api.conftest import Api, auth
@@ -22,7 +22,7 @@ from tests.integration.worker.helpers import pending, running
 
 LONG = CatalogSpec.model_validate(
     {
-        "handlers": [{"id": "echo.delay"}],
+        "handlers": [{"id": "echo.delay"}, {"id": "echo.stream"}],
         "offers": [
             {
                 "service": "demo",
@@ -31,7 +31,15 @@ LONG = CatalogSpec.model_validate(
                 "prompt_template": "{text}",
                 "handler": "echo.delay",
                 "params": {"delay_ms": 20_000},
-            }
+            },
+            {
+                "service": "demo",
+                "action": "stream",
+                "price": 4,
+                "prompt_template": "{text}",
+                "handler": "echo.stream",
+                "params": {"delay_ms": 100},
+            },
         ],
     }
 )
@@ -78,10 +86,11 @@ async def _money(pool: "asyncpg.Pool[Any]", user: NewUser) -> tuple[int, int, li
     assert row is not None
     total = {
         k: sum(e["amount"] for e in ledger if e["kind"] == k)
-        for k in ("grant", "reserve", "settle", "refund")
+        for k in ("grant", "reserve", "settle", "release", "refund")
     }
-    assert row["balance"] == total["grant"] - total["reserve"] + total["refund"]
-    assert row["reserved"] == total["reserve"] - total["settle"] - total["refund"]
+    returned = total["release"] + total["refund"]
+    assert row["balance"] == total["grant"] - total["reserve"] + returned
+    assert row["reserved"] == total["reserve"] - total["settle"] - returned
     return row["balance"], row["reserved"], [e["kind"] for e in ledger if e["kind"] != "grant"]
 
 
@@ -137,6 +146,30 @@ async def test_cancel_running_abandons_the_handler_and_tells_watchers(
         await _until(abandoned, "the handler call was not abandoned", timeout=5)
         assert time.monotonic() - started < 5  # far sooner than the 20 s the handler takes
     assert await _money(db_pool, alice) == (100, 0, ["reserve", "refund"])
+    assert (await _status(api, alice, request_id))["status"] == "cancelled"
+
+
+@pytest.mark.usefixtures("long_offer")
+async def test_cancelling_a_stream_after_its_output_began_does_not_refund_it(
+    api: Api, alice: NewUser, db_pool: "asyncpg.Pool[Any]", redis_client: Redis
+) -> None:
+    """The attack: read most of a streamed answer, cancel, get the price back, and replay the
+    chunks later for free. Once a chunk is out, the output is delivered: the cancel stops the
+    job but charges the request in full."""
+    async with running(redis_client) as runner:
+        await asyncio.wait_for(runner.cancels.subscribed.wait(), 5)
+        words = " ".join(f"w{n}" for n in range(21))
+        request_id = await _submit(api, alice, "stream", words)
+
+        async def streaming() -> bool:
+            return bool(await redis_client.xlen(chunks_stream(request_id)))
+
+        await _until(streaming, "no chunk was streamed")
+        r = await _cancel(api, alice, request_id)
+        assert r.status_code == 200, r.text
+        assert r.json()["refunded"] == 0
+        assert (await _cancel(api, alice, request_id)).json()["refunded"] == 0
+    assert await _money(db_pool, alice) == (96, 0, ["reserve", "settle"])
     assert (await _status(api, alice, request_id))["status"] == "cancelled"
 
 

@@ -53,14 +53,17 @@ async def _kinds(pool: "asyncpg.Pool[Any]", request_id: uuid.UUID) -> dict[str, 
         ("succeeded", 4, (96, 0), {"reserve": 10, "settle": 4, "release": 6}),
         ("succeeded", 0, (100, 0), {"reserve": 10, "settle": 0, "release": 10}),
         ("succeeded", 25, (90, 0), {"reserve": 10, "settle": 10}),  # never more than reserved
-        ("failed", 4, (100, 0), {"reserve": 10, "refund": 10}),
-        ("cancelled", 0, (100, 0), {"reserve": 10, "refund": 10}),
+        ("succeeded", None, (90, 0), {"reserve": 10, "settle": 10}),
+        ("failed", None, (100, 0), {"reserve": 10, "refund": 10}),
+        ("cancelled", None, (100, 0), {"reserve": 10, "refund": 10}),
+        ("cancelled", 10, (90, 0), {"reserve": 10, "settle": 10}),  # its output was delivered
+        ("cancelled", 3, (97, 0), {"reserve": 10, "settle": 3, "refund": 7}),
     ],
 )
 async def test_an_ending_settles_what_was_spent_and_returns_the_rest(
     db_pool: "asyncpg.Pool[Any]",
     status: str,
-    spent: int,
+    spent: int | None,
     wallet: tuple[int, int],
     kinds: dict[str, int],
 ) -> None:
