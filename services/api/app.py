@@ -12,6 +12,9 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp
 
 from libs.config import watching
 from libs.db import create_pool
@@ -27,9 +30,13 @@ from services.api.catalog.service import OfferCatalog
 from services.api.errors import (
     UNAVAILABLE,
     RelaiError,
+    http_error_handler,
+    internal_error_handler,
     relai_error_handler,
     unavailable_handler,
+    validation_error_handler,
 )
+from services.api.hardening import Hardening
 from services.api.limits.policy import limits_policy
 from services.api.limits.service import RateLimiter
 from services.api.metrics import MetricsMiddleware, metrics_endpoint
@@ -71,6 +78,14 @@ def _oidc(settings: ApiSettings) -> OidcVerifier | None:
         jwks_cooldown_s=settings.oidc_jwks_cooldown_s,
         leeway_s=settings.oidc_leeway_s,
     )
+
+
+class RelaiApp(FastAPI):
+    """FastAPI with ``Hardening`` outside its whole middleware stack, so that every answer,
+    the server-error handler's 500 included, goes through it."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return Hardening(super().build_middleware_stack(), max_body_bytes=self.max_body_size)
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
@@ -155,15 +170,21 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             await pool.close()
             await resources.aclose()
 
-    app = FastAPI(
+    # redirect_slashes=False: Hardening strips one trailing slash instead, so that no answer is a
+    # redirect whose location echoes the Host header.
+    app = RelaiApp(
         title="Relai",
         summary="Asynchronous, reliable generative-AI requests.",
         version="0.1.0",
         lifespan=lifespan,
         openapi_url=None,
         max_body_size=settings.max_body_bytes,
+        redirect_slashes=False,
     )
     app.add_exception_handler(RelaiError, relai_error_handler)
+    app.add_exception_handler(HTTPException, http_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(Exception, internal_error_handler)
     for unavailable in UNAVAILABLE:
         app.add_exception_handler(unavailable, unavailable_handler)
     app.include_router(router)

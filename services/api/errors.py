@@ -4,7 +4,9 @@ from typing import Any
 
 import asyncpg
 from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 from libs.logs import get_logger
 
@@ -89,4 +91,72 @@ async def unavailable_handler(_: Request, exc: Exception) -> JSONResponse:
         {"detail": "the database is unavailable; nothing was done, retry", "code": "unavailable"},
         status_code=503,
         headers={"Retry-After": "1"},
+    )
+
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+}
+
+
+async def http_error_handler(_: Request, exc: Exception) -> Response:
+    """Starlette's and FastAPI's own errors (unknown path, wrong method, body too large) in the
+    same shape as ours."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code in (204, 304) or exc.status_code < 200:
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse(
+        {"detail": str(exc.detail), "code": HTTP_CODES.get(exc.status_code, "http_error")},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+MAX_ERRORS = 20
+"""The most validation errors listed; ``more`` counts the rest."""
+MAX_TEXT = 200
+"""The most characters of an error's message or of a part of its location."""
+
+
+def _clip(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        return value[:MAX_TEXT] + "..."
+    return value if isinstance(value, int | str) else _clip(str(value))
+
+
+async def validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422, naming each field and its problem but never echoing the input (pydantic's
+    ``input`` and ``ctx``): the answer stays small whatever the body's size."""
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    listed = [
+        {
+            "loc": [_clip(part) for part in error.get("loc", ())],
+            "msg": _clip(str(error.get("msg", ""))),
+            "type": _clip(str(error.get("type", ""))),
+        }
+        for error in errors[:MAX_ERRORS]
+    ]
+    body: dict[str, Any] = {
+        "detail": "the request is not valid; see errors",
+        "code": "invalid_request",
+        "errors": listed,
+    }
+    if len(errors) > MAX_ERRORS:
+        body["more"] = len(errors) - MAX_ERRORS
+    return JSONResponse(body, status_code=422)
+
+
+async def internal_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Anything unexpected: the traceback goes to the log, the client gets a generic 500 that
+    names nothing of the code."""
+    log.error("unhandled error", method=request.method, path=request.url.path, exc_info=exc)
+    return JSONResponse(
+        {"detail": "internal error", "code": "internal_error"},
+        status_code=500,
     )

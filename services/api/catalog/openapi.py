@@ -17,6 +17,7 @@ from services.api.catalog.service import Offer
 from services.api.deals.dependencies import DealsDep
 from services.api.deals.openapi import with_deals
 from services.api.deps import CatalogDep
+from services.api.hardening import docs_csp
 
 OPENAPI_URL = "/openapi.json"
 PUBLIC_PATHS = frozenset({"/health"})
@@ -113,6 +114,11 @@ def _root_path(request: Request) -> str:
     return root_path.rstrip("/")
 
 
+def _with_csp(page: HTMLResponse) -> HTMLResponse:
+    page.headers["content-security-policy"] = docs_csp(bytes(page.body).decode())
+    return page
+
+
 def install_openapi(app: FastAPI) -> None:
     """Serve ``/openapi.json`` with the offers, and ``/docs`` and ``/redoc`` over it.
 
@@ -132,13 +138,17 @@ def install_openapi(app: FastAPI) -> None:
         return JSONResponse(document)
 
     async def swagger_ui(request: Request) -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=_root_path(request) + OPENAPI_URL, title=f"{app.title} - Swagger UI"
+        return _with_csp(
+            get_swagger_ui_html(
+                openapi_url=_root_path(request) + OPENAPI_URL, title=f"{app.title} - Swagger UI"
+            )
         )
 
     async def redoc(request: Request) -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url=_root_path(request) + OPENAPI_URL, title=f"{app.title} - ReDoc"
+        return _with_csp(
+            get_redoc_html(
+                openapi_url=_root_path(request) + OPENAPI_URL, title=f"{app.title} - ReDoc"
+            )
         )
 
     app.add_api_route(OPENAPI_URL, openapi, methods=["GET"], include_in_schema=False)

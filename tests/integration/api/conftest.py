@@ -11,6 +11,7 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from libs.accounts import NewUser
 from services.api.app import create_app
@@ -35,13 +36,14 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def serving(settings: ApiSettings) -> AsyncIterator[Api]:
-    """The API app served by a real uvicorn in this test's event loop, with a client."""
+async def serving(settings: ApiSettings, app: FastAPI | None = None) -> AsyncIterator[Api]:
+    """The API app (``app``, else one made from ``settings``) served by a real uvicorn in this
+    test's event loop, with a client."""
     port = free_port()
     # A connection still open at the end gets 5 s, then is cancelled: the app's shutdown always
     # runs, so no background loop of this app outlives the test (and reads the next one's data).
     config = uvicorn.Config(
-        create_app(settings),
+        app or create_app(settings),
         host="127.0.0.1",
         port=port,
         log_config=None,

@@ -1,0 +1,115 @@
+"""What every HTTP answer gets before the app sees the request: one trailing slash stripped from
+the path (so ``/svc/a/b/`` is ``/svc/a/b``, answered in place: no redirect, whose ``location``
+would echo the ``Host`` header), a body declared larger than the limit refused at once (JSON
+413), and the security headers appended to the answer.
+
+One pure ASGI layer, outside every other (errors answered by the server-error handler included):
+the submit path is hot, so the work per request is a string check and one list append.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+)
+TOO_LARGE_BODY = orjson.dumps({"detail": "the request body is too large", "code": "too_large"})
+
+
+class Hardening:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int | None) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if len(path) > 1 and path[-1] == "/":
+            scope = dict(scope, path=path[:-1])
+            raw = scope.get("raw_path")
+            if raw and raw[-1:] == b"/":
+                scope["raw_path"] = raw[:-1]
+        if kind == "websocket":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_hardened(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
+            await send(message)
+
+        if self.max_body_bytes is not None and self._declared_too_large(scope):
+            await _too_large(send_hardened)
+            return
+        await self.app(scope, receive, send_hardened)
+
+    def _declared_too_large(self, scope: Scope) -> bool:
+        """A ``content-length`` over the limit: refused here, before the app reads anything
+        (FastAPI's own limit counts the bytes of a body that declares no length)."""
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    return int(value) > (self.max_body_bytes or 0)
+                except ValueError:
+                    return False
+        return False
+
+
+async def _too_large(send: Send) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(TOO_LARGE_BODY)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": TOO_LARGE_BODY})
+
+
+DOCS_SOURCES = {
+    # Swagger UI and ReDoc, as FastAPI serves them: scripts and styles from jsDelivr, ReDoc's
+    # fonts from Google, the favicon from FastAPI's site; both fetch /openapi.json.
+    "script": "https://cdn.jsdelivr.net",
+    "style": "'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com",
+    "font": "https://fonts.gstatic.com",
+    "img": "'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly",
+}
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+
+
+def docs_csp(html: str) -> str:
+    """The Content-Security-Policy of a documentation page: what it loads and nothing else;
+    its inline scripts are allowed by their hash, not by ``'unsafe-inline'``."""
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(body.encode()).digest()).decode() + "'"
+        for body in _INLINE_SCRIPT.findall(html)
+    )
+    return "; ".join(
+        (
+            "default-src 'none'",
+            f"script-src {DOCS_SOURCES['script']} {hashes}".rstrip(),
+            f"style-src {DOCS_SOURCES['style']}",
+            f"font-src {DOCS_SOURCES['font']}",
+            f"img-src {DOCS_SOURCES['img']}",
+            "connect-src 'self'",
+            "worker-src blob:",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        )
+    )
