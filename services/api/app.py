@@ -12,6 +12,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
 from libs.config import watching
 from libs.db import create_pool
@@ -29,6 +30,7 @@ from services.api.errors import (
     RelaiError,
     relai_error_handler,
     unavailable_handler,
+    validation_error_handler,
 )
 from services.api.limits.policy import limits_policy
 from services.api.limits.service import RateLimiter
@@ -164,6 +166,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         max_body_size=settings.max_body_bytes,
     )
     app.add_exception_handler(RelaiError, relai_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
     for unavailable in UNAVAILABLE:
         app.add_exception_handler(unavailable, unavailable_handler)
     app.include_router(router)

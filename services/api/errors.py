@@ -1,12 +1,15 @@
 """Domain errors carry their HTTP status; one handler turns them into JSON."""
 
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from libs.logs import get_logger
+from services.api.text import printable
 
 log = get_logger(__name__)
 
@@ -68,6 +71,29 @@ async def relai_error_handler(_: Request, exc: Exception) -> JSONResponse:
         {"detail": exc.message, "code": exc.code, **exc.extra},
         status_code=exc.status_code,
         headers=exc.headers,
+    )
+
+
+def _where(loc: Sequence[Any]) -> str:
+    """``("body", "inputs", "text")`` as ``inputs.text``; a query or path parameter keeps its
+    kind: ``query offset``."""
+    kind, *rest = loc or ("body",)
+    path = ".".join(str(part) for part in rest)
+    if kind == "body":
+        return path or "body"
+    return f"{kind} {path}" if path else str(kind)
+
+
+async def validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    """A request pydantic refused, in the one error shape: each field named with its problem,
+    and none of the input echoed (it may be huge, or text no JSON encoder here can write)."""
+    assert isinstance(exc, RequestValidationError)
+    problems = [(_where(error.get("loc", ())), str(error.get("msg", ""))) for error in exc.errors()]
+    fields = list(dict.fromkeys(printable(where) for where, _ in problems))
+    detail = "; ".join(printable(f"{where}: {msg}") for where, msg in problems)
+    return JSONResponse(
+        {"detail": detail or "invalid request", "code": InvalidInputs.code, "fields": fields},
+        status_code=InvalidInputs.status_code,
     )
 
 
