@@ -3,6 +3,7 @@
 from libs.accounts.errors import (
     BalanceOverflowError,
     IdentityExistsError,
+    InvalidUserNameError,
     UnknownKeyError,
     UnknownUserError,
     UserExistsError,
@@ -16,11 +17,15 @@ from libs.accounts.keys import (
     revoke_key,
     rotate_key,
 )
+from libs.accounts.names import check_user_name, name_problem
 from libs.accounts.users import NewUser, add_api_key, create_user, grant_credits
 
 __all__ = [
     "BalanceOverflowError",
     "IdentityExistsError",
+    "InvalidUserNameError",
+    "check_user_name",
+    "name_problem",
     "find_identity",
     "link_identity",
     "provision_identity",

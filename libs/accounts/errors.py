@@ -16,3 +16,7 @@ class IdentityExistsError(ValueError):
 
 class BalanceOverflowError(ValueError):
     pass
+
+
+class InvalidUserNameError(ValueError):
+    pass

@@ -8,6 +8,7 @@ import asyncpg
 
 from libs import ledger
 from libs.accounts.errors import BalanceOverflowError, UnknownUserError, UserExistsError
+from libs.accounts.names import check_user_name
 from libs.db import PgConnection
 from libs.security import generate_api_key, hash_api_key
 
@@ -31,6 +32,7 @@ async def create_user(
 ) -> NewUser:
     """Create a user with one API key; the opening balance is a ``grant`` in the ledger. Run it
     in a transaction of the caller's: its writes commit together or not at all."""
+    check_user_name(name)
     if credits < 0:
         raise ValueError("credits must not be negative")
     user_id = uuid.uuid4()

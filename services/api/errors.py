@@ -1,5 +1,6 @@
 """Domain errors carry their HTTP status; one handler turns them into JSON."""
 
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -9,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from libs.logs import get_logger
+from services.api.text import printable
 
 log = get_logger(__name__)
 
@@ -73,6 +75,16 @@ async def relai_error_handler(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _where(loc: Sequence[Any]) -> str:
+    """``("body", "inputs", "text")`` as ``inputs.text``; a query or path parameter keeps its
+    kind: ``query offset``."""
+    kind, *rest = loc or ("body",)
+    path = ".".join(str(part) for part in rest)
+    if kind == "body":
+        return path or "body"
+    return f"{kind} {path}" if path else str(kind)
+
+
 UNAVAILABLE = (
     OSError,
     asyncpg.PostgresConnectionError,
@@ -130,26 +142,31 @@ def _clip(value: Any) -> Any:
 
 
 async def validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422, naming each field and its problem but never echoing the input (pydantic's
-    ``input`` and ``ctx``): the answer stays small whatever the body's size."""
+    """A request pydantic refused, in the one error shape: ``detail`` and ``errors`` name each
+    field and its problem, never the input (pydantic's ``input`` and ``ctx``: it may be huge, or
+    text no JSON encoder can write); at most ``MAX_ERRORS`` are listed, each text clipped, so
+    the answer stays small whatever the body."""
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
-    listed = [
-        {
-            "loc": [_clip(part) for part in error.get("loc", ())],
-            "msg": _clip(str(error.get("msg", ""))),
-            "type": _clip(str(error.get("type", ""))),
-        }
-        for error in errors[:MAX_ERRORS]
-    ]
+    shown = errors[:MAX_ERRORS]
+    problems = [(_where(e.get("loc", ())), str(e.get("msg", ""))) for e in shown]
     body: dict[str, Any] = {
-        "detail": "the request is not valid; see errors",
-        "code": "invalid_request",
-        "errors": listed,
+        "detail": _clip("; ".join(printable(f"{where}: {msg}") for where, msg in problems))
+        or "invalid request",
+        "code": InvalidInputs.code,
+        "fields": list(dict.fromkeys(_clip(printable(where)) for where, _ in problems)),
+        "errors": [
+            {
+                "loc": [_clip(printable(p) if isinstance(p, str) else p) for p in e["loc"]],
+                "msg": _clip(printable(str(e.get("msg", "")))),
+                "type": _clip(str(e.get("type", ""))),
+            }
+            for e in shown
+        ],
     }
     if len(errors) > MAX_ERRORS:
         body["more"] = len(errors) - MAX_ERRORS
-    return JSONResponse(body, status_code=422)
+    return JSONResponse(body, status_code=InvalidInputs.status_code)
 
 
 async def internal_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -13,6 +13,7 @@ from libs.accounts import (
     UnknownUserError,
     UserExistsError,
     add_api_key,
+    check_user_name,
     create_user,
     grant_credits,
 )
@@ -56,8 +57,10 @@ def create(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Create a user with one API key. The key is printed once; only its hash is stored."""
-    if not name.strip():
-        raise CliError("--name must not be empty")
+    try:
+        check_user_name(name)
+    except ValueError as exc:
+        raise CliError(f"--name: {exc}") from exc
     user = asyncio.run(
         _create(
             local_stack.database_url(),

@@ -5,10 +5,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.api.auth.schemas import Me
+from services.api.text import StorableText, UserName
 
-NAME_PATTERN = r"^[^\x00-\x1f\x7f]+$"
-"""User names: any text without control characters."""
-TEXT_PATTERN = r"^[^\x00]+$"
+NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
+"""A user name in a path: any text without control characters (a body's is a ``UserName``)."""
+
 MAX_CREDITS = 10**15
 """Most credits one grant (or opening balance) may add."""
 
@@ -19,7 +20,7 @@ UserView = Me
 class NewUserBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200, pattern=NAME_PATTERN)
+    name: UserName
     credits: int = Field(ge=0, le=MAX_CREDITS)
     role: Literal["user", "admin"] = "user"
 
@@ -56,8 +57,8 @@ class IdentityBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    issuer: str = Field(min_length=1, max_length=2000, pattern=TEXT_PATTERN)
-    subject: str = Field(min_length=1, max_length=2000, pattern=TEXT_PATTERN)
+    issuer: StorableText = Field(min_length=1, max_length=2000)
+    subject: StorableText = Field(min_length=1, max_length=2000)
 
 
 class IdentityView(IdentityBody):

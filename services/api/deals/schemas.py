@@ -9,14 +9,15 @@ from libs.contracts import RequestStatus
 from services.api.catalog.deals import Deal
 from services.api.catalog.schemas import InputsSchema, StringInput
 from services.api.submission import Links, StepView
+from services.api.text import StorableText
 
 
 class DealBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    inputs: dict[str, Any] = Field(default_factory=dict)
+    inputs: dict[StorableText, Any] = Field(default_factory=dict)
     """The template variables of the deal's first offers (and of the selected add-ons)."""
-    addons: list[str] = Field(default_factory=list)
+    addons: list[StorableText] = Field(default_factory=list)
     """Add-ons to run too, as ``service/action``."""
 
 

@@ -6,12 +6,13 @@ from pydantic import BaseModel, ConfigDict
 
 from libs.contracts import RequestStatus
 from services.api.submission.schemas import Links, StepView
+from services.api.text import StorableText
 
 
 class AskBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    prompt: str
+    prompt: StorableText
 
 
 class RequestView(BaseModel):

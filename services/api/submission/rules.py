@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from services.api.errors import BadRequest, InvalidInputs
+from services.api.text import text_problem
 
 REQUEST_ID_NAMESPACE = uuid.UUID("5f0c7f3e-8a4b-4d1e-9a57-2c1e0d6b9a10")
 IDEMPOTENCY_KEY_MAX = 200
@@ -19,7 +20,8 @@ IDEMPOTENCY_KEY_MAX = 200
 
 def check_string_fields(data: dict[str, Any], expected: Sequence[str], *, noun: str) -> None:
     """``data`` has exactly the ``expected`` names, each a string Postgres can store; else a 422
-    naming the missing, unknown, non-string and NUL-holding ones (``noun``: fields, inputs)."""
+    naming the missing, unknown, non-string and unstorable (NUL or unpaired surrogate) ones
+    (``noun``: fields, inputs)."""
     missing = [name for name in expected if name not in data]
     unknown = sorted(name for name in data if name not in expected)
     if missing or unknown:
@@ -34,10 +36,16 @@ def check_string_fields(data: dict[str, Any], expected: Sequence[str], *, noun: 
         raise InvalidInputs(
             f"{noun} must be strings: " + ", ".join(not_strings), not_strings=not_strings
         )
-    with_nul = [name for name in expected if "\x00" in data[name]]
-    if with_nul:
+    by_problem: dict[str, list[str]] = {}
+    for name in expected:
+        if (problem := text_problem(data[name])) is not None:
+            by_problem.setdefault(problem, []).append(name)
+    if by_problem:
         raise InvalidInputs(
-            f"{noun} must not contain NUL characters: " + ", ".join(with_nul), not_text=with_nul
+            "; ".join(
+                f"{noun} {problem}: " + ", ".join(names) for problem, names in by_problem.items()
+            ),
+            not_text=[name for names in by_problem.values() for name in names],
         )
 
 

@@ -94,3 +94,15 @@ async def test_grant_adds_credits_through_the_ledger(
     missing = relai("users", "grant", "--name", "ghost", "--credits", "1")
     assert missing.returncode == 1
     assert "no user named 'ghost'" in missing.stderr
+
+
+async def test_names_with_control_characters_are_refused(
+    relai: Relai, db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    for name in ("evil\x85name", "csi\x9b", "bell\x07", "tab\tname"):
+        result = relai("users", "create", "--name", name, "--credits", "1")
+
+        assert result.returncode != 0, name
+        assert "control character" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    assert await db_pool.fetchval("SELECT count(*) FROM users") == 0

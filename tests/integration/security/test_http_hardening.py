@@ -51,7 +51,7 @@ async def test_a_validation_error_is_bounded_and_echoes_no_input(api: Api, alice
     assert len(r.content) < 4096
     assert "xxxx" not in r.text
     assert "yyyy" not in r.text
-    _is_error_shape(r.json(), "invalid_request")
+    _is_error_shape(r.json(), "invalid_inputs")
     fields = {tuple(e["loc"]) for e in r.json()["errors"]}
     assert ("body", "prompt") in fields
     assert ("body", "extra") in fields

@@ -15,6 +15,7 @@ from websockets.exceptions import ConnectionClosed
 
 from libs.accounts import NewUser
 from libs.catalog import CatalogSpec, PromptTemplate, TemplateError
+from tests.deals_support import load_deals_catalog
 from tests.integration.api.conftest import Api, auth
 from tests.support import create_user
 
@@ -190,3 +191,70 @@ async def test_values_postgres_cannot_hold_are_4xx_not_500(
     assert overflow.status_code == 409
     assert await db_pool.fetchval("SELECT count(*) FROM credit_ledger WHERE kind = 'grant'") == 2
     assert await db_pool.fetchval("SELECT count(*) FROM requests") == 0
+
+
+LONE_SURROGATE = "a\\ud800b"
+"""JSON text that decodes to a string holding an unpaired surrogate, which Postgres cannot
+store (the JSON itself is valid, so only a check of the decoded text catches it)."""
+
+
+async def _counts(pool: asyncpg.Pool[Any]) -> list[int]:
+    return [
+        await pool.fetchval(f"SELECT count(*) FROM {table}")
+        for table in ("users", "api_keys", "identities", "requests", "credit_ledger")
+    ]
+
+
+async def test_text_postgres_cannot_store_is_422_naming_the_field_on_every_body(
+    api: Api, alice: NewUser, db_pool: asyncpg.Pool[Any]
+) -> None:
+    await load_deals_catalog(db_pool)
+    root = await create_user(db_pool, name="root", credits=0, role="admin")
+    cases = [
+        (alice, "/ask", '{"prompt": "%s"}', "prompt"),
+        (alice, "/deal/chain", '{"inputs": {"text": "%s"}}', "text"),
+        (alice, "/deal/chain", '{"inputs": {"text": "hi"}, "addons": ["%s"]}', "addons"),
+        (root, "/admin/users", '{"name": "%s", "credits": 1}', "name"),
+        (
+            root,
+            "/admin/users/alice/identities",
+            '{"issuer": "%s", "subject": "s"}',
+            "issuer",
+        ),
+        (
+            root,
+            "/admin/users/alice/identities",
+            '{"issuer": "https://i", "subject": "%s"}',
+            "subject",
+        ),
+    ]
+    before = await _counts(db_pool)
+    for user, path, template, field in cases:
+        for bad, problem in ((LONE_SURROGATE, "surrogate"), ("a\\u0000b", "NUL")):
+            r = await api.client.post(
+                path,
+                content=(template % bad).encode(),
+                headers={**auth(user), "content-type": "application/json"},
+            )
+            assert r.status_code == 422, (path, bad, r.text)
+            assert r.headers["content-type"] == "application/json"
+            body = r.json()
+            assert body["code"] == "invalid_inputs", (path, r.text)
+            assert field in body["detail"], (path, r.text)
+            assert problem in body["detail"], (path, r.text)
+            assert "a\ud800b" not in r.text
+    assert await _counts(db_pool) == before
+
+
+@pytest.mark.parametrize("name", ["evil\x85", "bell\x07", "csi\x9b", "tab\t", "del\x7f"])
+async def test_user_names_with_control_characters_are_422(
+    api: Api, db_pool: asyncpg.Pool[Any], name: str
+) -> None:
+    root = await create_user(db_pool, name="root", credits=0, role="admin")
+    before = await _counts(db_pool)
+    r = await api.client.post("/admin/users", json={"name": name, "credits": 1}, headers=auth(root))
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "invalid_inputs"
+    assert "name" in r.json()["detail"]
+    assert "control character" in r.json()["detail"]
+    assert await _counts(db_pool) == before
