@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp
+from starlette.types import Receive, Scope, Send
 
 from libs.config import watching
 from libs.db import create_pool
@@ -81,11 +81,17 @@ def _oidc(settings: ApiSettings) -> OidcVerifier | None:
 
 
 class RelaiApp(FastAPI):
-    """FastAPI with ``Hardening`` outside its whole middleware stack, so that every answer,
-    the server-error handler's 500 included, goes through it."""
+    """FastAPI with ``Hardening`` outside all it runs (its middleware stack, the server-error
+    handler's 500 and the tracing instrumentation's layer included), so that every answer goes
+    through it. (Wrapping the middleware stack instead would hide it from the instrumentation,
+    which then gives up.)"""
 
-    def build_middleware_stack(self) -> ASGIApp:
-        return Hardening(super().build_middleware_stack(), max_body_bytes=self.max_body_size)
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._hardened = Hardening(super().__call__, max_body_bytes=self.max_body_size)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._hardened(scope, receive, send)
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
