@@ -34,6 +34,7 @@ class Claims:
     issuer: str
     subject: str
     expires_at: float
+    """When the token stops being accepted: its ``exp`` plus the leeway."""
 
 
 def looks_like_jwt(token: str) -> bool:
@@ -72,7 +73,10 @@ class OidcVerifier:
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject:
             raise Unauthorized("the token has no subject")
-        return Claims(issuer=self.issuer, subject=subject, expires_at=float(claims["exp"]))
+        # The moment the token stops being accepted, leeway included, for every later check of
+        # it (the cached principal, a WebSocket's close) to agree with this one.
+        expires_at = float(claims["exp"]) + self._leeway
+        return Claims(issuer=self.issuer, subject=subject, expires_at=expires_at)
 
     async def _signing_key(self, token: str) -> jwt.PyJWK:
         try:

@@ -220,3 +220,23 @@ async def test_admins_link_identities(api: Api, alice: NewUser, db_pool: asyncpg
     )
     assert smuggled.status_code == 422
     assert await db_pool.fetchval("SELECT count(*) FROM identities") == 1
+
+
+async def test_the_leeway_counts_the_same_on_every_call_of_a_token(
+    servers: ServerUrls,
+    db_pool: asyncpg.Pool[Any],
+    alice: NewUser,
+    signing_keys: Keys,
+    jwks: JwksServer,
+) -> None:
+    """A token 5 s past its ``exp``, within a 30 s leeway: the signature check let its first
+    call in and the cached check refused the next. Every check now ends it at ``exp`` plus
+    the leeway (the WebSocket's close too: ``Principal.expires_at``)."""
+    await _link(db_pool, alice, "alice-sub")
+    settings = settings_for(servers, **oidc_settings(jwks, oidc_leeway_s=30))
+    async with serving(settings) as api:
+        token = bearer(signing_keys[0].token("alice-sub", ttl_s=-5))
+        assert (await api.client.get("/me", headers=token)).status_code == 200
+        assert (await api.client.get("/me", headers=token)).status_code == 200
+        late = bearer(signing_keys[0].token("alice-sub", ttl_s=-35, jti="late"))
+        assert (await api.client.get("/me", headers=late)).status_code == 401
