@@ -4,13 +4,14 @@ longer names is disabled, never deleted (requests keep pointing at it)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import asyncpg
 
 from libs.catalog.spec import CatalogSpec, DealSpec, HandlerSpec, OfferSpec
 from libs.db import PgConnection
+from libs.security.params import url_values
 from libs.security.ssrf import UnsafeUrlError, UrlPolicy, check_url
 
 _UPSERT_HANDLER = """
@@ -139,24 +140,26 @@ async def disable(conn: PgConnection, kind: Literal["handler", "offer", "deal"],
     return await conn.fetchval(_DISABLE[kind], name) is not None
 
 
-def _urls(params: dict[str, Any]) -> Iterator[tuple[str, Any]]:
-    for key, value in params.items():
-        if key == "url" or key.endswith("_url"):
-            yield key, value
+async def check_catalog_urls(spec: CatalogSpec, policy: UrlPolicy) -> None:
+    """Refuse (``UnsafeUrlError``, naming the entry and the param) a handler or offer whose
+    params hold, at any depth, a URL that points where ``policy`` does not allow (see
+    ``libs.security.ssrf``): ``base_url``, ``url``, any ``*_url``, any string with a scheme."""
+    entries = [(f"handler {h.id}", h.params) for h in spec.handlers] + [
+        (f"offer {o.service}/{o.action}", o.params) for o in spec.offers
+    ]
+    for name, params in entries:
+        await check_params_urls(name, params, policy)
 
 
-async def check_handler_urls(spec: CatalogSpec, policy: UrlPolicy) -> None:
-    """Refuse (``UnsafeUrlError``, naming the handler) a handler whose ``params.base_url`` (or
-    any ``*_url`` param) points at an address ``policy`` does not allow (see
-    ``libs.security.ssrf``)."""
-    for handler in spec.handlers:
-        for key, value in _urls(handler.params):
-            if not isinstance(value, str):
-                raise UnsafeUrlError(f"handler {handler.id}: params.{key} must be a string")
-            try:
-                await check_url(value, policy)
-            except UnsafeUrlError as exc:
-                raise UnsafeUrlError(f"handler {handler.id}: params.{key}: {exc}") from exc
+async def check_params_urls(name: str, params: dict[str, Any], policy: UrlPolicy) -> None:
+    """:func:`check_catalog_urls` for the params of one entry, called ``name`` in errors."""
+    for path, value in url_values(params):
+        if not isinstance(value, str):
+            raise UnsafeUrlError(f"{name}: {path} must be a URL string")
+        try:
+            await check_url(value, policy)
+        except UnsafeUrlError as exc:
+            raise UnsafeUrlError(f"{name}: {path}: {exc}") from exc
 
 
 async def apply_catalog(
@@ -167,9 +170,9 @@ async def apply_catalog(
     ssrf_allow: Iterable[str] = (),
 ) -> None:
     """Upsert every handler, offer and deal of ``spec`` in one transaction, after checking the
-    handlers' URLs against the SSRF guard (``ssrf_allow``: what ``RELAI_SSRF_ALLOW`` lets
+    URLs in their params against the SSRF guard (``ssrf_allow``: what ``RELAI_SSRF_ALLOW`` lets
     through; an unsafe URL writes nothing); with ``prune``, also disable those it does not name."""
-    await check_handler_urls(spec, UrlPolicy.from_allow(ssrf_allow))
+    await check_catalog_urls(spec, UrlPolicy.from_allow(ssrf_allow))
     async with conn.transaction():
         await conn.executemany(
             _UPSERT_HANDLER,

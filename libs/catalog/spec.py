@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -16,6 +17,7 @@ from pydantic import (
 
 from libs.catalog.template import PromptTemplate
 from libs.contracts import HandlerId
+from libs.security.params import credential_problem
 
 _SLUG = r"^[a-z0-9][a-z0-9_-]*$"
 RESERVED_SERVICES = frozenset({"request", "requests"})
@@ -58,10 +60,22 @@ class _Entry(BaseModel):
         return self
 
 
+def _no_credentials(params: dict[str, Any]) -> dict[str, Any]:
+    problem = credential_problem(params)
+    if problem:
+        raise ValueError(problem)
+    return params
+
+
+Params = Annotated[dict[str, Any], AfterValidator(_no_credentials)]
+"""A handler's or offer's params: no credential, no environment variable's name (see
+``libs.security.params``); their URLs are checked, against the SSRF guard, when written."""
+
+
 class HandlerSpec(_Entry):
     id: HandlerId
     credits: int = Field(default=0, ge=0, le=CREDITS_MAX)
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: Params = Field(default_factory=dict)
     max_concurrency: int | None = Field(default=None, ge=1, le=INT32_MAX)
     enabled: bool = True
 
@@ -74,7 +88,7 @@ class OfferSpec(_Entry):
     handler: str
     create_qty: int = Field(default=1, ge=1, le=1000)
     expiration: int | None = Field(default=None, ge=1, le=INT32_MAX)
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: Params = Field(default_factory=dict)
     enabled: bool = True
 
     @field_validator("service")

@@ -22,7 +22,7 @@ from libs.config.operations import (
     show,
     upload,
 )
-from libs.config.schemas import ApiConfig, ReconConfig, WorkerConfig
+from libs.config.schemas import ApiConfig, Integration, ReconConfig, WorkerConfig
 from libs.config.watcher import ConfigWatcher, Derived, watching
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "UnknownConfigError",
     "VersionExistsError",
     "WorkerConfig",
+    "Integration",
     "checksum",
     "diff",
     "load_version",

@@ -5,10 +5,49 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+)
 
 from libs.config.errors import ConfigError
 from libs.contracts import HandlerId
+from libs.security.params import credential_problem
+
+HttpUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$")]
+IntegrationName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]+$")]
+"""What ``params.integration`` names (letters, digits and ``_``, as the shared limits read it)."""
+
+
+class Integration(BaseModel):
+    """A provider account the operator configures: where it is and how to sign in. Catalog
+    params name it (``integration: openai``) and never see its key; a job of an integration
+    configured here calls its ``base_url`` and nothing the catalog says."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: HttpUrl
+    """The provider's base URL (``https://api.openai.com/v1``); ``http.json`` posts to it plus
+    the catalog's ``params.path``."""
+    api_key: SecretStr | None = None
+    """The credential, written ``~api_key`` (stored encrypted) or ``!ENV ${VAR}``."""
+    auth_header: str = "Authorization"
+    """The header ``http.json`` sends the key in (the other handlers use their provider's)."""
+    auth_prefix: str = "Bearer "
+    headers: dict[str, str] = Field(default_factory=dict)
+    """More headers for every call (``OpenAI-Organization``...)."""
+
+
+def _operator_params(params: dict[str, Any]) -> dict[str, Any]:
+    problem = credential_problem(params)
+    if problem:
+        raise ValueError(problem)
+    return params
 
 
 class WorkerConfig(BaseModel):
@@ -16,9 +55,14 @@ class WorkerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    handlers: dict[HandlerId, dict[str, Any]] = Field(default_factory=dict)
-    """Params by handler id (``openai.chat: {base_url: ..., api_key: ...}``), laid over the
-    params each job of that handler carries from the catalog."""
+    integrations: dict[IntegrationName, Integration] = Field(default_factory=dict)
+    """Provider accounts by name; a job whose params name one calls it with its key."""
+    handlers: dict[HandlerId, Annotated[dict[str, Any], AfterValidator(_operator_params)]] = Field(
+        default_factory=dict
+    )
+    """Params by handler id (``openai.chat: {integration: openai, model: ...}``), laid over the
+    params each job of that handler carries from the catalog. No credentials: those belong to
+    ``integrations``."""
 
 
 class ApiLimits(BaseModel):

@@ -55,6 +55,15 @@ METADATA_ADDRESSES = frozenset(
     }
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_SPELLINGS = (
+    # IPv4-compatible (``::127.0.0.1``, deprecated by RFC 4291), SIIT-translated
+    # (``::ffff:0:127.0.0.1``) and local-use NAT64 (``64:ff9b:1::/48``) addresses: ways to write
+    # an IPv4 address that no public service is reached by, and that some stacks route to it.
+    (ipaddress.ip_network("::/96"), "an IPv4-compatible IPv6 address"),
+    (ipaddress.ip_network("::ffff:0:0:0/96"), "an IPv4-translated IPv6 address"),
+    (ipaddress.ip_network("64:ff9b:1::/48"), "a local-use NAT64 address"),
+    (ipaddress.ip_network("::/8"), "a reserved IPv6 address"),
+)
 
 
 class UnsafeUrlError(ValueError):
@@ -137,6 +146,12 @@ def address_problem(address: IPAddress) -> str | None:
     if inner is not None:
         problem = address_problem(inner)
         return f"{problem} (embedded in {address})" if problem else None
+    if isinstance(address, ipaddress.IPv6Address) and not (
+        address.is_loopback or address.is_unspecified
+    ):
+        for network, kind in _IPV4_SPELLINGS:
+            if address in network:
+                return f"{address} is {kind}"
     if address in METADATA_ADDRESSES:
         return f"{address} is a cloud metadata address"
     for kind, flag in (

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 
 from libs.config import watching
@@ -19,7 +18,7 @@ from libs.streams import create_redis
 from libs.telemetry import instrument_app, quiet, setup_tracing
 from services.recon.alerts.leader import Leadership
 from services.recon.alerts.loop import AlertLoop
-from services.recon.alerts.notifier import WebhookNotifier
+from services.recon.alerts.notifier import WebhookNotifier, webhook_client
 from services.recon.alerts.policy import alert_policy
 from services.recon.api import router
 from services.recon.completion.service import CompletionLoop
@@ -57,7 +56,7 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
             interval_s=settings.recon_expiry_interval_s,
             batch=settings.recon_expiry_batch,
         )
-        webhook = httpx.AsyncClient(timeout=5.0, follow_redirects=False)
+        webhook = webhook_client(settings.ssrf_allow)
         alerts = AlertLoop(
             pool,
             redis,

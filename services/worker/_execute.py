@@ -10,6 +10,7 @@ from typing import Any, Literal
 from libs.contracts import ResultMessage, TaskMessage
 from libs.contracts.streams import MESSAGE_FIELD
 from libs.logs import bind_request, get_logger
+from libs.security.params import credential_problem
 from libs.streams import decode, encode
 from libs.telemetry import current_traceparent, job_span, span, tracing_enabled
 from services.worker._cancel import Cancellations
@@ -32,8 +33,9 @@ log = get_logger(__name__)
 
 Kind = Literal["started", "succeeded", "failed"]
 
-HandlerParams = Callable[[str], Mapping[str, Any]]
-"""Params laid over a job's own, by handler id (the central config ``worker``)."""
+HandlerParams = Callable[[str, Mapping[str, Any]], Mapping[str, Any]]
+"""The params a job runs with, from its handler id and the params its task carries (the central
+config ``worker`` lays its own over them, and its integrations' URLs and keys)."""
 
 
 class _Cancelled(Exception):
@@ -165,9 +167,9 @@ class JobExecutor:
     ) -> tuple[list[object] | None, str | None]:
         self._writer.add(self._message(task, "started"))
         log.debug("job.started", handler=task.handler, attempt=task.attempt)
-        job = self._job(task)
         timeout_s = self._timeout_s
         try:
+            job = self._job(task)
             timeout_s = job_timeout(job.params, self._timeout_s)
             async with asyncio.timeout(timeout_s) as deadline:
                 attributes = handler_attrs(task) if tracing_enabled() else None
@@ -190,9 +192,15 @@ class JobExecutor:
         return results, None
 
     def _job(self, task: TaskMessage) -> Job:
+        """The task's job, refused (``HandlerError``) when its params carry a credential: keys
+        come from the operator's integrations only, whatever a task says."""
         job = Job.from_task(task)
-        overlay = self._handler_params(task.handler) if self._handler_params else None
-        return dataclasses.replace(job, params={**job.params, **overlay}) if overlay else job
+        problem = credential_problem(job.params)
+        if problem:
+            raise HandlerError(f"invalid params: {problem}")
+        if self._handler_params is None:
+            return job
+        return dataclasses.replace(job, params=self._handler_params(task.handler, job.params))
 
     def _message(
         self,

@@ -165,7 +165,8 @@ class Limits:
 
 def limits_of(params: Mapping[str, Any]) -> Limits | None:
     """The limits named by ``params`` (``integration``, ``max_concurrency``, ``budget``,
-    ``window_s``, ``cost``), None when it names no integration; bad values are a HandlerError."""
+    ``window_s``, ``cost``), None when it names no integration or sets neither limit (nothing
+    would ever wait: the job runs at once); bad values are a HandlerError."""
     integration = params.get("integration")
     if integration is None:
         return None
@@ -180,6 +181,8 @@ def limits_of(params: Mapping[str, Any]) -> Limits | None:
     assert cost is not None
     if max_concurrency == 0:
         raise HandlerError("invalid params: max_concurrency must be >= 1")
+    if max_concurrency is None and budget is None:
+        return None
     return Limits(integration, max_concurrency, budget, float(window), cost)
 
 

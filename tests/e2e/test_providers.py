@@ -1,5 +1,6 @@
-"""The real worker processes calling a provider (the fake one, a real local HTTP server): the key
-comes from the environment variable the params name, partial output streams, usage is stored."""
+"""The real worker processes calling a provider (the fake one, a real local HTTP server): the URL
+and key come from the operator's integration that the catalog names, partial output streams,
+usage is stored."""
 
 import asyncio
 import time
@@ -9,10 +10,15 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from cryptography.fernet import Fernet, MultiFernet
 
+from libs import config
 from libs.catalog import CatalogSpec, apply_catalog
+from libs.config.postgres import PostgresConfigStore
 from tests.e2e.conftest import Stack
 from tests.fakes.provider import FakeProvider, Reply, fake_provider
+from tests.integration.config.conftest import clear_config_tables
+from tests.support import ServerUrls
 
 pytestmark = pytest.mark.e2e
 
@@ -31,19 +37,40 @@ def stack_env(stack_env: dict[str, str]) -> dict[str, str]:
     return {**stack_env, "RELAI_E2E_PROVIDER_KEY": KEY, "RELAI_SSRF_ALLOW": '["127.0.0.1"]'}
 
 
+@pytest.fixture
+async def integration(
+    fake: FakeProvider, servers: ServerUrls, db_pool: "asyncpg.Pool[Any]"
+) -> AsyncIterator[None]:
+    """The operator's integration ``claude`` in the active config ``worker`` (which the workers
+    follow), its key read from the workers' environment; removed after the test."""
+    await clear_config_tables(db_pool)
+    store = PostgresConfigStore(db_pool, database_url=servers.database_url)
+    text = (
+        f"integrations:\n  claude:\n    base_url: {fake.url}\n"
+        "    api_key: !ENV ${RELAI_E2E_PROVIDER_KEY}\n"
+    )
+    fernet = MultiFernet([Fernet(Fernet.generate_key())])
+    environ = {"RELAI_E2E_PROVIDER_KEY": KEY}
+    await config.upload(
+        store, "worker", text, fernet=fernet, environ=environ, author="ops", activate=True
+    )
+    yield
+    await clear_config_tables(db_pool)
+
+
 async def test_a_streaming_provider_job_runs_in_a_worker_process_with_retries_and_usage(
-    fake: FakeProvider, stack: Stack, client: httpx.AsyncClient, db_pool: "asyncpg.Pool[Any]"
+    fake: FakeProvider,
+    integration: None,
+    stack: Stack,
+    client: httpx.AsyncClient,
+    db_pool: "asyncpg.Pool[Any]",
 ) -> None:
     spec = CatalogSpec.model_validate(
         {
             "handlers": [
                 {
                     "id": "anthropic.messages",
-                    "params": {
-                        "base_url": fake.url,
-                        "api_key_env": "RELAI_E2E_PROVIDER_KEY",
-                        "backoff_s": 0.05,
-                    },
+                    "params": {"integration": "claude", "backoff_s": 0.05},
                 }
             ],
             "offers": [

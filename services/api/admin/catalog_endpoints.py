@@ -8,8 +8,8 @@ from typing import Any, Literal
 from fastapi import APIRouter, Response, status
 
 from libs import catalog
-from libs.catalog import CatalogSpec, DealSpec, HandlerSpec, OfferSpec
-from libs.catalog.apply import check_handler_urls
+from libs.catalog import DealSpec, HandlerSpec, OfferSpec
+from libs.catalog.apply import check_params_urls
 from libs.security.ssrf import UnsafeUrlError, UrlPolicy
 from services.api.admin.dependencies import AdminUser
 from services.api.deps import PoolDep, SettingsDep
@@ -18,6 +18,13 @@ from services.api.errors import InvalidInputs, NotFound
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 Kind = Literal["handler", "offer", "deal"]
+
+
+async def _check_urls(name: str, params: dict[str, Any], settings: SettingsDep) -> None:
+    try:
+        await check_params_urls(name, params, UrlPolicy.from_allow(settings.ssrf_allow))
+    except UnsafeUrlError as exc:
+        raise InvalidInputs(str(exc)) from None
 
 
 def _created(response: Response, created: bool) -> None:
@@ -36,21 +43,22 @@ async def get_catalog(_: AdminUser, pool: PoolDep) -> dict[str, Any]:
 async def put_handler(
     body: HandlerSpec, _: AdminUser, pool: PoolDep, settings: SettingsDep, response: Response
 ) -> HandlerSpec:
-    """Create (201) or update (200) the handler ``body.id``; 422 when one of its URLs points
-    where the SSRF guard does not let it (``RELAI_SSRF_ALLOW``)."""
-    try:
-        policy = UrlPolicy.from_allow(settings.ssrf_allow)
-        await check_handler_urls(CatalogSpec(handlers=[body]), policy)
-    except UnsafeUrlError as exc:
-        raise InvalidInputs(str(exc)) from None
+    """Create (201) or update (200) the handler ``body.id``; 422 when its params carry a
+    credential or one of their URLs points where the SSRF guard does not let it
+    (``RELAI_SSRF_ALLOW``)."""
+    await _check_urls(f"handler {body.id}", body.params, settings)
     async with pool.acquire() as conn:
         _created(response, await catalog.upsert_handler(conn, body))
     return body
 
 
 @router.put("/offers", response_model=OfferSpec)
-async def put_offer(body: OfferSpec, _: AdminUser, pool: PoolDep, response: Response) -> OfferSpec:
-    """Create (201) or update (200) the offer ``body.service/body.action``."""
+async def put_offer(
+    body: OfferSpec, _: AdminUser, pool: PoolDep, settings: SettingsDep, response: Response
+) -> OfferSpec:
+    """Create (201) or update (200) the offer ``body.service/body.action``; 422 as for a
+    handler."""
+    await _check_urls(f"offer {body.service}/{body.action}", body.params, settings)
     async with pool.acquire() as conn:
         try:
             _created(response, await catalog.upsert_offer(conn, body))

@@ -4,7 +4,7 @@ only after the cool-down while it lasts, and one when it clears. Every alert is 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from libs.logs import get_logger
+from libs.security.ssrf import UrlPolicy, guarded_client
 from services.recon.alerts.rules import Alert
 
 log = get_logger(__name__)
@@ -25,6 +26,14 @@ class _Sent:
     at: float
     cleared_at: float | None = None
     """When the condition was first seen absent since it last fired."""
+
+
+def webhook_client(ssrf_allow: Iterable[str], *, timeout_s: float = 5.0) -> httpx.AsyncClient:
+    """The client alerts leave through: the SSRF guard of provider calls (a webhook at a
+    private, loopback or metadata address is refused unless ``RELAI_SSRF_ALLOW`` lists it, and
+    redirects are not followed), since a webhook URL is configuration anyone with config
+    access can set."""
+    return guarded_client(UrlPolicy.from_allow(ssrf_allow), timeout=timeout_s)
 
 
 class WebhookNotifier:

@@ -37,6 +37,7 @@ class ProviderHandler(ABC):
         return self._http
 
     async def execute(self, job: Job, ctx: JobContext) -> list[Any]:
+        self._http.check_params(job.params)
         params = self.params_model.parse(job.params)
         key = params.key()
         results: list[Any] = []

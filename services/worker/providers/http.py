@@ -7,7 +7,7 @@ are never followed, every request has connect, read, write and pool timeouts, an
 
 import email.utils
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,7 +15,14 @@ import httpx
 import orjson
 from httpx_sse import EventSource, ServerSentEvent, SSEError
 
-from libs.security.ssrf import GuardedTransport, UrlPolicy, check_url
+from libs.security.params import url_values
+from libs.security.ssrf import (
+    GuardedTransport,
+    UnsafeUrlError,
+    UrlPolicy,
+    check_url,
+    check_url_syntax,
+)
 from services.worker.providers.errors import PermanentError, ProviderError, TransientError
 
 UrlGuard = Callable[[httpx.URL], Awaitable[None]]
@@ -73,6 +80,21 @@ class ProviderHttp:
                 event_hooks={"request": [self._check_url]},
             )
         return self._client
+
+    def check_params(self, params: Mapping[str, Any]) -> None:
+        """Refuse (``UrlRefusedError``) a job whose params hold, at any depth, a URL the policy
+        refuses by its text alone (scheme, credentials, a literal private address): checked
+        when the catalog was written, and again here since a task may predate the check. The
+        URLs called are checked again, resolved, as each request leaves."""
+        if self._policy is None:
+            return
+        for path, value in url_values(params):
+            if not isinstance(value, str):
+                raise UrlRefusedError(f"invalid params: {path} must be a URL string")
+            try:
+                check_url_syntax(value, self._policy)
+            except UnsafeUrlError as exc:
+                raise UrlRefusedError(f"invalid params: {path}: {exc}") from None
 
     async def aclose(self) -> None:
         if self._client is not None:

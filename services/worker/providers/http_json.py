@@ -14,7 +14,9 @@ from services.worker.providers.params import ProviderParams
 
 class HttpJsonParams(ProviderParams):
     url: str | None = None
-    """The full URL to POST to."""
+    """The full URL to POST to, for a server that needs no key; with an integration, its
+    ``base_url`` followed by ``path``."""
+    path: str = ""
     request: Any = Field(default_factory=lambda: {"prompt": "{prompt}"})
     """The JSON body; ``{prompt}`` in any string in it is replaced by the prompt."""
     result_path: str = ""
@@ -23,6 +25,14 @@ class HttpJsonParams(ProviderParams):
     """Our usage names to dotted paths in the answer (``{"input_tokens": "usage.in"}``)."""
     api_key_header: str = "Authorization"
     api_key_prefix: str = "Bearer "
+    """Set from the integration (``auth_header``, ``auth_prefix``), never by the catalog."""
+
+    def target(self) -> str:
+        if self.url:
+            return self.url
+        if self.base_url:
+            return self.base_url.rstrip("/") + ("/" + self.path.lstrip("/") if self.path else "")
+        raise PermanentError("invalid params: url is required")
 
 
 class HttpJson(ProviderHandler):
@@ -31,13 +41,11 @@ class HttpJson(ProviderHandler):
     async def call(
         self, job: Job, params: HttpJsonParams, key: str | None, want: int, emit: Emit
     ) -> Reply:
-        if not params.url:
-            raise PermanentError("invalid params: url is required")
         if params.stream:
             raise PermanentError("invalid params: http.json does not stream")
         data = await post_json(
             self.http,
-            params.url,
+            params.target(),
             fill(params.request, job.prompt),
             headers={**params.headers, **_auth(params, key)},
             timeout=params.timeout,

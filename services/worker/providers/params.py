@@ -1,6 +1,5 @@
 """Handler and offer ``params`` every provider handler understands, validated per job."""
 
-import os
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -18,11 +17,11 @@ class ProviderParams(BaseModel):
 
     base_url: str | None = None
     model: str | None = None
-    api_key_env: str | None = None
-    """Name of the environment variable holding the API key."""
+    integration: str | None = None
+    """The operator's integration (central config ``worker``) whose URL and key a job uses."""
     api_key: SecretStr | None = None
-    """The key itself, from the central config's ``handlers`` section (an encrypted ``~api_key``),
-    never from the catalog; it wins over ``api_key_env``."""
+    """The integration's key (``services.worker.config.with_integration``); a task that carries
+    one of its own is refused before it gets here."""
     headers: dict[str, str] = Field(default_factory=dict)
     body: dict[str, Any] = Field(default_factory=dict)
     """Extra request fields merged into the provider's request (temperature, max_tokens ...)."""
@@ -59,16 +58,7 @@ class ProviderParams(BaseModel):
         return str(value)
 
     def key(self) -> str | None:
-        if self.api_key is not None:
-            return self.api_key.get_secret_value()
-        if not self.api_key_env:
-            return None
-        key = os.environ.get(self.api_key_env)
-        if not key:
-            raise PermanentError(
-                f"the environment variable {self.api_key_env!r} named by api_key_env is not set"
-            )
-        return key
+        return self.api_key.get_secret_value() if self.api_key is not None else None
 
     def endpoint(self, path: str) -> str:
         return self.required("base_url").rstrip("/") + path

@@ -72,12 +72,13 @@ def files(tmp_path: Path) -> dict[str, Path]:
     for name, prefix, secret in (("v1", "one", SECRET), ("v2", "two", OTHER_SECRET)):
         path = tmp_path / f"{name}.yaml"
         path.write_text(
+            "integrations:\n"
+            "  openai:\n"
+            "    base_url: !ENV ${CFG_TEST_BASE:-http://127.0.0.1:9}\n"
+            f"    ~api_key: {secret}\n"
             "handlers:\n"
             "  echo.text:\n"
             f"    prefix: '{prefix} '\n"
-            "  openai.chat:\n"
-            "    base_url: !ENV ${CFG_TEST_BASE:-http://127.0.0.1:9}\n"
-            f"    ~api_key: {secret}\n"
             "    ^signing: bytes\n"
         )
         made[name] = path

@@ -1,13 +1,20 @@
+import asyncio
+import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+from alembic import command
+from alembic.config import Config
 from sqlalchemy.engine import make_url
 
 from libs.db.pool import asyncpg_dsn
 from tests.integration.cli.conftest import Relai
 from tests.support import ServerUrls
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -62,3 +69,27 @@ async def test_migrate_reports_a_missing_database_clearly(
     assert result.returncode == 1
     assert 'database "relai_no_such_database" does not exist' in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_upgrading_drops_the_credentials_stored_params_held(empty_database: str) -> None:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("sqlalchemy.url", empty_database.replace("%", "%%"))
+    await asyncio.to_thread(command.upgrade, config, "0015")
+    conn = await asyncpg.connect(asyncpg_dsn(empty_database))
+    try:
+        legacy = {
+            "model": "gpt-4o",
+            "api_key": "sk-live-0123456789",
+            "api_key_env": "RELAI_CONFIG_KEY",
+            "headers": {"Authorization": "Bearer sk-live-0123456789", "X-Trace": "1"},
+        }
+        await conn.execute(
+            "INSERT INTO handlers (id, credits, params, enabled) "
+            "VALUES ('openai.chat', 0, $1, true)",
+            json.dumps(legacy),
+        )
+        await asyncio.to_thread(command.upgrade, config, "head")
+        params = json.loads(await conn.fetchval("SELECT params FROM handlers"))
+    finally:
+        await conn.close()
+    assert params == {"model": "gpt-4o", "headers": {"X-Trace": "1"}}

@@ -20,6 +20,7 @@ from libs.streams import ensure_group
 from services.recon.alerts.leader import Leadership
 from services.recon.alerts.loop import AlertLoop
 from services.recon.alerts.notifier import WebhookNotifier
+from services.recon.alerts.notifier import webhook_client as alert_client
 from services.recon.alerts.policy import AlertPolicy
 from services.recon.alerts.rules import Alert, Thresholds
 from tests.integration.config.conftest import follow_config
@@ -67,7 +68,9 @@ class Clock:
 
 @pytest.fixture
 async def webhook_client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5) as client:
+    """Recon's own client, the receiver's loopback address allowed as ``RELAI_SSRF_ALLOW``
+    would."""
+    async with alert_client(["127.0.0.1"]) as client:
         yield client
 
 
@@ -174,6 +177,21 @@ async def test_failed_delivery_is_tried_again_next_run(
     assert [m["content"] for m in receiver.received] == ["[CRITICAL] Outbox relay stalled"] * 2
 
 
+async def test_a_webhook_at_a_private_address_gets_nothing_unless_allowed(
+    leaders: list[Leadership],
+    db_pool: "asyncpg.Pool[Any]",
+    redis_client: Redis,
+    receiver: Receiver,
+    clock: Clock,
+) -> None:
+    await stalled_outbox(db_pool)
+    async with alert_client([]) as guarded:
+        refused = alert_loop(leaders[0], db_pool, redis_client, receiver, guarded, clock)
+        await refused.run_once()
+        await refused.run_once()
+    assert receiver.received == []
+
+
 async def test_only_the_leading_replica_alerts_and_another_takes_over(
     leaders: list[Leadership],
     db_pool: "asyncpg.Pool[Any]",
@@ -273,6 +291,7 @@ async def test_alerts_follow_the_active_recon_config(
         config_poll_s=30.0,
         recon_alert_interval_s=0.1,
         recon_alert_outbox_age_s=3600,
+        ssrf_allow=["127.0.0.1"],
     )
 
     async with recon(settings) as client:

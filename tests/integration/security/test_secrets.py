@@ -11,7 +11,6 @@ from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
 from libs.accounts import NewUser
-from libs.catalog import CatalogSpec, apply_catalog
 from libs.logs import get_logger
 from libs.security import mask_secrets, mask_text
 from tests.integration.api.conftest import Api, auth, serving, settings_for
@@ -47,27 +46,21 @@ def test_mask_secrets_hides_sensitive_values_and_keeps_the_rest() -> None:
     assert mask_text(f"Authorization: Bearer {PROVIDER_KEY}") == "Authorization: Bearer ***"
 
 
-async def test_admin_handler_view_masks_provider_keys(
+async def test_admin_handler_view_masks_secret_looking_params(
     api: Api, alice: NewUser, db_pool: asyncpg.Pool[Any]
 ) -> None:
+    """The catalog refuses credentials (``test_catalog_admin``); a row that holds one anyway
+    (written by hand in the database) is still shown masked."""
     root = await create_user(db_pool, name="root", credits=0, role="admin")
-    spec = CatalogSpec.model_validate(
+    await db_pool.execute(
+        "INSERT INTO handlers (id, credits, params, enabled) VALUES ('openai.chat', 0, $1, true)",
         {
-            "handlers": [
-                {
-                    "id": "openai.chat",
-                    "params": {
-                        "base_url": "https://93.184.215.14/v1",
-                        "api_key": PROVIDER_KEY,
-                        "model": "gpt-4o",
-                        "extra_headers": {"Authorization": f"Bearer {PROVIDER_KEY}"},
-                    },
-                }
-            ]
-        }
+            "base_url": "https://93.184.215.14/v1",
+            "api_key": PROVIDER_KEY,
+            "model": "gpt-4o",
+            "extra_headers": {"Authorization": f"Bearer {PROVIDER_KEY}"},
+        },
     )
-    async with db_pool.acquire() as conn:
-        await apply_catalog(conn, spec)
     r = await api.client.get("/admin/handlers", headers=auth(root))
     assert r.status_code == 200
     assert PROVIDER_KEY not in r.text

@@ -39,6 +39,14 @@ REFUSED = [
     "http://[::ffff:127.0.0.1]/",
     "http://[::ffff:7f00:1]/",
     "http://[::ffff:169.254.169.254]/",
+    # IPv4-compatible, IPv4-translated and local-use NAT64 spellings, whatever they embed.
+    "http://[::127.0.0.1]/",
+    "http://[::7f00:1]:8080/",
+    "http://[0:0:0:0:0:0:127.0.0.1]/",
+    "http://[::10.0.0.1]/",
+    "http://[::8.8.8.8]/",
+    "http://[::ffff:0:127.0.0.1]/",
+    "http://[64:ff9b:1::7f00:1]/",
     "http://[64:ff9b::a9fe:a9fe]/",
     "http://169.254.169.254/latest/meta-data/",
     "http://169.254.169.254./",
@@ -144,7 +152,7 @@ async def test_the_guarded_client_checks_the_address_it_connects_to(local_server
 
 def _catalog(base_url: Any) -> CatalogSpec:
     return CatalogSpec.model_validate(
-        {"handlers": [{"id": "openai.chat", "params": {"base_url": base_url, "api_key": "sk-x"}}]}
+        {"handlers": [{"id": "openai.chat", "params": {"base_url": base_url, "model": "m"}}]}
     )
 
 

@@ -48,7 +48,10 @@ async def test_the_worker_process_follows_the_worker_config(
     fernet = MultiFernet([Fernet(key)])
     store = PostgresConfigStore(db_pool, database_url=servers.database_url)
     for prefix in ("one ", "two "):
-        text = f"handlers:\n  echo.text:\n    prefix: '{prefix}'\n    ~api_key: {SECRET}\n"
+        text = (
+            f"integrations:\n  hot:\n    base_url: https://hot.example\n    ~api_key: {SECRET}\n"
+            f"handlers:\n  echo.text:\n    prefix: '{prefix}'\n"
+        )
         await config.upload(store, "worker", text, fernet=fernet, environ={}, author="t")
     await store.activate("worker", "1", author="t")
 
@@ -96,7 +99,7 @@ async def test_without_a_key_the_worker_refuses_a_config_holding_secrets(
     await clear_config_tables(db_pool)
     fernet = MultiFernet([Fernet(Fernet.generate_key())])
     store = PostgresConfigStore(db_pool, database_url=servers.database_url)
-    text = f"handlers:\n  echo.text:\n    ~api_key: {SECRET}\n"
+    text = f"integrations:\n  hot:\n    base_url: https://hot.example\n    ~api_key: {SECRET}\n"
     await config.upload(store, "worker", text, fernet=fernet, environ={}, author="t")
     await store.activate("worker", "1", author="t")
 
@@ -112,5 +115,5 @@ async def test_without_a_key_the_worker_refuses_a_config_holding_secrets(
     assert process.stderr is not None
     stderr = (await process.stderr.read()).decode()
     assert code == 1
-    assert "handlers.echo.text.~api_key: a secret, but no Fernet key is configured" in stderr
+    assert "integrations.hot.~api_key: a secret, but no Fernet key is configured" in stderr
     assert SECRET not in stderr

@@ -32,11 +32,14 @@ FERNET = MultiFernet([Fernet(Fernet.generate_key())])
 
 def worker_config(prefix: str, base_url: str = "!ENV ${HOT_BASE:-http://127.0.0.1:9}") -> str:
     return (
+        "integrations:\n"
+        "  hot:\n"
+        "    base_url: https://hot.example/v1\n"
+        f"    ~api_key: {SECRET}\n"
         "handlers:\n"
         "  echo.text:\n"
         f"    prefix: '{prefix}'\n"
         f"    base_url: {base_url}\n"
-        f"    ~api_key: {SECRET}\n"
     )
 
 
@@ -126,7 +129,8 @@ async def test_pinned_versions_and_a_failed_first_load(store: PostgresConfigStor
     await pinned.load()
     assert await pinned.refresh() is False
     assert pinned.get("worker").version == v1  # type: ignore[union-attr]
-    assert pinned.get("worker").data.handlers["echo.text"]["api_key"] == SECRET  # type: ignore[union-attr]
+    hot = pinned.get("worker").data.integrations["hot"]  # type: ignore[union-attr]
+    assert hot.api_key.get_secret_value() == SECRET
 
     nothing = ConfigWatcher(store, FERNET, {"other": "active"}, environ={}, poll_s=30)
     await nothing.load()
@@ -173,11 +177,14 @@ async def test_a_running_worker_switches_its_provider_on_activation_without_drop
 ) -> None:
     def provider_config(base_url: str) -> str:
         return (
+            "integrations:\n"
+            "  fake:\n"
+            f"    base_url: {base_url}\n"
+            f"    ~api_key: {SECRET}\n"
             "handlers:\n"
             "  openai.chat:\n"
-            f"    base_url: {base_url}\n"
+            "    integration: fake\n"
             "    model: fake-model\n"
-            f"    ~api_key: {SECRET}\n"
         )
 
     async with fake_provider() as first, fake_provider() as second:

@@ -12,7 +12,9 @@ import pytest
 from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
+from libs.config import Integration
 from libs.security.ssrf import UrlPolicy
+from services.worker.config import with_integration
 from services.worker.handlers import build_registry
 from services.worker.job import HandlerError, Job, JobContext
 from services.worker.providers import ProviderHttp
@@ -20,13 +22,14 @@ from tests.fakes.provider import FakeProvider, Reply, fake_provider
 from tests.integration.worker.helpers import FAST, add_tasks, finals, running, task, wait_finals
 
 KEY = "sk-test-secret-key-0123456789"
-FAST_RETRIES = {"backoff_s": 0.01, "backoff_max_s": 0.05, "api_key_env": "RELAI_FAKE_KEY"}
+FAST_RETRIES = {"backoff_s": 0.01, "backoff_max_s": 0.05}
 
 
 @dataclass(frozen=True)
 class Case:
     handler: str
-    params: Callable[[str], dict[str, Any]]
+    params: Callable[[str], tuple[str, dict[str, Any]]]
+    """The integration's base URL (from the fake's) and the catalog's params."""
     key_header: tuple[str, str] | None
     usage: dict[str, int]
     stream: bool = False
@@ -39,57 +42,60 @@ TEXT_USAGE = {"input_tokens": 2, "output_tokens": 3}
 CASES = [
     Case(
         "openai.chat",
-        lambda url: {"base_url": f"{url}/v1", "model": "gpt-fake"},
+        lambda url: (f"{url}/v1", {"model": "gpt-fake"}),
         ("authorization", f"Bearer {KEY}"),
         TEXT_USAGE,
     ),
     Case(
         "openai.chat",
-        lambda url: {"base_url": f"{url}/v1", "model": "gpt-fake", "stream": True},
+        lambda url: (f"{url}/v1", {"model": "gpt-fake", "stream": True}),
         ("authorization", f"Bearer {KEY}"),
         TEXT_USAGE,
         stream=True,
     ),
     Case(
         "openai.embeddings",
-        lambda url: {"base_url": f"{url}/v1", "model": "embed-fake"},
+        lambda url: (f"{url}/v1", {"model": "embed-fake"}),
         ("authorization", f"Bearer {KEY}"),
         {"input_tokens": 2},
     ),
     Case(
         "gemini.generate",
-        lambda url: {"base_url": url, "model": "gemini-fake"},
+        lambda url: (url, {"model": "gemini-fake"}),
         ("x-goog-api-key", KEY),
         TEXT_USAGE,
     ),
     Case(
         "gemini.generate",
-        lambda url: {"base_url": url, "model": "gemini-fake", "stream": True},
+        lambda url: (url, {"model": "gemini-fake", "stream": True}),
         ("x-goog-api-key", KEY),
         TEXT_USAGE,
         stream=True,
     ),
     Case(
         "anthropic.messages",
-        lambda url: {"base_url": url, "model": "claude-fake"},
+        lambda url: (url, {"model": "claude-fake"}),
         ("x-api-key", KEY),
         TEXT_USAGE,
     ),
     Case(
         "anthropic.messages",
-        lambda url: {"base_url": url, "model": "claude-fake", "stream": True},
+        lambda url: (url, {"model": "claude-fake", "stream": True}),
         ("x-api-key", KEY),
         TEXT_USAGE,
         stream=True,
     ),
     Case(
         "http.json",
-        lambda url: {
-            "url": f"{url}/predictions/model",
-            "request": {"inputs": {"text": "{prompt}"}},
-            "result_path": "outputs.0.text",
-            "usage_paths": {"input_tokens": "meta.in", "output_tokens": "meta.out"},
-        },
+        lambda url: (
+            url,
+            {
+                "path": "/predictions/model",
+                "request": {"inputs": {"text": "{prompt}"}},
+                "result_path": "outputs.0.text",
+                "usage_paths": {"input_tokens": "meta.in", "output_tokens": "meta.out"},
+            },
+        ),
         ("authorization", f"Bearer {KEY}"),
         TEXT_USAGE,
     ),
@@ -115,11 +121,6 @@ async def http() -> AsyncIterator[ProviderHttp]:
     await client.aclose()
 
 
-@pytest.fixture(autouse=True)
-def api_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RELAI_FAKE_KEY", KEY)
-
-
 class Chunks(JobContext):
     def __init__(self) -> None:
         self.chunks: list[str] = []
@@ -136,14 +137,20 @@ async def run(
     *,
     create_qty: int = 1,
     ctx: JobContext | None = None,
+    integration: dict[str, Any] | None = None,
     **params: Any,
 ) -> tuple[list[Any], JobContext]:
+    """The case's job as the worker runs it: catalog params naming the integration ``fake``,
+    which the operator configured with the fake's URL and ``KEY``."""
     handler = build_registry(http=http).get(case.handler)
+    base_url, own = case.params(fake.url)
+    catalog = {**own, "integration": "fake", **FAST_RETRIES, **params}
+    configured = Integration(base_url=base_url, api_key=KEY, **(integration or {}))
     job = Job(
         request_id=uuid.uuid4(),
         attempt=1,
         prompt="hello world",
-        params={**case.params(fake.url), **FAST_RETRIES, **params},
+        params=with_integration(catalog, catalog, {"fake": configured}),
         create_qty=create_qty,
     )
     ctx = ctx or Chunks()
@@ -296,11 +303,13 @@ async def test_create_qty_repeats_calls_for_anthropic_and_sums_usage(
     assert ctx.usage == {"input_tokens": 4, "output_tokens": 6}
 
 
-async def test_a_missing_api_key_variable_fails_naming_it(
+async def test_the_catalog_cannot_point_an_integrations_job_elsewhere(
     http: ProviderHttp, fake: FakeProvider
 ) -> None:
-    with pytest.raises(HandlerError, match="'RELAI_NO_SUCH_KEY' named by api_key_env is not set"):
-        await run(http, CASES[0], fake, api_key_env="RELAI_NO_SUCH_KEY")
+    with pytest.raises(HandlerError, match="base_url comes from the integration 'fake'"):
+        await run(http, CASES[0], fake, base_url="https://attacker.example/v1")
+    with pytest.raises(HandlerError, match="url comes from the integration 'fake'"):
+        await run(http, CASES[-1], fake, url="https://attacker.example/x")
     assert fake.calls == []
 
 
@@ -342,6 +351,10 @@ async def test_the_ssrf_policy_refuses_a_local_provider_unless_allowed(
         assert fake.calls == []
         results, _ = await run(allowed, CASES[0], fake)
         assert results == expected(CASES[0])
+        # Any URL in the params, at any depth, is checked when the job runs.
+        for sneaky in ("http://169.254.169.254/latest", "http://[::127.0.0.2]/", "file:///etc"):
+            with pytest.raises(HandlerError, match=r"invalid params: params\.body\.messages\.0"):
+                await run(allowed, CASES[0], fake, body={"messages": [{"image": sneaky}]})
     finally:
         await strict.aclose()
         await allowed.aclose()
@@ -351,7 +364,8 @@ async def test_the_ssrf_policy_refuses_a_local_provider_unless_allowed(
 async def test_the_job_timeout_bounds_a_provider_call_and_usage_travels_with_the_result(
     redis_client: Redis, fake: FakeProvider, http: ProviderHttp
 ) -> None:
-    params = {**CASES[0].params(fake.url), **FAST_RETRIES}
+    base_url, own = CASES[0].params(fake.url)
+    params = {"base_url": base_url, **own, **FAST_RETRIES}  # no integration: no key
     hung = task("openai.chat", "hello world", timeout_s=30, **params)
     ok = task("openai.chat", "hello world", **params)
     fake.script(Reply.hang())
@@ -372,7 +386,7 @@ async def test_the_job_timeout_bounds_a_provider_call_and_usage_travels_with_the
 async def test_http_json_sends_the_key_in_the_configured_header(
     http: ProviderHttp, fake: FakeProvider
 ) -> None:
-    await run(http, CASES[-1], fake, api_key_header="X-Model-Key", api_key_prefix="")
+    await run(http, CASES[-1], fake, integration={"auth_header": "X-Model-Key", "auth_prefix": ""})
     (call,) = fake.calls
     assert call.headers["x-model-key"] == KEY
     assert "authorization" not in call.headers

@@ -131,6 +131,11 @@ def test_known_config_ids_are_validated_without_echoing_values() -> None:
         seal_source("worker", "handlers:\n  Bad-Id:\n    ~api_key: sk-123", FERNET, {})
     assert "handlers.Bad-Id" in str(raised.value)
     assert "sk-123" not in str(raised.value)
+    with pytest.raises(ConfigError, match="carries a credential") as raised:
+        seal_source("worker", "handlers:\n  openai.chat:\n    ~api_key: sk-123", FERNET, {})
+    assert "sk-123" not in str(raised.value)
+    with pytest.raises(ConfigError, match=r"integrations\.openai\.base_url"):
+        seal_source("worker", "integrations:\n  openai:\n    ~api_key: sk-123", FERNET, {})
     with pytest.raises(ConfigError, match="api_offer: Extra inputs"):
         seal_source("api", "api_offer: demo/ask", FERNET, {})
     worker = resolve_document(
