@@ -35,6 +35,7 @@ from libs.contracts.streams import (
     TASKS_STREAM,
     cancelled_key,
     chunks_stream,
+    streamed_steps_key,
 )
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "TaskMessage",
     "cancelled_key",
     "chunks_stream",
+    "streamed_steps_key",
     "is_handler_id",
     "status_rank",
 ]

@@ -41,6 +41,8 @@ class ChunkMessage(_Message):
 
     attempt: int = Field(ge=1)
     text: str
+    step: int | None = Field(default=None, ge=0)
+    """The step of a deal's request that wrote it; None for a single-offer request."""
 
 
 class ResultMessage(_Message):

@@ -33,6 +33,10 @@ CHUNKS_MAXLEN = 10_000
 CHUNKS_TTL_S = 3600
 """A request's chunks expire this long after its last one."""
 
+STREAMED_STEPS_PREFIX = "relai:streamed:"
+"""``relai:streamed:{request_id}``: the set of a deal's steps that have streamed output (kept as
+long as the chunks), which a cancel charges instead of refunding."""
+
 CHUNKS_CHANNEL = "relai:chunks"
 """Pub/sub channel telling every API replica which request has new chunks (the message is its
 id), so that its sockets read them without holding a blocked connection each."""
@@ -49,6 +53,10 @@ CANCELLED_TTL_S = 86_400
 
 def chunks_stream(request_id: object) -> str:
     return f"{CHUNKS_STREAM_PREFIX}{request_id}"
+
+
+def streamed_steps_key(request_id: object) -> str:
+    return f"{STREAMED_STEPS_PREFIX}{request_id}"
 
 
 def cancelled_key(request_id: object) -> str:

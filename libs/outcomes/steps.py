@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -205,17 +205,22 @@ async def record_request_steps(
 
 
 async def cancel_request_steps(
-    conn: PgConnection, request_id: uuid.UUID, *, error: str
+    conn: PgConnection,
+    request_id: uuid.UUID,
+    *,
+    error: str,
+    streamed: Collection[int] = (),
 ) -> list[asyncpg.Record]:
     """Cancel a deal's unfinished request, in the caller's transaction: every step that has not
-    ended is cancelled and its share refunded (what was delivered stays charged), and the
+    ended is cancelled and its share refunded, unless its output has begun to stream (its index
+    is in ``streamed``): that was delivered, and is charged like the steps that ended. The
     request ends ``cancelled``. Reports on its steps change nothing afterwards. Returns the new
     state of the request, as ``record_outcomes`` does; nothing if it had already ended."""
     request = await conn.fetchrow(_LOCK_REQUEST, request_id)
     if request is None:
         return []
     money: Moves = [
-        (step["idx"], "refund", step["price"])
+        (step["idx"], "settle" if step["idx"] in streamed else "refund", step["price"])
         for step in await conn.fetch(_CANCEL_STEPS, request_id, error)
     ]
     await apply_moves(conn, user_id=request["user_id"], request_id=request_id, moves=money)

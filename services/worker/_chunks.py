@@ -13,6 +13,7 @@ from libs.contracts import (
     ChunkMessage,
     TaskMessage,
     chunks_stream,
+    streamed_steps_key,
 )
 from libs.streams import encode
 from services.worker._coalesce import Coalescer
@@ -30,7 +31,9 @@ class ChunkPublisher:
     def sink_for(self, task: TaskMessage) -> ChunkSink:
         async def emit(text: str) -> None:
             await self._publish(
-                ChunkMessage(request_id=task.request_id, attempt=task.attempt, text=text)
+                ChunkMessage(
+                    request_id=task.request_id, attempt=task.attempt, text=text, step=task.step
+                )
             )
 
         return emit
@@ -41,6 +44,11 @@ class ChunkPublisher:
             key = chunks_stream(chunk.request_id)
             pipe.xadd(key, encode(chunk), maxlen=CHUNKS_MAXLEN, approximate=True)
             pipe.expire(key, CHUNKS_TTL_S)
+            if chunk.step is not None:
+                # What a cancel of the deal charges rather than refunds.
+                streamed = streamed_steps_key(chunk.request_id)
+                pipe.sadd(streamed, chunk.step)
+                pipe.expire(streamed, CHUNKS_TTL_S)
         for request_id in {chunk.request_id for chunk in chunks}:
             pipe.publish(CHUNKS_CHANNEL, str(request_id))
         await pipe.execute()

@@ -23,6 +23,7 @@ from libs.contracts import (
     RequestStatus,
     cancelled_key,
     chunks_stream,
+    streamed_steps_key,
 )
 from libs.db import PgPool
 from libs.logs import get_logger
@@ -101,7 +102,8 @@ async def cancel(
 ) -> Cancellation:
     """Cancel an unfinished request of ``user``: one transaction ends it, refunds what it has
     not delivered (a request's whole reservation, unless it has streamed output, which was
-    delivered and is charged in full; a deal's steps that have not ended) and writes the ledger
+    delivered and is charged in full; a deal's steps that have neither ended nor streamed) and
+    writes the ledger
     rows, on the outcome path workers' results take, so a late result finds nothing to change;
     then workers and watchers are told. Cancelling again gives the same answer; a request that
     ended otherwise is a 409."""
@@ -116,7 +118,12 @@ async def cancel(
             raise Conflict(f"the request has already {status.value}", status=status.value)
         async with pool.acquire() as conn, conn.transaction():
             if row["deal"]:
-                rows = await cancel_request_steps(conn, request_id, error=CANCELLED_ERROR)
+                rows = await cancel_request_steps(
+                    conn,
+                    request_id,
+                    error=CANCELLED_ERROR,
+                    streamed=await _streamed_steps(redis, request_id),
+                )
             else:
                 spent = row["price"] if await _streamed(redis, request_id) else None
                 ended = Ended(
@@ -140,6 +147,16 @@ async def _streamed(redis: Redis, request_id: uuid.UUID) -> bool:
     except (RedisError, OSError) as exc:
         log.warning("request.stream_unknown", request_id=str(request_id), error=repr(exc))
         return False
+
+
+async def _streamed_steps(redis: Redis, request_id: uuid.UUID) -> set[int]:
+    """The steps of a deal whose output has begun to stream (see ``_streamed``)."""
+    try:
+        members = await redis.smembers(streamed_steps_key(request_id))
+    except (RedisError, OSError) as exc:
+        log.warning("request.stream_unknown", request_id=str(request_id), error=repr(exc))
+        return set()
+    return {int(member) for member in members}
 
 
 async def _announce_cancel(redis: Redis, request_id: uuid.UUID, rows: list[asyncpg.Record]) -> None:

@@ -41,6 +41,7 @@ LONG = CatalogSpec.model_validate(
                 "params": {"delay_ms": 100},
             },
         ],
+        "deals": [{"slug": "duo", "offers": [{"offer": "demo/stream"}, {"offer": "demo/long"}]}],
     }
 )
 
@@ -171,6 +172,35 @@ async def test_cancelling_a_stream_after_its_output_began_does_not_refund_it(
         assert (await _cancel(api, alice, request_id)).json()["refunded"] == 0
     assert await _money(db_pool, alice) == (96, 0, ["reserve", "settle"])
     assert (await _status(api, alice, request_id))["status"] == "cancelled"
+
+
+@pytest.mark.usefixtures("long_offer")
+async def test_cancelling_a_deal_charges_the_steps_that_streamed_and_refunds_the_rest(
+    api: Api, alice: NewUser, db_pool: "asyncpg.Pool[Any]", redis_client: Redis
+) -> None:
+    """The same attack on a deal: a step whose output began to stream is charged, the step
+    that has shown nothing is refunded."""
+    async with running(redis_client) as runner:
+        await asyncio.wait_for(runner.cancels.subscribed.wait(), 5)
+        words = " ".join(f"w{n}" for n in range(21))
+        r = await api.client.post(
+            "/deal/duo", json={"inputs": {"text": words}}, headers=auth(alice)
+        )
+        assert r.status_code == 202, r.text
+        request_id = r.json()["id"]
+        assert [s["price"] for s in r.json()["steps"]] == [4, 6]
+
+        async def streaming() -> bool:
+            return bool(await redis_client.xlen(chunks_stream(request_id)))
+
+        await _until(streaming, "no chunk was streamed")
+        cancelled = await _cancel(api, alice, request_id)
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json()["refunded"] == 6
+        assert (await _cancel(api, alice, request_id)).json()["refunded"] == 6
+    assert await _money(db_pool, alice) == (96, 0, ["reserve", "settle", "refund"])
+    view = await _status(api, alice, request_id)
+    assert [s["status"] for s in view["steps"]] == ["cancelled", "cancelled"]
 
 
 async def test_cancel_twice_gives_the_same_answer_and_refunds_once(
