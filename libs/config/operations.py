@@ -12,6 +12,7 @@ from cryptography.fernet import MultiFernet
 
 from libs.config import _document, schemas
 from libs.config._store import ConfigStore, StoredVersion
+from libs.config.errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,11 +27,29 @@ class LoadedConfig:
 def seal_source(config_id: str, text: str, fernet: MultiFernet, environ: Mapping[str, str]) -> str:
     """The document to store for the source ``text``: secrets encrypted. It is loaded exactly as
     a service will load it first, so a config that fails to load or validate is refused here
-    (``ConfigError``) and never stored."""
-    sealed = _document.seal(_document.parse(text), fernet)
+    (``ConfigError``) and never stored, and so is an integration's key written in plain text."""
+    tree = _document.parse(text)
+    if config_id == "worker":
+        _keys_are_sealed(tree)
+    sealed = _document.seal(tree, fernet)
     document = _document.dump(sealed)
     resolve_document(config_id, document, fernet, environ)
     return document
+
+
+def _keys_are_sealed(tree: Mapping[str, Any]) -> None:
+    integrations = tree.get("integrations")
+    if not isinstance(integrations, Mapping):
+        return
+    for name, integration in integrations.items():
+        if not isinstance(integration, Mapping):
+            continue
+        value = integration.get("api_key")
+        if value is not None and not isinstance(value, _document.EnvRef):
+            raise ConfigError(
+                f"integrations.{name}.api_key: write it ~api_key (stored encrypted) or read it "
+                "with !ENV; a key written in plain text would be stored as it is"
+            )
 
 
 def resolve_document(

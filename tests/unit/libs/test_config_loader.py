@@ -134,6 +134,18 @@ def test_known_config_ids_are_validated_without_echoing_values() -> None:
     with pytest.raises(ConfigError, match="carries a credential") as raised:
         seal_source("worker", "handlers:\n  openai.chat:\n    ~api_key: sk-123", FERNET, {})
     assert "sk-123" not in str(raised.value)
+    with pytest.raises(ConfigError, match=r"integrations\.openai\.api_key: write it ~api_key"):
+        seal_source(
+            "worker",
+            "integrations:\n  openai:\n    base_url: https://x\n    api_key: sk-1",
+            FERNET,
+            {},
+        )
+    env_key = "integrations:\n  openai:\n    base_url: https://x\n    api_key: !ENV ${K}\n"
+    loaded = resolve_document(
+        "worker", seal_source("worker", env_key, FERNET, {"K": "k"}), FERNET, {"K": "k"}
+    )
+    assert loaded.integrations["openai"].api_key.get_secret_value() == "k"
     with pytest.raises(ConfigError, match=r"integrations\.openai\.base_url"):
         seal_source("worker", "integrations:\n  openai:\n    ~api_key: sk-123", FERNET, {})
     with pytest.raises(ConfigError, match="api_offer: Extra inputs"):
