@@ -194,7 +194,14 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     for unavailable in UNAVAILABLE:
         app.add_exception_handler(unavailable, unavailable_handler)
     app.include_router(router)
-    app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
+    # Metrics are served on the operator port (relai-api); here only to a scrape with the token.
+    if settings.metrics_bearer:
+        app.add_api_route(
+            "/metrics",
+            metrics_endpoint(settings.metrics_bearer),
+            methods=["GET"],
+            include_in_schema=False,
+        )
     install_openapi(app)
     app.add_middleware(MetricsMiddleware)
     if tracing:

@@ -1,9 +1,11 @@
-"""The API's Prometheus metrics, the middleware that times every HTTP request, and ``/metrics``.
+"""The API's Prometheus metrics and the middleware that times every HTTP request.
 
 Metrics live in ``prometheus_client``'s process-wide default registry, as that library intends.
-With ``relai-api --workers N`` (N > 1) the processes share a directory
-(``PROMETHEUS_MULTIPROC_DIR``, made by ``relai-api`` unless set) and ``/metrics`` adds up every
-process's values (``prometheus_client`` multiprocess mode), whichever process answers the scrape.
+``relai-api`` serves them on its operator port (``RELAI_API_METRICS_PORT``), never on the public
+one, unless a token (``RELAI_METRICS_TOKEN``) is set: then ``GET /metrics`` answers there too, to
+a scrape that sends it. With ``relai-api --workers N`` (N > 1) the processes share a directory
+(``PROMETHEUS_MULTIPROC_DIR``, made by ``relai-api`` unless set) and a scrape adds up every
+process's values (``prometheus_client`` multiprocess mode), whichever process answers it.
 The API defines counters and histograms only: they add up across processes without a mode.
 
 Labels stay bounded: the route *template* (``/svc/{service_name}/{action}``), never the raw path,
@@ -12,20 +14,16 @@ and never a request or user id.
 
 from __future__ import annotations
 
-import os
 import time
+from collections.abc import Awaitable, Callable
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from libs.telemetry import bearer_matches, metrics_registry
+from services.api.errors import Unauthorized
 
 HTTP_REQUESTS = Counter(
     "relai_http_requests_total",
@@ -114,11 +112,13 @@ class MetricsMiddleware:
             HTTP_REQUESTS.labels(method, route, str(status)).inc()
 
 
-async def metrics_endpoint(_: Request) -> Response:
-    """The metrics in the Prometheus text format: this process's, or in multiprocess mode the
-    sum over every process of this API."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def metrics_endpoint(token: str) -> Callable[[Request], Awaitable[Response]]:
+    """``GET /metrics`` on the public port, for a deployment that sets ``RELAI_METRICS_TOKEN``:
+    the metrics of every process of this API to a scrape that sends the token, 401 otherwise."""
+
+    async def metrics(request: Request) -> Response:
+        if not bearer_matches(request.headers.get("authorization"), token):
+            raise Unauthorized("a metrics token is required")
+        return Response(generate_latest(metrics_registry()), media_type=CONTENT_TYPE_LATEST)
+
+    return metrics

@@ -1,27 +1,48 @@
-"""``GET /metrics``: route templates as labels, and the submission and relay counters.
+"""The API's metrics, scraped from the operator port as ``relai-api`` serves it: route templates
+as labels, and the submission and relay counters.
 
 The metrics are process-wide (the API runs in this process), so every check compares a value
 before and after, never an absolute one.
 """
 
 import asyncio
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
+import httpx
+import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from libs.accounts import NewUser
-from tests.integration.api.conftest import Api, auth
+from libs.telemetry import metrics_registry, serving_metrics
+from tests.integration.api.conftest import Api, auth, free_port
 from tests.integration.api.test_results import _consumer, _deliver, _result, _submit
 from tests.support import create_user, load_demo_catalog
 
 SUBMIT_ROUTE = "/svc/{service_name}/{action}"
 
 
-async def _scrape(api: Api) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    r = await api.client.get("/metrics")
+@pytest.fixture(scope="module")
+def metrics_url() -> Iterator[str]:
+    """The operator port, served as ``relai-api`` serves it."""
+    port = free_port()
+    with serving_metrics(port, "127.0.0.1", service="api", registry=metrics_registry()):
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def metrics(metrics_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=metrics_url, timeout=10) as client:
+        yield client
+
+
+async def _scrape(
+    metrics: httpx.AsyncClient,
+) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    r = await metrics.get("/metrics")
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain")
     return {
@@ -38,10 +59,10 @@ def _value(
 
 
 async def test_submit_counts_by_route_template_and_outcome(
-    api: Api, alice: NewUser, db_pool: "asyncpg.Pool[Any]"
+    api: Api, metrics: httpx.AsyncClient, alice: NewUser, db_pool: "asyncpg.Pool[Any]"
 ) -> None:
     broke = await create_user(db_pool, name="broke", credits=0)
-    before = await _scrape(api)
+    before = await _scrape(metrics)
 
     body = {"name": "Ada", "age": "36"}
     first = await api.client.post("/svc/demo/greet", json=body, headers=auth(alice))
@@ -49,7 +70,7 @@ async def test_submit_counts_by_route_template_and_outcome(
     refused = await api.client.post("/svc/demo/greet", json=body, headers=auth(broke))
     assert (first.status_code, again.status_code, refused.status_code) == (202, 202, 402)
     assert again.json()["duplicate"] is True
-    after = await _scrape(api)
+    after = await _scrape(metrics)
 
     def delta(name: str, **labels: str) -> float:
         return _value(after, name, **labels) - _value(before, name, **labels)
@@ -69,7 +90,7 @@ async def test_submit_counts_by_route_template_and_outcome(
 
     published = before.get(("relai_outbox_published_total", frozenset()), 0.0)
     for _ in range(200):
-        now = await _scrape(api)
+        now = await _scrape(metrics)
         if now.get(("relai_outbox_published_total", frozenset()), 0.0) > published:
             break
         await asyncio.sleep(0.02)
@@ -77,18 +98,18 @@ async def test_submit_counts_by_route_template_and_outcome(
         raise AssertionError("the relay's publication was never counted")
 
 
-async def test_unmatched_paths_share_one_label(api: Api) -> None:
-    before = await _scrape(api)
+async def test_unmatched_paths_share_one_label(api: Api, metrics: httpx.AsyncClient) -> None:
+    before = await _scrape(metrics)
     for path in ("/nope/1", "/nope/2"):
         assert (await api.client.get(path)).status_code == 404
-    after = await _scrape(api)
+    after = await _scrape(metrics)
     key = ("relai_http_requests_total", "GET", "unmatched", "404")
     labels = frozenset(zip(("method", "route", "status"), key[1:], strict=True))
     assert after[(key[0], labels)] - before.get((key[0], labels), 0.0) == 2
 
 
-async def test_metrics_is_public_and_not_in_the_openapi_document(api: Api) -> None:
-    assert (await api.client.get("/metrics")).status_code == 200
+async def test_metrics_are_not_on_the_public_port_nor_in_the_openapi_document(api: Api) -> None:
+    assert (await api.client.get("/metrics")).status_code == 404
     document = (await api.client.get("/openapi.json")).json()
     assert "/metrics" not in document["paths"]
 

@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 import services.api.metrics
 import services.recon.metrics.registry
 import services.worker.metrics
+from services.api.settings import ApiSettings
 from services.recon.settings import ReconSettings
 from services.worker.settings import WorkerSettings
 
@@ -163,7 +164,7 @@ def test_prometheus_scrapes_each_service_on_its_metrics_port() -> None:
         for job in config["scrape_configs"]
     }
     assert ports == {
-        "relai-api": (["api"], 8000),
+        "relai-api": (["api"], ApiSettings().api_metrics_port),
         "relai-worker": (["worker"], WorkerSettings().worker_metrics_port),
         "relai-recon": (["recon"], ReconSettings().recon_metrics_port),
     }
@@ -200,3 +201,9 @@ def test_compose_provisions_prometheus_grafana_and_jaeger() -> None:
     assert services["recon"]["environment"]["RELAI_RECON_METRICS_PORT"] == str(
         ReconSettings().recon_metrics_port
     )
+    assert services["api"]["environment"]["RELAI_API_METRICS_PORT"] == str(
+        ApiSettings().api_metrics_port
+    )
+    for name in ("api", "worker", "recon"):  # metrics ports stay on the compose network
+        published = {str(p).split(":")[-1] for p in services[name].get("ports", [])}
+        assert not published & {"9101", "9102", "9103"}, name
