@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from libs.telemetry import bearer_matches, metrics_registry
-from services.api.errors import Unauthorized
+from services.api.errors import CLIENT_CLOSED_REQUEST, Unauthorized
 
 HTTP_REQUESTS = Counter(
     "relai_http_requests_total",
@@ -79,12 +79,20 @@ RESULTS_RECORDED = Counter(
 
 UNMATCHED_ROUTE = "unmatched"
 """The route label of a request no route matched (a 404): the raw path would be unbounded."""
+CLIENT_CLOSED = str(CLIENT_CLOSED_REQUEST)
+"""The status label of a request whose client went away before its answer was complete (as
+nginx logs it): neither a success nor a server error."""
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class MetricsMiddleware:
     """Counts and times HTTP requests by route template. Pure ASGI (``BaseHTTPMiddleware`` costs
-    a task and a stream per request); WebSocket and lifespan scopes pass straight through."""
+    a task and a stream per request); WebSocket and lifespan scopes pass straight through.
+
+    A request whose client left before the answer was complete (``http.disconnect`` received, or
+    a send refused) counts as ``499``, whatever the app made of it (an error it raised reading
+    the body, a stream it stopped): not as a 5xx. An answer the app did not start for another
+    reason counts as ``500``."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -94,22 +102,39 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         status = 500
+        complete = False
+        gone = False
+
+        async def receive_watching() -> Message:
+            nonlocal gone
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                gone = True
+            return message
 
         async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
+            nonlocal status, complete, gone
+            kind = message["type"]
+            if kind == "http.response.start":
                 status = message["status"]
-            await send(message)
+            elif kind == "http.response.body" and not message.get("more_body", False):
+                complete = True
+            try:
+                await send(message)
+            except OSError:  # ASGI 2.4: the server refuses to send to a client that left
+                gone = True
+                raise
 
         start = time.perf_counter()
         try:
-            await self.app(scope, receive, send_with_status)
+            await self.app(scope, receive_watching, send_with_status)
         finally:
             # The router writes the matched route into the scope it was given, i.e. this one.
             route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            label = CLIENT_CLOSED if gone and not complete else str(status)
             HTTP_DURATION.labels(method, route).observe(time.perf_counter() - start)
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            HTTP_REQUESTS.labels(method, route, label).inc()
 
 
 def metrics_endpoint(token: str) -> Callable[[Request], Awaitable[Response]]:

@@ -1,13 +1,15 @@
 """The API's metrics, scraped from the operator port as ``relai-api`` serves it: route templates
-as labels, and the submission and relay counters.
+as labels, the submission and relay counters, and a client that leaves counted as 499.
 
 The metrics are process-wide (the API runs in this process), so every check compares a value
 before and after, never an absolute one.
 """
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -112,6 +114,50 @@ async def test_metrics_are_not_on_the_public_port_nor_in_the_openapi_document(ap
     assert (await api.client.get("/metrics")).status_code == 404
     document = (await api.client.get("/openapi.json")).json()
     assert "/metrics" not in document["paths"]
+
+
+async def test_a_client_that_leaves_during_its_upload_counts_as_499_not_500(
+    api: Api, metrics: httpx.AsyncClient, alice: NewUser, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The client sends the headers and part of a submission's body, then closes the
+    connection: the endpoint's read of the body fails (``ClientDisconnect``). That is no server
+    error: no 5xx counted, nothing logged as an unhandled error."""
+    before = await _scrape(metrics)
+    address = urlsplit(api.url)
+    _, writer = await asyncio.open_connection(address.hostname, address.port)
+    head = (
+        f"POST /svc/demo/echo HTTP/1.1\r\nhost: {address.netloc}\r\n"
+        f"authorization: Bearer {alice.api_key}\r\ncontent-type: application/json\r\n"
+        "content-length: 1000\r\n\r\n"
+    )
+    writer.write(head.encode() + b'{"text": "half a bo')
+    await writer.drain()
+    await asyncio.sleep(0.3)  # the endpoint is reading the body
+    writer.close()
+    await writer.wait_closed()
+
+    key = ("relai_http_requests_total", "POST", SUBMIT_ROUTE)
+
+    def count(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], status: str) -> float:
+        return _value(samples, key[0], method=key[1], route=key[2], status=status)
+
+    for _ in range(100):
+        after = await _scrape(metrics)
+        if count(after, "499") > count(before, "499"):
+            break
+        await asyncio.sleep(0.05)
+    assert count(after, "499") - count(before, "499") == 1
+    server_errors = {
+        labels: value
+        for (name, labels), value in after.items()
+        if name == key[0] and dict(labels)["status"].startswith("5")
+    }
+    assert server_errors == {
+        labels: value
+        for (name, labels), value in before.items()
+        if name == key[0] and dict(labels)["status"].startswith("5")
+    }
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 
 async def test_results_recorded_are_counted_by_status(

@@ -146,6 +146,19 @@ def test_every_alert_reads_metrics_the_code_exports() -> None:
         assert rule["labels"]["severity"] in {"warning", "critical"}, rule["alert"]
 
 
+def test_the_5xx_alert_counts_server_errors_only_out_of_the_answers_given() -> None:
+    """A client that left (499, as the API counts it) is neither a server error nor an answer:
+    a burst of disconnects must neither trip the alert nor dilute it."""
+    (rule,) = [r for r in alert_rules() if r["alert"] == "RelaiHttpErrorRateHigh"]
+    errors, answers = rule["expr"].split("/")
+    (numerator,) = re.findall(r'status=~"([^"]+)"', errors)
+    for status in ("500", "502", "503", "504"):
+        assert re.fullmatch(numerator, status), status
+    for status in ("499", "404", "429", "200"):
+        assert not re.fullmatch(numerator, status), status
+    assert re.findall(r'status!="([^"]+)"', answers) == ["499"]
+
+
 def test_promtool_accepts_the_rules_and_the_config() -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
