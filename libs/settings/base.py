@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -47,3 +47,26 @@ class CommonSettings(BaseSettings):
     """Host names and IP networks that handler URLs and provider calls may reach although they
     are not public (a JSON list, e.g. ``["127.0.0.1", "10.0.0.0/8", "llm.internal"]``); see
     ``libs.security.ssrf``."""
+    metrics_token: SecretStr | None = None
+    """When set (16 characters or more; empty: unset), every metrics endpoint answers only a
+    scrape that sends ``Authorization: Bearer <token>`` (401 otherwise), and the API also serves
+    ``GET /metrics`` on its public port. Unset, metrics are served on the operator ports only
+    (``RELAI_API_METRICS_PORT``, ``RELAI_WORKER_METRICS_PORT``, ``RELAI_RECON_METRICS_PORT``),
+    without a token."""
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _blank_token_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _token_long_enough(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value().strip()) < 16:
+            raise ValueError("RELAI_METRICS_TOKEN must be at least 16 characters long")
+        return token
+
+    @property
+    def metrics_bearer(self) -> str | None:
+        """The metrics token in clear, or None."""
+        return self.metrics_token.get_secret_value() if self.metrics_token else None

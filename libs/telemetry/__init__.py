@@ -1,8 +1,13 @@
 """Tracing for every Relai process: OpenTelemetry, exported only when the ``OTEL_*`` environment
 asks for it, and spans that continue the request's trace from the ``traceparent`` its messages
-carry; and the Prometheus metrics server of the processes that serve no HTTP of their own."""
+carry; and the Prometheus metrics server every process runs on an operator port."""
 
-from libs.telemetry.metrics_server import serving_metrics, start_metrics_server
+from libs.telemetry.metrics_server import (
+    bearer_matches,
+    metrics_registry,
+    serving_metrics,
+    start_metrics_server,
+)
 from libs.telemetry.spans import (
     batch_spans,
     current_traceparent,
@@ -15,10 +20,12 @@ from libs.telemetry.tracing import instrument_app, setup_tracing, tracing_enable
 
 __all__ = [
     "batch_spans",
+    "bearer_matches",
     "current_traceparent",
     "instrument_app",
     "job_span",
     "link_context",
+    "metrics_registry",
     "quiet",
     "serving_metrics",
     "setup_tracing",

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from libs.config import watching
@@ -30,6 +31,7 @@ from services.api.catalog.service import OfferCatalog
 from services.api.errors import (
     UNAVAILABLE,
     RelaiError,
+    client_disconnect_handler,
     http_error_handler,
     internal_error_handler,
     relai_error_handler,
@@ -190,11 +192,19 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_exception_handler(RelaiError, relai_error_handler)
     app.add_exception_handler(HTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(ClientDisconnect, client_disconnect_handler)
     app.add_exception_handler(Exception, internal_error_handler)
     for unavailable in UNAVAILABLE:
         app.add_exception_handler(unavailable, unavailable_handler)
     app.include_router(router)
-    app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
+    # Metrics are served on the operator port (relai-api); here only to a scrape with the token.
+    if settings.metrics_bearer:
+        app.add_api_route(
+            "/metrics",
+            metrics_endpoint(settings.metrics_bearer),
+            methods=["GET"],
+            include_in_schema=False,
+        )
     install_openapi(app)
     app.add_middleware(MetricsMiddleware)
     if tracing:

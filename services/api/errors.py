@@ -8,6 +8,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from libs.logs import get_logger
 from services.api.text import printable
@@ -167,6 +168,17 @@ async def validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
     if len(errors) > MAX_ERRORS:
         body["more"] = len(errors) - MAX_ERRORS
     return JSONResponse(body, status_code=InvalidInputs.status_code)
+
+
+CLIENT_CLOSED_REQUEST = 499
+"""The status of an answer no one waits for any more (nginx's "client closed request")."""
+
+
+async def client_disconnect_handler(_: Request, exc: Exception) -> Response:
+    """The client left while its request was read: nothing to answer and nothing went wrong
+    here, so no 500 and no error logged; the metrics count it as 499."""
+    assert isinstance(exc, ClientDisconnect)
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
 async def internal_error_handler(request: Request, exc: Exception) -> JSONResponse:

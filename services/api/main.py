@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from libs.telemetry import metrics_registry, serving_metrics
 from services.api.settings import get_settings
 
 cli = typer.Typer(add_completion=False)
@@ -24,14 +25,26 @@ def serve(
 ) -> None:
     settings = get_settings()
     processes = workers or settings.api_workers
-    with _shared_metrics(processes):
-        _serve(host or settings.api_host, port or settings.api_port, processes)
+    host = host or settings.api_host
+    # Served by this process: the one uvicorn runs in, or with several, their supervisor, which
+    # adds up what they write to the shared directory (made first).
+    with (
+        _shared_metrics(processes),
+        serving_metrics(
+            settings.api_metrics_port,
+            settings.api_metrics_host or host,
+            service="api",
+            registry=metrics_registry(),
+            token=settings.metrics_bearer,
+        ),
+    ):
+        _serve(host, port or settings.api_port, processes)
 
 
 @contextmanager
 def _shared_metrics(processes: int) -> Iterator[None]:
     """With several processes, give them one ``PROMETHEUS_MULTIPROC_DIR`` (a fresh temporary
-    one unless set; a given one is emptied of the last run's files) so that ``/metrics`` adds
+    one unless set; a given one is emptied of the last run's files) so that the metrics add
     up all of them. Set before uvicorn starts its processes, which inherit it."""
     given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if given:

@@ -1,9 +1,11 @@
-"""The API's Prometheus metrics, the middleware that times every HTTP request, and ``/metrics``.
+"""The API's Prometheus metrics and the middleware that times every HTTP request.
 
 Metrics live in ``prometheus_client``'s process-wide default registry, as that library intends.
-With ``relai-api --workers N`` (N > 1) the processes share a directory
-(``PROMETHEUS_MULTIPROC_DIR``, made by ``relai-api`` unless set) and ``/metrics`` adds up every
-process's values (``prometheus_client`` multiprocess mode), whichever process answers the scrape.
+``relai-api`` serves them on its operator port (``RELAI_API_METRICS_PORT``), never on the public
+one, unless a token (``RELAI_METRICS_TOKEN``) is set: then ``GET /metrics`` answers there too, to
+a scrape that sends it. With ``relai-api --workers N`` (N > 1) the processes share a directory
+(``PROMETHEUS_MULTIPROC_DIR``, made by ``relai-api`` unless set) and a scrape adds up every
+process's values (``prometheus_client`` multiprocess mode), whichever process answers it.
 The API defines counters and histograms only: they add up across processes without a mode.
 
 Labels stay bounded: the route *template* (``/svc/{service_name}/{action}``), never the raw path,
@@ -12,20 +14,16 @@ and never a request or user id.
 
 from __future__ import annotations
 
-import os
 import time
+from collections.abc import Awaitable, Callable
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from libs.telemetry import bearer_matches, metrics_registry
+from services.api.errors import CLIENT_CLOSED_REQUEST, Unauthorized
 
 HTTP_REQUESTS = Counter(
     "relai_http_requests_total",
@@ -81,12 +79,20 @@ RESULTS_RECORDED = Counter(
 
 UNMATCHED_ROUTE = "unmatched"
 """The route label of a request no route matched (a 404): the raw path would be unbounded."""
+CLIENT_CLOSED = str(CLIENT_CLOSED_REQUEST)
+"""The status label of a request whose client went away before its answer was complete (as
+nginx logs it): neither a success nor a server error."""
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class MetricsMiddleware:
     """Counts and times HTTP requests by route template. Pure ASGI (``BaseHTTPMiddleware`` costs
-    a task and a stream per request); WebSocket and lifespan scopes pass straight through."""
+    a task and a stream per request); WebSocket and lifespan scopes pass straight through.
+
+    A request whose client left before the answer was complete (``http.disconnect`` received, or
+    a send refused) counts as ``499``, whatever the app made of it (an error it raised reading
+    the body, a stream it stopped): not as a 5xx. An answer the app did not start for another
+    reason counts as ``500``."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -96,29 +102,48 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         status = 500
+        complete = False
+        gone = False
+
+        async def receive_watching() -> Message:
+            nonlocal gone
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                gone = True
+            return message
 
         async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
+            nonlocal status, complete, gone
+            kind = message["type"]
+            if kind == "http.response.start":
                 status = message["status"]
-            await send(message)
+            elif kind == "http.response.body" and not message.get("more_body", False):
+                complete = True
+            try:
+                await send(message)
+            except OSError:  # ASGI 2.4: the server refuses to send to a client that left
+                gone = True
+                raise
 
         start = time.perf_counter()
         try:
-            await self.app(scope, receive, send_with_status)
+            await self.app(scope, receive_watching, send_with_status)
         finally:
             # The router writes the matched route into the scope it was given, i.e. this one.
             route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
             method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            label = CLIENT_CLOSED if gone and not complete else str(status)
             HTTP_DURATION.labels(method, route).observe(time.perf_counter() - start)
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            HTTP_REQUESTS.labels(method, route, label).inc()
 
 
-async def metrics_endpoint(_: Request) -> Response:
-    """The metrics in the Prometheus text format: this process's, or in multiprocess mode the
-    sum over every process of this API."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def metrics_endpoint(token: str) -> Callable[[Request], Awaitable[Response]]:
+    """``GET /metrics`` on the public port, for a deployment that sets ``RELAI_METRICS_TOKEN``:
+    the metrics of every process of this API to a scrape that sends the token, 401 otherwise."""
+
+    async def metrics(request: Request) -> Response:
+        if not bearer_matches(request.headers.get("authorization"), token):
+            raise Unauthorized("a metrics token is required")
+        return Response(generate_latest(metrics_registry()), media_type=CONTENT_TYPE_LATEST)
+
+    return metrics

@@ -1,6 +1,6 @@
 from functools import lru_cache
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from libs.settings import CommonSettings
 
@@ -13,6 +13,12 @@ class ApiSettings(CommonSettings):
     """Address ``relai-api`` binds (``--host`` wins)."""
     api_port: int = 8000
     """Port ``relai-api`` listens on (``--port`` wins)."""
+    api_metrics_port: int = Field(default=9103, ge=0, le=65535)
+    """Operator port of the API's Prometheus ``/metrics`` (the sum over all its processes),
+    apart from the public one, which serves no metrics; 0: off; a port already taken only
+    warns."""
+    api_metrics_host: str | None = None
+    """Address the metrics port binds; unset: the API's own (``RELAI_API_HOST``, ``--host``)."""
     api_workers: int = 1
     """uvicorn worker processes (``--workers`` wins); each runs its own relay, results consumer
     and WebSocket hub."""

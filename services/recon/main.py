@@ -10,7 +10,12 @@ from services.recon.settings import get_settings
 def run() -> None:
     settings = get_settings()
     configure_logging(service="recon", level=settings.log_level, json=settings.log_json)
-    with serving_metrics(settings.recon_metrics_port, settings.recon_host, service="recon"):
+    with serving_metrics(
+        settings.recon_metrics_port,
+        settings.recon_host,
+        service="recon",
+        token=settings.metrics_bearer,
+    ):
         uvicorn.run(
             "services.recon.app:create_app",
             factory=True,

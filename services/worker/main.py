@@ -60,7 +60,9 @@ def run() -> None:
     settings = get_settings()
     configure_logging(service="worker", level=settings.log_level, json=settings.log_json)
     setup_tracing("worker")
-    with serving_metrics(settings.worker_metrics_port, service="worker"):
+    with serving_metrics(
+        settings.worker_metrics_port, service="worker", token=settings.metrics_bearer
+    ):
         try:
             with asyncio.Runner(loop_factory=_loop_factory()) as runner:
                 runner.run(serve(settings))

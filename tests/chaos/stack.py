@@ -121,6 +121,7 @@ class ChaosStack:
             "RELAI_WORKER_VISIBILITY_TIMEOUT_S": str(VISIBILITY_TIMEOUT_S),
             "RELAI_WORKER_RECLAIM_INTERVAL_S": "0.5",
             "RELAI_WORKER_METRICS_PORT": "0",
+            "RELAI_API_METRICS_PORT": "0",
             "RELAI_WORKER_JOB_TIMEOUT_S": "5",
             "RELAI_WORKER_MAX_CRASHES": str(MAX_CRASHES),
             "PYTHONPATH": str(self.workdir / "plugins"),

@@ -26,6 +26,8 @@ WORKERS = 2
 @dataclass
 class Stack:
     url: str
+    metrics_url: str
+    """The API's operator port (its metrics); the public ``url`` serves none."""
     supervisor: Supervisor
     user: NewUser
     credits: int
@@ -64,8 +66,10 @@ async def stack(stack_env: dict[str, str], db_pool: "asyncpg.Pool[Any]") -> Asyn
     await load_demo_catalog(db_pool)
     credits = 1_000_000
     user = await create_user(db_pool, name="e2e", credits=credits)
-    port = free_port()
-    supervisor = Supervisor(env=stack_env, stop_timeout=15)
+    port, metrics_port = free_port(), free_port()
+    supervisor = Supervisor(
+        env={**stack_env, "RELAI_API_METRICS_PORT": str(metrics_port)}, stop_timeout=15
+    )
     # As `relai run` and compose start them: each following its shipped bootstrap config.
     api = [console_script("relai-api"), "--port", str(port), "--workers", "2"]
     supervisor.start(ChildSpec("relai-api", api, bootstrap("api")))
@@ -77,7 +81,13 @@ async def stack(stack_env: dict[str, str], db_pool: "asyncpg.Pool[Any]") -> Asyn
         await asyncio.to_thread(
             wait_until_healthy, f"{url}/health", timeout=90, exited=supervisor.exited
         )
-        yield Stack(url=url, supervisor=supervisor, user=user, credits=credits)
+        yield Stack(
+            url=url,
+            metrics_url=f"http://127.0.0.1:{metrics_port}",
+            supervisor=supervisor,
+            user=user,
+            credits=credits,
+        )
     finally:
         await asyncio.to_thread(supervisor.stop)
 

@@ -1,5 +1,6 @@
-"""Metrics across the real processes: ``relai-api --workers 2`` adds up both processes' counts
-in ``/metrics`` (multiprocess mode), whichever process answers the scrape."""
+"""Metrics across the real processes: ``relai-api --workers 2`` serves, on its operator port,
+the sum of both processes' counts (multiprocess mode), whichever process answered the requests;
+its public port serves no metrics."""
 
 import asyncio
 
@@ -17,8 +18,9 @@ SUBMIT_ROUTE = "/svc/{service_name}/{action}"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-async def _scrape(client: httpx.AsyncClient) -> Samples:
-    r = await client.get("/metrics")
+async def _scrape(stack: Stack) -> Samples:
+    async with httpx.AsyncClient(base_url=stack.metrics_url, timeout=10) as metrics:
+        r = await metrics.get("/metrics")
     assert r.status_code == 200
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
@@ -64,7 +66,8 @@ async def test_metrics_count_every_request_whichever_api_process_answers(
         ("relai_results_recorded_total", frozenset({("status", "succeeded")})): n,
         ("relai_credits_settled_total", frozenset()): n * price,
     }
-    # Two processes serve the API: however the scrapes land, each sees every process's counts.
-    for _ in range(6):
-        samples = await _scrape(client)
+    # Two processes served the requests: every scrape sees both processes' counts.
+    for _ in range(3):
+        samples = await _scrape(stack)
         assert {key: samples.get(key) for key in expected} == expected
+    assert (await client.get("/metrics")).status_code == 404

@@ -1,22 +1,28 @@
-"""The OpenAPI document: FastAPI's generic one plus a ``POST`` path per enabled offer.
+"""The OpenAPI document: FastAPI's generic one plus a ``POST`` path per enabled offer; and the
+pages that show it, Swagger UI and ReDoc, with their scripts and styles served by the API itself
+(from the ``fastapi-offline`` package), so that the pages load nothing from another host.
 
 Offers are data, so the document is built per call from the offers the catalog holds now;
 FastAPI would serve the first document it built for the life of the process. Only the generic
 part, which changes with the code alone, is cached (by ``FastAPI.openapi``).
 """
 
+import html
 from collections.abc import Iterable
+from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from services.api.catalog.schemas import inputs_schema, submit_path
 from services.api.catalog.service import Offer
 from services.api.deals.dependencies import DealsDep
 from services.api.deals.openapi import with_deals
 from services.api.deps import CatalogDep
+from services.api.errors import NotFound
 from services.api.hardening import docs_csp
 
 OPENAPI_URL = "/openapi.json"
@@ -29,6 +35,14 @@ SECURITY_SCHEMES = {
         "description": "An API key (rk_...) or, with OIDC configured, a JWT from its issuer.",
     }
 }
+DOCS_ASSETS_URL = "/docs/assets"
+DOCS_ASSETS = {
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "redoc.standalone.js": "text/javascript; charset=utf-8",
+    "favicon.png": "image/png",
+}
+"""The files the documentation pages load, by name, with their content type."""
 GENERIC_SUBMIT = "/svc/{service_name}/{action}"
 SUBMITTED_REF = "#/components/schemas/Submitted"
 
@@ -119,14 +133,45 @@ def _with_csp(page: HTMLResponse) -> HTMLResponse:
     return page
 
 
+REDOC_PAGE = """<!DOCTYPE html>
+<html>
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<link rel="icon" href="{favicon}">
+<style>body {{ margin: 0; padding: 0; }}</style>
+</head>
+<body>
+<noscript>ReDoc needs JavaScript to show this documentation.</noscript>
+<redoc spec-url="{openapi_url}" native-scrollbars></redoc>
+<script src="{script}"></script>
+</body>
+</html>
+"""
+"""ReDoc with the browser's own scrollbars: its scrollbar library's stylesheet is inline text,
+which the page's policy does not allow."""
+
+
+def docs_assets_dir() -> Path:
+    """Where the installed ``fastapi-offline`` keeps Swagger UI's and ReDoc's files."""
+    directory = Path(str(files("fastapi_offline") / "static"))
+    missing = [name for name in DOCS_ASSETS if not (directory / name).is_file()]
+    if missing:
+        raise RuntimeError(f"fastapi-offline ships no {', '.join(missing)} in {directory}")
+    return directory
+
+
 def install_openapi(app: FastAPI) -> None:
-    """Serve ``/openapi.json`` with the offers, and ``/docs`` and ``/redoc`` over it.
+    """Serve ``/openapi.json`` with the offers, ``/docs`` and ``/redoc`` over it, and the files
+    those pages load under ``/docs/assets/``.
 
     ``app`` must be made with ``openapi_url=None``, so that FastAPI serves neither its cached
     document nor its own documentation pages.
     """
     if app.openapi_url is not None:
         raise ValueError("create the app with openapi_url=None: this serves the document")
+    assets = docs_assets_dir()
 
     async def openapi(request: Request, catalog: CatalogDep, deals: DealsDep) -> JSONResponse:
         document = with_offers(app.openapi(), await catalog.list_offers())
@@ -138,19 +183,36 @@ def install_openapi(app: FastAPI) -> None:
         return JSONResponse(document)
 
     async def swagger_ui(request: Request) -> HTMLResponse:
+        root = _root_path(request)
         return _with_csp(
             get_swagger_ui_html(
-                openapi_url=_root_path(request) + OPENAPI_URL, title=f"{app.title} - Swagger UI"
+                openapi_url=root + OPENAPI_URL,
+                title=f"{app.title} - Swagger UI",
+                swagger_js_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+                swagger_css_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui.css",
+                swagger_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
             )
         )
 
     async def redoc(request: Request) -> HTMLResponse:
-        return _with_csp(
-            get_redoc_html(
-                openapi_url=_root_path(request) + OPENAPI_URL, title=f"{app.title} - ReDoc"
-            )
+        root = _root_path(request)
+        page = REDOC_PAGE.format(
+            title=html.escape(f"{app.title} - ReDoc"),
+            favicon=html.escape(f"{root}{DOCS_ASSETS_URL}/favicon.png"),
+            openapi_url=html.escape(root + OPENAPI_URL),
+            script=html.escape(f"{root}{DOCS_ASSETS_URL}/redoc.standalone.js"),
         )
+        return _with_csp(HTMLResponse(page))
+
+    async def docs_asset(name: str) -> FileResponse:
+        media_type = DOCS_ASSETS.get(name)
+        if media_type is None:
+            raise NotFound("no such documentation file")
+        return FileResponse(assets / name, media_type=media_type)
 
     app.add_api_route(OPENAPI_URL, openapi, methods=["GET"], include_in_schema=False)
     app.add_api_route("/docs", swagger_ui, methods=["GET"], include_in_schema=False)
     app.add_api_route("/redoc", redoc, methods=["GET"], include_in_schema=False)
+    app.add_api_route(
+        DOCS_ASSETS_URL + "/{name}", docs_asset, methods=["GET"], include_in_schema=False
+    )

@@ -1,27 +1,50 @@
-"""``GET /metrics``: route templates as labels, and the submission and relay counters.
+"""The API's metrics, scraped from the operator port as ``relai-api`` serves it: route templates
+as labels, the submission and relay counters, and a client that leaves counted as 499.
 
 The metrics are process-wide (the API runs in this process), so every check compares a value
 before and after, never an absolute one.
 """
 
 import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
+import httpx
+import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from libs.accounts import NewUser
-from tests.integration.api.conftest import Api, auth
+from libs.telemetry import metrics_registry, serving_metrics
+from tests.integration.api.conftest import Api, auth, free_port
 from tests.integration.api.test_results import _consumer, _deliver, _result, _submit
 from tests.support import create_user, load_demo_catalog
 
 SUBMIT_ROUTE = "/svc/{service_name}/{action}"
 
 
-async def _scrape(api: Api) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    r = await api.client.get("/metrics")
+@pytest.fixture(scope="module")
+def metrics_url() -> Iterator[str]:
+    """The operator port, served as ``relai-api`` serves it."""
+    port = free_port()
+    with serving_metrics(port, "127.0.0.1", service="api", registry=metrics_registry()):
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def metrics(metrics_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=metrics_url, timeout=10) as client:
+        yield client
+
+
+async def _scrape(
+    metrics: httpx.AsyncClient,
+) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    r = await metrics.get("/metrics")
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain")
     return {
@@ -38,10 +61,10 @@ def _value(
 
 
 async def test_submit_counts_by_route_template_and_outcome(
-    api: Api, alice: NewUser, db_pool: "asyncpg.Pool[Any]"
+    api: Api, metrics: httpx.AsyncClient, alice: NewUser, db_pool: "asyncpg.Pool[Any]"
 ) -> None:
     broke = await create_user(db_pool, name="broke", credits=0)
-    before = await _scrape(api)
+    before = await _scrape(metrics)
 
     body = {"name": "Ada", "age": "36"}
     first = await api.client.post("/svc/demo/greet", json=body, headers=auth(alice))
@@ -49,7 +72,7 @@ async def test_submit_counts_by_route_template_and_outcome(
     refused = await api.client.post("/svc/demo/greet", json=body, headers=auth(broke))
     assert (first.status_code, again.status_code, refused.status_code) == (202, 202, 402)
     assert again.json()["duplicate"] is True
-    after = await _scrape(api)
+    after = await _scrape(metrics)
 
     def delta(name: str, **labels: str) -> float:
         return _value(after, name, **labels) - _value(before, name, **labels)
@@ -69,7 +92,7 @@ async def test_submit_counts_by_route_template_and_outcome(
 
     published = before.get(("relai_outbox_published_total", frozenset()), 0.0)
     for _ in range(200):
-        now = await _scrape(api)
+        now = await _scrape(metrics)
         if now.get(("relai_outbox_published_total", frozenset()), 0.0) > published:
             break
         await asyncio.sleep(0.02)
@@ -77,20 +100,64 @@ async def test_submit_counts_by_route_template_and_outcome(
         raise AssertionError("the relay's publication was never counted")
 
 
-async def test_unmatched_paths_share_one_label(api: Api) -> None:
-    before = await _scrape(api)
+async def test_unmatched_paths_share_one_label(api: Api, metrics: httpx.AsyncClient) -> None:
+    before = await _scrape(metrics)
     for path in ("/nope/1", "/nope/2"):
         assert (await api.client.get(path)).status_code == 404
-    after = await _scrape(api)
+    after = await _scrape(metrics)
     key = ("relai_http_requests_total", "GET", "unmatched", "404")
     labels = frozenset(zip(("method", "route", "status"), key[1:], strict=True))
     assert after[(key[0], labels)] - before.get((key[0], labels), 0.0) == 2
 
 
-async def test_metrics_is_public_and_not_in_the_openapi_document(api: Api) -> None:
-    assert (await api.client.get("/metrics")).status_code == 200
+async def test_metrics_are_not_on_the_public_port_nor_in_the_openapi_document(api: Api) -> None:
+    assert (await api.client.get("/metrics")).status_code == 404
     document = (await api.client.get("/openapi.json")).json()
     assert "/metrics" not in document["paths"]
+
+
+async def test_a_client_that_leaves_during_its_upload_counts_as_499_not_500(
+    api: Api, metrics: httpx.AsyncClient, alice: NewUser, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The client sends the headers and part of a submission's body, then closes the
+    connection: the endpoint's read of the body fails (``ClientDisconnect``). That is no server
+    error: no 5xx counted, nothing logged as an unhandled error."""
+    before = await _scrape(metrics)
+    address = urlsplit(api.url)
+    _, writer = await asyncio.open_connection(address.hostname, address.port)
+    head = (
+        f"POST /svc/demo/echo HTTP/1.1\r\nhost: {address.netloc}\r\n"
+        f"authorization: Bearer {alice.api_key}\r\ncontent-type: application/json\r\n"
+        "content-length: 1000\r\n\r\n"
+    )
+    writer.write(head.encode() + b'{"text": "half a bo')
+    await writer.drain()
+    await asyncio.sleep(0.3)  # the endpoint is reading the body
+    writer.close()
+    await writer.wait_closed()
+
+    key = ("relai_http_requests_total", "POST", SUBMIT_ROUTE)
+
+    def count(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], status: str) -> float:
+        return _value(samples, key[0], method=key[1], route=key[2], status=status)
+
+    for _ in range(100):
+        after = await _scrape(metrics)
+        if count(after, "499") > count(before, "499"):
+            break
+        await asyncio.sleep(0.05)
+    assert count(after, "499") - count(before, "499") == 1
+    server_errors = {
+        labels: value
+        for (name, labels), value in after.items()
+        if name == key[0] and dict(labels)["status"].startswith("5")
+    }
+    assert server_errors == {
+        labels: value
+        for (name, labels), value in before.items()
+        if name == key[0] and dict(labels)["status"].startswith("5")
+    }
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 
 async def test_results_recorded_are_counted_by_status(

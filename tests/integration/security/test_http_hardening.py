@@ -1,9 +1,12 @@
 """HTTP hardening: trailing slashes are accepted (no redirect reflecting ``Host``), every error is
-one bounded JSON shape (no input echoed, no internals), and every answer carries the security
-headers."""
+one bounded JSON shape (no input echoed, no internals), every answer carries the security
+headers, and the documentation pages load nothing from another host."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -122,7 +125,67 @@ async def test_security_headers_on_json_and_on_the_docs(api: Api, alice: NewUser
         assert page.headers["content-type"].startswith("text/html")
         for name, value in SECURITY_HEADERS.items():
             assert page.headers[name] == value
-        csp = page.headers["content-security-policy"]
-        assert "default-src 'none'" in csp
-        assert "frame-ancestors 'none'" in csp
-        assert "https://cdn.jsdelivr.net" in csp
+        csp = _directives(page.headers["content-security-policy"])
+        assert csp["default-src"] == ["'none'"]
+        assert csp["frame-ancestors"] == ["'none'"]
+        assert csp["connect-src"] == ["'self'"]
+        for directive, sources in csp.items():
+            # This origin, hashes of inline text, data: images, ReDoc's blob: worker; no host,
+            # no scheme wildcard, no 'unsafe-inline'.
+            for source in sources:
+                assert source in {"'self'", "'none'", "data:", "blob:"} or re.fullmatch(
+                    r"'sha256-[A-Za-z0-9+/]+={0,2}'", source
+                ), (path, directive, source)
+            assert "data:" not in sources or directive == "img-src", (path, directive)
+            assert "blob:" not in sources or directive == "worker-src", (path, directive)
+
+
+def _directives(policy: str) -> dict[str, list[str]]:
+    return {
+        name: sources
+        for name, *sources in (part.split() for part in policy.split(";") if part.strip())
+    }
+
+
+def _inline(tag: str, html: str) -> list[str]:
+    return re.findall(rf"<{tag}>(.*?)</{tag}>", html, re.DOTALL)
+
+
+def _sha256(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+async def test_the_docs_load_everything_from_the_api_itself(api: Api) -> None:
+    """No CDN: every URL a documentation page names is a path of this API, served with the
+    content type the browser needs under ``nosniff``, and its inline code is the code the
+    policy allows by hash."""
+    expected = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+    for path in ("/docs", "/redoc"):
+        page = await api.client.get(path)
+        html = page.text
+        assert "//" not in re.sub(r"<script>.*?</script>|<!--.*?-->", "", html, flags=re.DOTALL)
+        assert not re.search(r"https?:", html), path
+        urls = re.findall(r'(?:src|href|spec-url)="([^"]+)"', html)
+        assert urls, path
+        for url in urls:
+            assert url.startswith("/"), (path, url)
+            asset = await api.client.get(url)
+            assert asset.status_code == 200, (path, url)
+            for name, value in SECURITY_HEADERS.items():
+                assert asset.headers[name] == value
+            suffix = url[url.rfind(".") :]
+            if suffix in expected:
+                assert asset.headers["content-type"].startswith(expected[suffix]), url
+                assert int(asset.headers["content-length"]) > 1000, url
+        csp = _directives(page.headers["content-security-policy"])
+        for tag, directive in (("script", "script-src"), ("style", "style-src")):
+            for body in _inline(tag, html):
+                assert _sha256(body) in csp[directive], (path, tag)
+    swagger = (await api.client.get("/docs")).text
+    assert "/docs/assets/swagger-ui-bundle.js" in swagger
+    assert "/docs/assets/swagger-ui.css" in swagger
+    assert "/docs/assets/redoc.standalone.js" in (await api.client.get("/redoc")).text
+    unknown = await api.client.get("/docs/assets/..%2f..%2fpyproject.toml")
+    assert unknown.status_code == 404
+    _is_error_shape(unknown.json(), "not_found")
+    _is_error_shape((await api.client.get("/docs/assets/index.html")).json(), "not_found")

@@ -1,4 +1,5 @@
-"""The API refuses to start on OIDC settings that would let in tokens it should not."""
+"""The API refuses to start on OIDC settings that would let in tokens it should not, or on a
+metrics token too short to keep anyone out; its metrics go to an operator port."""
 
 import pytest
 from pydantic import ValidationError
@@ -21,3 +22,24 @@ def test_oidc_without_an_audience_does_not_start() -> None:
 def test_oidc_without_its_keys_does_not_start() -> None:
     with pytest.raises(ValidationError, match="RELAI_OIDC_ISSUER needs RELAI_OIDC_JWKS_URL"):
         ApiSettings(oidc_issuer=ISSUER, oidc_audience="relai")
+
+
+def test_metrics_go_to_an_operator_port_and_a_token_is_optional(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("RELAI_API_METRICS_PORT", "RELAI_METRICS_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    settings = ApiSettings()
+    assert (settings.api_metrics_port, settings.api_port) == (9103, 8000)
+    assert settings.metrics_token is None
+    assert settings.metrics_bearer is None
+    monkeypatch.setenv("RELAI_METRICS_TOKEN", "   ")  # as an empty line of an env file
+    assert ApiSettings().metrics_bearer is None
+
+
+def test_a_short_metrics_token_does_not_start() -> None:
+    with pytest.raises(ValidationError, match="at least 16 characters"):
+        ApiSettings(metrics_token="guessable")
+    settings = ApiSettings(metrics_token="long-enough-metrics-token")
+    assert settings.metrics_bearer == "long-enough-metrics-token"
+    assert "long-enough" not in repr(settings)

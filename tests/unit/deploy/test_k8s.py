@@ -136,7 +136,10 @@ def test_probes_and_services_reach_the_ports_the_processes_listen_on() -> None:
     recon = deployments["relai-recon"]["spec"]["template"]["spec"]["containers"][0]
     recon_env = {e["name"]: e.get("value") for e in recon["env"]}
     ports = {
-        "relai-api": {"http": 8000},
+        "relai-api": {
+            "http": 8000,
+            "metrics": ApiSettings.model_fields["api_metrics_port"].default,
+        },
         "relai-recon": {"http": int(recon_env["RELAI_RECON_PORT"])},
         "relai-worker": {"metrics": WorkerSettings.model_fields["worker_metrics_port"].default},
     }
@@ -176,3 +179,27 @@ def test_workers_get_time_to_drain_on_scale_down() -> None:
     env = {e["name"]: e.get("value") for e in worker["containers"][0]["env"]}
     assert worker["terminationGracePeriodSeconds"] > float(env["RELAI_WORKER_DRAIN_TIMEOUT_S"])
     assert "replicas" not in _named("Deployment")["relai-worker"]["spec"]  # KEDA sets them
+
+
+def test_metrics_are_scraped_on_operator_ports_that_no_service_exposes() -> None:
+    deployments = _named("Deployment")
+    metrics_ports = {
+        "relai-api": ApiSettings.model_fields["api_metrics_port"].default,
+        "relai-worker": WorkerSettings.model_fields["worker_metrics_port"].default,
+        "relai-recon": ReconSettings.model_fields["recon_metrics_port"].default,
+    }
+    for name, port in metrics_ports.items():
+        template = deployments[name]["spec"]["template"]
+        annotations = template["metadata"]["annotations"]
+        assert annotations["prometheus.io/port"] == str(port), name
+        assert annotations["prometheus.io/path"] == "/metrics", name
+        (container,) = template["spec"]["containers"]
+        declared = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert declared["metrics"] == port, name
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        variable = f"RELAI_{name.removeprefix('relai-').upper()}_METRICS_PORT"
+        assert env.get(variable, str(port)) == str(port), name
+    for name, service in _named("Service").items():
+        exposed = {p.get("targetPort") for p in service["spec"]["ports"]}
+        assert "metrics" not in exposed, name
+        assert not {p["port"] for p in service["spec"]["ports"]} & set(metrics_ports.values())

@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 import services.api.metrics
 import services.recon.metrics.registry
 import services.worker.metrics
+from services.api.settings import ApiSettings
 from services.recon.settings import ReconSettings
 from services.worker.settings import WorkerSettings
 
@@ -145,6 +146,19 @@ def test_every_alert_reads_metrics_the_code_exports() -> None:
         assert rule["labels"]["severity"] in {"warning", "critical"}, rule["alert"]
 
 
+def test_the_5xx_alert_counts_server_errors_only_out_of_the_answers_given() -> None:
+    """A client that left (499, as the API counts it) is neither a server error nor an answer:
+    a burst of disconnects must neither trip the alert nor dilute it."""
+    (rule,) = [r for r in alert_rules() if r["alert"] == "RelaiHttpErrorRateHigh"]
+    errors, answers = rule["expr"].split("/")
+    (numerator,) = re.findall(r'status=~"([^"]+)"', errors)
+    for status in ("500", "502", "503", "504"):
+        assert re.fullmatch(numerator, status), status
+    for status in ("499", "404", "429", "200"):
+        assert not re.fullmatch(numerator, status), status
+    assert re.findall(r'status!="([^"]+)"', answers) == ["499"]
+
+
 def test_promtool_accepts_the_rules_and_the_config() -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
@@ -163,7 +177,7 @@ def test_prometheus_scrapes_each_service_on_its_metrics_port() -> None:
         for job in config["scrape_configs"]
     }
     assert ports == {
-        "relai-api": (["api"], 8000),
+        "relai-api": (["api"], ApiSettings().api_metrics_port),
         "relai-worker": (["worker"], WorkerSettings().worker_metrics_port),
         "relai-recon": (["recon"], ReconSettings().recon_metrics_port),
     }
@@ -200,3 +214,9 @@ def test_compose_provisions_prometheus_grafana_and_jaeger() -> None:
     assert services["recon"]["environment"]["RELAI_RECON_METRICS_PORT"] == str(
         ReconSettings().recon_metrics_port
     )
+    assert services["api"]["environment"]["RELAI_API_METRICS_PORT"] == str(
+        ApiSettings().api_metrics_port
+    )
+    for name in ("api", "worker", "recon"):  # metrics ports stay on the compose network
+        published = {str(p).split(":")[-1] for p in services[name].get("ports", [])}
+        assert not published & {"9101", "9102", "9103"}, name
