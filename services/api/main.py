@@ -12,6 +12,7 @@ import typer
 import uvicorn
 
 from libs.telemetry import metrics_registry, serving_metrics
+from services.api.protocol import DeadlineProtocol
 from services.api.settings import get_settings
 
 cli = typer.Typer(add_completion=False)
@@ -73,7 +74,11 @@ def _serve(host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        # httptools, with deadlines on a request's headers and body (RELAI_HEADER_TIMEOUT_S,
+        # RELAI_BODY_TIMEOUT_S). No limit_concurrency: uvicorn counts every open connection
+        # against it, so connections held open by slow or idle clients would make it refuse
+        # the other clients' requests (503).
+        http=DeadlineProtocol,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,

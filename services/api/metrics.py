@@ -76,6 +76,11 @@ RESULTS_RECORDED = Counter(
     "Request rows the results consumer changed, by the status written.",
     ["status"],
 )
+CONNECTIONS_REFUSED = Counter(
+    "relai_connections_refused_total",
+    "Connections the API closed to bound slow clients, by reason: header_timeout, body_timeout.",
+    ["reason"],
+)
 
 UNMATCHED_ROUTE = "unmatched"
 """The route label of a request no route matched (a 404): the raw path would be unbounded."""

@@ -22,6 +22,13 @@ class ApiSettings(CommonSettings):
     api_workers: int = 1
     """uvicorn worker processes (``--workers`` wins); each runs its own relay, results consumer
     and WebSocket hub."""
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    """A connection whose request headers are not all received this long after the request's
+    first byte (the first request's: after the connection opened) is closed, so that a client
+    sending its headers a byte at a time cannot hold connections open (slowloris)."""
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    """A request whose body is not all received this long after its headers is answered 408
+    (when no answer has begun) and its connection closed."""
     ask_offer: str = "demo/ask"
     """``service/action`` of the offer behind ``POST /ask``, unless the active config ``api``
     names one (``ask_offer``)."""

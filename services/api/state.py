@@ -4,6 +4,7 @@ time."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,3 +49,10 @@ class AppState:
 def app_state(conn: HTTPConnection) -> AppState:
     state: AppState = conn.scope["state"][_KEY]
     return state
+
+
+def lifespan_app_state(state: Mapping[str, Any]) -> AppState | None:
+    """The app state in the lifespan's state dict (which uvicorn also hands its connection
+    protocols), once the lifespan has started; None before, or for an app without it."""
+    found = state.get(_KEY)
+    return found if isinstance(found, AppState) else None

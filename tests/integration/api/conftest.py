@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from libs.accounts import NewUser
 from services.api.app import create_app
+from services.api.protocol import DeadlineProtocol
 from services.api.settings import ApiSettings
 from tests.support import ServerUrls, create_user, load_demo_catalog
 
@@ -38,7 +39,7 @@ def free_port() -> int:
 @asynccontextmanager
 async def serving(settings: ApiSettings, app: FastAPI | None = None) -> AsyncIterator[Api]:
     """The API app (``app``, else one made from ``settings``) served by a real uvicorn in this
-    test's event loop, with a client."""
+    test's event loop, through the API's own HTTP protocol, with a client."""
     port = free_port()
     # A connection still open at the end gets 5 s, then is cancelled: the app's shutdown always
     # runs, so no background loop of this app outlives the test (and reads the next one's data).
@@ -46,6 +47,7 @@ async def serving(settings: ApiSettings, app: FastAPI | None = None) -> AsyncIte
         app or create_app(settings),
         host="127.0.0.1",
         port=port,
+        http=DeadlineProtocol,
         log_config=None,
         timeout_graceful_shutdown=5,
     )
