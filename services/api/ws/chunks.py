@@ -61,6 +61,7 @@ class ChunkFeed:
         self._send = send
         self.lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._pump(), name=f"chunks-{self._request_id}")
@@ -81,13 +82,18 @@ class ChunkFeed:
             self.last = event_id
 
     async def _pump(self) -> None:
-        while True:
+        # The flag as well as the cancel: a cancel can be lost (the Redis client swallows one
+        # that comes mid-read, Python 3.11's wait_for one that comes as its wait ends), and
+        # ``stop`` would then wait forever for a pump that goes on.
+        while not self._stopping:
             # ``finish`` cancels the pump outside the lock only: chunks read but not sent are
             # read again by ``drain``, from ``last``.
             self._wake.clear()
-            while chunks := await self._read():
+            while (chunks := await self._read()) and not self._stopping:
                 async with self.lock:
                     await self._send_all(chunks)
+            if self._stopping:
+                return
             try:
                 await asyncio.wait_for(self._wake.wait(), _POLL_S)
             except TimeoutError:
@@ -104,6 +110,7 @@ class ChunkFeed:
         if task is None:
             return
         async with self.lock:
+            self._stopping = True
             task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
