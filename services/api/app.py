@@ -109,7 +109,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         # process restarted during an outage must not take the whole server down).
         pool = await create_pool(settings.database_url, min_size=0, max_size=settings.db_pool_size)
         redis = create_redis(settings.redis_url)
-        hub = Hub(redis, queue_size=settings.ws_queue_size)
+        hub = Hub(redis, queue_size=settings.ws_queue_size, max_per_user=settings.ws_max_per_user)
         relay = OutboxRelay(
             pool,
             redis,

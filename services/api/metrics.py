@@ -78,7 +78,8 @@ RESULTS_RECORDED = Counter(
 )
 CONNECTIONS_REFUSED = Counter(
     "relai_connections_refused_total",
-    "Connections the API closed to bound slow clients, by reason: header_timeout, body_timeout.",
+    "Connections and WebSockets the API closed to bound slow or numerous clients, by reason: "
+    "header_timeout, body_timeout, ws_per_user.",
     ["reason"],
 )
 

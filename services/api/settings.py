@@ -60,6 +60,9 @@ class ApiSettings(CommonSettings):
     """Browser origins allowed to open WebSockets (``Origin`` header, JSON list); others get 403,
     and an empty list allows any. Clients that send no ``Origin`` (not browsers) are not
     affected."""
+    ws_max_per_user: int = Field(default=32, ge=0)
+    """WebSockets one user may hold open on one API process (each ``--workers`` process and each
+    replica counts its own); more are closed at once with code 4429; 0: no cap."""
     ws_queue_size: int = 10_000
     """Events buffered for one WebSocket; a client that falls further behind is disconnected
     (close code 1013)."""

@@ -8,7 +8,8 @@ single-use ticket from ``POST /ws/ticket``); the server echoes ``bearer`` or ``t
 ``RELAI_WS_ALLOWED_ORIGINS`` set, a browser page from another origin is refused with 403 before
 the handshake. Close codes: 4401 unauthorized (also when the key is revoked or the token
 expires while the socket is open), 4404 no such request, 1013 fell too far behind (reconnect to
-get the current state) or, at connect, the credential's rate limit is spent.
+get the current state) or, at connect, the credential's rate limit is spent, 4429 the user
+holds ``RELAI_WS_MAX_PER_USER`` sockets open on this process already.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,16 +29,18 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from libs.contracts import FINAL_STATUSES, RequestEvent, RequestStatus, status_rank
+from libs.db import PgPool
 from libs.logs import get_logger
 from services.api.auth.dependencies import CurrentUser, bearer_token
 from services.api.auth.service import Authenticator, Principal
 from services.api.deps import AuthDep, HubDep, PoolDep, RedisDep, SettingsDep
 from services.api.errors import TooManyRequests, Unauthorized
+from services.api.metrics import CONNECTIONS_REFUSED
 from services.api.requests import repository
 from services.api.state import app_state
 from services.api.ws import tickets
 from services.api.ws.chunks import EVENT_ID, ChunkFeed
-from services.api.ws.hub import Subscription
+from services.api.ws.hub import Hub, Subscription
 
 log = get_logger(__name__)
 
@@ -88,6 +92,29 @@ async def _authenticate(
     if user is None or not await auth.still_valid(user):
         raise Unauthorized("unknown, used or expired ticket")
     return user
+
+
+@asynccontextmanager
+async def _opened(ws: WebSocket, auth: Authenticator, hub: Hub) -> AsyncIterator[_Caller | None]:
+    """The authenticated caller, holding one of its user's sockets on this process until the
+    block ends, however it ends (client or server close, error, expired credential); None when
+    the socket was refused and closed."""
+    caller = await _accept(ws, auth)
+    if caller is None:
+        yield None
+        return
+    user_id = caller.user.id
+    if not hub.hold_socket(user_id):
+        CONNECTIONS_REFUSED.labels("ws_per_user").inc()
+        log.info("websocket refused: the user's cap is reached", user_id=str(user_id))
+        reason = f"too many open WebSockets (at most {hub.max_per_user} per user)"
+        await ws.close(code=4429, reason=reason)
+        yield None
+        return
+    try:
+        yield caller
+    finally:
+        hub.release_socket(user_id)
 
 
 async def _accept(ws: WebSocket, auth: Authenticator) -> _Caller | None:
@@ -222,9 +249,20 @@ async def watch_request(
 ) -> None:
     """The request's state, its partial output (chunk events, each with its ``event_id``, from
     the start or after ``last_event_id``) as it is produced, and its final state last."""
-    caller = await _accept(ws, auth)
-    if caller is None:
-        return
+    async with _opened(ws, auth, hub) as caller:
+        if caller is not None:
+            await _watch_request(ws, caller, request_id, pool, hub, redis, last_event_id)
+
+
+async def _watch_request(
+    ws: WebSocket,
+    caller: _Caller,
+    request_id: str,
+    pool: PgPool,
+    hub: Hub,
+    redis: Redis,
+    last_event_id: str | None,
+) -> None:
     try:
         parsed = uuid.UUID(request_id)
     except ValueError:
@@ -271,9 +309,14 @@ async def watch_all(
     """Every change to the caller's requests. First the current state of the unfinished ones;
     or, with ``since`` (an ``updated_at`` this socket sent before), every request changed since
     then, so that a client reconnecting with its last ``updated_at`` misses nothing."""
-    caller = await _accept(ws, auth)
-    if caller is None:
-        return
+    async with _opened(ws, auth, hub) as caller:
+        if caller is not None:
+            await _watch_all(ws, caller, pool, hub, since)
+
+
+async def _watch_all(
+    ws: WebSocket, caller: _Caller, pool: PgPool, hub: Hub, since: datetime | None
+) -> None:
     user = caller.user
     with hub.watch_user(user.id) as sub:
         if since is None:

@@ -2,14 +2,15 @@
 
 Every replica subscribes to the events channel and delivers each event to its own sockets
 watching that request or that user. A socket that falls ``queue_size`` events behind is
-marked overflowed and closed; on reconnect it gets the current state again.
+marked overflowed and closed; on reconnect it gets the current state again. It also counts the
+sockets each user holds open on this process, at most ``max_per_user``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -59,12 +60,28 @@ class Subscription:
 
 
 class Hub:
-    def __init__(self, redis: Redis, *, queue_size: int) -> None:
+    def __init__(self, redis: Redis, *, queue_size: int, max_per_user: int = 0) -> None:
         self._redis = redis
         self._queue_size = queue_size
+        self.max_per_user = max_per_user
+        """Most sockets a user may hold open on this process; 0: no cap."""
+        self._sockets: Counter[uuid.UUID] = Counter()
         self._by_request: defaultdict[uuid.UUID, set[Subscription]] = defaultdict(set)
         self._by_user: defaultdict[uuid.UUID, set[Subscription]] = defaultdict(set)
         self._chunks: defaultdict[uuid.UUID, set[asyncio.Event]] = defaultdict(set)
+
+    def hold_socket(self, user_id: uuid.UUID) -> bool:
+        """Count one more open socket of the user's, unless they hold ``max_per_user`` already
+        (False). Each True is paired with one ``release_socket``."""
+        if self.max_per_user and self._sockets[user_id] >= self.max_per_user:
+            return False
+        self._sockets[user_id] += 1
+        return True
+
+    def release_socket(self, user_id: uuid.UUID) -> None:
+        self._sockets[user_id] -= 1
+        if self._sockets[user_id] <= 0:
+            del self._sockets[user_id]
 
     @contextmanager
     def watch_request(self, request_id: uuid.UUID) -> Iterator[Subscription]:

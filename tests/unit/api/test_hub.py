@@ -1,9 +1,12 @@
 import asyncio
 import uuid
 from datetime import UTC, datetime
+from typing import cast
+
+from redis.asyncio import Redis
 
 from libs.contracts import RequestEvent, RequestStatus
-from services.api.ws.hub import Subscription
+from services.api.ws.hub import Hub, Subscription
 
 
 def _event(n: int) -> RequestEvent:
@@ -42,3 +45,19 @@ async def test_close_wakes_the_waiting_reader() -> None:
     await asyncio.sleep(0)
     sub.close()
     assert await asyncio.wait_for(waiting, 1) == []
+
+
+def test_open_sockets_are_counted_per_user_up_to_the_cap() -> None:
+    hub = Hub(cast(Redis, object()), queue_size=1, max_per_user=2)
+    alice, bob = uuid.uuid4(), uuid.uuid4()
+    assert [hub.hold_socket(alice) for _ in range(3)] == [True, True, False]
+    assert hub.hold_socket(bob)
+    hub.release_socket(alice)
+    assert hub.hold_socket(alice)
+    assert not hub.hold_socket(alice)
+
+
+def test_no_cap_when_the_most_is_zero() -> None:
+    hub = Hub(cast(Redis, object()), queue_size=1, max_per_user=0)
+    user = uuid.uuid4()
+    assert all(hub.hold_socket(user) for _ in range(1000))
