@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from services.api.admin.dependencies import AdminUser
+from services.api.admin.dependencies import ADMIN_ONLY, AdminUser
 from services.api.deps import PoolDep
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"], responses=ADMIN_ONLY)
 
 _USAGE = """
 SELECT u.hour, us.name AS user, u.handler_id AS handler, u.integration, u.requests,

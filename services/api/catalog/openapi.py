@@ -1,4 +1,5 @@
-"""The OpenAPI document: FastAPI's generic one plus a ``POST`` path per enabled offer; and the
+"""The OpenAPI document: FastAPI's generic one plus a ``POST`` path per enabled offer and deal,
+each operation declaring the errors it answers in the one error shape (``errors.py``); and the
 pages that show it, Swagger UI and ReDoc, with their scripts and styles served by the API itself
 (from the ``fastapi-offline`` package), so that the pages load nothing from another host.
 
@@ -17,13 +18,15 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
+from services.api.catalog.deals import Deal
 from services.api.catalog.schemas import inputs_schema, submit_path
 from services.api.catalog.service import Offer
 from services.api.deals.dependencies import DealsDep
 from services.api.deals.openapi import with_deals
 from services.api.deps import CatalogDep
-from services.api.errors import NotFound
+from services.api.errors import NotFound, with_error_responses
 from services.api.hardening import docs_csp
+from services.api.submission import SUBMIT_ERRORS
 
 OPENAPI_URL = "/openapi.json"
 PUBLIC_PATHS = frozenset({"/health"})
@@ -67,9 +70,8 @@ def _submit_operation(offer: Offer, parameters: list[Any], operation_id: str) ->
                 "description": "Accepted",
                 "content": {"application/json": {"schema": {"$ref": SUBMITTED_REF}}},
             },
-            "401": {"description": "Missing or unknown API key"},
-            "402": {"description": "Not enough credits"},
-            "422": {"description": "Missing, unknown or non-string fields"},
+            **SUBMIT_ERRORS,
+            "422": {"description": "Missing, unknown or non-string fields, or a prompt too long"},
         },
     }
 
@@ -123,6 +125,15 @@ def with_security(document: dict[str, Any]) -> dict[str, Any]:
     return {**document, "components": components, "security": [{"bearer": []}], "paths": paths}
 
 
+def build_document(
+    generic: dict[str, Any], offers: Iterable[Offer], deals: Iterable[Deal]
+) -> dict[str, Any]:
+    """The document served: ``generic`` (left unchanged) with the offers, the deals, the
+    security scheme and the error responses."""
+    document = with_security(with_deals(with_offers(generic, offers), deals))
+    return with_error_responses(document)
+
+
 def _root_path(request: Request) -> str:
     root_path: str = request.scope.get("root_path", "")
     return root_path.rstrip("/")
@@ -164,7 +175,7 @@ def docs_assets_dir() -> Path:
 
 def install_openapi(app: FastAPI) -> None:
     """Serve ``/openapi.json`` with the offers, ``/docs`` and ``/redoc`` over it, and the files
-    those pages load under ``/docs/assets/``.
+    those pages load under ``/docs/assets/``; make ``app.openapi()`` declare the errors.
 
     ``app`` must be made with ``openapi_url=None``, so that FastAPI serves neither its cached
     document nor its own documentation pages.
@@ -173,9 +184,18 @@ def install_openapi(app: FastAPI) -> None:
         raise ValueError("create the app with openapi_url=None: this serves the document")
     assets = docs_assets_dir()
 
+    def generic_document() -> dict[str, Any]:
+        """FastAPI's document, with the errors declared: built once (code alone changes it)."""
+        if not app.openapi_schema:
+            app.openapi_schema = with_error_responses(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = generic_document  # type: ignore[method-assign]
+
     async def openapi(request: Request, catalog: CatalogDep, deals: DealsDep) -> JSONResponse:
-        document = with_offers(app.openapi(), await catalog.list_offers())
-        document = with_security(with_deals(document, await deals.list_deals()))
+        document = build_document(
+            app.openapi(), await catalog.list_offers(), await deals.list_deals()
+        )
         root_path = _root_path(request)
         servers = document.get("servers", [])
         if root_path and app.root_path_in_servers and root_path not in {s["url"] for s in servers}:
