@@ -5,10 +5,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.api.catalog.service import Offer
+from services.api.text import STORABLE_PATTERN
 
 
 class StringInput(BaseModel):
     type: Literal["string"] = "string"
+    pattern: str = STORABLE_PATTERN
+    """Any text Postgres can store: no NUL."""
 
 
 class InputsSchema(BaseModel):

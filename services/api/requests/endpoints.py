@@ -15,6 +15,7 @@ from services.api.requests import repository, service
 from services.api.requests.schemas import AskBody, Cancelled, RequestPage, RequestView
 from services.api.state import app_state
 from services.api.submission import SUBMIT_ERRORS, SUBMIT_HEADERS, StepView, Submitted, links_for
+from services.api.text import STORABLE_PATTERN
 
 router = APIRouter(tags=["requests"])
 NO_SUCH_REQUEST: dict[int | str, dict[str, Any]] = {
@@ -60,7 +61,7 @@ def _view(row: Any) -> RequestView:
                 "application/json": {
                     "schema": {
                         "type": "object",
-                        "additionalProperties": {"type": "string"},
+                        "additionalProperties": {"type": "string", "pattern": STORABLE_PATTERN},
                         "description": "The offer's template variables, each a string.",
                     }
                 }
