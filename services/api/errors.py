@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import SkipJsonSchema, models_json_schema
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from libs.logs import get_logger
 from services.api.text import printable
@@ -119,16 +120,35 @@ HTTP_CODES = {
 }
 
 
-async def http_error_handler(_: Request, exc: Exception) -> Response:
+async def http_error_handler(request: Request, exc: Exception) -> Response:
     """Starlette's and FastAPI's own errors (unknown path, wrong method, body too large) in the
     same shape as ours."""
     assert isinstance(exc, HTTPException)
     if exc.status_code in (204, 304) or exc.status_code < 200:
         return Response(status_code=exc.status_code, headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
     return JSONResponse(
         {"detail": str(exc.detail), "code": HTTP_CODES.get(exc.status_code, "http_error")},
         status_code=exc.status_code,
-        headers=exc.headers,
+        headers=headers,
+    )
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route takes at the request's path. (The router names those of the
+    first route matching the path only, when several share it: ``GET`` and ``POST /users``.)"""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
     )
 
 

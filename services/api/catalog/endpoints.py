@@ -1,11 +1,11 @@
 from fastapi import APIRouter
 
 from services.api.auth.dependencies import CurrentUser
-from services.api.catalog.schemas import OfferView, offer_view
+from services.api.catalog.schemas import OfferRoute, OfferView, offer_view
 from services.api.deps import CatalogDep
 from services.api.errors import NotFound
 
-router = APIRouter(tags=["catalog"])
+router = APIRouter(tags=["catalog"], route_class=OfferRoute)
 
 
 @router.get("/svc", response_model=list[OfferView])

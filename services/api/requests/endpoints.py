@@ -8,6 +8,7 @@ from libs.contracts import RequestStatus
 from services.api import submission
 from services.api.auth.dependencies import CurrentUser
 from services.api.auth.service import Principal
+from services.api.catalog.schemas import OfferRoute
 from services.api.catalog.service import Offer
 from services.api.deps import CatalogDep, PoolDep, RedisDep, SettingsDep
 from services.api.errors import NotFound
@@ -17,7 +18,7 @@ from services.api.state import app_state
 from services.api.submission import SUBMIT_ERRORS, SUBMIT_HEADERS, StepView, Submitted, links_for
 from services.api.text import STORABLE_PATTERN
 
-router = APIRouter(tags=["requests"])
+router = APIRouter(tags=["requests"], route_class=OfferRoute)
 NO_SUCH_REQUEST: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such request, or another user's"}
 }

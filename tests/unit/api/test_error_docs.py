@@ -200,3 +200,30 @@ async def test_other_error_bodies_fit_the_declared_schema(
     _validate(response.json(), ERROR_REF, document)
     with pytest.raises(jsonschema.ValidationError):
         _validate({"detail": "no code"}, ERROR_REF, document)
+
+
+async def test_405_names_every_method_of_the_path(client: httpx.AsyncClient) -> None:
+    response = await client.request("DELETE", "/users")
+    assert response.headers["allow"] == "GET, POST"
+
+
+@pytest.mark.parametrize(
+    ("path", "allow"),
+    [
+        ("/admin/users", "GET, POST"),
+        ("/svc/demo/echo", "GET, POST"),
+        ("/svc/request/3f1c0e4e-1f6b-4f1a-9d5e-2b7c8a9d0e1f", "GET"),
+        ("/svc/request/3f1c0e4e-1f6b-4f1a-9d5e-2b7c8a9d0e1f/cancel", "POST"),
+    ],
+)
+async def test_the_api_answers_405_with_every_method_of_the_path(path: str, allow: str) -> None:
+    """A wrong method is refused by routing, before any credential is looked at. Paths under
+    ``/svc/request/`` belong to the requests API: no offer route takes them."""
+    app = FastAPI()
+    app.add_exception_handler(HTTPException, http_error_handler)
+    app.include_router(router)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.request("PATCH", path)
+    assert (response.status_code, response.headers["allow"]) == (405, allow)
+    assert response.json()["code"] == "method_not_allowed"
