@@ -76,6 +76,31 @@ def _submit_operation(offer: Offer, parameters: list[Any], operation_id: str) ->
     }
 
 
+def _view_operation(
+    offer: Offer, generic_view: dict[str, Any], operation_id: str
+) -> dict[str, Any]:
+    """``GET /svc/<service>/<action>``: the generic view's answers, without its path parameters
+    (a client matching the offer's own path finds its ``GET`` there, not under the template)."""
+    return {
+        **generic_view,
+        "tags": ["offers"],
+        "summary": f"The offer {offer.service}/{offer.action}",
+        "operationId": operation_id,
+        "parameters": [p for p in generic_view.get("parameters", []) if p.get("in") != "path"],
+        # No parameter left to refuse: never a 422.
+        "responses": {k: r for k, r in generic_view["responses"].items() if k != "422"},
+    }
+
+
+def _unique(base: str, taken: set[str]) -> str:
+    operation_id, suffix = base, 1
+    while operation_id in taken:
+        suffix += 1
+        operation_id = f"{base}_{suffix}"
+    taken.add(operation_id)
+    return operation_id
+
+
 def _operation_ids(paths: dict[str, Any]) -> set[str]:
     return {
         op["operationId"]
@@ -86,12 +111,14 @@ def _operation_ids(paths: dict[str, Any]) -> set[str]:
 
 
 def with_offers(generic: dict[str, Any], offers: Iterable[Offer]) -> dict[str, Any]:
-    """``generic`` (left unchanged) with ``POST /svc/<service>/<action>`` for each offer.
+    """``generic`` (left unchanged) with ``POST /svc/<service>/<action>`` for each offer, and
+    its ``GET``.
 
     The offer operations take their header parameters from the generic submit operation.
     """
     paths: dict[str, Any] = dict(generic.get("paths", {}))
     generic_submit = paths.get(GENERIC_SUBMIT, {}).get("post", {})
+    generic_view = paths.get(GENERIC_SUBMIT, {}).get("get")
     headers = [p for p in generic_submit.get("parameters", []) if p.get("in") != "path"]
     taken = _operation_ids(paths)
     for offer in offers:
@@ -99,13 +126,10 @@ def with_offers(generic: dict[str, Any], offers: Iterable[Offer]) -> dict[str, A
         item = dict(paths.get(path, {}))
         if "post" in item:
             continue
-        operation_id = base = f"submit_{offer.service}_{offer.action}"
-        suffix = 1
-        while operation_id in taken:
-            suffix += 1
-            operation_id = f"{base}_{suffix}"
-        taken.add(operation_id)
-        item["post"] = _submit_operation(offer, headers, operation_id)
+        name = f"{offer.service}_{offer.action}"
+        item["post"] = _submit_operation(offer, headers, _unique(f"submit_{name}", taken))
+        if generic_view is not None:
+            item["get"] = _view_operation(offer, generic_view, _unique(f"offer_{name}", taken))
         paths[path] = item
     return {**generic, "paths": paths}
 

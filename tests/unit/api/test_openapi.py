@@ -52,6 +52,10 @@ def test_each_offer_gets_its_submit_path_with_its_inputs(generic: dict[str, Any]
     }
     headers = {p["name"] for p in operation["parameters"]}
     assert headers == {"Idempotency-Key", "traceparent"}
+    view = document["paths"]["/svc/demo/greet"]["get"]
+    assert view["parameters"] == []
+    assert view["responses"]["200"] == generic["paths"][GENERIC_SUBMIT]["get"]["responses"]["200"]
+    assert view["operationId"] != generic["paths"][GENERIC_SUBMIT]["get"]["operationId"]
     assert_openapi_3(document)
 
 
