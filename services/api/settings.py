@@ -29,7 +29,7 @@ class ApiSettings(CommonSettings):
     """Postgres connections per API process."""
     auth_cache_ttl_s: float = 5.0
     """How long a verified API key is trusted without asking Postgres again: a revoked key stops
-    working within this. A refused key or token is remembered as long (refused again without a
+    working within this. A refused key is remembered as long (refused again without a
     query)."""
     auth_failures_per_min: int = 20
     """Failed authentications one client address may make in a minute; after that, until the

@@ -46,9 +46,11 @@ class Authenticator:
 
     Verified credentials are remembered for ``ttl_s`` seconds (a token no longer than it lives)
     so that the submit path does not pay a database round trip per call; a revoked key
-    therefore stops working within ``ttl_s``. Refused ones are remembered as long, so that
-    retrying a bad credential costs Postgres nothing either. A credential not remembered is
-    looked up only if its caller's address is not throttled (``throttle``).
+    therefore stops working within ``ttl_s``. Refused keys are remembered as long, so that
+    retrying a bad key costs Postgres nothing either (a key's refusal is final: its hash never
+    becomes valid; a token's may not be, its issuer's new signing key or its link to a user being
+    on the way). A credential not remembered is looked up only if its caller's address is not
+    throttled (``throttle``).
     """
 
     def __init__(
@@ -103,17 +105,16 @@ class Authenticator:
         if refused is not None:
             self.throttle.failed(client)
             raise Unauthorized(refused)
+        jwt = not token.startswith(KEY_PREFIX) and looks_like_jwt(token)
+        oidc = self._oidc if jwt else None
         try:
-            if (
-                self._oidc is not None
-                and looks_like_jwt(token)
-                and not token.startswith(KEY_PREFIX)
-            ):
-                principal = await self._from_jwt(token, cache_key, self._oidc)
+            if oidc is not None:
+                principal = await self._from_jwt(token, cache_key, oidc)
             else:
                 principal = await self._from_key_hash(cache_key)
         except Unauthorized as exc:
-            self._refused[cache_key] = exc.message
+            if oidc is None:  # a key's refusal is final
+                self._refused[cache_key] = exc.message
             self._known.pop(cache_key, None)
             self.throttle.failed(client)
             raise

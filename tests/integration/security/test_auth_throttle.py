@@ -21,6 +21,13 @@ from websockets.exceptions import ConnectionClosed
 from libs.accounts import NewUser
 from libs.db import pool as db_pool_module
 from tests.integration.api.conftest import Api, auth, serving, settings_for
+from tests.integration.security.conftest import (
+    ISSUER,
+    JwksServer,
+    SigningKey,
+    bearer,
+    oidc_settings,
+)
 from tests.support import ServerUrls, create_user, load_demo_catalog
 
 LIMIT = 20
@@ -146,3 +153,27 @@ async def test_websocket_failures_count_and_are_refused_alike(
     async with connect(url, additional_headers=auth(alice)) as ws:
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(ws.recv(), timeout=0.3)
+
+
+async def test_refused_tokens_count_too_and_a_verified_token_keeps_working(
+    servers: ServerUrls,
+    db_pool: asyncpg.Pool[Any],
+    alice: NewUser,
+    signing_keys: tuple[SigningKey, SigningKey],
+    jwks: JwksServer,
+) -> None:
+    await db_pool.execute(
+        "INSERT INTO identities (issuer, subject, user_id) VALUES ($1, 'a', $2)", ISSUER, alice.id
+    )
+    throttled = oidc_settings(jwks, auth_failures_per_min=LIMIT, auth_cache_ttl_s=0.2)
+    settings = settings_for(servers, **throttled)
+    async with serving(settings) as api:
+        token = signing_keys[0].token("a")
+        assert (await api.client.get("/me", headers=bearer(token))).status_code == 200
+        for n in range(LIMIT):
+            other_audience = signing_keys[0].token("a", aud="elsewhere", jti=str(n))
+            assert (await api.client.get("/me", headers=bearer(other_audience))).status_code == 401
+        unseen = signing_keys[0].token("a", jti="new")
+        assert (await api.client.get("/me", headers=bearer(unseen))).status_code == 429
+        await asyncio.sleep(0.3)  # out of the cache, still known: verified again
+        assert (await api.client.get("/me", headers=bearer(token))).json()["name"] == "alice"
