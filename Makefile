@@ -18,7 +18,7 @@ PYTHONS ?= $(SUPPORTED)
 PYENV_ROOT ?= $(HOME)/.pyenv
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint docs bench e2e chaos unit-pythons
+.PHONY: help install run test lint docs bench e2e chaos fuzz unit-pythons
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -57,6 +57,12 @@ e2e: install ## Only the end-to-end tests (real api, worker and recon processes)
 
 chaos: install ## The chaos suite at full size: 1,000 requests per scenario, one line of figures each
 	RELAI_CHAOS_N=$${RELAI_CHAOS_N:-1000} $(VENV)/pytest -m chaos tests/chaos
+
+fuzz: install ## Schemathesis over the whole API, longer: RELAI_FUZZ_EXAMPLES (300), a new seed each run
+	@seed=$${RELAI_FUZZ_SEED:-$$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')}; \
+	echo "schemathesis seed $$seed (RELAI_FUZZ_SEED=$$seed replays this run)"; \
+	RELAI_FUZZ_EXAMPLES=$${RELAI_FUZZ_EXAMPLES:-300} RELAI_FUZZ_SEED=$$seed \
+		$(VENV)/pytest tests/integration/security/test_schemathesis.py
 
 unit-pythons: $(UV) ## The unit tests on each supported Python, in its own .venv-3.1x (PYTHONS=...)
 	@for v in $(PYTHONS); do \

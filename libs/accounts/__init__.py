@@ -17,10 +17,11 @@ from libs.accounts.keys import (
     revoke_key,
     rotate_key,
 )
-from libs.accounts.names import check_user_name, name_problem
+from libs.accounts.names import NAME_MAX, check_user_name, name_problem
 from libs.accounts.users import NewUser, add_api_key, create_user, grant_credits
 
 __all__ = [
+    "NAME_MAX",
     "BalanceOverflowError",
     "IdentityExistsError",
     "InvalidUserNameError",

@@ -6,14 +6,18 @@ from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
-    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
+    StrictBool,
     field_serializer,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
+from typing_extensions import TypeAliasType
 
 from libs.catalog.template import PromptTemplate
 from libs.contracts import HandlerId
@@ -25,15 +29,32 @@ RESERVED_SERVICES = frozenset({"request", "requests"})
 
 
 INT32_MAX = 2**31 - 1
-CREDITS_MAX = 2**53
+JSON_EXACT = 2**53
+"""The integers a JSON number holds exactly, whatever reads it."""
+CREDITS_MAX = JSON_EXACT
 """Prices and credits stay well inside Postgres' bigint (and a JSON number's exact range)."""
+
+
+def _json_integer(value: Any) -> Any:
+    if isinstance(value, bool | str):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+JSON_INTEGER = BeforeValidator(_json_integer)
+"""An integer as JSON Schema has it: ``3`` or ``3.0``, never ``true`` nor ``"3"`` (which pydantic
+would read as 1 and 3). Constraints go before it in an ``Annotated``, or the JSON Schema of an
+optional one loses them."""
+JsonInt = Annotated[int, JSON_INTEGER]
 
 
 def _storable(value: Any, where: str) -> None:
     """Refuse what Postgres cannot store as text or jsonb: NUL characters, lone surrogates, and
-    integers beyond 64 bits (which no JSON encoder here writes)."""
-    if isinstance(value, int) and not -(2**63) <= value < 2**63:
-        raise ValueError(f"{where} holds an integer beyond 64 bits")
+    numbers beyond 64 bits (no JSON encoder here writes such an integer; NaN and infinities are
+    no JSON)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not -(2**63) <= value < 2**63:
+            raise ValueError(f"{where} holds a number beyond 64 bits")
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError(f"{where} contains a NUL character")
@@ -50,7 +71,70 @@ def _storable(value: Any, where: str) -> None:
             _storable(item, where)
 
 
+NO_NUL = "^[^\\u0000]*$"
+"""Text Postgres can store, as a JSON Schema pattern (no pattern can name a lone surrogate, which
+is refused too)."""
+
+
+def _storable_names(schema: dict[str, Any]) -> None:
+    schema.pop("patternProperties", None)
+    schema["propertyNames"] = {"pattern": NO_NUL}
+
+
+_JsonText = Annotated[str, Field(json_schema_extra={"pattern": NO_NUL})]
+_JsonInt = Annotated[int, Field(ge=-JSON_EXACT, le=JSON_EXACT)]
+_JsonNumber = Annotated[float, Field(ge=-JSON_EXACT, le=JSON_EXACT)]
+JsonValue = TypeAliasType(
+    "JsonValue",
+    "_JsonText | _JsonInt | _JsonNumber | bool | None | list[JsonValue]"
+    " | Annotated[dict[str, JsonValue], Field(json_schema_extra=_storable_names)]",
+)
+"""What ``params`` may hold, as its JSON Schema says it: JSON that Postgres can store as jsonb,
+its numbers within ``JSON_EXACT`` (so that every reader, and the schema's bounds, agree on
+them)."""
+
+
+def _json_numbers(value: Any, where: str) -> None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not -JSON_EXACT <= value <= JSON_EXACT:
+            raise ValueError(f"{where} holds a number beyond 2**53 (its sign aside)")
+    elif isinstance(value, dict):
+        for item in value.values():
+            _json_numbers(item, where)
+    elif isinstance(value, list):
+        for item in value:
+            _json_numbers(item, where)
+
+
+def _params(value: Any) -> dict[str, Any]:
+    """One clear error, where checking ``JsonValue`` member by member would list one per member;
+    the rest (NUL, lone surrogates) is ``_storable``'s."""
+    if not isinstance(value, dict):
+        raise PydanticCustomError("dict_type", "Input should be a valid dictionary")
+    _json_numbers(value, "params")
+    problem = credential_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+Params = Annotated[
+    dict[str, Any],
+    PlainValidator(
+        _params,
+        json_schema_input_type=Annotated[
+            dict[str, JsonValue], Field(json_schema_extra=_storable_names)
+        ],
+    ),
+]
+"""A handler's or offer's params: JSON (``JsonValue``), no credential, no environment
+variable's name (see ``libs.security.params``); their URLs are checked, against the SSRF guard,
+when written."""
+
+
 class _Entry(BaseModel):
+    """Integers and booleans are strict: ``false`` is no count of credits, ``0`` no ``enabled``."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     @model_validator(mode="after")
@@ -60,36 +144,24 @@ class _Entry(BaseModel):
         return self
 
 
-def _no_credentials(params: dict[str, Any]) -> dict[str, Any]:
-    problem = credential_problem(params)
-    if problem:
-        raise ValueError(problem)
-    return params
-
-
-Params = Annotated[dict[str, Any], AfterValidator(_no_credentials)]
-"""A handler's or offer's params: no credential, no environment variable's name (see
-``libs.security.params``); their URLs are checked, against the SSRF guard, when written."""
-
-
 class HandlerSpec(_Entry):
     id: HandlerId
-    credits: int = Field(default=0, ge=0, le=CREDITS_MAX)
+    credits: JsonInt = Field(default=0, ge=0, le=CREDITS_MAX)
     params: Params = Field(default_factory=dict)
-    max_concurrency: int | None = Field(default=None, ge=1, le=INT32_MAX)
-    enabled: bool = True
+    max_concurrency: Annotated[int, Field(ge=1, le=INT32_MAX), JSON_INTEGER] | None = None
+    enabled: StrictBool = True
 
 
 class OfferSpec(_Entry):
     service: str = Field(pattern=_SLUG)
     action: str = Field(pattern=_SLUG)
-    price: int = Field(ge=0, le=CREDITS_MAX)
+    price: JsonInt = Field(ge=0, le=CREDITS_MAX)
     prompt_template: str
     handler: str
-    create_qty: int = Field(default=1, ge=1, le=1000)
-    expiration: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    create_qty: JsonInt = Field(default=1, ge=1, le=1000)
+    expiration: Annotated[int, Field(ge=1, le=INT32_MAX), JSON_INTEGER] | None = None
     params: Params = Field(default_factory=dict)
-    enabled: bool = True
+    enabled: StrictBool = True
 
     @field_validator("service")
     @classmethod
@@ -125,12 +197,12 @@ class DealSpec(_Entry):
     slug: str = Field(pattern=_SLUG)
     offers: list[DealStepSpec] = Field(min_length=1)
     addons: list[OfferName] = Field(default_factory=list)
-    price: int | None = Field(default=None, ge=0, le=CREDITS_MAX)
+    price: Annotated[int, Field(ge=0, le=CREDITS_MAX), JSON_INTEGER] | None = None
     """A fixed price for the primary offers; otherwise their sum less ``price_modifier``."""
     price_modifier: Percent = Decimal(0)
     addons_modifier: Percent = Decimal(0)
-    pipeline: bool = False
-    enabled: bool = True
+    pipeline: StrictBool = False
+    enabled: StrictBool = True
 
     @field_validator("offers", mode="before")
     @classmethod

@@ -25,6 +25,7 @@ from libs.telemetry import instrument_app, quiet, setup_tracing
 from services.api.api import router
 from services.api.auth.oidc import OidcVerifier
 from services.api.auth.service import Authenticator
+from services.api.auth.throttle import FailureThrottle
 from services.api.catalog.deals import DealCatalog
 from services.api.catalog.openapi import install_openapi
 from services.api.catalog.service import OfferCatalog
@@ -154,6 +155,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                 auth=Authenticator(
                     pool,
                     ttl_s=settings.auth_cache_ttl_s,
+                    throttle=FailureThrottle(per_window=settings.auth_failures_per_min),
                     oidc=_oidc(settings),
                     provision=settings.oidc_provision,
                 ),

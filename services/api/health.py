@@ -1,15 +1,35 @@
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from libs.telemetry import quiet
 from services.api.deps import PoolDep, RedisDep
+from services.api.errors import ERROR_REF
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health")
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    postgres: str
+    """``ok``, or the error met."""
+    redis: str
+    """``ok``, or the error met."""
+
+
+DEGRADED = {
+    "description": "Postgres or Redis does not answer (the error shape, plus the checks)",
+    "content": {
+        "application/json": {
+            "schema": {"allOf": [{"$ref": ERROR_REF}, {"$ref": "#/components/schemas/Health"}]}
+        }
+    },
+}
+
+
+@router.get("/health", response_model=Health, responses={503: DEGRADED})
 async def health(pool: PoolDep, redis: RedisDep) -> JSONResponse:
     """200 when Postgres and Redis both answer, 503 otherwise. (Probes make no spans.)"""
     checks: dict[str, Any] = {}
@@ -24,7 +44,10 @@ async def health(pool: PoolDep, redis: RedisDep) -> JSONResponse:
             checks["redis"] = "ok"
         except Exception as exc:
             checks["redis"] = f"error: {exc!r}"
-    healthy = all(v == "ok" for v in checks.values())
+    if all(v == "ok" for v in checks.values()):
+        return JSONResponse({"status": "ok", **checks})
+    failing = ", ".join(name for name, v in checks.items() if v != "ok")
     return JSONResponse(
-        {"status": "ok" if healthy else "degraded", **checks}, status_code=200 if healthy else 503
+        {"detail": f"{failing} unavailable", "code": "unavailable", "status": "degraded", **checks},
+        status_code=503,
     )

@@ -36,7 +36,13 @@ class ApiSettings(CommonSettings):
     """Postgres connections per API process."""
     auth_cache_ttl_s: float = 5.0
     """How long a verified API key is trusted without asking Postgres again: a revoked key stops
-    working within this."""
+    working within this. A refused key is remembered as long (refused again without a
+    query)."""
+    auth_failures_per_min: int = 20
+    """Failed authentications one client address may make in a minute; after that, until the
+    minute (from its first failure) ends, a credential this process has not verified in the
+    last hour is refused with 429 and ``Retry-After``, without a database query. Counted per API
+    process; an IPv6 address counts as its /64. 0: no limit."""
     catalog_refresh_s: float = 5.0
     """Seconds between reloads of the enabled offers and deals; a lookup that misses reloads at
     once (at most once a second)."""

@@ -11,13 +11,15 @@ from libs import catalog
 from libs.catalog import DealSpec, HandlerSpec, OfferSpec
 from libs.catalog.apply import check_params_urls
 from libs.security.ssrf import UnsafeUrlError, UrlPolicy
-from services.api.admin.dependencies import AdminUser
+from services.api.admin.dependencies import ADMIN_ONLY, AdminUser
 from services.api.deps import PoolDep, SettingsDep
 from services.api.errors import InvalidInputs, NotFound
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"], responses=ADMIN_ONLY)
 
 Kind = Literal["handler", "offer", "deal"]
+CREATED: dict[int | str, dict[str, Any]] = {201: {"description": "Created"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such entry"}}
 
 
 async def _check_urls(name: str, params: dict[str, Any], settings: SettingsDep) -> None:
@@ -39,7 +41,14 @@ async def get_catalog(_: AdminUser, pool: PoolDep) -> dict[str, Any]:
         return catalog.catalog_data(await catalog.export_catalog(conn))
 
 
-@router.put("/handlers", response_model=HandlerSpec)
+@router.put(
+    "/handlers",
+    response_model=HandlerSpec,
+    responses={
+        **CREATED,
+        422: {"description": "Params that carry a credential, or a URL the SSRF guard refuses"},
+    },
+)
 async def put_handler(
     body: HandlerSpec, _: AdminUser, pool: PoolDep, settings: SettingsDep, response: Response
 ) -> HandlerSpec:
@@ -52,7 +61,14 @@ async def put_handler(
     return body
 
 
-@router.put("/offers", response_model=OfferSpec)
+@router.put(
+    "/offers",
+    response_model=OfferSpec,
+    responses={
+        **CREATED,
+        422: {"description": "An invalid template, an unknown handler, or params as for a handler"},
+    },
+)
 async def put_offer(
     body: OfferSpec, _: AdminUser, pool: PoolDep, settings: SettingsDep, response: Response
 ) -> OfferSpec:
@@ -67,7 +83,11 @@ async def put_offer(
     return body
 
 
-@router.put("/deals", response_model=DealSpec)
+@router.put(
+    "/deals",
+    response_model=DealSpec,
+    responses={**CREATED, 422: {"description": "An unknown offer"}},
+)
 async def put_deal(body: DealSpec, _: AdminUser, pool: PoolDep, response: Response) -> DealSpec:
     """Create (201) or update (200) the deal ``body.slug``."""
     async with pool.acquire() as conn, conn.transaction():
@@ -84,17 +104,23 @@ async def _disable(pool: PoolDep, kind: Kind, name: str) -> None:
             raise NotFound(f"no {kind} {name}")
 
 
-@router.post("/handlers/{handler_id}/disable", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/handlers/{handler_id}/disable", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND
+)
 async def disable_handler(handler_id: str, _: AdminUser, pool: PoolDep) -> None:
     """Disable a handler: its offers, and the deals built on them, stop being offered."""
     await _disable(pool, "handler", handler_id)
 
 
-@router.post("/offers/{service}/{action}/disable", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/offers/{service}/{action}/disable",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=NOT_FOUND,
+)
 async def disable_offer(service: str, action: str, _: AdminUser, pool: PoolDep) -> None:
     await _disable(pool, "offer", f"{service}/{action}")
 
 
-@router.post("/deals/{slug}/disable", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/deals/{slug}/disable", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
 async def disable_deal(slug: str, _: AdminUser, pool: PoolDep) -> None:
     await _disable(pool, "deal", slug)

@@ -1,4 +1,4 @@
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends
 
@@ -14,3 +14,5 @@ async def _admin(user: CurrentUser) -> Principal:
 
 
 AdminUser = Annotated[Principal, Depends(_admin)]
+ADMIN_ONLY: dict[int | str, dict[str, Any]] = {403: {"description": "The caller is not an admin"}}
+"""What every admin route declares besides its own answers."""

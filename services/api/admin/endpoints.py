@@ -1,14 +1,14 @@
 """Administration: users, credits and API keys. Every route needs the admin role (403)."""
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, status
 
 from libs import accounts
 from libs.security import mask_secrets
 from services.api.admin import repository
-from services.api.admin.dependencies import AdminUser
+from services.api.admin.dependencies import ADMIN_ONLY, AdminUser
 from services.api.admin.schemas import (
     NAME_PATTERN,
     Balance,
@@ -25,9 +25,11 @@ from services.api.admin.schemas import (
 from services.api.deps import PoolDep
 from services.api.errors import Conflict, NotFound
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"], responses=ADMIN_ONLY)
 
 UserName = Annotated[str, Path(max_length=200, pattern=NAME_PATTERN)]
+NO_SUCH_USER: dict[int | str, dict[str, Any]] = {404: {"description": "No such user"}}
+NO_SUCH_KEY: dict[int | str, dict[str, Any]] = {404: {"description": "No such key"}}
 
 
 @router.get("/users", response_model=list[UserView])
@@ -41,7 +43,12 @@ async def list_users(
     return [UserView.model_validate(dict(r)) for r in rows]
 
 
-@router.post("/users", status_code=status.HTTP_201_CREATED, response_model=CreatedUser)
+@router.post(
+    "/users",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CreatedUser,
+    responses={409: {"description": "A user by that name exists"}},
+)
 async def create_user(body: NewUserBody, _: AdminUser, pool: PoolDep) -> CreatedUser:
     async with pool.acquire() as conn, conn.transaction():
         try:
@@ -55,7 +62,14 @@ async def create_user(body: NewUserBody, _: AdminUser, pool: PoolDep) -> Created
     return CreatedUser.model_validate({**dict(row), "api_key": new.api_key})
 
 
-@router.post("/users/{name}/grants", response_model=Balance)
+@router.post(
+    "/users/{name}/grants",
+    response_model=Balance,
+    responses={
+        404: {"description": "No such user"},
+        409: {"description": "The balance would overflow"},
+    },
+)
 async def grant(name: UserName, body: GrantBody, _: AdminUser, pool: PoolDep) -> Balance:
     """Add credits to a user's balance (a ``grant`` in the ledger)."""
     async with pool.acquire() as conn, conn.transaction():
@@ -69,7 +83,13 @@ async def grant(name: UserName, body: GrantBody, _: AdminUser, pool: PoolDep) ->
 
 
 @router.post(
-    "/users/{name}/identities", status_code=status.HTTP_201_CREATED, response_model=IdentityView
+    "/users/{name}/identities",
+    status_code=status.HTTP_201_CREATED,
+    response_model=IdentityView,
+    responses={
+        404: {"description": "No such user"},
+        409: {"description": "The identity is linked already"},
+    },
 )
 async def link_identity(
     name: UserName, body: IdentityBody, _: AdminUser, pool: PoolDep
@@ -87,7 +107,7 @@ async def link_identity(
     return IdentityView(issuer=body.issuer, subject=body.subject, user_id=user_id)
 
 
-@router.get("/users/{name}/keys", response_model=list[KeyView])
+@router.get("/users/{name}/keys", response_model=list[KeyView], responses=NO_SUCH_USER)
 async def list_keys(name: UserName, _: AdminUser, pool: PoolDep) -> list[KeyView]:
     async with pool.acquire() as conn:
         try:
@@ -97,7 +117,7 @@ async def list_keys(name: UserName, _: AdminUser, pool: PoolDep) -> list[KeyView
     return [KeyView.model_validate(k, from_attributes=True) for k in keys]
 
 
-@router.post("/keys/{key_id}/revoke", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/keys/{key_id}/revoke", status_code=status.HTTP_204_NO_CONTENT, responses=NO_SUCH_KEY)
 async def revoke_key(key_id: uuid.UUID, _: AdminUser, pool: PoolDep) -> None:
     """Revoke a key; API processes stop trusting it within ``RELAI_AUTH_CACHE_TTL_S``."""
     async with pool.acquire() as conn:
@@ -107,7 +127,7 @@ async def revoke_key(key_id: uuid.UUID, _: AdminUser, pool: PoolDep) -> None:
             raise NotFound(str(exc)) from exc
 
 
-@router.post("/keys/{key_id}/rotate", response_model=NewKey)
+@router.post("/keys/{key_id}/rotate", response_model=NewKey, responses=NO_SUCH_KEY)
 async def rotate_key(key_id: uuid.UUID, _: AdminUser, pool: PoolDep) -> NewKey:
     """Revoke a live key and issue its user a new one."""
     async with pool.acquire() as conn, conn.transaction():

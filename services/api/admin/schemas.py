@@ -4,6 +4,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from libs.catalog.spec import JsonInt
 from services.api.auth.schemas import Me
 from services.api.text import StorableText, UserName
 
@@ -21,7 +22,7 @@ class NewUserBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: UserName
-    credits: int = Field(ge=0, le=MAX_CREDITS)
+    credits: JsonInt = Field(ge=0, le=MAX_CREDITS)
     role: Literal["user", "admin"] = "user"
 
 
@@ -33,7 +34,7 @@ class CreatedUser(UserView):
 class GrantBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    credits: int = Field(gt=0, le=MAX_CREDITS)
+    credits: JsonInt = Field(gt=0, le=MAX_CREDITS)
 
 
 class Balance(BaseModel):

@@ -5,12 +5,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 
-from services.api.admin.dependencies import AdminUser
+from services.api.admin.dependencies import ADMIN_ONLY, AdminUser
 from services.api.deps import PoolDep
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"], responses=ADMIN_ONLY)
 
 _USAGE = """
 SELECT u.hour, us.name AS user, u.handler_id AS handler, u.integration, u.requests,
@@ -23,6 +23,18 @@ WHERE u.hour >= coalesce($1::timestamptz, '-infinity')
 ORDER BY u.hour DESC, us.name, u.handler_id, u.integration
 LIMIT $6
 """
+
+
+def _not_a_number(value: Any) -> Any:
+    # pydantic reads a number as a Unix time; the document promises an ISO 8601 date-time.
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return value
+    raise ValueError("expected an ISO 8601 date-time such as 2025-01-31T12:00:00Z")
+
+
+IsoDatetime = Annotated[datetime, BeforeValidator(_not_a_number)]
 
 
 class UsageRow(BaseModel):
@@ -45,8 +57,8 @@ class UsageRow(BaseModel):
 async def usage(
     _: AdminUser,
     pool: PoolDep,
-    since: Annotated[datetime | None, Query(alias="from")] = None,
-    until: Annotated[datetime | None, Query(alias="to")] = None,
+    since: Annotated[IsoDatetime | None, Query(alias="from")] = None,
+    until: Annotated[IsoDatetime | None, Query(alias="to")] = None,
     user: Annotated[str | None, Query(max_length=200)] = None,
     handler: Annotated[str | None, Query(max_length=200)] = None,
     integration: Annotated[str | None, Query(max_length=200)] = None,

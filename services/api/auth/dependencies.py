@@ -17,7 +17,9 @@ def bearer_token(authorization: str | None) -> str | None:
 async def _current_user(conn: HTTPConnection) -> Principal:
     # One dependency reading the header itself: every call pays for this resolution.
     state = app_state(conn)
-    principal = await state.auth.authenticate(bearer_token(conn.headers.get("authorization")))
+    principal = await state.auth.authenticate(
+        bearer_token(conn.headers.get("authorization")), conn.scope.get("client")
+    )
     await state.limiter.check(principal)
     return principal
 

@@ -1,4 +1,5 @@
-"""The OpenAPI document: FastAPI's generic one plus a ``POST`` path per enabled offer; and the
+"""The OpenAPI document: FastAPI's generic one plus a ``POST`` path per enabled offer and deal,
+each operation declaring the errors it answers in the one error shape (``errors.py``); and the
 pages that show it, Swagger UI and ReDoc, with their scripts and styles served by the API itself
 (from the ``fastapi-offline`` package), so that the pages load nothing from another host.
 
@@ -17,13 +18,15 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
+from services.api.catalog.deals import Deal
 from services.api.catalog.schemas import inputs_schema, submit_path
 from services.api.catalog.service import Offer
 from services.api.deals.dependencies import DealsDep
 from services.api.deals.openapi import with_deals
 from services.api.deps import CatalogDep
-from services.api.errors import NotFound
+from services.api.errors import NotFound, with_error_responses
 from services.api.hardening import docs_csp
+from services.api.submission import SUBMIT_ERRORS
 
 OPENAPI_URL = "/openapi.json"
 PUBLIC_PATHS = frozenset({"/health"})
@@ -67,11 +70,35 @@ def _submit_operation(offer: Offer, parameters: list[Any], operation_id: str) ->
                 "description": "Accepted",
                 "content": {"application/json": {"schema": {"$ref": SUBMITTED_REF}}},
             },
-            "401": {"description": "Missing or unknown API key"},
-            "402": {"description": "Not enough credits"},
-            "422": {"description": "Missing, unknown or non-string fields"},
+            **SUBMIT_ERRORS,
+            "422": {"description": "Missing, unknown or non-string fields, or a prompt too long"},
         },
     }
+
+
+def _view_operation(
+    offer: Offer, generic_view: dict[str, Any], operation_id: str
+) -> dict[str, Any]:
+    """``GET /svc/<service>/<action>``: the generic view's answers, without its path parameters
+    (a client matching the offer's own path finds its ``GET`` there, not under the template)."""
+    return {
+        **generic_view,
+        "tags": ["offers"],
+        "summary": f"The offer {offer.service}/{offer.action}",
+        "operationId": operation_id,
+        "parameters": [p for p in generic_view.get("parameters", []) if p.get("in") != "path"],
+        # No parameter left to refuse: never a 422.
+        "responses": {k: r for k, r in generic_view["responses"].items() if k != "422"},
+    }
+
+
+def _unique(base: str, taken: set[str]) -> str:
+    operation_id, suffix = base, 1
+    while operation_id in taken:
+        suffix += 1
+        operation_id = f"{base}_{suffix}"
+    taken.add(operation_id)
+    return operation_id
 
 
 def _operation_ids(paths: dict[str, Any]) -> set[str]:
@@ -84,12 +111,14 @@ def _operation_ids(paths: dict[str, Any]) -> set[str]:
 
 
 def with_offers(generic: dict[str, Any], offers: Iterable[Offer]) -> dict[str, Any]:
-    """``generic`` (left unchanged) with ``POST /svc/<service>/<action>`` for each offer.
+    """``generic`` (left unchanged) with ``POST /svc/<service>/<action>`` for each offer, and
+    its ``GET``.
 
     The offer operations take their header parameters from the generic submit operation.
     """
     paths: dict[str, Any] = dict(generic.get("paths", {}))
     generic_submit = paths.get(GENERIC_SUBMIT, {}).get("post", {})
+    generic_view = paths.get(GENERIC_SUBMIT, {}).get("get")
     headers = [p for p in generic_submit.get("parameters", []) if p.get("in") != "path"]
     taken = _operation_ids(paths)
     for offer in offers:
@@ -97,13 +126,10 @@ def with_offers(generic: dict[str, Any], offers: Iterable[Offer]) -> dict[str, A
         item = dict(paths.get(path, {}))
         if "post" in item:
             continue
-        operation_id = base = f"submit_{offer.service}_{offer.action}"
-        suffix = 1
-        while operation_id in taken:
-            suffix += 1
-            operation_id = f"{base}_{suffix}"
-        taken.add(operation_id)
-        item["post"] = _submit_operation(offer, headers, operation_id)
+        name = f"{offer.service}_{offer.action}"
+        item["post"] = _submit_operation(offer, headers, _unique(f"submit_{name}", taken))
+        if generic_view is not None:
+            item["get"] = _view_operation(offer, generic_view, _unique(f"offer_{name}", taken))
         paths[path] = item
     return {**generic, "paths": paths}
 
@@ -121,6 +147,15 @@ def with_security(document: dict[str, Any]) -> dict[str, Any]:
             }
         paths[path] = item
     return {**document, "components": components, "security": [{"bearer": []}], "paths": paths}
+
+
+def build_document(
+    generic: dict[str, Any], offers: Iterable[Offer], deals: Iterable[Deal]
+) -> dict[str, Any]:
+    """The document served: ``generic`` (left unchanged) with the offers, the deals, the
+    security scheme and the error responses."""
+    document = with_security(with_deals(with_offers(generic, offers), deals))
+    return with_error_responses(document)
 
 
 def _root_path(request: Request) -> str:
@@ -164,7 +199,7 @@ def docs_assets_dir() -> Path:
 
 def install_openapi(app: FastAPI) -> None:
     """Serve ``/openapi.json`` with the offers, ``/docs`` and ``/redoc`` over it, and the files
-    those pages load under ``/docs/assets/``.
+    those pages load under ``/docs/assets/``; make ``app.openapi()`` declare the errors.
 
     ``app`` must be made with ``openapi_url=None``, so that FastAPI serves neither its cached
     document nor its own documentation pages.
@@ -173,9 +208,18 @@ def install_openapi(app: FastAPI) -> None:
         raise ValueError("create the app with openapi_url=None: this serves the document")
     assets = docs_assets_dir()
 
+    def generic_document() -> dict[str, Any]:
+        """FastAPI's document, with the errors declared: built once (code alone changes it)."""
+        if not app.openapi_schema:
+            app.openapi_schema = with_error_responses(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = generic_document  # type: ignore[method-assign]
+
     async def openapi(request: Request, catalog: CatalogDep, deals: DealsDep) -> JSONResponse:
-        document = with_offers(app.openapi(), await catalog.list_offers())
-        document = with_security(with_deals(document, await deals.list_deals()))
+        document = build_document(
+            app.openapi(), await catalog.list_offers(), await deals.list_deals()
+        )
         root_path = _root_path(request)
         servers = document.get("servers", [])
         if root_path and app.root_path_in_servers and root_path not in {s["url"] for s in servers}:

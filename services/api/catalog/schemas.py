@@ -2,13 +2,20 @@
 
 from typing import Literal
 
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.routing import Match
+from starlette.types import Scope
 
+from libs.catalog.spec import RESERVED_SERVICES as RESERVED
 from services.api.catalog.service import Offer
+from services.api.text import STORABLE_PATTERN
 
 
 class StringInput(BaseModel):
     type: Literal["string"] = "string"
+    pattern: str = STORABLE_PATTERN
+    """Any text Postgres can store: no NUL."""
 
 
 class InputsSchema(BaseModel):
@@ -34,6 +41,18 @@ class OfferView(BaseModel):
     create_qty: int
     inputs: InputsSchema
     links: OfferLinks
+
+
+class OfferRoute(APIRoute):
+    """A route whose ``service_name`` is never a reserved service: ``/svc/request/...`` belongs
+    to the requests API for every method, so a method it does not take there is 405 (with its
+    ``Allow``), not a submission to a service that cannot exist."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE and child["path_params"].get("service_name") in RESERVED:
+            return Match.NONE, {}
+        return match, child
 
 
 def submit_path(service: str, action: str) -> str:

@@ -8,7 +8,7 @@ from services.api.deals.schemas import DealBody, DealSubmitted, DealView, deal_v
 from services.api.deps import PoolDep
 from services.api.errors import NotFound
 from services.api.state import app_state
-from services.api.submission import SUBMIT_HEADERS, StepView, links_for
+from services.api.submission import SUBMIT_ERRORS, SUBMIT_HEADERS, StepView, links_for
 
 router = APIRouter(tags=["deals"])
 
@@ -19,7 +19,11 @@ async def list_deals(_: CurrentUser, deals: DealsDep) -> list[DealView]:
     return [deal_view(deal) for deal in await deals.list_deals()]
 
 
-@router.get("/deals/{slug}", response_model=DealView)
+@router.get(
+    "/deals/{slug}",
+    response_model=DealView,
+    responses={404: {"description": "No enabled deal by that name"}},
+)
 async def get_deal(slug: str, _: CurrentUser, deals: DealsDep) -> DealView:
     deal = await deals.get(slug)
     if deal is None:
@@ -31,6 +35,7 @@ async def get_deal(slug: str, _: CurrentUser, deals: DealsDep) -> DealView:
     "/deal/{slug}",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=DealSubmitted,
+    responses=SUBMIT_ERRORS,
     openapi_extra={"parameters": SUBMIT_HEADERS},
 )
 async def submit_deal(

@@ -5,6 +5,7 @@ from typing import Any
 
 from services.api.catalog.deals import Deal
 from services.api.deals.schemas import deal_inputs_schema, deal_path
+from services.api.submission import SUBMIT_ERRORS
 
 GENERIC_DEAL = "/deal/{slug}"
 DEAL_SUBMITTED_REF = "#/components/schemas/DealSubmitted"
@@ -44,8 +45,7 @@ def _operation(deal: Deal, parameters: list[Any], operation_id: str) -> dict[str
                 "description": "Accepted",
                 "content": {"application/json": {"schema": {"$ref": DEAL_SUBMITTED_REF}}},
             },
-            "401": {"description": "Missing or unknown API key"},
-            "402": {"description": "Not enough credits"},
+            **SUBMIT_ERRORS,
             "422": {"description": "Missing, unknown or non-string inputs, or unknown add-ons"},
         },
     }

@@ -9,13 +9,20 @@ from libs.contracts import RequestStatus
 from services.api.catalog.deals import Deal
 from services.api.catalog.schemas import InputsSchema, StringInput
 from services.api.submission import Links, StepView
-from services.api.text import StorableText
+from services.api.text import STORABLE_PATTERN, StorableText
+
+
+def _text_to_text(schema: dict[str, Any]) -> None:
+    """The inputs as checked (``check_string_fields``): storable names, each to storable text."""
+    schema.pop("patternProperties", None)
+    schema["propertyNames"] = {"pattern": STORABLE_PATTERN}
+    schema["additionalProperties"] = {"type": "string", "pattern": STORABLE_PATTERN}
 
 
 class DealBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    inputs: dict[StorableText, Any] = Field(default_factory=dict)
+    inputs: dict[StorableText, Any] = Field(default_factory=dict, json_schema_extra=_text_to_text)
     """The template variables of the deal's first offers (and of the selected add-ons)."""
     addons: list[StorableText] = Field(default_factory=list)
     """Add-ons to run too, as ``service/action``."""

@@ -8,15 +8,20 @@ from libs.contracts import RequestStatus
 from services.api import submission
 from services.api.auth.dependencies import CurrentUser
 from services.api.auth.service import Principal
+from services.api.catalog.schemas import OfferRoute
 from services.api.catalog.service import Offer
 from services.api.deps import CatalogDep, PoolDep, RedisDep, SettingsDep
 from services.api.errors import NotFound
 from services.api.requests import repository, service
 from services.api.requests.schemas import AskBody, Cancelled, RequestPage, RequestView
 from services.api.state import app_state
-from services.api.submission import SUBMIT_HEADERS, StepView, Submitted, links_for
+from services.api.submission import SUBMIT_ERRORS, SUBMIT_HEADERS, StepView, Submitted, links_for
+from services.api.text import STORABLE_PATTERN
 
-router = APIRouter(tags=["requests"])
+router = APIRouter(tags=["requests"], route_class=OfferRoute)
+NO_SUCH_REQUEST: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such request, or another user's"}
+}
 
 
 async def _submit(request: Request, offer: Offer, body: bytes, user: Principal) -> Submitted:
@@ -48,6 +53,7 @@ def _view(row: Any) -> RequestView:
     "/svc/{service_name}/{action}",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Submitted,
+    responses=SUBMIT_ERRORS,
     openapi_extra={
         "parameters": SUBMIT_HEADERS,
         "requestBody": {
@@ -56,7 +62,7 @@ def _view(row: Any) -> RequestView:
                 "application/json": {
                     "schema": {
                         "type": "object",
-                        "additionalProperties": {"type": "string"},
+                        "additionalProperties": {"type": "string", "pattern": STORABLE_PATTERN},
                         "description": "The offer's template variables, each a string.",
                     }
                 }
@@ -76,6 +82,7 @@ async def submit(service_name: str, action: str, request: Request, user: Current
     "/ask",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Submitted,
+    responses=SUBMIT_ERRORS,
     openapi_extra={"parameters": SUBMIT_HEADERS},
 )
 async def ask(
@@ -91,7 +98,7 @@ async def ask(
     return await _submit(request, offer, orjson.dumps({variable: body.prompt}), user)
 
 
-@router.get("/svc/request/{request_id}", response_model=RequestView)
+@router.get("/svc/request/{request_id}", response_model=RequestView, responses=NO_SUCH_REQUEST)
 async def get_request(request_id: str, user: CurrentUser, pool: PoolDep) -> RequestView:
     """A request's status and results. Unknown ids and other users' ids are both 404."""
     try:
@@ -110,7 +117,14 @@ async def get_request(request_id: str, user: CurrentUser, pool: PoolDep) -> Requ
     return view
 
 
-@router.post("/svc/request/{request_id}/cancel", response_model=Cancelled)
+@router.post(
+    "/svc/request/{request_id}/cancel",
+    response_model=Cancelled,
+    responses={
+        **NO_SUCH_REQUEST,
+        409: {"description": "The request has already ended, or changed meanwhile: retry"},
+    },
+)
 async def cancel_request(
     request_id: str, user: CurrentUser, pool: PoolDep, redis: RedisDep
 ) -> Cancelled:
@@ -124,7 +138,11 @@ async def cancel_request(
     return Cancelled(id=done.id, status=RequestStatus.CANCELLED, refunded=done.refunded)
 
 
-@router.get("/svc/requests", response_model=RequestPage)
+@router.get(
+    "/svc/requests",
+    response_model=RequestPage,
+    responses={400: {"description": "A cursor this API did not return"}},
+)
 async def list_requests(
     user: CurrentUser,
     pool: PoolDep,

@@ -8,10 +8,18 @@ from services.api.submission.rules import (
     new_traceparent,
     valid_traceparent,
 )
-from services.api.submission.schemas import SUBMIT_HEADERS, Links, StepView, Submitted, links_for
+from services.api.submission.schemas import (
+    SUBMIT_ERRORS,
+    SUBMIT_HEADERS,
+    Links,
+    StepView,
+    Submitted,
+    links_for,
+)
 from services.api.submission.service import Job, Order, Submission, Submitter
 
 __all__ = [
+    "SUBMIT_ERRORS",
     "SUBMIT_HEADERS",
     "Job",
     "Links",

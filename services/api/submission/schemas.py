@@ -27,6 +27,22 @@ SUBMIT_HEADERS = [
 ]
 
 
+SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
+    "400": {"description": "A body that is not a JSON object, or an Idempotency-Key too long"},
+    "402": {"description": "The price is more than the available balance"},
+    "404": {"description": "No such enabled offer or deal"},
+    "422": {
+        "description": "Inputs the call refuses, or an Idempotency-Key already used for "
+        "other inputs"
+    },
+    "429": {
+        "description": "The credential's rate limit is spent, or the caller has as many "
+        "unfinished requests as allowed",
+    },
+}
+"""What a submission may answer besides 202 (and the errors of every call with credentials)."""
+
+
 class Links(BaseModel):
     self: str
     websocket: str

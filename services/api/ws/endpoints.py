@@ -8,8 +8,9 @@ single-use ticket from ``POST /ws/ticket``); the server echoes ``bearer`` or ``t
 ``RELAI_WS_ALLOWED_ORIGINS`` set, a browser page from another origin is refused with 403 before
 the handshake. Close codes: 4401 unauthorized (also when the key is revoked or the token
 expires while the socket is open), 4404 no such request, 1013 fell too far behind (reconnect to
-get the current state) or, at connect, the credential's rate limit is spent, 4429 the user
-holds ``RELAI_WS_MAX_PER_USER`` sockets open on this process already.
+get the current state) or, at connect, the credential's rate limit is spent or the address
+failed to authenticate too often (the reason says when to retry), 4429 the user holds
+``RELAI_WS_MAX_PER_USER`` sockets open on this process already.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from libs.db import PgPool
 from libs.logs import get_logger
 from services.api.auth.dependencies import CurrentUser, bearer_token
 from services.api.auth.service import Authenticator, Principal
+from services.api.auth.throttle import Client
 from services.api.deps import AuthDep, HubDep, PoolDep, RedisDep, SettingsDep
 from services.api.errors import TooManyRequests, Unauthorized
 from services.api.metrics import CONNECTIONS_REFUSED
@@ -84,12 +86,15 @@ class _Caller:
 
 
 async def _authenticate(
-    auth: Authenticator, redis: Redis, token: str | None, protocol: str | None
+    auth: Authenticator, redis: Redis, token: str | None, protocol: str | None, client: Client
 ) -> Principal:
+    """A key or token as over HTTP (the address throttle included); a ticket, single-use and
+    unguessable, is redeemed in Redis whatever the address, but a failure counts."""
     if protocol != TICKET_PROTOCOL:
-        return await auth.authenticate(token)
+        return await auth.authenticate(token, client)
     user = await tickets.redeem(redis, token or "")
     if user is None or not await auth.still_valid(user):
+        auth.throttle.failed(client)
         raise Unauthorized("unknown, used or expired ticket")
     return user
 
@@ -127,12 +132,11 @@ async def _accept(ws: WebSocket, auth: Authenticator) -> _Caller | None:
     token, subprotocol = _credentials(ws)
     await ws.accept(subprotocol=subprotocol)
     try:
-        user = await _authenticate(auth, state.redis, token, subprotocol)
+        user = await _authenticate(auth, state.redis, token, subprotocol, ws.scope.get("client"))
+        await state.limiter.check(user)
     except Unauthorized as exc:
         await ws.close(code=4401, reason=exc.message)
         return None
-    try:
-        await state.limiter.check(user)
     except TooManyRequests as exc:
         await ws.close(code=1013, reason=exc.message)
         return None

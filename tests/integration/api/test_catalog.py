@@ -7,6 +7,7 @@ import pytest
 
 from libs.accounts import NewUser
 from libs.catalog import CatalogSpec, apply_catalog
+from services.api.text import STORABLE_PATTERN
 from tests.integration.api.conftest import Api, auth, serving, settings_for
 from tests.openapi_check import assert_openapi_3
 from tests.support import DEMO_CATALOG, ServerUrls, load_demo_catalog
@@ -55,7 +56,10 @@ async def test_listing_shows_every_enabled_offer_and_no_operator_fields(
         "create_qty": 1,
         "inputs": {
             "type": "object",
-            "properties": {"name": {"type": "string"}, "age": {"type": "string"}},
+            "properties": {
+                "name": {"type": "string", "pattern": STORABLE_PATTERN},
+                "age": {"type": "string", "pattern": STORABLE_PATTERN},
+            },
             "required": ["name", "age"],
             "additionalProperties": False,
         },

@@ -9,6 +9,7 @@ from libs.catalog import PromptTemplate
 from services.api.api import router
 from services.api.catalog.openapi import GENERIC_SUBMIT, install_openapi, with_offers
 from services.api.catalog.service import Offer
+from services.api.text import STORABLE_PATTERN
 from tests.openapi_check import assert_openapi_3
 
 
@@ -39,7 +40,10 @@ def test_each_offer_gets_its_submit_path_with_its_inputs(generic: dict[str, Any]
     operation = document["paths"]["/svc/demo/greet"]["post"]
     assert operation["requestBody"]["content"]["application/json"]["schema"] == {
         "type": "object",
-        "properties": {"name": {"type": "string"}, "age": {"type": "string"}},
+        "properties": {
+            "name": {"type": "string", "pattern": STORABLE_PATTERN},
+            "age": {"type": "string", "pattern": STORABLE_PATTERN},
+        },
         "required": ["name", "age"],
         "additionalProperties": False,
     }
@@ -48,6 +52,10 @@ def test_each_offer_gets_its_submit_path_with_its_inputs(generic: dict[str, Any]
     }
     headers = {p["name"] for p in operation["parameters"]}
     assert headers == {"Idempotency-Key", "traceparent"}
+    view = document["paths"]["/svc/demo/greet"]["get"]
+    assert view["parameters"] == []
+    assert view["responses"]["200"] == generic["paths"][GENERIC_SUBMIT]["get"]["responses"]["200"]
+    assert view["operationId"] != generic["paths"][GENERIC_SUBMIT]["get"]["operationId"]
     assert_openapi_3(document)
 
 
