@@ -36,7 +36,7 @@ from services.api.auth.dependencies import CurrentUser, bearer_token
 from services.api.auth.service import Authenticator, Principal
 from services.api.auth.throttle import Client
 from services.api.deps import AuthDep, HubDep, PoolDep, RedisDep, SettingsDep
-from services.api.errors import TooManyRequests, Unauthorized
+from services.api.errors import RelaiError, TooManyRequests, Unauthorized
 from services.api.metrics import CONNECTIONS_REFUSED
 from services.api.requests import repository
 from services.api.state import app_state
@@ -139,6 +139,12 @@ async def _accept(ws: WebSocket, auth: Authenticator) -> _Caller | None:
         return None
     except TooManyRequests as exc:
         await ws.close(code=1013, reason=exc.message)
+        return None
+    except RelaiError as exc:
+        if exc.status_code != 503:
+            raise
+        # The identity provider (or the database) does not answer: try again later.
+        await ws.close(code=1013, reason=exc.message[:120])
         return None
     return _Caller(user, auth)
 

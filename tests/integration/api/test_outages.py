@@ -65,7 +65,12 @@ async def test_postgres_gone_is_a_503_with_nothing_written_and_recovers(
     assert down.status_code == 503
     assert down.json()["code"] == "unavailable"
     assert down.headers["retry-after"] == "1"
-    assert (await client.get("/health")).status_code == 503
+    health = await client.get("/health")
+    assert health.status_code == 503
+    # The kind of failure only: its text would name the database's host, port and user.
+    assert health.json()["postgres"].startswith("unreachable (")
+    assert "127.0.0.1" not in health.text
+    assert "postgres@" not in health.text
     assert await db_pool.fetchval("SELECT count(*) FROM requests") == 1
     await pg.restore()
     again = await client.post("/svc/demo/echo", json={"text": "during"}, headers=auth(user))

@@ -11,7 +11,11 @@ from typing import Any
 
 import asyncpg
 import jwt
+import pytest
 from cryptography.hazmat.primitives import serialization
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from libs.accounts import NewUser
 from libs.security import hash_api_key
@@ -201,6 +205,15 @@ async def test_an_unreachable_identity_provider_is_503(
         assert r.status_code == 503
         assert r.headers["retry-after"] == "5"
         assert (await api.client.get("/me", headers=auth(alice))).status_code == 200
+        # A WebSocket is told to come back later rather than failing after its handshake.
+        token = signing_keys[0].token("alice-sub")
+        async with connect(
+            f"{api.ws_url}/ws", subprotocols=[Subprotocol("bearer"), Subprotocol(token)]
+        ) as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 10)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1013
 
 
 async def test_admins_link_identities(api: Api, alice: NewUser, db_pool: asyncpg.Pool[Any]) -> None:
