@@ -303,16 +303,6 @@ async def test_create_qty_repeats_calls_for_anthropic_and_sums_usage(
     assert ctx.usage == {"input_tokens": 4, "output_tokens": 6}
 
 
-async def test_the_catalog_cannot_point_an_integrations_job_elsewhere(
-    http: ProviderHttp, fake: FakeProvider
-) -> None:
-    with pytest.raises(HandlerError, match="base_url comes from the integration 'fake'"):
-        await run(http, CASES[0], fake, base_url="https://attacker.example/v1")
-    with pytest.raises(HandlerError, match="url comes from the integration 'fake'"):
-        await run(http, CASES[-1], fake, url="https://attacker.example/x")
-    assert fake.calls == []
-
-
 async def test_invalid_params_fail_naming_them(http: ProviderHttp, fake: FakeProvider) -> None:
     with pytest.raises(HandlerError, match="invalid params: max_retries"):
         await run(http, CASES[0], fake, max_retries=-1)
