@@ -103,10 +103,9 @@ async def cancel(
     """Cancel an unfinished request of ``user``: one transaction ends it, refunds what it has
     not delivered (a request's whole reservation, unless it has streamed output, which was
     delivered and is charged in full; a deal's steps that have neither ended nor streamed) and
-    writes the ledger
-    rows, on the outcome path workers' results take, so a late result finds nothing to change;
-    then workers and watchers are told. Cancelling again gives the same answer; a request that
-    ended otherwise is a 409."""
+    writes the ledger rows, on the outcome path workers' results take, so a late result finds
+    nothing to change; then workers and watchers are told. Cancelling again gives the same
+    answer; a request that ended otherwise is a 409."""
     for _ in range(_CANCEL_TRIES):
         row = await repository.get_state(pool, request_id, user.id)
         if row is None:

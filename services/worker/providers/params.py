@@ -17,8 +17,6 @@ class ProviderParams(BaseModel):
 
     base_url: str | None = None
     model: str | None = None
-    integration: str | None = None
-    """The operator's integration (central config ``worker``) whose URL and key a job uses."""
     api_key: SecretStr | None = None
     """The integration's key (``services.worker.config.with_integration``); a task that carries
     one of its own is refused before it gets here."""
