@@ -34,6 +34,12 @@ class TaskMessage(_Message):
     """The step of a deal's request this job is; None for a single-offer request."""
     user_id: UUID | None = None
     """Who asked: the worker's fairness between users waiting for the same integration."""
+    messages: list[dict[str, str]] | None = None
+    """A chat request's conversation, ``[{"role", "content"}]`` (``prompt`` is its last turn);
+    handlers that take a conversation send it instead of the prompt."""
+    options: dict[str, Any] | None = None
+    """A chat request's sampling options (``temperature``, ``max_tokens``...), which provider
+    handlers add to the provider's request."""
 
 
 class ChunkMessage(_Message):

@@ -104,6 +104,14 @@ class Offer(Base):
         UniqueConstraint("service", "action", name="uq_offers_service_action"),
         CheckConstraint("price >= 0", name="price_not_negative"),
         CheckConstraint("create_qty >= 1", name="create_qty_positive"),
+        CheckConstraint(
+            "coalesce(input_price, 0) >= 0 AND coalesce(output_price, 0) >= 0",
+            name="token_prices_not_negative",
+        ),
+        CheckConstraint(
+            "max_output_tokens IS NULL OR max_output_tokens >= 1",
+            name="max_output_tokens_positive",
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
@@ -118,6 +126,12 @@ class Offer(Base):
     params: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_at: Mapped[datetime] = _now()
+    input_price: Mapped[Decimal | None] = mapped_column(Numeric(20, 6))
+    """Credits per 1,000 input tokens, beside ``price`` (null: input tokens cost nothing)."""
+    output_price: Mapped[Decimal | None] = mapped_column(Numeric(20, 6))
+    """Credits per 1,000 output tokens, beside ``price``."""
+    max_output_tokens: Mapped[int | None] = mapped_column(Integer)
+    """The most output tokens a request may ask for, and what is reserved when it names none."""
 
 
 STATUSES = "('pending', 'running', 'succeeded', 'failed', 'expired', 'cancelled')"
@@ -210,6 +224,15 @@ class Request(Base):
     updated_at: Mapped[datetime] = _now()
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    messages: Mapped[list[Any] | None] = mapped_column(JSONB)
+    """A chat request's conversation (``[{"role", "content"}]``); ``prompt`` is its last turn."""
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    """A chat request's sampling options the provider is passed (``temperature``, ...)."""
+    pricing: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    """The per-token prices it was accepted at (``libs.catalog.pricing``); ``price`` is then the
+    most it can cost, and its end settles what its usage costs."""
+    cost: Mapped[int | None] = mapped_column(BigInteger)
+    """What it cost the operator: its handler's ``credits``, recorded when it is delivered."""
 
 
 class RequestStep(Base):
@@ -367,8 +390,9 @@ class Config(Base):
 
 
 class UsageHour(Base):
-    """What each user spent, per hour, handler and integration: aggregated by recon from ended
-    requests (and deal steps), queried by ``GET /admin/usage``."""
+    """What each user spent, per hour, offer, handler and integration, and what it cost the
+    operator: aggregated by recon from ended requests (and deal steps), queried by
+    ``GET /admin/usage``."""
 
     __tablename__ = "usage_hourly"
 
@@ -384,6 +408,10 @@ class UsageHour(Base):
     """Credits settled (spent)."""
     input_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
     output_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    offer: Mapped[str] = mapped_column(Text, primary_key=True, server_default="")
+    """``service/action``; a deal's step counts under its own offer."""
+    cost: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    """What the delivered requests cost the operator: their handlers' ``credits``."""
 
 
 class ReconMark(Base):

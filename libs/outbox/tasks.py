@@ -13,12 +13,15 @@ from libs.contracts import TaskMessage
 
 @dataclass(frozen=True, slots=True)
 class Run:
-    """What a job runs: ``handler`` with ``params`` on ``prompt``, for ``create_qty`` results."""
+    """What a job runs: ``handler`` with ``params`` on ``prompt``, for ``create_qty`` results;
+    a chat request's ``messages`` (``prompt`` is the last of them) and sampling ``options``."""
 
     handler: str
     prompt: str
     params: dict[str, Any]
     create_qty: int = 1
+    messages: list[dict[str, str]] | None = None
+    options: dict[str, Any] | None = None
 
 
 def _task(run: Run, **fields: Any) -> str:
@@ -27,6 +30,8 @@ def _task(run: Run, **fields: Any) -> str:
         prompt=run.prompt,
         params=run.params,
         create_qty=run.create_qty,
+        messages=run.messages,
+        options=run.options,
         **fields,
     )
     return message.model_dump_json(exclude_none=True)

@@ -1,6 +1,6 @@
 """What a handler sees and promises: the job it runs and the one interface it implements."""
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
@@ -15,6 +15,10 @@ class Job:
     prompt: str
     params: Mapping[str, Any] = field(default_factory=dict)
     create_qty: int = 1
+    messages: Sequence[Mapping[str, str]] | None = None
+    """A chat request's conversation; ``prompt`` is its last turn."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """A chat request's sampling options, for the provider's request."""
 
     @classmethod
     def from_task(cls, task: TaskMessage) -> "Job":
@@ -24,6 +28,8 @@ class Job:
             prompt=task.prompt,
             params=task.params,
             create_qty=task.create_qty,
+            messages=task.messages,
+            options=task.options or {},
         )
 
 

@@ -22,7 +22,8 @@ from libs.ledger import lock_wallet, short_balance
 from libs.ledger import movements as ledger
 
 _REQUEST_COLUMNS = (
-    "id, user_id, offer_id, deal_id, inputs, prompt, price, traceparent, idempotency_key"
+    "id, user_id, offer_id, deal_id, inputs, prompt, price, traceparent, idempotency_key, "
+    "messages, options, pricing"
 )
 
 _STEPS_ONE = """, steps AS (
@@ -34,10 +35,11 @@ _STEPS_ONE = """, steps AS (
 
 
 def _insert_one(*, steps: bool) -> str:
+    chat = "$17, $18, $19" if steps else "$11, $12, $13"  # after the steps' parameters
     return f"""
 WITH ins AS (
     INSERT INTO requests ({_REQUEST_COLUMNS})
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, {chat})
     ON CONFLICT (id) DO NOTHING
     RETURNING id
 ){_STEPS_ONE if steps else ""}, {ledger.reserve_or_abort(request="ins", user="$2", amount="$7")},
@@ -59,10 +61,11 @@ _INSERT_ONE_WITH_STEPS = _insert_one(steps=True)
 _INSERT_MANY = f"""
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[],
-                         $7::bigint[], $8::text[], $9::text[])
+                         $7::bigint[], $8::text[], $9::text[], $19::text[], $20::text[],
+                         $21::text[])
         WITH ORDINALITY
         AS t(id, user_id, offer_id, deal_id, inputs, prompt, price, traceparent, idempotency_key,
-             ord)
+             messages, options, pricing, ord)
 ), fresh AS (
     SELECT DISTINCT ON (i.id) i.* FROM input i
     WHERE NOT EXISTS (SELECT 1 FROM requests r WHERE r.id = i.id)
@@ -70,7 +73,7 @@ WITH input AS (
 ), {ledger.affordable("fresh", name="affordable")}, ins AS (
     INSERT INTO requests ({_REQUEST_COLUMNS})
     SELECT id, user_id, offer_id, deal_id, inputs::jsonb, prompt, price, traceparent,
-           idempotency_key
+           idempotency_key, messages::jsonb, options::jsonb, pricing::jsonb
     FROM affordable
     ON CONFLICT (id) DO NOTHING
     RETURNING id, user_id, price
@@ -146,6 +149,9 @@ class NewRequest:
     steps: tuple[NewStep, ...] = field(default=())
     """A deal's request: one step per offer."""
     idempotency_key: str | None = None
+    messages: list[dict[str, str]] | None = None
+    options: dict[str, Any] | None = None
+    pricing: dict[str, Any] | None = None
 
 
 @contextmanager
@@ -185,6 +191,7 @@ async def insert_one(db: PgPool | PgConnection, new: NewRequest) -> bool:
             [s.price for s in new.steps],
             [s.prompt for s in new.steps],
         ]
+    args += [new.messages, new.options, new.pricing]
     with submission_errors():
         created = await db.fetchval(_INSERT_ONE_WITH_STEPS if new.steps else _INSERT_ONE, *args)
     return bool(created)
@@ -227,8 +234,15 @@ async def insert_many(db: PgPool | PgConnection, batch: list[NewRequest]) -> set
         [s.prompt for _, s in steps],
         [o for o, _ in tasks],
         [p for _, p in tasks],
+        [_json(n.messages) for n in batch],
+        [_json(n.options) for n in batch],
+        [_json(n.pricing) for n in batch],
     )
     return {row["id"] for row in rows}
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
 
 
 async def get_status(

@@ -55,6 +55,10 @@ class Job:
     """Its share of the order's price."""
     role: str = "primary"
     mode: str | None = None
+    messages: list[dict[str, str]] | None = None
+    """A chat request's conversation, whose last turn is ``prompt``."""
+    options: dict[str, Any] | None = None
+    """A chat request's sampling options, passed to the provider."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,9 @@ class Order:
     offer_id: uuid.UUID | None = None
     deal_id: uuid.UUID | None = None
     """A deal's request keeps one step per job; a single offer's request is its one job."""
+    pricing: dict[str, Any] | None = None
+    """Per-token prices (``libs.catalog.pricing``): ``price`` is then the most the request can
+    cost, and its end settles what its usage costs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +194,14 @@ class Submitter:
                     f"the limit is {self._max_prompt_chars}",
                     limit=self._max_prompt_chars,
                 )
-            run = outbox.Run(job.offer.handler, job.prompt, job.offer.params, job.offer.create_qty)
+            run = outbox.Run(
+                job.offer.handler,
+                job.prompt,
+                job.offer.params,
+                job.offer.create_qty,
+                messages=job.messages,
+                options=job.options,
+            )
             payloads.append(
                 outbox.first_run(
                     run,
@@ -214,6 +228,9 @@ class Submitter:
             if steps
             else (),
             idempotency_key=idempotency_key,
+            messages=None if steps else order.jobs[0].messages,
+            options=None if steps else order.jobs[0].options,
+            pricing=order.pricing,
         )
 
 

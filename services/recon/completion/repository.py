@@ -46,7 +46,7 @@ _START = (datetime.min.replace(tzinfo=UTC), uuid.UUID(int=0))
 # got there first, or any progress meanwhile, changed updated_at (or holds the lock).
 _LOCK = """
 SELECT r.id, r.attempt, r.prompt, r.traceparent, o.handler_id, o.create_qty,
-       h.params || o.params AS params
+       h.params || o.params AS params, r.messages, r.options
 FROM requests r JOIN offers o ON o.id = r.offer_id JOIN handlers h ON h.id = o.handler_id
 WHERE r.id = $1 AND r.updated_at = $2 AND r.status IN ('pending', 'running')
   AND NOT EXISTS (SELECT 1 FROM outbox ob WHERE ob.request_id = r.id)
@@ -116,7 +116,8 @@ class Locked:
 
 
 def _run(row: Record) -> outbox.Run:
-    return outbox.Run(row["handler_id"], row["prompt"], row["params"], row["create_qty"])
+    chat = {"messages": row["messages"], "options": row["options"]} if "messages" in row else {}
+    return outbox.Run(row["handler_id"], row["prompt"], row["params"], row["create_qty"], **chat)
 
 
 async def stuck_requests(

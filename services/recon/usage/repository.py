@@ -26,12 +26,13 @@ FROM recon_marks WHERE name = $1 FOR UPDATE
 _MOVE_MARK = "UPDATE recon_marks SET at = $2 WHERE name = $1"
 
 # What ended in (since, until]: single-offer requests and the steps of deals' requests, with the
-# credits their settle rows moved (an expired request keeps what it was charged), folded into
-# the hour each ended in.
+# credits their settle rows moved (an expired request keeps what it was charged) and what they
+# cost the operator, folded into the hour each ended in, per offer.
 _AGGREGATE = """
 WITH ended AS (
     SELECT r.user_id, o.handler_id, coalesce((h.params || o.params) ->> 'integration', '') AS
-           integration, r.finished_at,
+           integration, o.service || '/' || o.action AS offer, r.finished_at,
+           coalesce(r.cost, 0) AS cost,
            (SELECT coalesce(sum(l.amount), 0) FROM credit_ledger l
             WHERE l.request_id = r.id AND l.kind = 'settle') AS credits,
            coalesce((r.usage ->> 'input_tokens')::bigint, 0) AS input_tokens,
@@ -40,7 +41,7 @@ WITH ended AS (
     WHERE r.finished_at > $1 AND r.finished_at <= $2
     UNION ALL
     SELECT r.user_id, o.handler_id, coalesce((h.params || o.params) ->> 'integration', ''),
-           s.finished_at,
+           o.service || '/' || o.action, s.finished_at, 0,
            (SELECT coalesce(sum(l.amount), 0) FROM credit_ledger l
             WHERE l.request_id = s.request_id AND l.step = s.idx AND l.kind = 'settle'),
            coalesce((s.usage ->> 'input_tokens')::bigint, 0),
@@ -49,17 +50,17 @@ WITH ended AS (
     JOIN offers o ON o.id = s.offer_id JOIN handlers h ON h.id = o.handler_id
     WHERE s.finished_at > $1 AND s.finished_at <= $2
 )
-INSERT INTO usage_hourly AS u (hour, user_id, handler_id, integration, requests, succeeded,
-                               failed, credits, input_tokens, output_tokens)
-SELECT date_trunc('hour', finished_at), user_id, handler_id, integration, count(*),
+INSERT INTO usage_hourly AS u (hour, user_id, handler_id, integration, offer, requests,
+                               succeeded, failed, credits, input_tokens, output_tokens, cost)
+SELECT date_trunc('hour', finished_at), user_id, handler_id, integration, offer, count(*),
        count(*) FILTER (WHERE credits > 0), count(*) FILTER (WHERE credits = 0),
-       sum(credits), sum(input_tokens), sum(output_tokens)
-FROM ended GROUP BY 1, 2, 3, 4
-ON CONFLICT (hour, user_id, handler_id, integration) DO UPDATE SET
+       sum(credits), sum(input_tokens), sum(output_tokens), sum(cost)
+FROM ended GROUP BY 1, 2, 3, 4, 5
+ON CONFLICT (hour, user_id, handler_id, integration, offer) DO UPDATE SET
     requests = u.requests + EXCLUDED.requests, succeeded = u.succeeded + EXCLUDED.succeeded,
     failed = u.failed + EXCLUDED.failed, credits = u.credits + EXCLUDED.credits,
     input_tokens = u.input_tokens + EXCLUDED.input_tokens,
-    output_tokens = u.output_tokens + EXCLUDED.output_tokens
+    output_tokens = u.output_tokens + EXCLUDED.output_tokens, cost = u.cost + EXCLUDED.cost
 """
 
 _CURRENT_HOUR = """
