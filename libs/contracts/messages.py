@@ -49,6 +49,10 @@ class ChunkMessage(_Message):
     text: str
     step: int | None = Field(default=None, ge=0)
     """The step of a deal's request that wrote it; None for a single-offer request."""
+    index: int | None = Field(default=None, ge=0)
+    """Its place in the output of the execution that wrote it, from 0. A 0 after other chunks
+    means the job started over (its worker was lost and another runs it again, under the same
+    attempt or the next): what was read before is not part of the answer."""
 
 
 class ResultMessage(_Message):

@@ -9,6 +9,7 @@ from services.api.admin import usage_endpoints as admin_usage
 from services.api.auth import endpoints as auth
 from services.api.catalog import endpoints as catalog
 from services.api.deals import endpoints as deals
+from services.api.openai import endpoints as openai
 from services.api.requests import endpoints as requests
 from services.api.ws import endpoints as ws
 
@@ -22,3 +23,4 @@ router.include_router(ws.router)
 router.include_router(admin.router)
 router.include_router(admin_catalog.router)
 router.include_router(admin_usage.router)
+router.include_router(openai.router)

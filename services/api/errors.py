@@ -1,6 +1,11 @@
-"""Domain errors carry their HTTP status; one handler turns them into JSON."""
+"""Domain errors carry their HTTP status; one handler turns them into JSON.
 
-from collections.abc import Sequence
+Every error has one shape, ``{"detail", "code", ...}``, except under ``/v1/``, the
+OpenAI-compatible door, where the same error is written the way OpenAI's clients parse it:
+``{"error": {"message", "type", "param", "code"}}``, with ``retry-after-ms`` beside
+``Retry-After`` (``error_response``)."""
+
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import asyncpg
@@ -70,12 +75,60 @@ class TooManyRequests(RelaiError):
         self.headers = {"Retry-After": str(retry_after)}
 
 
-async def relai_error_handler(_: Request, exc: Exception) -> JSONResponse:
+OPENAI_PREFIX = "/v1/"
+
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "insufficient_quota",
+    403: "permission_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    408: "timeout_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def error_response(
+    request: Request,
+    status: int,
+    detail: str,
+    code: str,
+    *,
+    extra: dict[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+    param: str | None = None,
+) -> JSONResponse:
+    """The one error answer: ``{"detail", "code", **extra}``, or, under ``/v1/``, OpenAI's
+    ``{"error": {"message", "type", "param", "code", **extra}}``."""
+    if not request.url.path.startswith(OPENAI_PREFIX):
+        return JSONResponse(
+            {"detail": detail, "code": code, **(extra or {})}, status_code=status, headers=headers
+        )
+    kind = _OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    error = {"message": detail, "type": kind, "param": param, "code": code, **(extra or {})}
+    headers = dict(headers or {})
+    retry_after = headers.get("Retry-After")
+    if retry_after is not None and retry_after.isdigit():
+        headers["retry-after-ms"] = str(int(retry_after) * 1000)
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
+
+
+async def relai_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RelaiError)
-    return JSONResponse(
-        {"detail": exc.message, "code": exc.code, **exc.extra},
-        status_code=exc.status_code,
+    extra = dict(exc.extra)
+    param = extra.pop("param", None)
+    return error_response(
+        request,
+        exc.status_code,
+        exc.message,
+        exc.code,
+        extra=extra,
         headers=exc.headers,
+        param=param if isinstance(param, str) else None,
     )
 
 
@@ -99,13 +152,15 @@ UNAVAILABLE = (
 """What Postgres being down or unreachable looks like to the API."""
 
 
-async def unavailable_handler(_: Request, exc: Exception) -> JSONResponse:
+async def unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
     """Postgres unreachable: the call had no effect (its transaction never committed), so the
     client is told to retry rather than shown a 500."""
     log.warning("database unavailable", error=repr(exc))
-    return JSONResponse(
-        {"detail": "the database is unavailable; nothing was done, retry", "code": "unavailable"},
-        status_code=503,
+    return error_response(
+        request,
+        503,
+        "the database is unavailable; nothing was done, retry",
+        "unavailable",
         headers={"Retry-After": "1"},
     )
 
@@ -129,9 +184,11 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     headers = exc.headers
     if exc.status_code == 405:
         headers = {**(headers or {}), "Allow": _allowed_methods(request)}
-    return JSONResponse(
-        {"detail": str(exc.detail), "code": HTTP_CODES.get(exc.status_code, "http_error")},
-        status_code=exc.status_code,
+    return error_response(
+        request,
+        exc.status_code,
+        str(exc.detail),
+        HTTP_CODES.get(exc.status_code, "http_error"),
         headers=headers,
     )
 
@@ -164,7 +221,7 @@ def _clip(value: Any) -> Any:
     return value if isinstance(value, int | str) else _clip(str(value))
 
 
-async def validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """A request pydantic refused, in the one error shape: ``detail`` and ``errors`` name each
     field and its problem, never the input (pydantic's ``input`` and ``ctx``: it may be huge, or
     text no JSON encoder can write); at most ``MAX_ERRORS`` are listed, each text clipped, so
@@ -189,6 +246,12 @@ async def validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
     }
     if len(errors) > MAX_ERRORS:
         body["more"] = len(errors) - MAX_ERRORS
+    if request.url.path.startswith(OPENAI_PREFIX):
+        # OpenAI answers a body that does not fit the call with 400, naming the first field.
+        detail, code = body.pop("detail"), body.pop("code")
+        body.pop("fields")
+        param = _clip(printable(problems[0][0])) if problems else None
+        return error_response(request, 400, detail, code, extra=body, param=param)
     return JSONResponse(body, status_code=InvalidInputs.status_code)
 
 
@@ -207,10 +270,7 @@ async def internal_error_handler(request: Request, exc: Exception) -> JSONRespon
     """Anything unexpected: the traceback goes to the log, the client gets a generic 500 that
     names nothing of the code."""
     log.error("unhandled error", method=request.method, path=request.url.path, exc_info=exc)
-    return JSONResponse(
-        {"detail": "internal error", "code": "internal_error"},
-        status_code=500,
-    )
+    return error_response(request, 500, "internal error", "internal_error")
 
 
 def _absent_when_unset(schema: dict[str, Any]) -> None:

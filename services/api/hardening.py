@@ -1,7 +1,8 @@
 """What every HTTP answer gets before the app sees the request: one trailing slash stripped from
 the path (so ``/svc/a/b/`` is ``/svc/a/b``, answered in place: no redirect, whose ``location``
 would echo the ``Host`` header), a body declared larger than the limit refused at once (JSON
-413), and the security headers appended to the answer.
+413), and the security headers and an ``x-request-id`` (unless the app set one: a support case
+names it, and OpenAI's clients show it) appended to the answer.
 
 One pure ASGI layer, outside every other (errors answered by the server-error handler included):
 the submit path is hot, so the work per request is a string check and one list append.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import re
 
 import orjson
@@ -46,7 +48,10 @@ class Hardening:
 
         async def send_hardened(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *SECURITY_HEADERS]
+                headers = [*message.get("headers", ()), *SECURITY_HEADERS]
+                if not any(name == b"x-request-id" for name, _ in headers):
+                    headers.append((b"x-request-id", new_request_id()))
+                message["headers"] = headers
             await send(message)
 
         if self.max_body_bytes is not None and self._declared_too_large(scope):
@@ -64,6 +69,11 @@ class Hardening:
                 except ValueError:
                     return False
         return False
+
+
+def new_request_id() -> bytes:
+    """A call's id (not a Relai request's): unique, not secret."""
+    return b"req_" + os.urandom(12).hex().encode()
 
 
 async def _too_large(send: Send) -> None:

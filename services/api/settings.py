@@ -78,6 +78,9 @@ class ApiSettings(CommonSettings):
     """Larger request bodies are refused with 413."""
     max_prompt_chars: int = 200_000
     """A rendered prompt longer than this is refused with 422."""
+    openai_wait_s: float = Field(default=300.0, gt=0)
+    """The longest a ``/v1`` call waits for its request (or streams it): then a 504 (or an
+    error event) names it, and it goes on; a retried call waits for the same request."""
     oidc_issuer: str | None = None
     """Accept JWTs from this issuer (its ``iss``) besides API keys; off when unset."""
     oidc_jwks_url: str | None = None

@@ -29,10 +29,19 @@ class ChunkPublisher:
         self._publish = Coalescer(self._write)
 
     def sink_for(self, task: TaskMessage) -> ChunkSink:
+        """Where one execution of ``task`` writes its chunks, numbered from 0."""
+        written = 0
+
         async def emit(text: str) -> None:
+            nonlocal written
+            index, written = written, written + 1
             await self._publish(
                 ChunkMessage(
-                    request_id=task.request_id, attempt=task.attempt, text=text, step=task.step
+                    request_id=task.request_id,
+                    attempt=task.attempt,
+                    text=text,
+                    step=task.step,
+                    index=index,
                 )
             )
 

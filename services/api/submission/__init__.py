@@ -1,5 +1,6 @@
 """The one submission core every front door submits through (``service.Submitter``)."""
 
+from services.api.submission.pricing import priced
 from services.api.submission.repository import steps_of
 from services.api.submission.rules import (
     check_string_fields,
@@ -32,6 +33,7 @@ __all__ = [
     "derive_request_id",
     "idempotency_key",
     "links_for",
+    "priced",
     "steps_of",
     "new_traceparent",
     "valid_traceparent",

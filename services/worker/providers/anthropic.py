@@ -1,12 +1,21 @@
 """Anthropic messages: ``POST {base_url}/v1/messages`` (``stream: true`` for server-sent events),
 key in ``x-api-key``. The API has no ``n``: ``create_qty`` makes repeated calls."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import Field
 
 from services.worker.job import Job
-from services.worker.providers.base import Emit, ProviderHandler, Reply, counts, objects
+from services.worker.providers.base import (
+    Emit,
+    ProviderHandler,
+    Reply,
+    counts,
+    objects,
+    streams,
+    turns,
+)
 from services.worker.providers.errors import PermanentError, TransientError
 from services.worker.providers.http import post_json, post_sse, sse_json
 from services.worker.providers.params import ProviderParams
@@ -28,26 +37,29 @@ class AnthropicParams(ProviderParams):
 
 
 class AnthropicMessages(ProviderHandler):
-    """``anthropic.messages``: the text blocks of one answer per result."""
+    """``anthropic.messages``: the text blocks of one answer per result. A chat request sends
+    its conversation (system turns as ``system``) and options, streamed."""
 
     params_model = AnthropicParams
 
     async def call(
         self, job: Job, params: AnthropicParams, key: str | None, want: int, emit: Emit
     ) -> Reply:
+        systems, messages = turns(job, params.system)
         body: dict[str, Any] = {
             "model": params.required("model"),
             "max_tokens": params.max_tokens,
-            "messages": [{"role": "user", "content": job.prompt}],
+            "messages": messages,
         }
-        if params.system:
-            body["system"] = params.system
+        if systems:
+            body["system"] = "\n\n".join(systems)
         body.update(params.body)
+        body.update(_options(job.options))
         headers = {**params.headers, "anthropic-version": params.anthropic_version}
         if key:
             headers["x-api-key"] = key
         url = params.endpoint("/v1/messages")
-        if params.stream:
+        if streams(job, params):
             return await self._stream(url, body, headers, params, key, emit)
         data = await post_json(
             self.http, url, body, headers=headers, timeout=params.timeout, secret=key
@@ -92,6 +104,19 @@ class AnthropicMessages(ProviderHandler):
                 elif kind == "message_stop":
                     break
         return Reply(["".join(parts)], usage)
+
+
+_OPTIONS = {"temperature", "top_p", "max_tokens"}
+
+
+def _options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """A chat request's options as the messages API names them (``stop`` is
+    ``stop_sequences``; what it has no name for is not sent)."""
+    body = {name: value for name, value in options.items() if name in _OPTIONS}
+    stop = options.get("stop")
+    if stop is not None:
+        body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+    return body
 
 
 def _raise_stream_error(data: dict[str, Any], key: str | None) -> None:

@@ -116,5 +116,23 @@ def counts(usage: Any, names: Mapping[str, str]) -> dict[str, int]:
     return found
 
 
+def turns(job: Job, system: str | None) -> tuple[list[str], list[dict[str, str]]]:
+    """A job's system texts (the params' ``system`` first, then the conversation's) and its
+    other turns: a chat request's conversation, or the prompt as the one user turn."""
+    messages = list(job.messages) if job.messages else [{"role": "user", "content": job.prompt}]
+    systems = [system] if system else []
+    systems += [m["content"] for m in messages if m["role"] == "system"]
+    others = [
+        {"role": m["role"], "content": m["content"]} for m in messages if m["role"] != "system"
+    ]
+    return systems, others
+
+
+def streams(job: Job, params: ProviderParams) -> bool:
+    """Whether to ask the provider for a stream: when the params say so, and for every chat
+    request, whose caller may be reading its chunks."""
+    return params.stream or job.messages is not None
+
+
 def bearer(key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}

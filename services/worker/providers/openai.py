@@ -13,6 +13,8 @@ from services.worker.providers.base import (
     counts,
     dig,
     objects,
+    streams,
+    turns,
 )
 from services.worker.providers.errors import TransientError
 from services.worker.providers.http import post_json, post_sse, sse_json
@@ -28,23 +30,24 @@ class OpenAIParams(ProviderParams):
 
 
 class OpenAIChat(ProviderHandler):
-    """``openai.chat``: one choice per result; ``create_qty`` is sent as ``n``."""
+    """``openai.chat``: one choice per result; ``create_qty`` is sent as ``n``. A chat request
+    sends its conversation and sampling options (over the params' ``body``), streamed."""
 
     params_model = OpenAIParams
 
     async def call(
         self, job: Job, params: OpenAIParams, key: str | None, want: int, emit: Emit
     ) -> Reply:
-        messages = [{"role": "user", "content": job.prompt}]
-        if params.system:
-            messages.insert(0, {"role": "system", "content": params.system})
+        systems, others = turns(job, params.system)
+        messages = [{"role": "system", "content": s} for s in systems] + others
         body: dict[str, Any] = {"model": params.required("model"), "messages": messages}
         body.update(params.body)
+        body.update(job.options)
         if want > 1:
             body["n"] = want
         url = params.endpoint("/chat/completions")
         headers = {**params.headers, **bearer(key)}
-        if params.stream:
+        if streams(job, params):
             return await self._stream(url, body, headers, params, key, emit)
         data = await post_json(
             self.http, url, body, headers=headers, timeout=params.timeout, secret=key

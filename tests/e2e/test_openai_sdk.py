@@ -1,0 +1,453 @@
+"""The official ``openai`` SDK, unchanged, pointed at Relai by ``base_url``, against the real
+processes (``relai-api --workers 2``, two ``relai-worker``): models, chat completions with and
+without streaming, background responses with cancel and resume, embeddings, the typed errors,
+and every call a durable request charged once."""
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import httpx2  # the HTTP client the openai SDK is built on
+import openai
+import pytest
+from cryptography.fernet import Fernet, MultiFernet
+
+from libs import config
+from libs.catalog import CatalogSpec, apply_catalog
+from libs.config.postgres import PostgresConfigStore
+from services.cli.launcher import ChildSpec, console_script
+from tests.e2e.conftest import WORKERS, Stack, bootstrap
+from tests.fakes.provider import FakeProvider, fake_provider
+from tests.integration.api.conftest import free_port
+from tests.integration.config.conftest import clear_config_tables
+from tests.support import ServerUrls
+
+pytestmark = pytest.mark.e2e
+
+KEY = "sk-e2e-secret"
+WORDS = "one two three four five six seven eight"
+
+EXTRA = CatalogSpec.model_validate(
+    {
+        "handlers": [
+            {"id": "echo.stream"},
+            {"id": "echo.delay"},
+            {"id": "openai.chat", "params": {"integration": "fake", "model": "gpt-fake"}},
+            {"id": "openai.embeddings", "params": {"integration": "fake", "model": "emb-fake"}},
+        ],
+        "offers": [
+            {
+                "service": "chat",
+                "action": "words",
+                "price": 1,
+                "prompt_template": "{text}",
+                "handler": "echo.stream",
+                "params": {"delay_ms": 20},
+            },
+            {
+                "service": "chat",
+                "action": "slow",
+                "price": 3,
+                "prompt_template": "{text}",
+                "handler": "echo.delay",
+                "params": {"delay_ms": 60_000},
+            },
+            {
+                "service": "chat",
+                "action": "gpt",
+                "price": 2,
+                "prompt_template": "{text}",
+                "handler": "openai.chat",
+            },
+            {
+                "service": "embed",
+                "action": "small",
+                "price": 1,
+                "prompt_template": "{input}",
+                "handler": "openai.embeddings",
+            },
+        ],
+    }
+)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeProvider]:
+    async with fake_provider() as provider:
+        yield provider
+
+
+@pytest.fixture
+def stack_env(stack_env: dict[str, str]) -> dict[str, str]:
+    return {**stack_env, "RELAI_E2E_PROVIDER_KEY": KEY, "RELAI_SSRF_ALLOW": '["127.0.0.1"]'}
+
+
+@pytest.fixture
+async def catalog(
+    fake: FakeProvider, servers: ServerUrls, db_pool: "asyncpg.Pool[Any]", stack: Stack
+) -> AsyncIterator[None]:
+    """The demo catalog (the stack's) with the offers above, and the operator's integration
+    ``fake`` (the fake provider) that the workers follow."""
+    await clear_config_tables(db_pool)
+    store = PostgresConfigStore(db_pool, database_url=servers.database_url)
+    text = (
+        f"integrations:\n  fake:\n    base_url: {fake.url}\n"
+        "    api_key: !ENV ${RELAI_E2E_PROVIDER_KEY}\n"
+    )
+    fernet = MultiFernet([Fernet(Fernet.generate_key())])
+    await config.upload(
+        store,
+        "worker",
+        text,
+        fernet=fernet,
+        environ={"RELAI_E2E_PROVIDER_KEY": KEY},
+        author="ops",
+        activate=True,
+    )
+    async with db_pool.acquire() as conn:
+        await apply_catalog(conn, EXTRA, prune=False, ssrf_allow=["127.0.0.1"])
+    yield
+    await clear_config_tables(db_pool)
+
+
+@pytest.fixture
+async def sdk(stack: Stack, catalog: None) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with openai.AsyncOpenAI(
+        base_url=f"{stack.url}/v1", api_key=stack.user.api_key, timeout=60
+    ) as client:
+        yield client
+
+
+async def _ledger(pool: "asyncpg.Pool[Any]", request_id: uuid.UUID) -> dict[str, int]:
+    rows = await pool.fetch(
+        "SELECT kind, sum(amount) AS amount FROM credit_ledger WHERE request_id = $1 GROUP BY kind",
+        request_id,
+    )
+    return {r["kind"]: int(r["amount"]) for r in rows}
+
+
+def _request_id(openai_id: str) -> uuid.UUID:
+    return uuid.UUID(openai_id.rpartition("-")[2].removeprefix("resp_"))
+
+
+async def test_models_lists_the_chat_and_embedding_offers(sdk: openai.AsyncOpenAI) -> None:
+    ids = [m.id async for m in sdk.models.list()]
+    assert {"demo/ask", "chat/words", "chat/gpt", "embed/small"} <= set(ids)
+    assert "demo/greet" not in ids  # two template variables: no single conversation fills it
+    model = await sdk.models.retrieve("chat/gpt")
+    assert (model.id, model.object) == ("chat/gpt", "model")
+    with pytest.raises(openai.NotFoundError):
+        await sdk.models.retrieve("nope/none")
+
+
+async def test_a_chat_completion_streamed_assembles_to_the_answer_and_is_one_request(
+    sdk: openai.AsyncOpenAI, stack: Stack, db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    messages: Any = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": WORDS},
+    ]
+    stream = await sdk.chat.completions.create(
+        model="chat/words",
+        messages=messages,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    pieces, usage, ids = [], None, set()
+    async for chunk in stream:
+        ids.add(chunk.id)
+        if chunk.choices and chunk.choices[0].delta.content:
+            pieces.append(chunk.choices[0].delta.content)
+        if chunk.usage is not None:
+            usage = chunk.usage
+    assert "".join(pieces) == WORDS
+    assert len(pieces) == len(WORDS.split())  # fed by the worker's chunks, word by word
+    assert usage is not None
+    assert usage.completion_tokens == len(WORDS.split())
+    (completion_id,) = ids
+
+    # The same call without streaming is the same request: answered from it, not run again.
+    answer = await sdk.chat.completions.create(model="chat/words", messages=messages)
+    assert answer.id == completion_id
+    assert answer.choices[0].message.content == WORDS
+    assert answer.usage is not None
+    assert answer.usage.total_tokens > 0
+    request_id = _request_id(completion_id)
+    assert await _ledger(db_pool, request_id) == {"reserve": 1, "settle": 1}
+    async with httpx.AsyncClient(base_url=stack.url, headers=stack.headers) as client:
+        view = (await client.get(f"/svc/request/{request_id}")).json()
+    assert (view["service"], view["action"], view["status"]) == ("chat", "words", "succeeded")
+
+
+def test_the_sync_client_gets_a_completion(stack: Stack, catalog: None) -> None:
+    with openai.OpenAI(
+        base_url=f"{stack.url}/v1", api_key=stack.user.api_key, timeout=60
+    ) as client:
+        answer = client.chat.completions.create(
+            model="demo/ask", messages=[{"role": "user", "content": "sync hello"}]
+        )
+    assert answer.choices[0].message.content == "sync hello"
+    assert answer.object == "chat.completion"
+
+
+async def test_a_provider_gets_the_conversation_and_the_options(
+    sdk: openai.AsyncOpenAI, fake: FakeProvider
+) -> None:
+    answer = await sdk.chat.completions.create(
+        model="chat/gpt",
+        messages=[
+            {"role": "developer", "content": "answer in French"},
+            {"role": "user", "content": "first"},
+            {"role": "assistant", "content": "premier"},
+            {"role": "user", "content": "second question"},
+        ],
+        temperature=0.25,
+        max_tokens=50,
+        stop=["END"],
+    )
+    assert answer.choices[0].message.content == "echo: second question"
+    assert answer.usage is not None
+    assert answer.usage.prompt_tokens > 0
+    (call,) = fake.calls
+    assert call.body["messages"] == [
+        {"role": "system", "content": "answer in French"},
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "premier"},
+        {"role": "user", "content": "second question"},
+    ]
+    assert (call.body["temperature"], call.body["max_tokens"], call.body["stop"]) == (
+        0.25,
+        50,
+        ["END"],
+    )
+    assert call.body["model"] == "gpt-fake"
+    assert call.headers["authorization"] == f"Bearer {KEY}"
+
+
+async def test_embeddings_one_vector_per_input(sdk: openai.AsyncOpenAI) -> None:
+    # The SDK asks for base64 (and decodes it); a client may ask for floats.
+    result = await sdk.embeddings.create(model="embed/small", input=["alpha", "beta gamma"])
+    assert [d.index for d in result.data] == [0, 1]
+    assert all(isinstance(x, float) for d in result.data for x in d.embedding)
+    assert result.usage.prompt_tokens == 3
+    floats = await sdk.embeddings.create(
+        model="embed/small", input=["alpha", "beta gamma"], encoding_format="float"
+    )
+    for exact, packed in zip(floats.data, result.data, strict=True):
+        assert packed.embedding == pytest.approx(exact.embedding, rel=1e-6)  # float32
+    with pytest.raises(openai.NotFoundError):
+        await sdk.embeddings.create(model="chat/gpt", input="not an embedding model")
+
+
+async def test_a_background_response_is_polled_until_completed(sdk: openai.AsyncOpenAI) -> None:
+    created = await sdk.responses.create(model="chat/words", input=WORDS, background=True)
+    assert created.status in ("queued", "in_progress")
+    deadline = time.monotonic() + 30
+    response = created
+    while response.status in ("queued", "in_progress"):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+        response = await sdk.responses.retrieve(created.id)
+    assert response.status == "completed"
+    assert response.output_text == WORDS
+    # Without background, the same call answers once it has ended.
+    again = await sdk.responses.create(model="chat/words", input=WORDS)
+    assert (again.id, again.status, again.output_text) == (created.id, "completed", WORDS)
+
+
+async def test_a_background_response_is_cancelled_and_refunded(
+    sdk: openai.AsyncOpenAI, db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    created = await sdk.responses.create(model="chat/slow", input="take your time", background=True)
+    cancelled = await sdk.responses.cancel(created.id)
+    assert cancelled.status == "cancelled"
+    assert (await sdk.responses.retrieve(created.id)).status == "cancelled"
+    assert (await sdk.responses.cancel(created.id)).status == "cancelled"
+    assert await _ledger(db_pool, _request_id(created.id)) == {"reserve": 3, "refund": 3}
+
+
+async def test_a_dropped_stream_resumes_after_the_last_event_seen(
+    sdk: openai.AsyncOpenAI,
+) -> None:
+    text = " ".join(f"w{i}" for i in range(40))
+    created = await sdk.responses.create(model="chat/words", input=text, background=True)
+    seen: list[Any] = []
+    stream = await sdk.responses.retrieve(created.id, stream=True)
+    async for event in stream:
+        seen.append(event)
+        if event.type == "response.output_text.delta" and len(seen) >= 8:
+            break
+    await stream.close()  # the connection drops mid-answer
+    last = seen[-1].sequence_number
+
+    resumed = await sdk.responses.retrieve(created.id, stream=True, starting_after=last)
+    rest = [event async for event in resumed]
+    numbers = [e.sequence_number for e in seen + rest]
+    assert numbers == list(range(len(numbers)))  # nothing lost, nothing repeated
+    assert rest[0].sequence_number == last + 1
+    deltas = [e.delta for e in seen + rest if e.type == "response.output_text.delta"]
+    assert "".join(deltas) == text
+    assert rest[-1].type == "response.completed"
+    assert rest[-1].response.output_text == text
+
+
+async def test_errors_raise_the_sdk_typed_exceptions(sdk: openai.AsyncOpenAI, stack: Stack) -> None:
+    stranger = openai.AsyncOpenAI(base_url=f"{stack.url}/v1", api_key="rk_nope", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as denied:
+        async with stranger:
+            await stranger.models.list()
+    assert denied.value.status_code == 401
+    assert denied.value.response.headers["x-request-id"].startswith("req_")
+    with pytest.raises(openai.NotFoundError) as missing:
+        await sdk.chat.completions.create(
+            model="nope/none", messages=[{"role": "user", "content": "x"}]
+        )
+    assert missing.value.code == "model_not_found"
+    with pytest.raises(openai.BadRequestError) as empty:
+        await sdk.chat.completions.create(model="demo/ask", messages=[])
+    assert empty.value.param == "messages"
+    with pytest.raises(openai.BadRequestError) as tools:
+        await sdk.chat.completions.create(
+            model="demo/ask",
+            messages=[{"role": "user", "content": "x"}],
+            tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}],
+        )
+    assert tools.value.param == "tools"
+
+
+async def test_an_idempotency_key_replays_and_refuses_another_body(
+    sdk: openai.AsyncOpenAI, db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    key = {"Idempotency-Key": f"k-{uuid.uuid4()}"}
+    messages: Any = [{"role": "user", "content": "keyed"}]
+    first = await sdk.chat.completions.create(
+        model="demo/ask", messages=messages, extra_headers=key
+    )
+    replay = await sdk.chat.completions.create(
+        model="demo/ask", messages=messages, extra_headers=key
+    )
+    assert replay.id == first.id
+    with pytest.raises(openai.UnprocessableEntityError):
+        await sdk.chat.completions.create(
+            model="demo/ask", messages=[{"role": "user", "content": "other"}], extra_headers=key
+        )
+    assert await _ledger(db_pool, _request_id(first.id)) == {"reserve": 1, "settle": 1}
+
+
+class _LoseFirstAnswer(httpx2.AsyncBaseTransport):
+    """The network drops the first answer after the server has handled the call: the SDK
+    retries a call that did run."""
+
+    def __init__(self) -> None:
+        self._inner = httpx2.AsyncHTTPTransport()
+        self.calls = 0
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        self.calls += 1
+        response = await self._inner.handle_async_request(request)
+        if self.calls == 1:
+            await response.aread()
+            await response.aclose()
+            raise httpx2.ReadError("connection reset", request=request)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+async def test_a_retried_call_runs_and_is_charged_once(
+    stack: Stack, catalog: None, db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    transport = _LoseFirstAnswer()
+    client = openai.AsyncOpenAI(
+        base_url=f"{stack.url}/v1",
+        api_key=stack.user.api_key,
+        max_retries=2,
+        http_client=openai.DefaultAsyncHttpxClient(transport=transport),
+    )
+    text = f"retried {uuid.uuid4()}"
+    async with client:
+        answer = await client.chat.completions.create(
+            model="demo/ask", messages=[{"role": "user", "content": text}]
+        )
+    assert transport.calls == 2
+    assert answer.choices[0].message.content == text
+    assert await _ledger(db_pool, _request_id(answer.id)) == {"reserve": 1, "settle": 1}
+    count = await db_pool.fetchval("SELECT count(*) FROM requests WHERE prompt = $1", text)
+    assert count == 1
+
+
+async def test_a_worker_killed_mid_stream_ends_the_request_once_and_the_stream_in_an_error(
+    stack: Stack, catalog: None, db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    """kill -9 of the workers while a completion streams: the client gets an error event (not
+    a hang), recon re-drives the request to a new worker, and it ends exactly once."""
+    async with db_pool.acquire() as conn:
+        await apply_catalog(conn, SLOW_STREAM, prune=False)
+    recon_env = {
+        "RELAI_RECON_PORT": str(free_port()),
+        "RELAI_RECON_COMPLETION_INTERVAL_S": "0.5",
+        "RELAI_RECON_STUCK_AFTER_S": "3",
+        **bootstrap("recon"),
+    }
+    stack.supervisor.start(ChildSpec("relai-recon", [console_script("relai-recon")], recon_env))
+    text = " ".join(f"word{i}" for i in range(30))
+    async with openai.AsyncOpenAI(
+        base_url=f"{stack.url}/v1", api_key=stack.user.api_key, timeout=60, max_retries=0
+    ) as client:
+        stream = await client.chat.completions.create(
+            model="chat/crawl", messages=[{"role": "user", "content": text}], stream=True
+        )
+        pieces: list[str] = []
+        ids: set[str] = set()
+
+        async def read() -> None:
+            async for chunk in stream:
+                ids.add(chunk.id)
+                if chunk.choices and chunk.choices[0].delta.content:
+                    pieces.append(chunk.choices[0].delta.content)
+                    if len(pieces) == 3:
+                        for n in range(1, WORKERS + 1):
+                            stack.kill(f"relai-worker-{n}")
+                        worker = [console_script("relai-worker")]
+                        spec = ChildSpec("relai-worker-new", worker, bootstrap("worker"))
+                        stack.supervisor.start(spec)
+
+        with pytest.raises(openai.APIError, match="started over"):
+            await read()
+        (completion_id,) = ids
+        request_id = _request_id(completion_id)
+    assert "".join(pieces) == text[: len("".join(pieces))]
+
+    deadline = time.monotonic() + 60
+    while (
+        status := await db_pool.fetchval("SELECT status FROM requests WHERE id = $1", request_id)
+    ) != "succeeded":
+        assert time.monotonic() < deadline, status
+        await asyncio.sleep(0.2)
+    assert await _ledger(db_pool, request_id) == {"reserve": 1, "settle": 1}
+    results = await db_pool.fetchval("SELECT results FROM requests WHERE id = $1", request_id)
+    assert results == [text]
+
+
+SLOW_STREAM = CatalogSpec.model_validate(
+    {
+        "handlers": [{"id": "echo.stream"}],
+        "offers": [
+            {
+                "service": "chat",
+                "action": "crawl",
+                "price": 1,
+                "prompt_template": "{text}",
+                "handler": "echo.stream",
+                "params": {"delay_ms": 200},
+            }
+        ],
+    }
+)
