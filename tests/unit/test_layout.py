@@ -38,7 +38,7 @@ def test_front_doors_sit_on_the_submission_core() -> None:
         "Front doors submit through the one submission core, never through each other"
     ]
     assert contract["layers"] == [
-        "services.api.requests | services.api.deals",
+        "services.api.requests | services.api.deals | services.api.openai",
         "services.api.submission",
     ]
 

@@ -23,7 +23,7 @@ from libs.contracts import FINAL_STATUSES, ChunkMessage, RequestStatus, chunks_s
 from libs.db import PgPool
 from libs.logs import get_logger
 from libs.streams import decode, entries_of
-from services.api.requests import repository
+from services.api.submission import reads as repository
 from services.api.ws.hub import Hub, Subscription
 
 log = get_logger(__name__)
@@ -61,7 +61,7 @@ class Tick:
 @dataclass(frozen=True, slots=True)
 class Final:
     row: asyncpg.Record
-    """The request's view (``services.api.requests.repository``): status, results, usage..."""
+    """The request's view (``services.api.submission.reads``): status, results, usage..."""
 
     @property
     def status(self) -> RequestStatus:

@@ -12,10 +12,12 @@ from services.api.catalog.schemas import OfferRoute
 from services.api.catalog.service import Offer
 from services.api.deps import CatalogDep, PoolDep, RedisDep, SettingsDep
 from services.api.errors import NotFound
-from services.api.requests import repository, service
+from services.api.requests import service
 from services.api.requests.schemas import AskBody, Cancelled, RequestPage, RequestView
 from services.api.state import app_state
 from services.api.submission import SUBMIT_ERRORS, SUBMIT_HEADERS, StepView, Submitted, links_for
+from services.api.submission import reads as repository
+from services.api.submission.cancel import cancel
 from services.api.text import STORABLE_PATTERN
 
 router = APIRouter(tags=["requests"], route_class=OfferRoute)
@@ -134,7 +136,7 @@ async def cancel_request(
         parsed = uuid.UUID(request_id)
     except ValueError:
         raise NotFound("no such request") from None
-    done = await service.cancel(pool, redis, user=user, request_id=parsed)
+    done = await cancel(pool, redis, user=user, request_id=parsed)
     return Cancelled(id=done.id, status=RequestStatus.CANCELLED, refunded=done.refunded)
 
 

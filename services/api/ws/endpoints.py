@@ -38,8 +38,8 @@ from services.api.auth.throttle import Client
 from services.api.deps import AuthDep, HubDep, PoolDep, RedisDep, SettingsDep
 from services.api.errors import RelaiError, TooManyRequests, Unauthorized
 from services.api.metrics import CONNECTIONS_REFUSED
-from services.api.requests import repository
 from services.api.state import app_state
+from services.api.submission import reads as repository
 from services.api.ws import tickets
 from services.api.ws.chunks import EVENT_ID, ChunkFeed
 from services.api.ws.hub import Hub, Subscription

@@ -1,4 +1,5 @@
-"""What clients read of their requests (the submit statements are ``services.api.submission``'s)."""
+"""What clients read of their requests, whichever door they came through (the submit statements
+are ``repository``'s)."""
 
 from __future__ import annotations
 
