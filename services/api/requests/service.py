@@ -32,7 +32,14 @@ from services.api.auth.service import Principal
 from services.api.catalog.service import Offer
 from services.api.errors import BadRequest, Conflict, NotFound
 from services.api.requests import repository
-from services.api.submission import Job, Order, check_string_fields
+from services.api.submission import (
+    Job,
+    Order,
+    charged_when_cancelled_streaming,
+    check_string_fields,
+    priced,
+    request_texts,
+)
 
 log = get_logger(__name__)
 
@@ -52,15 +59,19 @@ def parse_inputs(body: bytes, offer: Offer) -> dict[str, str]:
 
 
 def order_for(offer: Offer, inputs: dict[str, str]) -> Order:
-    """What submitting ``inputs`` to ``offer`` buys: its one job, at the offer's price."""
+    """What submitting ``inputs`` to ``offer`` buys: its one job, at the offer's price (at
+    per-token prices, the most its prompt and the offer's output cap can cost)."""
+    prompt = offer.template.render(inputs)
+    price, pricing = priced(offer, input_texts=request_texts(prompt, None), max_output_tokens=None)
     return Order(
         name=f"{offer.service}/{offer.action}",
         handler=offer.handler,
         key=(str(offer.id), inputs),
         inputs=inputs,
-        price=offer.price,
-        jobs=(Job(offer, offer.template.render(inputs), offer.price),),
+        price=price,
+        jobs=(Job(offer, prompt, price),),
         offer_id=offer.id,
+        pricing=pricing,
     )
 
 
@@ -102,7 +113,8 @@ async def cancel(
 ) -> Cancellation:
     """Cancel an unfinished request of ``user``: one transaction ends it, refunds what it has
     not delivered (a request's whole reservation, unless it has streamed output, which was
-    delivered and is charged in full; a deal's steps that have neither ended nor streamed) and
+    delivered and is charged: in full at a fixed price, its input's cost at token prices, see
+    ``charged_when_cancelled_streaming``; a deal's steps that have neither ended nor streamed) and
     writes the ledger rows, on the outcome path workers' results take, so a late result finds
     nothing to change; then workers and watchers are told. Cancelling again gives the same
     answer; a request that ended otherwise is a 409."""
@@ -124,7 +136,13 @@ async def cancel(
                     streamed=await _streamed_steps(redis, request_id),
                 )
             else:
-                spent = row["price"] if await _streamed(redis, request_id) else None
+                spent = None
+                if await _streamed(redis, request_id):
+                    spent = charged_when_cancelled_streaming(
+                        price=row["price"],
+                        pricing=row["pricing"],
+                        input_texts=request_texts(row["prompt"], row["messages"]),
+                    )
                 ended = Ended(
                     request_id, row["attempt"], "cancelled", error=CANCELLED_ERROR, spent=spent
                 )

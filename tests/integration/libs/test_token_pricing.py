@@ -1,7 +1,10 @@
-"""Per-token prices against the real Postgres: the SQL cost agrees with the Python one, and no
-deal can name a token-priced offer, however the catalog is written."""
+"""Per-token prices against the real Postgres: the outcome statement's SQL cost agrees with the
+Python one; whatever the prices, usage and ending, a request's reservation is exactly what it
+settles, releases and refunds, and no balance goes negative; and no deal can name a
+token-priced offer, however the catalog is written."""
 
 import asyncio
+import uuid
 from collections.abc import Coroutine, Iterator
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -11,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from libs import accounts
 from libs.catalog import (
     CatalogSpec,
     DealSpec,
@@ -18,12 +22,19 @@ from libs.catalog import (
     TokenPricedDealError,
     TokenPrices,
     apply_catalog,
+    input_token_bound,
     token_cost,
     token_cost_sql,
     upsert_deal,
     upsert_offer,
 )
 from libs.db import create_pool
+from libs.outcomes import Ended, Started, expire_due, record_outcomes
+from services.api.catalog.service import OfferCatalog
+from services.api.errors import InsufficientCredits
+from services.api.requests import service as requests_service
+from services.api.submission import Order, charged_when_cancelled_streaming
+from tests.deals_support import submit_order
 from tests.support import ServerUrls
 
 T = TypeVar("T")
@@ -36,6 +47,7 @@ PRICES = st.one_of(
 TOKENS = st.one_of(
     st.integers(min_value=0, max_value=5000), st.integers(min_value=0, max_value=2**62)
 )
+TEXTS = st.text(alphabet="ab é€\U0001f600", max_size=30)
 
 HANDLER = {"id": "echo.text", "credits": 7}
 
@@ -121,6 +133,152 @@ async def test_the_sql_cost_counts_no_usage_and_negative_counts_as_nothing(
     pricing = TokenPrices(5, Decimal("0.5"), Decimal(2)).to_json()
     assert await db_pool.fetchval(query, pricing, None) == 5
     assert await db_pool.fetchval(query, pricing, {"input_tokens": -9, "output_tokens": 1}) == 6
+
+
+_OUTCOMES = st.sampled_from(
+    ["succeeded", "failed", "cancelled", "cancelled_streamed", "expired", "succeeded_expired"]
+)
+
+_LEDGER = """
+SELECT coalesce(sum(amount) FILTER (WHERE kind = 'reserve'), 0) AS reserve,
+       coalesce(sum(amount) FILTER (WHERE kind = 'settle'), 0) AS settle,
+       coalesce(sum(amount) FILTER (WHERE kind = 'release'), 0) AS release,
+       coalesce(sum(amount) FILTER (WHERE kind = 'refund'), 0) AS refund
+FROM credit_ledger WHERE request_id = $1
+"""
+_WALLET = """
+SELECT u.balance, u.reserved,
+       sum(l.amount) FILTER (WHERE l.kind IN ('grant', 'release', 'refund'))
+     - coalesce(sum(l.amount) FILTER (WHERE l.kind = 'reserve'), 0) AS ledger_balance
+FROM users u JOIN credit_ledger l ON l.user_id = u.id WHERE u.id = $1 GROUP BY u.id
+"""
+
+
+def test_a_reservation_is_what_its_request_settles_releases_and_refunds(db: _Db) -> None:
+    async def setup() -> None:
+        async with db.pool.acquire() as conn:
+            await apply_catalog(
+                conn,
+                CatalogSpec.model_validate(
+                    {"handlers": [HANDLER], "offers": [_offer(input_price=1)]}
+                ),
+            )
+
+    db.run(setup())
+
+    @_HYPOTHESIS
+    @given(
+        credits=st.integers(min_value=0, max_value=10**6),
+        base=st.integers(min_value=0, max_value=100),
+        input_price=st.none() | PRICES,
+        output_price=st.none() | PRICES,
+        max_output_tokens=st.integers(min_value=1, max_value=10_000),
+        text=TEXTS,
+        outcome=_OUTCOMES,
+        input_tokens=TOKENS,
+        output_tokens=TOKENS,
+    )
+    def balances(
+        credits: int,
+        base: int,
+        input_price: Decimal | None,
+        output_price: Decimal | None,
+        max_output_tokens: int,
+        text: str,
+        outcome: str,
+        input_tokens: int,
+        output_tokens: int,
+    ) -> None:
+        offer = OfferSpec.model_validate(
+            _offer(
+                price=base,
+                input_price=input_price,
+                output_price=output_price,
+                max_output_tokens=max_output_tokens,
+            )
+        )
+        usage = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+        db.run(_one_request(db.pool, offer, credits, text, outcome, usage))
+
+    balances()
+
+
+def _ending(
+    outcome: str, request_id: uuid.UUID, order: Order, usage: dict[str, int]
+) -> Ended | None:
+    """How the request ends, before recon's expiry if ``outcome`` names one."""
+    if outcome.startswith("succeeded"):
+        return Ended(request_id, 1, "succeeded", results=["x"], usage=usage)
+    if outcome == "failed":
+        return Ended(request_id, 1, "failed", error="boom", usage=usage)
+    if outcome == "cancelled":
+        return Ended(request_id, 1, "cancelled", error="cancelled")
+    if outcome == "cancelled_streamed":
+        spent = charged_when_cancelled_streaming(
+            price=order.price, pricing=order.pricing, input_texts=[order.jobs[0].prompt or ""]
+        )
+        return Ended(request_id, 1, "cancelled", error="cancelled", spent=spent)
+    return None
+
+
+async def _one_request(
+    pool: "asyncpg.Pool[Any]",
+    spec: OfferSpec,
+    credits: int,
+    text: str,
+    outcome: str,
+    usage: dict[str, int],
+) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await upsert_offer(conn, spec)
+        user_id = (await accounts.create_user(conn, name=f"u-{uuid.uuid4()}", credits=credits)).id
+    offer = await OfferCatalog(pool, refresh_s=60).get("tok", "words")
+    assert offer is not None
+    order = requests_service.order_for(offer, {"text": text})
+    try:
+        submitted = await submit_order(pool, user_id, order)
+    except InsufficientCredits:
+        assert order.price > credits
+        assert await pool.fetchval("SELECT balance FROM users WHERE id = $1", user_id) == credits
+        return
+    request_id = submitted.id
+    ending = _ending(outcome, request_id, order, usage)
+    if ending is not None:
+        started = [] if ending.status == "cancelled" else [Started(request_id, 1)]
+        await record_outcomes(pool, started=started, ended=[ending])
+    if outcome.endswith("expired"):
+        await pool.execute(
+            "UPDATE requests SET created_at = created_at - interval '2 hours', "
+            "finished_at = finished_at - interval '2 hours' WHERE id = $1",
+            request_id,
+        )
+        async with pool.acquire() as conn, conn.transaction():
+            await expire_due(conn, limit=50)
+
+    moved = await pool.fetchrow(_LEDGER, request_id)
+    assert moved is not None
+    assert moved["reserve"] == order.price
+    assert moved["reserve"] == moved["settle"] + moved["release"] + moved["refund"]
+    prices = None if order.pricing is None else TokenPrices.from_json(order.pricing)
+    if outcome.startswith("succeeded"):
+        expected = (
+            order.price
+            if prices is None
+            else min(order.price, token_cost(prices, usage["input_tokens"], usage["output_tokens"]))
+        )
+        assert (moved["settle"], moved["refund"]) == (expected, 0)
+    elif outcome == "cancelled_streamed":
+        assert moved["release"] == 0
+        if prices is not None:
+            bound = input_token_bound([order.jobs[0].prompt or ""])
+            assert moved["settle"] == min(order.price, token_cost(prices, bound, 0))
+    else:
+        assert (moved["settle"], moved["refund"]) == (0, order.price)
+    wallet = await pool.fetchrow(_WALLET, user_id)
+    assert wallet is not None
+    assert wallet["balance"] == wallet["ledger_balance"] == credits - moved["settle"]
+    assert wallet["balance"] >= 0
+    assert wallet["reserved"] == 0
 
 
 _DEAL = {"slug": "d", "offers": ["tok/plain"], "addons": ["tok/words"]}
