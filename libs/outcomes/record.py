@@ -25,7 +25,8 @@ from libs.ledger import movements as ledger
 # - ``done``: outcomes are recorded; success settles the reservation (it becomes spent),
 #   failure or cancellation refunds it (it returns to the balance): ``libs.ledger``. A success
 #   at per-token prices (``pricing``) settles what its usage costs, at most its reservation,
-#   and releases the rest.
+#   and releases the rest. A delivered request (a success, or a cancel that charges what
+#   streamed) records what it cost the operator: its handler's ``credits``.
 #   ``unseen_start``: the request was never written as running (its start came in the same
 #   batch, or in one not committed yet): started_at and finished_at are then the same now().
 #   A request cancelled before it started keeps no started_at.
@@ -47,7 +48,10 @@ WITH outcome AS (
     SET status = o.status, results = o.results::jsonb, error = o.error, usage = o.usage::jsonb,
         started_at = CASE WHEN o.status = 'cancelled' THEN r.started_at
                           ELSE coalesce(r.started_at, now()) END,
-        finished_at = now(), updated_at = now()
+        finished_at = now(), updated_at = now(),
+        cost = CASE WHEN o.status = 'succeeded' OR o.spent > 0
+                    THEN (SELECT h.credits FROM offers f JOIN handlers h ON h.id = f.handler_id
+                          WHERE f.id = r.offer_id) END
     FROM outcome o
     WHERE r.id = o.id AND o.attempt >= r.attempt AND r.status IN ('pending', 'running')
       AND r.deal_id IS NULL

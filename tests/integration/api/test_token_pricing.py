@@ -100,10 +100,12 @@ async def test_a_request_reserves_its_most_and_settles_what_its_usage_cost(
     assert (body["status"], body["usage"]) == ("succeeded", {"input_tokens": 3, "output_tokens": 3})
     assert await _ledger(db_pool, request_id) == {"reserve": 54, "settle": 4, "release": 50}
     assert await _wallet(db_pool, alice) == (96, 0)
-    pricing = await db_pool.fetchval(
-        "SELECT pricing FROM requests WHERE id = $1", uuid.UUID(request_id)
+    row = await db_pool.fetchrow(
+        "SELECT pricing, cost FROM requests WHERE id = $1", uuid.UUID(request_id)
     )
-    assert pricing == {"base": 2, "input_per_1k": "100", "output_per_1k": "250"}
+    assert row is not None
+    assert row["pricing"] == {"base": 2, "input_per_1k": "100", "output_per_1k": "250"}
+    assert row["cost"] == 3  # echo.text's credits: what the request cost the operator
 
 
 @pytest.mark.usefixtures("token_offers")

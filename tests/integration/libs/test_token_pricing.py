@@ -1,7 +1,8 @@
 """Per-token prices against the real Postgres: the outcome statement's SQL cost agrees with the
 Python one; whatever the prices, usage and ending, a request's reservation is exactly what it
-settles, releases and refunds, and no balance goes negative; and no deal can name a
-token-priced offer, however the catalog is written."""
+settles, releases and refunds, and no balance goes negative; a delivered request records what
+it cost the operator; and no deal can name a token-priced offer, however the catalog is
+written."""
 
 import asyncio
 import uuid
@@ -35,7 +36,7 @@ from services.api.errors import InsufficientCredits
 from services.api.requests import service as requests_service
 from services.api.submission import Order, charged_when_cancelled_streaming
 from tests.deals_support import submit_order
-from tests.support import ServerUrls
+from tests.support import ServerUrls, create_user
 
 T = TypeVar("T")
 
@@ -279,6 +280,38 @@ async def _one_request(
     assert wallet["balance"] == wallet["ledger_balance"] == credits - moved["settle"]
     assert wallet["balance"] >= 0
     assert wallet["reserved"] == 0
+
+
+async def test_a_delivered_request_records_its_handlers_credits_as_its_cost(
+    db_pool: "asyncpg.Pool[Any]",
+) -> None:
+    async with db_pool.acquire() as conn:
+        await apply_catalog(
+            conn,
+            CatalogSpec.model_validate({"handlers": [HANDLER], "offers": [_offer(price=3)]}),
+        )
+    user = await create_user(db_pool, name="ada", credits=100)
+    offer = await OfferCatalog(db_pool, refresh_s=60).get("tok", "words")
+    assert offer is not None
+    ids = []
+    for text in ("a", "b", "c"):
+        order = requests_service.order_for(offer, {"text": text})
+        ids.append((await submit_order(db_pool, user.id, order)).id)
+    rows = await record_outcomes(
+        db_pool,
+        ended=[
+            Ended(ids[0], 1, "succeeded", results=["a"]),
+            Ended(ids[1], 1, "failed", error="boom"),
+            Ended(ids[2], 1, "cancelled", error="cancelled", spent=3),  # its output streamed
+        ],
+    )
+    assert sorted((r["status"], r["settled"], r["refunded"]) for r in rows) == [
+        ("cancelled", 3, 0),
+        ("failed", 0, 3),
+        ("succeeded", 3, 0),
+    ]
+    costs = await db_pool.fetch("SELECT id, cost FROM requests")
+    assert {r["id"]: r["cost"] for r in costs} == {ids[0]: 7, ids[1]: None, ids[2]: 7}
 
 
 _DEAL = {"slug": "d", "offers": ["tok/plain"], "addons": ["tok/words"]}
