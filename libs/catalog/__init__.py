@@ -1,6 +1,7 @@
 """The catalog as data: prompt templates, the declarative catalog file, and applying it."""
 
 from libs.catalog.apply import (
+    TokenPricedDealError,
     UnknownReferenceError,
     apply_catalog,
     disable,
@@ -9,7 +10,15 @@ from libs.catalog.apply import (
     upsert_offer,
 )
 from libs.catalog.export import catalog_data, catalog_yaml, export_catalog
-from libs.catalog.pricing import deal_price, discounted, shares
+from libs.catalog.pricing import (
+    TokenPrices,
+    deal_price,
+    discounted,
+    input_token_bound,
+    shares,
+    token_cost,
+    token_cost_sql,
+)
 from libs.catalog.spec import (
     CatalogSpec,
     DealSpec,
@@ -30,6 +39,8 @@ __all__ = [
     "PipelineMode",
     "PromptTemplate",
     "TemplateError",
+    "TokenPricedDealError",
+    "TokenPrices",
     "UnknownReferenceError",
     "apply_catalog",
     "catalog_data",
@@ -38,8 +49,11 @@ __all__ = [
     "disable",
     "discounted",
     "export_catalog",
+    "input_token_bound",
     "load_catalog_file",
     "shares",
+    "token_cost",
+    "token_cost_sql",
     "upsert_deal",
     "upsert_handler",
     "upsert_offer",

@@ -9,7 +9,13 @@ from typing import Any, Literal
 
 import asyncpg
 
-from libs.catalog.spec import CatalogSpec, DealSpec, HandlerSpec, OfferSpec
+from libs.catalog.spec import (
+    CatalogSpec,
+    DealSpec,
+    HandlerSpec,
+    OfferSpec,
+    token_priced_in_deal,
+)
 from libs.db import PgConnection
 from libs.security.params import url_values
 from libs.security.ssrf import UnsafeUrlError, UrlPolicy, check_url
@@ -24,12 +30,14 @@ ON CONFLICT (id) DO UPDATE SET
 
 _UPSERT_OFFER = """
 INSERT INTO offers (id, service, action, price, prompt_template, handler_id, create_qty,
-                    expiration, params, enabled)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                    expiration, params, enabled, input_price, output_price, max_output_tokens)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 ON CONFLICT (service, action) DO UPDATE SET
     price = EXCLUDED.price, prompt_template = EXCLUDED.prompt_template,
     handler_id = EXCLUDED.handler_id, create_qty = EXCLUDED.create_qty,
-    expiration = EXCLUDED.expiration, params = EXCLUDED.params, enabled = EXCLUDED.enabled
+    expiration = EXCLUDED.expiration, params = EXCLUDED.params, enabled = EXCLUDED.enabled,
+    input_price = EXCLUDED.input_price, output_price = EXCLUDED.output_price,
+    max_output_tokens = EXCLUDED.max_output_tokens
 """
 
 _UPSERT_DEAL = """
@@ -58,6 +66,27 @@ SELECT name FROM unnest($1::text[]) AS name
 WHERE NOT EXISTS (SELECT 1 FROM offers o WHERE o.service || '/' || o.action = name)
 """
 
+_TOKEN_PRICED = "(o.input_price IS NOT NULL OR o.output_price IS NOT NULL)"
+_NAMED = """(SELECT step ->> 'offer' AS name FROM jsonb_array_elements(d.offers) step
+     UNION ALL SELECT addon FROM jsonb_array_elements_text(d.addons) addon)"""
+
+_TOKEN_PRICED_AMONG = f"""
+SELECT o.service || '/' || o.action AS name FROM offers o
+WHERE o.service || '/' || o.action = ANY($1::text[]) AND {_TOKEN_PRICED}
+ORDER BY 1 LIMIT 1
+"""
+_DEAL_NAMING = f"""
+SELECT d.slug, n.name FROM deals d CROSS JOIN LATERAL {_NAMED} n
+WHERE d.enabled AND n.name = $1
+ORDER BY 1 LIMIT 1
+"""
+_DEAL_NAMING_TOKEN_PRICED = f"""
+SELECT d.slug, n.name FROM deals d CROSS JOIN LATERAL {_NAMED} n
+JOIN offers o ON o.service || '/' || o.action = n.name
+WHERE d.enabled AND {_TOKEN_PRICED}
+ORDER BY 1, 2 LIMIT 1
+"""
+
 _DISABLE = {
     "handler": "UPDATE handlers SET enabled = false WHERE id = $1 RETURNING id",
     "offer": "UPDATE offers SET enabled = false WHERE service || '/' || action = $1 RETURNING id",
@@ -67,6 +96,10 @@ _DISABLE = {
 
 class UnknownReferenceError(ValueError):
     """A catalog entry names a handler or offer that the catalog does not hold."""
+
+
+class TokenPricedDealError(ValueError):
+    """A deal would name an offer with per-token prices: a deal's price is fixed at submission."""
 
 
 def handler_row(h: HandlerSpec) -> tuple[object, ...]:
@@ -86,6 +119,9 @@ def offer_row(o: OfferSpec) -> tuple[object, ...]:
         o.expiration,
         o.params,
         o.enabled,
+        o.input_price,
+        o.output_price,
+        o.max_output_tokens,
     )
 
 
@@ -114,7 +150,10 @@ async def upsert_handler(conn: PgConnection, h: HandlerSpec) -> bool:
 
 async def upsert_offer(conn: PgConnection, o: OfferSpec) -> bool:
     """Create or update one offer; True when it was created. Raises ``UnknownReferenceError``
-    when its handler does not exist."""
+    when its handler does not exist, ``TokenPricedDealError`` when it has token prices and an
+    enabled deal names it."""
+    if o.token_priced:
+        _refuse_deal(await conn.fetchrow(_DEAL_NAMING, f"{o.service}/{o.action}"))
     try:
         return bool(
             await conn.fetchval(_UPSERT_OFFER + _RETURNING_CREATED, uuid.uuid4(), *offer_row(o))
@@ -125,14 +164,24 @@ async def upsert_offer(conn: PgConnection, o: OfferSpec) -> bool:
 
 async def upsert_deal(conn: PgConnection, deal: DealSpec) -> bool:
     """Create or update one deal; True when it was created. Raises ``UnknownReferenceError``
-    when it names offers that do not exist."""
+    when it names offers that do not exist, ``TokenPricedDealError`` when one has token
+    prices."""
     names = [s.offer for s in deal.offers] + list(deal.addons)
     unknown = [r["name"] for r in await conn.fetch(_UNKNOWN_OFFERS, names)]
     if unknown:
         raise UnknownReferenceError("unknown offers: " + ", ".join(unknown))
+    token_priced = await conn.fetchval(_TOKEN_PRICED_AMONG, names)
+    if token_priced is not None:
+        raise TokenPricedDealError(token_priced_in_deal(deal.slug, token_priced))
     return bool(
         await conn.fetchval(_UPSERT_DEAL + _RETURNING_CREATED, uuid.uuid4(), *deal_row(deal))
     )
+
+
+def _refuse_deal(row: asyncpg.Record | None) -> None:
+    """``TokenPricedDealError`` for the deal and token-priced offer of ``row``, if any."""
+    if row is not None:
+        raise TokenPricedDealError(token_priced_in_deal(row["slug"], row["name"]))
 
 
 async def disable(conn: PgConnection, kind: Literal["handler", "offer", "deal"], name: str) -> bool:
@@ -171,7 +220,9 @@ async def apply_catalog(
 ) -> None:
     """Upsert every handler, offer and deal of ``spec`` in one transaction, after checking the
     URLs in their params against the SSRF guard (``ssrf_allow``: what ``RELAI_SSRF_ALLOW`` lets
-    through; an unsafe URL writes nothing); with ``prune``, also disable those it does not name."""
+    through; an unsafe URL writes nothing); with ``prune``, also disable those it does not name.
+    An enabled deal left naming a token-priced offer (one the file does not name, without
+    ``prune``) is a ``TokenPricedDealError``, and nothing is written."""
     await check_catalog_urls(spec, UrlPolicy.from_allow(ssrf_allow))
     async with conn.transaction():
         await conn.executemany(
@@ -184,3 +235,4 @@ async def apply_catalog(
             await conn.execute(_DISABLE_HANDLERS, [h.id for h in spec.handlers])
             await conn.execute(_DISABLE_OFFERS, [f"{o.service}/{o.action}" for o in spec.offers])
             await conn.execute(_DISABLE_DEALS, [d.slug for d in spec.deals])
+        _refuse_deal(await conn.fetchrow(_DEAL_NAMING_TOKEN_PRICED))

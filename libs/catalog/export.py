@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 import yaml
 
-from libs.catalog.spec import CatalogSpec
+from libs.catalog.spec import CatalogSpec, json_number
 from libs.db import PgConnection
 
 _HANDLERS = "SELECT id, credits, params, max_concurrency, enabled FROM handlers ORDER BY id"
 _OFFERS = """
 SELECT service, action, price, prompt_template, handler_id AS handler, create_qty, expiration,
-       params, enabled
+       params, enabled, input_price, output_price, max_output_tokens
 FROM offers ORDER BY service, action
 """
 _DEALS = """
@@ -31,18 +30,21 @@ async def export_catalog(conn: PgConnection) -> CatalogSpec:
     return CatalogSpec.model_validate({"handlers": handlers, "offers": offers, "deals": deals})
 
 
-def _number(value: Decimal) -> int | float:
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
 def catalog_data(spec: CatalogSpec) -> dict[str, Any]:
     """``spec`` as plain data, leaving out what has its default value: what a catalog file
     holds."""
     data: dict[str, Any] = spec.model_dump(exclude_defaults=True)
+    for offer in data.get("offers", []):
+        for key in ("input_price", "output_price"):
+            # A field with a serializer is dumped even at its default.
+            if offer.get(key) is None:
+                offer.pop(key, None)
+            else:
+                offer[key] = json_number(offer[key])
     for deal in data.get("deals", []):
         for key in ("price_modifier", "addons_modifier"):
             if key in deal:
-                deal[key] = _number(deal[key])
+                deal[key] = json_number(deal[key])
                 if not deal[key]:
                     del deal[key]
         deal["offers"] = [

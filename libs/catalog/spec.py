@@ -12,6 +12,7 @@ from pydantic import (
     Field,
     PlainValidator,
     StrictBool,
+    WithJsonSchema,
     field_serializer,
     field_validator,
     model_validator,
@@ -46,6 +47,32 @@ JSON_INTEGER = BeforeValidator(_json_integer)
 would read as 1 and 3). Constraints go before it in an ``Annotated``, or the JSON Schema of an
 optional one loses them."""
 JsonInt = Annotated[int, JSON_INTEGER]
+
+TOKEN_PRICE_MAX = 10**9
+"""The most credits 1,000 tokens may cost: with at most ``INT32_MAX`` output tokens a request
+stays within ``CREDITS_MAX``, its base price aside."""
+
+
+def _number_not_text(value: Any) -> Any:
+    if isinstance(value, bool | str):
+        raise PydanticCustomError("decimal_type", "Input should be a valid number")
+    return value
+
+
+TokenPrice = Annotated[
+    Decimal,
+    Field(ge=0, le=TOKEN_PRICE_MAX, decimal_places=6),
+    BeforeValidator(_number_not_text),
+    WithJsonSchema({"type": "number", "minimum": 0, "maximum": TOKEN_PRICE_MAX}),
+]
+"""Credits per 1,000 tokens: a JSON number from 0 to ``TOKEN_PRICE_MAX`` with at most six
+decimals (never ``true`` nor ``"0.5"``); exact, as a ``Decimal``."""
+
+
+def json_number(value: Decimal) -> int | float:
+    """A decimal as a JSON number: an integer when it is one. Six decimals below 10**9 are at most
+    15 significant digits, which a float holds exactly."""
+    return int(value) if value == value.to_integral_value() else float(value)
 
 
 def _storable(value: Any, where: str) -> None:
@@ -156,12 +183,36 @@ class OfferSpec(_Entry):
     service: str = Field(pattern=_SLUG)
     action: str = Field(pattern=_SLUG)
     price: JsonInt = Field(ge=0, le=CREDITS_MAX)
+    """Credits per request; with token prices, the base each request pays beside its tokens."""
     prompt_template: str
     handler: str
     create_qty: JsonInt = Field(default=1, ge=1, le=1000)
     expiration: Annotated[int, Field(ge=1, le=INT32_MAX), JSON_INTEGER] | None = None
     params: Params = Field(default_factory=dict)
     enabled: StrictBool = True
+    input_price: TokenPrice | None = None
+    """Credits per 1,000 input tokens (``libs.catalog.pricing``)."""
+    output_price: TokenPrice | None = None
+    """Credits per 1,000 output tokens; needs ``max_output_tokens``."""
+    max_output_tokens: Annotated[int, Field(ge=1, le=INT32_MAX), JSON_INTEGER] | None = None
+    """The most output tokens a request may ask for, and what is reserved when it names none."""
+
+    @property
+    def token_priced(self) -> bool:
+        return self.input_price is not None or self.output_price is not None
+
+    @model_validator(mode="after")
+    def _output_is_bounded(self) -> Self:
+        if self.output_price is not None and self.max_output_tokens is None:
+            raise ValueError(
+                "an offer with an output_price needs max_output_tokens: a request reserves the "
+                "most it can cost, which is unbounded without it"
+            )
+        return self
+
+    @field_serializer("input_price", "output_price", when_used="json")
+    def _price_as_number(self, value: Decimal | None) -> int | float | None:
+        return None if value is None else json_number(value)
 
     @field_validator("service")
     @classmethod
@@ -226,11 +277,18 @@ class DealSpec(_Entry):
 
     @field_serializer("price_modifier", "addons_modifier", when_used="json")
     def _percent_as_number(self, value: Decimal) -> int | float:
-        return int(value) if value == value.to_integral_value() else float(value)
+        return json_number(value)
 
     def modes(self) -> list[PipelineMode | None]:
         """Each primary step's mode: ``overwrite`` unless set, for pipeline steps only."""
         return [(s.mode or "overwrite") if self.pipeline else None for s in self.offers]
+
+
+def token_priced_in_deal(slug: str, offer: str) -> str:
+    return (
+        f"deal {slug!r} names offer {offer!r}, which has per-token prices: a deal's price is "
+        "fixed when it is submitted, so its offers must have fixed prices too"
+    )
 
 
 class CatalogSpec(BaseModel):
@@ -243,6 +301,7 @@ class CatalogSpec(BaseModel):
     @model_validator(mode="after")
     def _deals_name_known_offers(self) -> "CatalogSpec":
         known = {f"{o.service}/{o.action}" for o in self.offers}
+        token_priced = {f"{o.service}/{o.action}" for o in self.offers if o.token_priced}
         slugs: set[str] = set()
         for deal in self.deals:
             if deal.slug in slugs:
@@ -254,6 +313,8 @@ class CatalogSpec(BaseModel):
                         f"deal {deal.slug!r} names offer {name!r}, "
                         "which the catalog does not define"
                     )
+                if name in token_priced:
+                    raise ValueError(token_priced_in_deal(deal.slug, name))
         return self
 
     @model_validator(mode="after")

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import asyncpg
 import orjson
 
+from libs.catalog.pricing import token_cost_sql
 from libs.contracts import RequestEvent, RequestStatus
 from libs.db import PgConnection, PgPool
 from libs.ledger import movements as ledger
@@ -22,7 +23,10 @@ from libs.ledger import movements as ledger
 # - ``started``: pending requests become running (those that also ended in this batch are
 #   left to ``done``, since a statement may change a row only once);
 # - ``done``: outcomes are recorded; success settles the reservation (it becomes spent),
-#   failure or cancellation refunds it (it returns to the balance): ``libs.ledger``.
+#   failure or cancellation refunds it (it returns to the balance): ``libs.ledger``. A success
+#   at per-token prices (``pricing``) settles what its usage costs, at most its reservation,
+#   and releases the rest. A delivered request (a success, or a cancel that charges what
+#   streamed) records what it cost the operator: its handler's ``credits``.
 #   ``unseen_start``: the request was never written as running (its start came in the same
 #   batch, or in one not committed yet): started_at and finished_at are then the same now().
 #   A request cancelled before it started keeps no started_at.
@@ -44,21 +48,31 @@ WITH outcome AS (
     SET status = o.status, results = o.results::jsonb, error = o.error, usage = o.usage::jsonb,
         started_at = CASE WHEN o.status = 'cancelled' THEN r.started_at
                           ELSE coalesce(r.started_at, now()) END,
-        finished_at = now(), updated_at = now()
+        finished_at = now(), updated_at = now(),
+        cost = CASE WHEN o.status = 'succeeded' OR o.spent > 0
+                    THEN (SELECT h.credits FROM offers f JOIN handlers h ON h.id = f.handler_id
+                          WHERE f.id = r.offer_id) END
     FROM outcome o
     WHERE r.id = o.id AND o.attempt >= r.attempt AND r.status IN ('pending', 'running')
       AND r.deal_id IS NULL
-    RETURNING r.id, r.user_id, r.price, r.status, r.results, r.error, r.updated_at, r.traceparent,
-              r.usage, r.started_at = r.finished_at AS unseen_start
+    RETURNING r.id, r.user_id, r.price, r.pricing, r.status, r.results, r.error, r.updated_at,
+              r.traceparent, r.usage, r.started_at = r.finished_at AS unseen_start
 ), ended AS (
-    SELECT d.user_id, d.id AS request_id, NULL::int AS step, d.status, d.price, o.spent
+    SELECT d.user_id, d.id AS request_id, NULL::int AS step, d.status, d.price,
+           coalesce(o.spent, CASE WHEN d.status = 'succeeded' AND d.pricing IS NOT NULL
+                                  THEN least({token_cost_sql("d.pricing", "d.usage")},
+                                             d.price)::bigint END) AS spent
     FROM done d JOIN outcome o ON o.id = d.id
 ), moves AS {ledger.ending("ended", spent="e.spent")}, {ledger.apply("moves")}
 SELECT id, user_id, status, results, error, updated_at, traceparent, usage,
-       false AS unseen_start, 0::bigint AS price
+       false AS unseen_start, 0::bigint AS settled, 0::bigint AS refunded
 FROM started
 UNION ALL
-SELECT id, user_id, status, results, error, updated_at, traceparent, usage, unseen_start, price
+SELECT id, user_id, status, results, error, updated_at, traceparent, usage, unseen_start,
+       (SELECT coalesce(sum(m.amount), 0) FROM moves m
+        WHERE m.request_id = done.id AND m.kind = 'settle')::bigint,
+       (SELECT coalesce(sum(m.amount), 0) FROM moves m
+        WHERE m.request_id = done.id AND m.kind = 'refund')::bigint
 FROM done
 """
 
@@ -78,8 +92,9 @@ class Ended:
     error: str | None = None
     usage: dict[str, int] | None = None
     spent: int | None = None
-    """What the request costs, when not the ledger's default (its price for a success, nothing
-    otherwise): a cancelled request whose output was streamed is charged for it."""
+    """What the request costs, when not the ledger's default (for a success, its price, or at
+    per-token prices what its usage costs; nothing otherwise): a cancelled request whose output
+    was streamed is charged for it."""
 
 
 async def record_outcomes(
@@ -89,8 +104,8 @@ async def record_outcomes(
     ended: Sequence[Ended] = (),
 ) -> list[asyncpg.Record]:
     """Apply a batch (at most one ``Ended`` per request); returns the new state of every
-    request it changed (``price``: the credits an ending settled or refunded, 0 for a start).
-    Pass a connection to run it inside a transaction of the caller's."""
+    request it changed (``settled``, ``refunded``: the credits its ending settled and refunded,
+    0 for a start). Pass a connection to run it inside a transaction of the caller's."""
     return await db.fetch(
         _RECORD,
         [s.request_id for s in started],
@@ -130,12 +145,5 @@ def events_of(rows: list[asyncpg.Record]) -> list[RequestEvent]:
 
 
 def credits_moved(rows: Sequence[asyncpg.Record]) -> tuple[int, int]:
-    """The credits ``record_outcomes`` settled and refunded, from the rows it returned (endings
-    at the ledger's default cost: every caller but a cancel)."""
-    settled = refunded = 0
-    for r in rows:
-        if r["status"] == RequestStatus.SUCCEEDED:
-            settled += r["price"]
-        elif r["status"] in (RequestStatus.FAILED, RequestStatus.CANCELLED):
-            refunded += r["price"]
-    return settled, refunded
+    """The credits ``record_outcomes`` settled and refunded, from the rows it returned."""
+    return sum(r["settled"] for r in rows), sum(r["refunded"] for r in rows)

@@ -332,7 +332,8 @@ class InvalidInputsBody(_ErrorShape):
     """Fields holding text Postgres cannot store (a NUL, an unpaired surrogate)."""
     unknown_addons: list[str] | SkipJsonSchema[None] = None
     limit: int | SkipJsonSchema[None] = None
-    """The longest prompt allowed, when the rendered one is longer."""
+    """The longest prompt allowed, when the rendered one is longer; the most output tokens the
+    offer allows, when more are asked for."""
 
 
 SCHEMAS = "#/components/schemas/"

@@ -10,7 +10,14 @@ import typer
 import yaml
 from pydantic import ValidationError
 
-from libs.catalog import CatalogSpec, apply_catalog, catalog_yaml, export_catalog, load_catalog_file
+from libs.catalog import (
+    CatalogSpec,
+    TokenPricedDealError,
+    apply_catalog,
+    catalog_yaml,
+    export_catalog,
+    load_catalog_file,
+)
 from libs.security.ssrf import UnsafeUrlError
 from services.cli import local_stack
 from services.cli._common import CliError, connect, reports_errors
@@ -43,7 +50,7 @@ async def apply_catalog_at(database_url: str, spec: CatalogSpec) -> None:
     async with connect(database_url) as conn:
         try:
             await apply_catalog(conn, spec, ssrf_allow=get_settings().ssrf_allow)
-        except UnsafeUrlError as exc:
+        except (UnsafeUrlError, TokenPricedDealError) as exc:
             raise CliError(f"refused: {exc}") from exc
 
 

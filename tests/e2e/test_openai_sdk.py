@@ -451,3 +451,20 @@ SLOW_STREAM = CatalogSpec.model_validate(
         ],
     }
 )
+
+
+async def test_a_token_priced_model_reserves_the_most_and_settles_the_usage(
+    sdk: openai.AsyncOpenAI, db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    """demo/words: 1 credit, 100 per 1,000 input tokens, 200 per 1,000 output tokens, at most
+    100 output tokens (echo.text counts a token a word)."""
+    messages: Any = [{"role": "user", "content": "one two three"}]
+    answer = await sdk.chat.completions.create(model="demo/words", messages=messages, max_tokens=10)
+    assert answer.usage is not None
+    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (3, 3)
+    # Reserved: 1 + ceil((20 input tokens at most * 100 + 10 * 200) / 1000) = 5, the input bound
+    # being its 13 bytes + 4 + 3; settled: 1 + ceil((3 * 100 + 3 * 200) / 1000) = 2.
+    ledger = await _ledger(db_pool, _request_id(answer.id))
+    assert ledger == {"reserve": 5, "settle": 2, "release": 3}
+    with pytest.raises(openai.UnprocessableEntityError, match="at most 100"):
+        await sdk.chat.completions.create(model="demo/words", messages=messages, max_tokens=101)

@@ -1,7 +1,7 @@
 """Administration of the catalog: handlers, offers and deals. Every route needs the admin role
 (403). Bodies are the entries of the catalog file; an invalid template, an unknown handler or
-an unknown offer is 422 and writes nothing. API processes see a change within
-``RELAI_CATALOG_REFRESH_S`` (a new name at once)."""
+an unknown offer, or a deal naming an offer with token prices, is 422 and writes nothing. API
+processes see a change within ``RELAI_CATALOG_REFRESH_S`` (a new name at once)."""
 
 from typing import Any, Literal
 
@@ -66,7 +66,10 @@ async def put_handler(
     response_model=OfferSpec,
     responses={
         **CREATED,
-        422: {"description": "An invalid template, an unknown handler, or params as for a handler"},
+        422: {
+            "description": "An invalid template, an unknown handler, token prices for an offer "
+            "an enabled deal names, or params as for a handler"
+        },
     },
 )
 async def put_offer(
@@ -78,7 +81,7 @@ async def put_offer(
     async with pool.acquire() as conn:
         try:
             _created(response, await catalog.upsert_offer(conn, body))
-        except catalog.UnknownReferenceError as exc:
+        except (catalog.UnknownReferenceError, catalog.TokenPricedDealError) as exc:
             raise InvalidInputs(str(exc)) from exc
     return body
 
@@ -86,14 +89,14 @@ async def put_offer(
 @router.put(
     "/deals",
     response_model=DealSpec,
-    responses={**CREATED, 422: {"description": "An unknown offer"}},
+    responses={**CREATED, 422: {"description": "An unknown offer, or one with token prices"}},
 )
 async def put_deal(body: DealSpec, _: AdminUser, pool: PoolDep, response: Response) -> DealSpec:
     """Create (201) or update (200) the deal ``body.slug``."""
     async with pool.acquire() as conn, conn.transaction():
         try:
             _created(response, await catalog.upsert_deal(conn, body))
-        except catalog.UnknownReferenceError as exc:
+        except (catalog.UnknownReferenceError, catalog.TokenPricedDealError) as exc:
             raise InvalidInputs(str(exc)) from exc
     return body
 

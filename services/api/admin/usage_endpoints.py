@@ -1,5 +1,6 @@
-"""``GET /admin/usage``: what users spent, per hour, handler and integration (aggregated by
-recon from ended requests; see ``services.recon.usage``). Admin role only (403)."""
+"""``GET /admin/usage``: what users spent, and what it cost the operator, per hour, offer,
+handler and integration (aggregated by recon from ended requests; see ``services.recon.usage``).
+Admin role only (403)."""
 
 from datetime import datetime
 from typing import Annotated, Any
@@ -13,15 +14,15 @@ from services.api.deps import PoolDep
 router = APIRouter(prefix="/admin", tags=["admin"], responses=ADMIN_ONLY)
 
 _USAGE = """
-SELECT u.hour, us.name AS user, u.handler_id AS handler, u.integration, u.requests,
-       u.succeeded, u.failed, u.credits, u.input_tokens, u.output_tokens
+SELECT u.hour, us.name AS user, u.offer, u.handler_id AS handler, u.integration, u.requests,
+       u.succeeded, u.failed, u.credits, u.cost, u.input_tokens, u.output_tokens
 FROM usage_hourly u JOIN users us ON us.id = u.user_id
 WHERE u.hour >= coalesce($1::timestamptz, '-infinity')
   AND u.hour < coalesce($2::timestamptz, 'infinity')
   AND ($3::text IS NULL OR us.name = $3) AND ($4::text IS NULL OR u.handler_id = $4)
-  AND ($5::text IS NULL OR u.integration = $5)
-ORDER BY u.hour DESC, us.name, u.handler_id, u.integration
-LIMIT $6
+  AND ($5::text IS NULL OR u.integration = $5) AND ($6::text IS NULL OR u.offer = $6)
+ORDER BY u.hour DESC, us.name, u.offer, u.handler_id, u.integration
+LIMIT $7
 """
 
 
@@ -40,6 +41,8 @@ IsoDatetime = Annotated[datetime, BeforeValidator(_not_a_number)]
 class UsageRow(BaseModel):
     hour: datetime
     user: str
+    offer: str
+    """``service/action``; a deal's step counts under its own offer."""
     handler: str
     integration: str
     """The handler's (or offer's) ``params.integration``; empty when it names none."""
@@ -49,6 +52,9 @@ class UsageRow(BaseModel):
     failed: int
     """Ended without one: failed, cancelled, or expired before delivery (refunded)."""
     credits: int
+    """Credits settled: what the users were charged."""
+    cost: int
+    """What the delivered requests cost the operator: their handlers' ``credits``."""
     input_tokens: int
     output_tokens: int
 
@@ -62,9 +68,11 @@ async def usage(
     user: Annotated[str | None, Query(max_length=200)] = None,
     handler: Annotated[str | None, Query(max_length=200)] = None,
     integration: Annotated[str | None, Query(max_length=200)] = None,
+    offer: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[dict[str, Any]]:
     """Hourly rows, newest first, filtered by time (``from`` inclusive, ``to`` exclusive), user
-    name, handler and integration. Recon folds a request in a few seconds after it ends."""
-    rows = await pool.fetch(_USAGE, since, until, user, handler, integration, limit)
+    name, handler, integration and offer (``service/action``). Recon folds a request in a few
+    seconds after it ends."""
+    rows = await pool.fetch(_USAGE, since, until, user, handler, integration, offer, limit)
     return [dict(r) for r in rows]

@@ -15,8 +15,11 @@ from decimal import Decimal
 
 from libs.catalog import deal_price, shares
 from libs.db import PgPool
+from libs.logs import get_logger
 from services.api.catalog import repository
 from services.api.catalog.service import Offer, OfferCatalog
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +73,8 @@ class Deal:
 
 
 class DealCatalog:
-    """Enabled deals whose primary offers are all enabled, reloaded every ``refresh_s``."""
+    """Enabled deals whose primary offers are all enabled (and none of whose offers has
+    per-token prices), reloaded every ``refresh_s``."""
 
     def __init__(self, pool: PgPool, offers: OfferCatalog, *, refresh_s: float) -> None:
         self._pool = pool
@@ -103,6 +107,11 @@ class DealCatalog:
             for row in await repository.enabled_deals(self._pool):
                 steps = [(offers.get(s["offer"]), s.get("mode")) for s in row["offers"]]
                 if any(offer is None for offer, _ in steps):
+                    continue
+                named = [o for o, _ in steps] + [offers.get(a) for a in row["addons"]]
+                if any(o is not None and o.token_priced for o in named):
+                    # Written around the catalog's checks: a deal's price is fixed.
+                    log.error("deal.token_priced_refused", deal=row["slug"])
                     continue
                 deals[row["slug"]] = Deal(
                     id=row["id"],

@@ -19,7 +19,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from services.api.catalog.deals import Deal
-from services.api.catalog.schemas import inputs_schema, submit_path
+from services.api.catalog.schemas import inputs_schema, offer_view, submit_path
 from services.api.catalog.service import Offer
 from services.api.deals.dependencies import DealsDep
 from services.api.deals.openapi import with_deals
@@ -50,13 +50,24 @@ GENERIC_SUBMIT = "/svc/{service_name}/{action}"
 SUBMITTED_REF = "#/components/schemas/Submitted"
 
 
+def _cost(offer: Offer) -> str:
+    if not offer.token_priced:
+        return f"Costs {offer.price} credits"
+    view = offer_view(offer)
+    return (
+        f"Costs {offer.price} credits, plus {view.input_price or 0} per 1,000 input tokens and "
+        f"{view.output_price or 0} per 1,000 output tokens (the most it can cost is reserved, "
+        "what its usage costs is charged)"
+    )
+
+
 def _submit_operation(offer: Offer, parameters: list[Any], operation_id: str) -> dict[str, Any]:
     inputs = inputs_schema(offer).model_dump(by_alias=True)
     return {
         "tags": ["offers"],
         "summary": f"Submit to {offer.service}/{offer.action}",
         "description": (
-            f"Costs {offer.price} credits and makes {offer.create_qty} result(s). "
+            f"{_cost(offer)} and makes {offer.create_qty} result(s). "
             "Answers 202 with the request's id and links."
         ),
         "operationId": operation_id,

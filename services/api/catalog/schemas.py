@@ -1,4 +1,4 @@
-"""What clients see of an offer: its name, price and inputs, never its template or handler."""
+"""What clients see of an offer: its name, prices and inputs, never its template or handler."""
 
 from typing import Literal
 
@@ -8,6 +8,7 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from libs.catalog.spec import RESERVED_SERVICES as RESERVED
+from libs.catalog.spec import json_number
 from services.api.catalog.service import Offer
 from services.api.text import STORABLE_PATTERN
 
@@ -35,9 +36,20 @@ class OfferLinks(BaseModel):
 
 
 class OfferView(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     service: str
     action: str
     price: int
+    """Credits per request; with token prices, the base a request pays beside its tokens."""
+    input_price: int | float | None
+    """Credits per 1,000 input tokens; null: a fixed price."""
+    output_price: int | float | None
+    """Credits per 1,000 output tokens; null: a fixed price."""
+    max_output_tokens: int | None
+    """The most output tokens a request may ask for. At token prices a submission reserves the
+    most it can cost (its input counted as one token per UTF-8 byte, and this many output
+    tokens) and is charged what its usage costs."""
     create_qty: int
     inputs: InputsSchema
     links: OfferLinks
@@ -69,6 +81,9 @@ def offer_view(offer: Offer) -> OfferView:
         service=offer.service,
         action=offer.action,
         price=offer.price,
+        input_price=None if offer.input_price is None else json_number(offer.input_price),
+        output_price=None if offer.output_price is None else json_number(offer.output_price),
+        max_output_tokens=offer.max_output_tokens,
         create_qty=offer.create_qty,
         inputs=inputs_schema(offer),
         links=OfferLinks(submit=submit_path(offer.service, offer.action)),

@@ -4,6 +4,7 @@ import asyncio
 import time
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -26,6 +27,16 @@ class Offer:
     create_qty: int
     params: dict[str, Any]
     """The handler's parameters overlaid with the offer's."""
+    input_price: Decimal | None = None
+    """Credits per 1,000 input tokens, beside ``price`` (``libs.catalog.pricing``)."""
+    output_price: Decimal | None = None
+    """Credits per 1,000 output tokens, beside ``price``."""
+    max_output_tokens: int | None = None
+    """The most output tokens a request may ask for, and what is reserved when it names none."""
+
+    @property
+    def token_priced(self) -> bool:
+        return self.input_price is not None or self.output_price is not None
 
 
 class OfferCatalog:
@@ -79,6 +90,14 @@ class OfferCatalog:
                         error=str(exc),
                     )
                     continue
+                if r["output_price"] is not None and r["max_output_tokens"] is None:
+                    # Written around the catalog's checks: its reservation would be unbounded.
+                    log.error(
+                        "offer.unbounded_refused",
+                        offer=f"{r['service']}/{r['action']}",
+                        error="an output_price without max_output_tokens",
+                    )
+                    continue
                 self._offers[(r["service"], r["action"])] = Offer(
                     id=r["id"],
                     service=r["service"],
@@ -88,6 +107,9 @@ class OfferCatalog:
                     handler=r["handler_id"],
                     create_qty=r["create_qty"],
                     params=r["params"],
+                    input_price=r["input_price"],
+                    output_price=r["output_price"],
+                    max_output_tokens=r["max_output_tokens"],
                 )
             self._listing = tuple(
                 sorted(self._offers.values(), key=lambda o: (o.service, o.action))

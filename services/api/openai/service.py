@@ -78,11 +78,7 @@ def chat_order(
     price, pricing = submission.priced(
         offer, input_texts=[t["content"] for t in turns], max_output_tokens=max_output_tokens
     )
-    cap = (
-        max_output_tokens
-        if max_output_tokens is not None
-        else getattr(offer, "max_output_tokens", None)
-    )
+    cap = max_output_tokens if max_output_tokens is not None else offer.max_output_tokens
     if cap is not None:
         # The provider never writes more than was asked for (and reserved).
         options = {**options, "max_tokens": cap}

@@ -11,7 +11,7 @@ import orjson
 from libs.config import ApiConfig, ConfigWatcher
 from services.api.catalog.service import Offer
 from services.api.errors import BadRequest
-from services.api.submission import Job, Order, check_string_fields
+from services.api.submission import Job, Order, check_string_fields, priced, request_texts
 
 
 def parse_inputs(body: bytes, offer: Offer) -> dict[str, str]:
@@ -29,15 +29,19 @@ def parse_inputs(body: bytes, offer: Offer) -> dict[str, str]:
 
 
 def order_for(offer: Offer, inputs: dict[str, str]) -> Order:
-    """What submitting ``inputs`` to ``offer`` buys: its one job, at the offer's price."""
+    """What submitting ``inputs`` to ``offer`` buys: its one job, at the offer's price (at
+    per-token prices, the most its prompt and the offer's output cap can cost)."""
+    prompt = offer.template.render(inputs)
+    price, pricing = priced(offer, input_texts=request_texts(prompt, None), max_output_tokens=None)
     return Order(
         name=f"{offer.service}/{offer.action}",
         handler=offer.handler,
         key=(str(offer.id), inputs),
         inputs=inputs,
-        price=offer.price,
-        jobs=(Job(offer, offer.template.render(inputs), offer.price),),
+        price=price,
+        jobs=(Job(offer, prompt, price),),
         offer_id=offer.id,
+        pricing=pricing,
     )
 
 

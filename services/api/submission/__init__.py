@@ -1,6 +1,10 @@
 """The one submission core every front door submits through (``service.Submitter``)."""
 
-from services.api.submission.pricing import priced
+from services.api.submission.pricing import (
+    charged_when_cancelled_streaming,
+    priced,
+    request_texts,
+)
 from services.api.submission.repository import steps_of
 from services.api.submission.rules import (
     check_string_fields,
@@ -29,12 +33,14 @@ __all__ = [
     "Submission",
     "Submitted",
     "Submitter",
+    "charged_when_cancelled_streaming",
     "check_string_fields",
     "derive_request_id",
     "idempotency_key",
     "links_for",
-    "priced",
     "steps_of",
     "new_traceparent",
+    "priced",
+    "request_texts",
     "valid_traceparent",
 ]

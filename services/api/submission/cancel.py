@@ -28,6 +28,7 @@ from libs.outcomes import Ended, cancel_request_steps, events_of, record_outcome
 from services.api.auth.service import Principal
 from services.api.errors import Conflict, NotFound
 from services.api.submission import reads as repository
+from services.api.submission.pricing import charged_when_cancelled_streaming, request_texts
 
 log = get_logger(__name__)
 
@@ -47,7 +48,8 @@ async def cancel(
 ) -> Cancellation:
     """Cancel an unfinished request of ``user``: one transaction ends it, refunds what it has
     not delivered (a request's whole reservation, unless it has streamed output, which was
-    delivered and is charged in full; a deal's steps that have neither ended nor streamed) and
+    delivered and is charged: in full at a fixed price, its input's cost at token prices, see
+    ``charged_when_cancelled_streaming``; a deal's steps that have neither ended nor streamed) and
     writes the ledger rows, on the outcome path workers' results take, so a late result finds
     nothing to change; then workers and watchers are told. Cancelling again gives the same
     answer; a request that ended otherwise is a 409."""
@@ -69,7 +71,13 @@ async def cancel(
                     streamed=await _streamed_steps(redis, request_id),
                 )
             else:
-                spent = row["price"] if await _streamed(redis, request_id) else None
+                spent = None
+                if await _streamed(redis, request_id):
+                    spent = charged_when_cancelled_streaming(
+                        price=row["price"],
+                        pricing=row["pricing"],
+                        input_texts=request_texts(row["prompt"], row["messages"]),
+                    )
                 ended = Ended(
                     request_id, row["attempt"], "cancelled", error=CANCELLED_ERROR, spent=spent
                 )

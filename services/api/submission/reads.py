@@ -10,8 +10,8 @@ from typing import Any
 import asyncpg
 
 _STATE = (
-    "SELECT status, price, attempt, deal_id IS NOT NULL AS deal FROM requests "
-    "WHERE id = $1 AND user_id = $2"
+    "SELECT status, price, attempt, deal_id IS NOT NULL AS deal, pricing, prompt, messages "
+    "FROM requests WHERE id = $1 AND user_id = $2"
 )
 
 # The same user's pending requests for the same handler submitted before this one: another
@@ -103,7 +103,8 @@ async def views_changed_since(
 async def get_state(
     pool: asyncpg.Pool[Any], request_id: uuid.UUID, user_id: uuid.UUID
 ) -> asyncpg.Record | None:
-    """The request's status, price and current attempt, if it is this user's."""
+    """The request's status, price and current attempt, and what prices it (its per-token
+    prices and input), if it is this user's."""
     return await pool.fetchrow(_STATE, request_id, user_id)
 
 

@@ -28,6 +28,17 @@ USAGE_TOKENS = Gauge(
     "Provider tokens used this hour (so far, as aggregated), by handler, integration and kind.",
     ["handler", "integration", "kind"],
 )
+USAGE_OFFER_CREDITS = Gauge(
+    "relai_usage_offer_credits",
+    "Credits settled this hour (so far, as aggregated), by offer: the revenue.",
+    ["offer"],
+)
+USAGE_OFFER_COST = Gauge(
+    "relai_usage_offer_cost_credits",
+    "What this hour's delivered requests (so far, as aggregated) cost the operator, by offer: "
+    "their handlers' credits.",
+    ["offer"],
+)
 STREAM_LENGTH = Gauge("relai_stream_length", "Entries in a stream.", ["stream"])
 GROUP_PENDING = Gauge(
     "relai_stream_group_pending",

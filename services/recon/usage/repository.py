@@ -70,6 +70,12 @@ FROM usage_hourly WHERE hour = date_trunc('hour', now()) GROUP BY 1, 2
 """
 
 
+_CURRENT_HOUR_BY_OFFER = """
+SELECT offer, sum(credits) AS credits, sum(cost) AS cost
+FROM usage_hourly WHERE hour = date_trunc('hour', now()) GROUP BY 1
+"""
+
+
 async def aggregate(conn: PgConnection, *, lag_s: float) -> int:
     """Fold what ended since the last run (up to ``lag_s`` ago) into ``usage_hourly`` and move
     the mark, in the caller's transaction; the row lock on the mark serializes replicas."""
@@ -87,3 +93,7 @@ async def aggregate(conn: PgConnection, *, lag_s: float) -> int:
 
 async def current_hour(conn: PgConnection) -> list[asyncpg.Record]:
     return await conn.fetch(_CURRENT_HOUR)
+
+
+async def current_hour_by_offer(conn: PgConnection) -> list[asyncpg.Record]:
+    return await conn.fetch(_CURRENT_HOUR_BY_OFFER)

@@ -1,4 +1,6 @@
-"""Built-in handlers that need no provider: for demos, tests and benchmarks."""
+"""Built-in handlers that need no provider: for demos, tests and benchmarks. Each reports a
+provider-like usage, counting a word as a token: ``input_tokens`` the prompt's words,
+``output_tokens`` the words of all its results, so per-token prices work without a provider."""
 
 import asyncio
 import random
@@ -16,7 +18,7 @@ class EchoText:
         prefix = job.params.get("prefix", "")
         if not isinstance(prefix, str):
             raise HandlerError("invalid params: prefix must be a string")
-        return [prefix + job.prompt] * job.create_qty
+        return _used([prefix + job.prompt] * job.create_qty, job, ctx)
 
 
 class EchoDelay:
@@ -36,7 +38,7 @@ class EchoDelay:
             await asyncio.sleep(delay_ms / 1000)
         if failure_rate and self._rng.random() < failure_rate:
             raise HandlerError("simulated failure")
-        return [job.prompt] * job.create_qty
+        return _used([job.prompt] * job.create_qty, job, ctx)
 
 
 class EchoStream:
@@ -53,7 +55,16 @@ class EchoStream:
             if i and delay_ms:
                 await asyncio.sleep(delay_ms / 1000)
             await ctx.emit(word)
-        return [job.prompt] * job.create_qty
+        return _used([job.prompt] * job.create_qty, job, ctx)
+
+
+def _used(results: list[str], job: Job, ctx: JobContext) -> list[Any]:
+    """``results``, once their usage is reported (a word a token)."""
+    ctx.add_usage(
+        input_tokens=len(job.prompt.split()),
+        output_tokens=sum(len(result.split()) for result in results),
+    )
+    return list(results)
 
 
 def _number(params: Mapping[str, Any], key: str, default: float) -> float:

@@ -95,6 +95,8 @@ async def test_admin_creates_updates_and_disables_the_catalog(
         ("/admin/offers", {**OFFER, "handler": "nope.x"}, "unknown handler 'nope.x'"),
         ("/admin/offers", {**OFFER, "prompt_template": "{words.__class__}"}, "plain name"),
         ("/admin/offers", {**OFFER, "service": "requests"}, "reserved"),
+        ("/admin/offers", {**OFFER, "output_price": 1}, "needs max_output_tokens"),
+        ("/admin/offers", {**OFFER, "input_price": "0.5"}, "input_price: Input should be"),
         ("/admin/deals", {"slug": "d", "offers": ["text/nope"]}, "unknown offers: text/nope"),
         (
             "/admin/deals",
@@ -128,3 +130,33 @@ async def test_invalid_entries_are_422_and_write_nothing(
     assert r.status_code == 422, r.text
     assert fragment in r.text
     assert await _counts(db_pool) == before
+
+
+async def test_token_prices_round_trip_and_keep_out_of_deals(
+    admin_api: Api, root: NewUser, db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    client, headers = admin_api.client, auth(root)
+    await client.put("/admin/handlers", json={"id": "echo.text"}, headers=headers)
+    priced = {**OFFER, "input_price": 0.125, "output_price": 3, "max_output_tokens": 512}
+    r = await client.put("/admin/offers", json=priced, headers=headers)
+    assert r.status_code == 201, r.text
+    assert {k: r.json()[k] for k in ("input_price", "output_price", "max_output_tokens")} == {
+        "input_price": 0.125,
+        "output_price": 3,
+        "max_output_tokens": 512,
+    }
+    (exported,) = (await client.get("/admin/catalog", headers=headers)).json()["offers"]
+    assert exported == {**priced, "handler": "echo.text"}
+
+    deal = {"slug": "d", "offers": ["text/shout"]}
+    r = await client.put("/admin/deals", json=deal, headers=headers)
+    assert r.status_code == 422, r.text
+    assert "names offer 'text/shout', which has per-token prices" in r.json()["detail"]
+    assert await _counts(db_pool) == (1, 1, 0)
+
+    assert (await client.put("/admin/offers", json=OFFER, headers=headers)).status_code == 200
+    assert (await client.put("/admin/deals", json=deal, headers=headers)).status_code == 201
+    r = await client.put("/admin/offers", json=priced, headers=headers)
+    assert r.status_code == 422, r.text
+    assert "deal 'd' names offer 'text/shout'" in r.json()["detail"]
+    assert await db_pool.fetchval("SELECT input_price FROM offers") is None

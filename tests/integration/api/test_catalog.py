@@ -12,7 +12,17 @@ from tests.integration.api.conftest import Api, auth, serving, settings_for
 from tests.openapi_check import assert_openapi_3
 from tests.support import DEMO_CATALOG, ServerUrls, load_demo_catalog
 
-OFFER_KEYS = {"service", "action", "price", "create_qty", "inputs", "links"}
+OFFER_KEYS = {
+    "service",
+    "action",
+    "price",
+    "input_price",
+    "output_price",
+    "max_output_tokens",
+    "create_qty",
+    "inputs",
+    "links",
+}
 
 
 @pytest.fixture
@@ -53,6 +63,9 @@ async def test_listing_shows_every_enabled_offer_and_no_operator_fields(
         "service": "demo",
         "action": "greet",
         "price": 3,
+        "input_price": None,
+        "output_price": None,
+        "max_output_tokens": None,
         "create_qty": 1,
         "inputs": {
             "type": "object",
@@ -132,6 +145,28 @@ async def test_openapi_follows_a_new_offer(
     assert shout["requestBody"]["content"]["application/json"]["schema"]["required"] == ["words"]
 
 
+async def test_an_offer_shows_its_token_prices_in_the_listing_and_the_document(
+    quick_api: Api, alice: NewUser, db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    spec = _one_offer(
+        "demo", "words", "{text}", input_price=0.25, output_price=2, max_output_tokens=64
+    )
+    async with db_pool.acquire() as conn:
+        await apply_catalog(conn, spec, prune=False)
+    await _until_listed(quick_api, alice, ("demo", "words"), listed=True)
+    r = await quick_api.client.get("/svc/demo/words", headers=auth(alice))
+    assert r.status_code == 200, r.text
+    assert {k: r.json()[k] for k in ("price", "input_price", "output_price")} == {
+        "price": 1,
+        "input_price": 0.25,
+        "output_price": 2,
+    }
+    assert r.json()["max_output_tokens"] == 64
+    document = (await quick_api.client.get("/openapi.json")).json()
+    description = document["paths"]["/svc/demo/words"]["post"]["description"]
+    assert "plus 0.25 per 1,000 input tokens and 2 per 1,000 output tokens" in description
+
+
 async def test_docs_serve_the_document(api: Api) -> None:
     for page in ("/docs", "/redoc"):
         r = await api.client.get(page)
@@ -140,7 +175,7 @@ async def test_docs_serve_the_document(api: Api) -> None:
         assert "/openapi.json" in r.text
 
 
-def _one_offer(service: str, action: str, template: str) -> CatalogSpec:
+def _one_offer(service: str, action: str, template: str, **extra: Any) -> CatalogSpec:
     return CatalogSpec.model_validate(
         {
             "handlers": [{"id": "echo.text"}],
@@ -151,6 +186,7 @@ def _one_offer(service: str, action: str, template: str) -> CatalogSpec:
                     "price": 1,
                     "prompt_template": template,
                     "handler": "echo.text",
+                    **extra,
                 }
             ],
         }

@@ -65,6 +65,25 @@ async def test_deals_are_listed_with_price_and_inputs(deals_api: Api, alice: New
     assert (await deals_api.client.get("/deals/nope", headers=auth(alice))).status_code == 404
 
 
+async def test_a_deal_given_a_token_priced_offer_around_the_catalog_is_not_offered(
+    servers: ServerUrls, db_pool: "asyncpg.Pool[Any]", alice: NewUser
+) -> None:
+    """Deals have fixed prices: one whose add-on gained token prices in the database, past the
+    catalog's checks, is not sold at all."""
+    await load_deals_catalog(db_pool)
+    await db_pool.execute("UPDATE offers SET input_price = 1 WHERE action = 'sleep'")
+    async with serving(settings_for(servers)) as api:
+        listed = (await api.client.get("/deals", headers=auth(alice))).json()
+        assert {d["slug"] for d in listed} == {"chain", "broken-chain"}
+        r = await api.client.post(
+            "/deal/bundle",
+            json={"inputs": {"text": "t", "name": "n", "age": "1"}},
+            headers=auth(alice),
+        )
+        assert r.status_code == 404, r.text
+    assert await _written(db_pool) == (0, 0, 0)
+
+
 async def test_openapi_shows_each_deal_input_schema(deals_api: Api, alice: NewUser) -> None:
     document = (await deals_api.client.get("/openapi.json")).json()
     assert_openapi_3(document)

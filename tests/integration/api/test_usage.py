@@ -1,5 +1,6 @@
-"""Usage per hour, user, handler and integration: recon folds ended requests in exactly once,
-and admins read it over ``GET /admin/usage``."""
+"""Usage per hour, user, offer, handler and integration: recon folds ended requests in exactly
+once, with what they cost the operator, admins read it over ``GET /admin/usage``, and recon
+exports this hour's revenue and cost per offer."""
 
 import asyncio
 import uuid
@@ -7,6 +8,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from prometheus_client import REGISTRY
 
 from libs.accounts import NewUser
 from libs.catalog import CatalogSpec, apply_catalog
@@ -19,7 +21,7 @@ CATALOG = CatalogSpec.model_validate(
     {
         "handlers": [
             {"id": "echo.text"},
-            {"id": "echo.delay", "params": {"integration": "openai"}},
+            {"id": "echo.delay", "credits": 3, "params": {"integration": "openai"}},
         ],
         "offers": [
             {
@@ -91,7 +93,18 @@ async def test_usage_is_folded_in_once_and_served_to_admins(
     paid = rows[("alice", "echo.delay", "openai")]
     assert (paid["requests"], paid["succeeded"], paid["failed"], paid["credits"]) == (2, 1, 1, 5)
     assert (paid["input_tokens"], paid["output_tokens"]) == (6, 7)
+    assert (paid["offer"], paid["cost"]) == ("u/paid", 3)  # the failed one cost nothing
     assert rows[("bob", "echo.text", "")]["credits"] == 2
+    assert rows[("bob", "echo.text", "")]["cost"] == 0  # echo.text's credits
+
+    by_offer = await client.get("/admin/usage", params={"offer": "u/plain"}, headers=auth(root))
+    assert sorted((u["user"], u["offer"], u["credits"]) for u in by_offer.json()) == [
+        ("alice", "u/plain", 2),
+        ("bob", "u/plain", 2),
+    ]
+    assert REGISTRY.get_sample_value("relai_usage_offer_credits", {"offer": "u/paid"}) == 10
+    assert REGISTRY.get_sample_value("relai_usage_offer_cost_credits", {"offer": "u/paid"}) == 6
+    assert REGISTRY.get_sample_value("relai_usage_offer_credits", {"offer": "u/plain"}) == 4
 
     only_openai = await client.get(
         "/admin/usage", params={"integration": "openai", "user": "bob"}, headers=auth(root)

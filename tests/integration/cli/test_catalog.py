@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parents[3]
 DEMO = ROOT / "catalog" / "demo.yaml"
 
 OFFERS = """SELECT o.id, o.service, o.action, o.price, o.prompt_template, o.handler_id,
-                  o.params, o.create_qty, o.expiration, o.enabled
+                  o.params, o.create_qty, o.expiration, o.enabled, o.input_price,
+                  o.output_price, o.max_output_tokens
            FROM offers o ORDER BY service, action"""
 DEALS = "SELECT * FROM deals ORDER BY slug"
 
@@ -26,7 +27,7 @@ async def test_demo_catalog_applies_idempotently(
 ) -> None:
     first = relai("catalog", "apply", str(DEMO))
     assert first.returncode == 0, first.stderr
-    assert "3 handlers, 5 offers, 2 deals" in first.stdout
+    assert "3 handlers, 6 offers, 2 deals" in first.stdout
     before = [dict(row) for row in await db_pool.fetch(OFFERS)]
     handlers_before = [dict(row) for row in await db_pool.fetch("SELECT * FROM handlers")]
     deals_before = [dict(row) for row in await db_pool.fetch(DEALS)]
@@ -55,9 +56,16 @@ async def test_demo_catalog_applies_idempotently(
         "demo/greet": (2, "Hello {name}! Tell me about {topic}.", "echo.text"),
         "demo/slow": (1, "{text}", "echo.delay"),
         "demo/stream": (1, "{text}", "echo.stream"),
+        "demo/words": (1, "{text}", "echo.text"),
     }
     slow = next(o for o in before if o["action"] == "slow")
     assert slow["params"] == {"delay_ms": 1000}
+    words = next(o for o in before if o["action"] == "words")
+    assert (words["input_price"], words["output_price"], words["max_output_tokens"]) == (
+        100,
+        200,
+        100,
+    )
 
 
 async def test_invalid_catalog_writes_nothing(
@@ -139,6 +147,7 @@ async def test_apply_disables_what_the_file_no_longer_names(
         "demo/greet": False,
         "demo/slow": False,
         "demo/stream": False,
+        "demo/words": False,
         "solo": True,
         "greet-and-echo": False,
         "echo-twice": False,

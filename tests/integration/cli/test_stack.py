@@ -135,7 +135,7 @@ async def test_run_prepares_the_database_and_stops_on_sigterm(
     )
     assert owner is not None
     assert dict(owner) == {"name": "demo", "balance": 1_000_000}
-    assert await db_pool.fetchval("SELECT count(*) FROM offers") == 5
+    assert await db_pool.fetchval("SELECT count(*) FROM offers") == 6
 
     assert first.stop() == 0
     assert "stopped" in first.text()

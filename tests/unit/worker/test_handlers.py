@@ -133,3 +133,15 @@ async def test_echo_stream_emits_the_prompt_word_by_word() -> None:
 async def test_echo_stream_refuses_a_negative_delay() -> None:
     with pytest.raises(HandlerError, match="delay_ms must be >= 0"):
         await EchoStream().execute(job(delay_ms=-1), JobContext())
+
+
+@pytest.mark.parametrize(
+    ("handler", "params"),
+    [(EchoText(), {"prefix": "well, "}), (EchoDelay(), {}), (EchoStream(), {"delay_ms": 0})],
+)
+async def test_echo_handlers_report_a_token_a_word(handler: Any, params: dict[str, Any]) -> None:
+    ctx = JobContext()
+    results = await handler.execute(job("say  it\tthree", create_qty=2, **params), ctx)
+    words = sum(len(result.split()) for result in results)
+    assert ctx.usage == {"input_tokens": 3, "output_tokens": words}
+    assert words == (8 if params.get("prefix") else 6)
