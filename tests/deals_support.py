@@ -12,11 +12,11 @@ import asyncpg
 
 from libs.catalog import CatalogSpec, apply_catalog
 from libs.outcomes import StepEnded, StepStarted, by_request, record_request_steps
+from services.api import submission
 from services.api.auth.service import Principal
 from services.api.catalog.deals import DealCatalog
 from services.api.catalog.service import OfferCatalog
 from services.api.deals import service as deals_service
-from services.api.requests import service as requests_service
 from services.api.submission import Order, Submission, Submitter
 from services.api.submission.batcher import SubmitBatcher
 from tests.support import DEMO_CATALOG
@@ -104,7 +104,7 @@ async def submit_offer(
     """A new single-offer request, submitted as ``POST /svc`` does."""
     offer = await OfferCatalog(pool, refresh_s=60).get(service, action)
     assert offer is not None
-    order = requests_service.order_for(offer, {"text": text})
+    order = submission.offer_order(offer, {"text": text})
     submitted = await submit_order(pool, user_id, order, key=str(uuid.uuid4()))
     assert not submitted.duplicate
     return submitted.id

@@ -15,6 +15,7 @@ import pytest
 
 from libs.accounts import NewUser
 from services.cli.launcher import ChildSpec, Supervisor, console_script, wait_until_healthy
+from tests.fakes.provider import FakeProvider, fake_provider
 from tests.integration.api.conftest import free_port
 from tests.support import ServerUrls, create_user, load_demo_catalog
 
@@ -46,6 +47,13 @@ class Stack:
 
 def bootstrap(component: str) -> dict[str, str]:
     return {"RELAI_CONFIG_FILE": str(ROOT / "config" / f"{component}.bootstrap.yaml")}
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeProvider]:
+    """A fake AI provider on this host (see ``tests.e2e.providers``)."""
+    async with fake_provider() as provider:
+        yield provider
 
 
 @pytest.fixture

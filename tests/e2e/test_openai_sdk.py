@@ -14,21 +14,17 @@ import httpx
 import httpx2  # the HTTP client the openai SDK is built on
 import openai
 import pytest
-from cryptography.fernet import Fernet, MultiFernet
 
-from libs import config
 from libs.catalog import CatalogSpec, apply_catalog
-from libs.config.postgres import PostgresConfigStore
 from services.cli.launcher import ChildSpec, console_script
 from tests.e2e.conftest import WORKERS, Stack, bootstrap
-from tests.fakes.provider import FakeProvider, fake_provider
+from tests.e2e.providers import KEY, PROVIDER_ENV, integration
+from tests.fakes.provider import FakeProvider
 from tests.integration.api.conftest import free_port
-from tests.integration.config.conftest import clear_config_tables
 from tests.support import ServerUrls
 
 pytestmark = pytest.mark.e2e
 
-KEY = "sk-e2e-secret"
 WORDS = "one two three four five six seven eight"
 
 EXTRA = CatalogSpec.model_validate(
@@ -76,14 +72,8 @@ EXTRA = CatalogSpec.model_validate(
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeProvider]:
-    async with fake_provider() as provider:
-        yield provider
-
-
-@pytest.fixture
 def stack_env(stack_env: dict[str, str]) -> dict[str, str]:
-    return {**stack_env, "RELAI_E2E_PROVIDER_KEY": KEY, "RELAI_SSRF_ALLOW": '["127.0.0.1"]'}
+    return {**stack_env, **PROVIDER_ENV}
 
 
 @pytest.fixture
@@ -92,26 +82,10 @@ async def catalog(
 ) -> AsyncIterator[None]:
     """The demo catalog (the stack's) with the offers above, and the operator's integration
     ``fake`` (the fake provider) that the workers follow."""
-    await clear_config_tables(db_pool)
-    store = PostgresConfigStore(db_pool, database_url=servers.database_url)
-    text = (
-        f"integrations:\n  fake:\n    base_url: {fake.url}\n"
-        "    api_key: !ENV ${RELAI_E2E_PROVIDER_KEY}\n"
-    )
-    fernet = MultiFernet([Fernet(Fernet.generate_key())])
-    await config.upload(
-        store,
-        "worker",
-        text,
-        fernet=fernet,
-        environ={"RELAI_E2E_PROVIDER_KEY": KEY},
-        author="ops",
-        activate=True,
-    )
-    async with db_pool.acquire() as conn:
-        await apply_catalog(conn, EXTRA, prune=False, ssrf_allow=["127.0.0.1"])
-    yield
-    await clear_config_tables(db_pool)
+    async with integration(db_pool, servers, name="fake", url=fake.url):
+        async with db_pool.acquire() as conn:
+            await apply_catalog(conn, EXTRA, prune=False, ssrf_allow=["127.0.0.1"])
+        yield
 
 
 @pytest.fixture

@@ -10,57 +10,33 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from cryptography.fernet import Fernet, MultiFernet
 
-from libs import config
 from libs.catalog import CatalogSpec, apply_catalog
-from libs.config.postgres import PostgresConfigStore
 from tests.e2e.conftest import Stack
-from tests.fakes.provider import FakeProvider, Reply, fake_provider
-from tests.integration.config.conftest import clear_config_tables
+from tests.e2e.providers import KEY, PROVIDER_ENV, integration
+from tests.fakes.provider import FakeProvider, Reply
 from tests.support import ServerUrls
 
 pytestmark = pytest.mark.e2e
 
-KEY = "sk-e2e-secret"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeProvider]:
-    async with fake_provider() as provider:
-        yield provider
-
 
 @pytest.fixture
 def stack_env(stack_env: dict[str, str]) -> dict[str, str]:
-    # The fake provider is on this host: the SSRF guard must let the workers reach it.
-    return {**stack_env, "RELAI_E2E_PROVIDER_KEY": KEY, "RELAI_SSRF_ALLOW": '["127.0.0.1"]'}
+    return {**stack_env, **PROVIDER_ENV}
 
 
 @pytest.fixture
-async def integration(
+async def claude(
     fake: FakeProvider, servers: ServerUrls, db_pool: "asyncpg.Pool[Any]"
 ) -> AsyncIterator[None]:
-    """The operator's integration ``claude`` in the active config ``worker`` (which the workers
-    follow), its key read from the workers' environment; removed after the test."""
-    await clear_config_tables(db_pool)
-    store = PostgresConfigStore(db_pool, database_url=servers.database_url)
-    text = (
-        f"integrations:\n  claude:\n    base_url: {fake.url}\n"
-        "    api_key: !ENV ${RELAI_E2E_PROVIDER_KEY}\n"
-    )
-    fernet = MultiFernet([Fernet(Fernet.generate_key())])
-    environ = {"RELAI_E2E_PROVIDER_KEY": KEY}
-    await config.upload(
-        store, "worker", text, fernet=fernet, environ=environ, author="ops", activate=True
-    )
-    yield
-    await clear_config_tables(db_pool)
+    """The operator's integration ``claude``: the fake provider."""
+    async with integration(db_pool, servers, name="claude", url=fake.url):
+        yield
 
 
 async def test_a_streaming_provider_job_runs_in_a_worker_process_with_retries_and_usage(
     fake: FakeProvider,
-    integration: None,
+    claude: None,
     stack: Stack,
     client: httpx.AsyncClient,
     db_pool: "asyncpg.Pool[Any]",

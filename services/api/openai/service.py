@@ -3,7 +3,7 @@ the Relai request every call becomes, submitted through the one submission core.
 
 Model ids are offers' ``service/action``. An offer whose prompt template takes one variable is a
 chat model: the conversation's last (user) turn fills it, and the turns go to the handler with
-it. An offer whose handler's method is ``embeddings`` is an embedding model."""
+it. An offer of one variable whose handler's method is ``embeddings`` is an embedding model."""
 
 from __future__ import annotations
 
@@ -33,12 +33,16 @@ retrying a failed call wants a new attempt, and the failed one charged nothing."
 _MAX_RERUNS = 20
 
 
+def _one_input(offer: Offer) -> bool:
+    return len(offer.template.variables) == 1
+
+
 def is_embedding(offer: Offer) -> bool:
-    return offer.handler.rpartition(".")[2] in EMBEDDING_METHODS
+    return _one_input(offer) and offer.handler.rpartition(".")[2] in EMBEDDING_METHODS
 
 
 def is_chat(offer: Offer) -> bool:
-    return not is_embedding(offer) and len(offer.template.variables) == 1
+    return _one_input(offer) and not is_embedding(offer)
 
 
 def model_id(offer: Offer) -> str:
@@ -95,20 +99,8 @@ def chat_order(
 
 
 def embedding_order(offer: Offer, text: str) -> Order:
-    (variable,) = offer.template.variables or ("input",)
-    inputs = {variable: text}
-    prompt = offer.template.render(inputs) if offer.template.variables else text
-    price, pricing = submission.priced(offer, input_texts=[prompt], max_output_tokens=None)
-    return Order(
-        name=model_id(offer),
-        handler=offer.handler,
-        key=(str(offer.id), inputs),
-        inputs=inputs,
-        price=price,
-        jobs=(Job(offer, prompt, price),),
-        offer_id=offer.id,
-        pricing=pricing,
-    )
+    (variable,) = offer.template.variables
+    return submission.offer_order(offer, {variable: text})
 
 
 async def submit(request: Request, user: Principal, order: Order) -> Submission:

@@ -31,7 +31,7 @@ async def _submit(request: Request, offer: Offer, body: bytes, user: Principal) 
     rather than through one dependency each: on the hottest route, resolving dependencies cost
     a fifth of the API's CPU."""
     idempotency_key = submission.idempotency_key(request.headers.get("idempotency-key"))
-    order = service.order_for(offer, service.parse_inputs(body, offer))
+    order = submission.offer_order(offer, service.parse_inputs(body, offer))
     done = await app_state(request).submitter.submit(
         user=user,
         order=order,

@@ -1,4 +1,5 @@
-"""Requests to single offers: what a submission buys, and the cursors of the request list."""
+"""Requests to single offers: their inputs, the offer behind ``POST /ask``, and the cursors of
+the request list (what a submission buys is the core's ``offer_order``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import orjson
 from libs.config import ApiConfig, ConfigWatcher
 from services.api.catalog.service import Offer
 from services.api.errors import BadRequest
-from services.api.submission import Job, Order, check_string_fields, priced, request_texts
+from services.api.submission import check_string_fields
 
 
 def parse_inputs(body: bytes, offer: Offer) -> dict[str, str]:
@@ -26,23 +27,6 @@ def parse_inputs(body: bytes, offer: Offer) -> dict[str, str]:
         )
     check_string_fields(data, offer.template.variables, noun="fields")
     return data
-
-
-def order_for(offer: Offer, inputs: dict[str, str]) -> Order:
-    """What submitting ``inputs`` to ``offer`` buys: its one job, at the offer's price (at
-    per-token prices, the most its prompt and the offer's output cap can cost)."""
-    prompt = offer.template.render(inputs)
-    price, pricing = priced(offer, input_texts=request_texts(prompt, None), max_output_tokens=None)
-    return Order(
-        name=f"{offer.service}/{offer.action}",
-        handler=offer.handler,
-        key=(str(offer.id), inputs),
-        inputs=inputs,
-        price=price,
-        jobs=(Job(offer, prompt, price),),
-        offer_id=offer.id,
-        pricing=pricing,
-    )
 
 
 def encode_cursor(created_at: datetime, request_id: uuid.UUID) -> str:

@@ -1,5 +1,6 @@
 """The one submission core every front door submits through (``service.Submitter``)."""
 
+from services.api.submission.orders import offer_order
 from services.api.submission.pricing import (
     charged_when_cancelled_streaming,
     priced,
@@ -38,6 +39,7 @@ __all__ = [
     "derive_request_id",
     "idempotency_key",
     "links_for",
+    "offer_order",
     "steps_of",
     "new_traceparent",
     "priced",

@@ -25,9 +25,9 @@ from libs.outcomes import (
     expire_due,
     record_outcomes,
 )
+from services.api import submission
 from services.api.catalog.service import OfferCatalog
 from services.api.errors import InsufficientCredits
-from services.api.requests import service as requests_service
 from tests.deals_support import load_deals_catalog, record_steps, submit_deal, submit_order
 from tests.support import ServerUrls
 
@@ -101,7 +101,7 @@ class LedgerMachine(RuleBasedStateMachine):
         async def submit() -> None:
             offer = await OfferCatalog(self.pool, refresh_s=60).get("demo", action)
             assert offer is not None
-            order = requests_service.order_for(offer, {"text": text})
+            order = submission.offer_order(offer, {"text": text})
             try:
                 submitted = await submit_order(self.pool, self.user_id, order)
             except InsufficientCredits:

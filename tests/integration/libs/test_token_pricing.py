@@ -31,9 +31,9 @@ from libs.catalog import (
 )
 from libs.db import create_pool
 from libs.outcomes import Ended, Started, expire_due, record_outcomes
+from services.api import submission
 from services.api.catalog.service import OfferCatalog
 from services.api.errors import InsufficientCredits
-from services.api.requests import service as requests_service
 from services.api.submission import Order, charged_when_cancelled_streaming
 from tests.deals_support import submit_order
 from tests.support import ServerUrls, create_user
@@ -235,7 +235,7 @@ async def _one_request(
         user_id = (await accounts.create_user(conn, name=f"u-{uuid.uuid4()}", credits=credits)).id
     offer = await OfferCatalog(pool, refresh_s=60).get("tok", "words")
     assert offer is not None
-    order = requests_service.order_for(offer, {"text": text})
+    order = submission.offer_order(offer, {"text": text})
     try:
         submitted = await submit_order(pool, user_id, order)
     except InsufficientCredits:
@@ -295,7 +295,7 @@ async def test_a_delivered_request_records_its_handlers_credits_as_its_cost(
     assert offer is not None
     ids = []
     for text in ("a", "b", "c"):
-        order = requests_service.order_for(offer, {"text": text})
+        order = submission.offer_order(offer, {"text": text})
         ids.append((await submit_order(db_pool, user.id, order)).id)
     rows = await record_outcomes(
         db_pool,
