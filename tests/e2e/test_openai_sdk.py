@@ -30,6 +30,7 @@ WORDS = "one two three four five six seven eight"
 EXTRA = CatalogSpec.model_validate(
     {
         "handlers": [
+            {"id": "echo.text"},
             {"id": "echo.stream"},
             {"id": "echo.delay"},
             {"id": "openai.chat", "params": {"integration": "fake", "model": "gpt-fake"}},
@@ -58,6 +59,16 @@ EXTRA = CatalogSpec.model_validate(
                 "price": 2,
                 "prompt_template": "{text}",
                 "handler": "openai.chat",
+            },
+            {
+                "service": "chat",
+                "action": "priced",
+                "price": 1,
+                "input_price": 100,
+                "output_price": 200,
+                "max_output_tokens": 100,
+                "prompt_template": "{text}",
+                "handler": "echo.text",
             },
             {
                 "service": "embed",
@@ -430,10 +441,12 @@ SLOW_STREAM = CatalogSpec.model_validate(
 async def test_a_token_priced_model_reserves_the_most_and_settles_the_usage(
     sdk: openai.AsyncOpenAI, db_pool: "asyncpg.Pool[Any]"
 ) -> None:
-    """demo/words: 1 credit, 100 per 1,000 input tokens, 200 per 1,000 output tokens, at most
+    """chat/priced: 1 credit, 100 per 1,000 input tokens, 200 per 1,000 output tokens, at most
     100 output tokens (echo.text counts a token a word)."""
     messages: Any = [{"role": "user", "content": "one two three"}]
-    answer = await sdk.chat.completions.create(model="demo/words", messages=messages, max_tokens=10)
+    answer = await sdk.chat.completions.create(
+        model="chat/priced", messages=messages, max_tokens=10
+    )
     assert answer.usage is not None
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (3, 3)
     # Reserved: 1 + ceil((20 input tokens at most * 100 + 10 * 200) / 1000) = 5, the input bound
@@ -441,4 +454,4 @@ async def test_a_token_priced_model_reserves_the_most_and_settles_the_usage(
     ledger = await _ledger(db_pool, _request_id(answer.id))
     assert ledger == {"reserve": 5, "settle": 2, "release": 3}
     with pytest.raises(openai.UnprocessableEntityError, match="at most 100"):
-        await sdk.chat.completions.create(model="demo/words", messages=messages, max_tokens=101)
+        await sdk.chat.completions.create(model="chat/priced", messages=messages, max_tokens=101)
