@@ -2,7 +2,7 @@
 stream, numbered so that a client that lost the connection resumes after the last event it saw,
 on any API replica.
 
-The numbering follows from the request alone: 0 ``response.created``; once it runs, 1
+The numbering follows from the request alone: 0 ``response.created``; once it has started, 1
 ``response.in_progress``, 2 ``response.output_item.added``, 3 ``response.content_part.added``;
 then one ``response.output_text.delta`` per chunk the worker wrote (chunk ``i`` is event
 ``4 + i``; an answer written at once is one delta); then the ``.done`` events and
@@ -115,8 +115,11 @@ class _Stream:
         self.first = first
         self.request_id: uuid.UUID = first["id"]
         self.starting_after = starting_after
-        self.where = {"item_id": _message_id(self.request_id), "output_index": 0}
-        self.where["content_index"] = 0
+        self.where = {
+            "item_id": _message_id(self.request_id),
+            "output_index": 0,
+            "content_index": 0,
+        }
         self.sequence = -1
         self.begun = False
         self.attempt: int | None = None
@@ -131,7 +134,7 @@ class _Stream:
     def opening(self) -> list[bytes]:
         out: list[bytes] = []
         self._numbered(out, "response.created", response=response(self.first))
-        if RequestStatus(self.first["status"]) is not RequestStatus.PENDING:
+        if self.first["started_at"] is not None:
             self._begin(out)
         return out
 
@@ -140,6 +143,7 @@ class _Stream:
             return
         self.begun = True
         running = response(self.first) | {"status": "in_progress", "output": [], "usage": None}
+        running["error"] = None  # as it was when it started, whatever it is now
         self._numbered(out, "response.in_progress", response=running)
         item = _item(self.request_id, [], done=False)
         self._numbered(out, "response.output_item.added", output_index=0, item=item)
@@ -161,6 +165,8 @@ class _Stream:
         out: list[bytes] = []
         row = final.row
         if final.status is not RequestStatus.SUCCEEDED:
+            if row["started_at"] is not None:
+                self._begin(out)
             self._failed(out, row, None)
             return out
         if self.written and row["attempt"] != self.attempt:
