@@ -25,8 +25,10 @@ from libs.ledger import movements as ledger
 # - ``done``: outcomes are recorded; success settles the reservation (it becomes spent),
 #   failure or cancellation refunds it (it returns to the balance): ``libs.ledger``. A success
 #   at per-token prices (``pricing``) settles what its usage costs, at most its reservation,
-#   and releases the rest. A delivered request (a success, or a cancel that charges what
-#   streamed) records what it cost the operator: its handler's ``credits``.
+#   and releases the rest; one whose handler reported no usage at all settles its reservation
+#   (what it was accepted at, when nothing says it cost less). A delivered request (a success,
+#   or a cancel that charges what streamed) records what it cost the operator: its handler's
+#   ``credits``.
 #   ``unseen_start``: the request was never written as running (its start came in the same
 #   batch, or in one not committed yet): started_at and finished_at are then the same now().
 #   A request cancelled before it started keeps no started_at.
@@ -60,6 +62,7 @@ WITH outcome AS (
 ), ended AS (
     SELECT d.user_id, d.id AS request_id, NULL::int AS step, d.status, d.price,
            coalesce(o.spent, CASE WHEN d.status = 'succeeded' AND d.pricing IS NOT NULL
+                                       AND d.usage IS NOT NULL
                                   THEN least({token_cost_sql("d.pricing", "d.usage")},
                                              d.price)::bigint END) AS spent
     FROM done d JOIN outcome o ON o.id = d.id
