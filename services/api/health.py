@@ -7,7 +7,7 @@ from pydantic import BaseModel
 from libs.logs import get_logger
 from libs.telemetry import quiet
 from services.api.deps import PoolDep, RedisDep
-from services.api.errors import ERROR_REF
+from services.api.error_docs import ERROR_REF
 
 log = get_logger(__name__)
 router = APIRouter(tags=["health"])

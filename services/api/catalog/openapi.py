@@ -24,7 +24,8 @@ from services.api.catalog.service import Offer
 from services.api.deals.dependencies import DealsDep
 from services.api.deals.openapi import with_deals
 from services.api.deps import CatalogDep
-from services.api.errors import NotFound, with_error_responses
+from services.api.error_docs import with_error_responses
+from services.api.errors import NotFound
 from services.api.hardening import docs_csp
 from services.api.submission import SUBMIT_ERRORS
 

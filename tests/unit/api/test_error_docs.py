@@ -19,9 +19,8 @@ from services.api.api import router
 from services.api.catalog.deals import Deal, DealStep
 from services.api.catalog.openapi import build_document, install_openapi
 from services.api.catalog.service import Offer
+from services.api.error_docs import ERROR_REF, INVALID_INPUTS_REF
 from services.api.errors import (
-    ERROR_REF,
-    INVALID_INPUTS_REF,
     Conflict,
     InsufficientCredits,
     InvalidInputs,
