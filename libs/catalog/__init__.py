@@ -1,6 +1,7 @@
 """The catalog as data: prompt templates, the declarative catalog file, and applying it."""
 
 from libs.catalog.apply import (
+    AliasTakenError,
     TokenPricedDealError,
     UnknownReferenceError,
     apply_catalog,
@@ -31,6 +32,7 @@ from libs.catalog.spec import (
 from libs.catalog.template import PromptTemplate, TemplateError
 
 __all__ = [
+    "AliasTakenError",
     "CatalogSpec",
     "DealSpec",
     "DealStepSpec",

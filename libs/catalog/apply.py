@@ -4,7 +4,8 @@ longer names is disabled, never deleted (requests keep pointing at it)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import asyncpg
@@ -30,14 +31,15 @@ ON CONFLICT (id) DO UPDATE SET
 
 _UPSERT_OFFER = """
 INSERT INTO offers (id, service, action, price, prompt_template, handler_id, create_qty,
-                    expiration, params, enabled, input_price, output_price, max_output_tokens)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                    expiration, params, enabled, input_price, output_price, max_output_tokens,
+                    aliases)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 ON CONFLICT (service, action) DO UPDATE SET
     price = EXCLUDED.price, prompt_template = EXCLUDED.prompt_template,
     handler_id = EXCLUDED.handler_id, create_qty = EXCLUDED.create_qty,
     expiration = EXCLUDED.expiration, params = EXCLUDED.params, enabled = EXCLUDED.enabled,
     input_price = EXCLUDED.input_price, output_price = EXCLUDED.output_price,
-    max_output_tokens = EXCLUDED.max_output_tokens
+    max_output_tokens = EXCLUDED.max_output_tokens, aliases = EXCLUDED.aliases
 """
 
 _UPSERT_DEAL = """
@@ -102,6 +104,24 @@ class TokenPricedDealError(ValueError):
     """A deal would name an offer with per-token prices: a deal's price is fixed at submission."""
 
 
+class AliasTakenError(ValueError):
+    """An enabled offer would have an alias another enabled offer has."""
+
+
+ALIASES_UNIQUE = "offers_aliases_unique"
+"""The constraint trigger that keeps an alias to one enabled offer (migration 0018)."""
+
+
+@contextmanager
+def _aliases_checked() -> Iterator[None]:
+    try:
+        yield
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == ALIASES_UNIQUE:
+            raise AliasTakenError(exc.args[0]) from exc
+        raise
+
+
 def handler_row(h: HandlerSpec) -> tuple[object, ...]:
     """The columns of ``h``, as ``_UPSERT_HANDLER`` takes them."""
     return (h.id, h.credits, h.params, h.max_concurrency, h.enabled)
@@ -122,6 +142,7 @@ def offer_row(o: OfferSpec) -> tuple[object, ...]:
         o.input_price,
         o.output_price,
         o.max_output_tokens,
+        list(o.aliases),
     )
 
 
@@ -151,13 +172,15 @@ async def upsert_handler(conn: PgConnection, h: HandlerSpec) -> bool:
 async def upsert_offer(conn: PgConnection, o: OfferSpec) -> bool:
     """Create or update one offer; True when it was created. Raises ``UnknownReferenceError``
     when its handler does not exist, ``TokenPricedDealError`` when it has token prices and an
-    enabled deal names it."""
+    enabled deal names it, ``AliasTakenError`` when it is enabled and another enabled offer has
+    one of its aliases."""
     if o.token_priced:
         _refuse_deal(await conn.fetchrow(_DEAL_NAMING, f"{o.service}/{o.action}"))
     try:
-        return bool(
-            await conn.fetchval(_UPSERT_OFFER + _RETURNING_CREATED, uuid.uuid4(), *offer_row(o))
-        )
+        with _aliases_checked():
+            return bool(
+                await conn.fetchval(_UPSERT_OFFER + _RETURNING_CREATED, uuid.uuid4(), *offer_row(o))
+            )
     except asyncpg.ForeignKeyViolationError as exc:
         raise UnknownReferenceError(f"unknown handler {o.handler!r}") from exc
 
@@ -222,9 +245,12 @@ async def apply_catalog(
     URLs in their params against the SSRF guard (``ssrf_allow``: what ``RELAI_SSRF_ALLOW`` lets
     through; an unsafe URL writes nothing); with ``prune``, also disable those it does not name.
     An enabled deal left naming a token-priced offer (one the file does not name, without
-    ``prune``) is a ``TokenPricedDealError``, and nothing is written."""
+    ``prune``) is a ``TokenPricedDealError``, an enabled offer the file does not name that has
+    one of its aliases (without ``prune``) an ``AliasTakenError``, and nothing is written."""
     await check_catalog_urls(spec, UrlPolicy.from_allow(ssrf_allow))
     async with conn.transaction():
+        # An alias may move from one offer to another: checked once every offer is written.
+        await conn.execute(f"SET CONSTRAINTS {ALIASES_UNIQUE} DEFERRED")
         await conn.executemany(
             _UPSERT_HANDLER,
             [handler_row(h) for h in spec.handlers],
@@ -236,3 +262,5 @@ async def apply_catalog(
             await conn.execute(_DISABLE_OFFERS, [f"{o.service}/{o.action}" for o in spec.offers])
             await conn.execute(_DISABLE_DEALS, [d.slug for d in spec.deals])
         _refuse_deal(await conn.fetchrow(_DEAL_NAMING_TOKEN_PRICED))
+        with _aliases_checked():
+            await conn.execute(f"SET CONSTRAINTS {ALIASES_UNIQUE} IMMEDIATE")

@@ -27,6 +27,10 @@ from libs.security.params import credential_problem
 _SLUG = r"^[a-z0-9][a-z0-9_-]*$"
 RESERVED_SERVICES = frozenset({"request", "requests"})
 """``/svc/request/{id}`` and ``/svc/requests`` belong to the requests API."""
+Alias = Annotated[
+    str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+]
+"""Another name of an offer (``gpt-4o-mini``): never a ``/``, so never a ``service/action``."""
 
 
 INT32_MAX = 2**31 - 1
@@ -196,6 +200,9 @@ class OfferSpec(_Entry):
     """Credits per 1,000 output tokens; needs ``max_output_tokens``."""
     max_output_tokens: Annotated[int, Field(ge=1, le=INT32_MAX), JSON_INTEGER] | None = None
     """The most output tokens a request may ask for, and what is reserved when it names none."""
+    aliases: list[Alias] = Field(default_factory=list)
+    """Other names the OpenAI-compatible door knows the offer by; each names one enabled
+    offer."""
 
     @property
     def token_priced(self) -> bool:
@@ -219,6 +226,16 @@ class OfferSpec(_Entry):
     def _service_is_not_reserved(cls, value: str) -> str:
         if value in RESERVED_SERVICES:
             raise ValueError(f"service name {value!r} is reserved by the API's own routes")
+        return value
+
+    @field_validator("aliases")
+    @classmethod
+    def _aliases_once(cls, value: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for alias in value:
+            if alias in seen:
+                raise ValueError(f"alias {alias!r} is listed twice")
+            seen.add(alias)
         return value
 
     @field_validator("prompt_template")
@@ -315,6 +332,24 @@ class CatalogSpec(BaseModel):
                     )
                 if name in token_priced:
                     raise ValueError(token_priced_in_deal(deal.slug, name))
+        return self
+
+    @model_validator(mode="after")
+    def _aliases_name_one_offer(self) -> "CatalogSpec":
+        """Among enabled offers, as the database holds it: a disabled offer keeps aliases that
+        another now has, and the catalog ``export_catalog`` reads stays a valid one."""
+        owners: dict[str, str] = {}
+        for offer in self.offers:
+            if not offer.enabled:
+                continue
+            name = f"{offer.service}/{offer.action}"
+            for alias in offer.aliases:
+                if alias in owners:
+                    raise ValueError(
+                        f"alias {alias!r} is listed twice: by offer {owners[alias]} and by "
+                        f"offer {name} (an alias names one enabled offer)"
+                    )
+                owners[alias] = name
         return self
 
     @model_validator(mode="after")

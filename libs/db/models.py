@@ -23,7 +23,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -132,6 +132,9 @@ class Offer(Base):
     """Credits per 1,000 output tokens, beside ``price``."""
     max_output_tokens: Mapped[int | None] = mapped_column(Integer)
     """The most output tokens a request may ask for, and what is reserved when it names none."""
+    aliases: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
+    """Other names of the offer at the OpenAI-compatible door. No two enabled offers share one:
+    the constraint trigger ``offers_aliases_unique`` (migration 0018) refuses it."""
 
 
 STATUSES = "('pending', 'running', 'succeeded', 'failed', 'expired', 'cancelled')"

@@ -11,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from libs.catalog import (
+    AliasTakenError,
     CatalogSpec,
     TokenPricedDealError,
     apply_catalog,
@@ -50,7 +51,7 @@ async def apply_catalog_at(database_url: str, spec: CatalogSpec) -> None:
     async with connect(database_url) as conn:
         try:
             await apply_catalog(conn, spec, ssrf_allow=get_settings().ssrf_allow)
-        except (UnsafeUrlError, TokenPricedDealError) as exc:
+        except (UnsafeUrlError, TokenPricedDealError, AliasTakenError) as exc:
             raise CliError(f"refused: {exc}") from exc
 
 

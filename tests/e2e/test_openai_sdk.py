@@ -59,6 +59,7 @@ EXTRA = CatalogSpec.model_validate(
                 "price": 2,
                 "prompt_template": "{text}",
                 "handler": "openai.chat",
+                "aliases": ["gpt-4o-mini"],
             },
             {
                 "service": "chat",
@@ -76,6 +77,7 @@ EXTRA = CatalogSpec.model_validate(
                 "price": 1,
                 "prompt_template": "{input}",
                 "handler": "openai.embeddings",
+                "aliases": ["text-embedding-3-small"],
             },
         ],
     }
@@ -228,6 +230,28 @@ async def test_embeddings_one_vector_per_input(sdk: openai.AsyncOpenAI) -> None:
         assert packed.embedding == pytest.approx(exact.embedding, rel=1e-6)  # float32
     with pytest.raises(openai.NotFoundError):
         await sdk.embeddings.create(model="chat/gpt", input="not an embedding model")
+
+
+async def test_a_model_alias_is_its_offer_under_the_name_a_client_knows(
+    sdk: openai.AsyncOpenAI, fake: FakeProvider, db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    owners = {m.id: m.owned_by async for m in sdk.models.list()}
+    assert (owners["gpt-4o-mini"], owners["text-embedding-3-small"]) == ("chat", "embed")
+    assert (await sdk.models.retrieve("gpt-4o-mini")).id == "gpt-4o-mini"
+    messages: Any = [{"role": "user", "content": "a name baked in"}]
+    answer = await sdk.chat.completions.create(model="gpt-4o-mini", messages=messages)
+    assert (answer.model, answer.choices[0].message.content) == (
+        "gpt-4o-mini",
+        "echo: a name baked in",
+    )
+    # Under the offer's own name, it is the same request: answered from it, not run again.
+    again = await sdk.chat.completions.create(model="chat/gpt", messages=messages)
+    assert (again.id, again.model) == (answer.id, "chat/gpt")
+    (call,) = fake.calls
+    assert call.body["model"] == "gpt-fake"  # the provider gets the offer's model, not the alias
+    assert await _ledger(db_pool, _request_id(answer.id)) == {"reserve": 2, "settle": 2}
+    vectors = await sdk.embeddings.create(model="text-embedding-3-small", input="alpha")
+    assert (vectors.model, len(vectors.data)) == ("text-embedding-3-small", 1)
 
 
 async def test_a_background_response_is_polled_until_completed(sdk: openai.AsyncOpenAI) -> None:

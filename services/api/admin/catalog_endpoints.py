@@ -1,6 +1,7 @@
 """Administration of the catalog: handlers, offers and deals. Every route needs the admin role
 (403). Bodies are the entries of the catalog file; an invalid template, an unknown handler or
-an unknown offer, or a deal naming an offer with token prices, is 422 and writes nothing. API
+an unknown offer, a deal naming an offer with token prices, or an alias another enabled offer
+has, is 422 and writes nothing. API
 processes see a change within ``RELAI_CATALOG_REFRESH_S`` (a new name at once)."""
 
 from typing import Any, Literal
@@ -68,7 +69,8 @@ async def put_handler(
         **CREATED,
         422: {
             "description": "An invalid template, an unknown handler, token prices for an offer "
-            "an enabled deal names, or params as for a handler"
+            "an enabled deal names, an alias another enabled offer has, or params as for a "
+            "handler"
         },
     },
 )
@@ -76,12 +78,16 @@ async def put_offer(
     body: OfferSpec, _: AdminUser, pool: PoolDep, settings: SettingsDep, response: Response
 ) -> OfferSpec:
     """Create (201) or update (200) the offer ``body.service/body.action``; 422 as for a
-    handler."""
+    handler, and when another enabled offer has one of its aliases (the error names both)."""
     await _check_urls(f"offer {body.service}/{body.action}", body.params, settings)
     async with pool.acquire() as conn:
         try:
             _created(response, await catalog.upsert_offer(conn, body))
-        except (catalog.UnknownReferenceError, catalog.TokenPricedDealError) as exc:
+        except (
+            catalog.UnknownReferenceError,
+            catalog.TokenPricedDealError,
+            catalog.AliasTakenError,
+        ) as exc:
             raise InvalidInputs(str(exc)) from exc
     return body
 

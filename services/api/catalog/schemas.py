@@ -51,6 +51,8 @@ class OfferView(BaseModel):
     most it can cost (its input counted as one token per UTF-8 byte, and this many output
     tokens) and is charged what its usage costs."""
     create_qty: int
+    aliases: list[str]
+    """Other names of the offer, as a ``model`` at the OpenAI-compatible door (``/v1``)."""
     inputs: InputsSchema
     links: OfferLinks
 
@@ -85,6 +87,7 @@ def offer_view(offer: Offer) -> OfferView:
         output_price=None if offer.output_price is None else json_number(offer.output_price),
         max_output_tokens=offer.max_output_tokens,
         create_qty=offer.create_qty,
+        aliases=list(offer.aliases),
         inputs=inputs_schema(offer),
         links=OfferLinks(submit=submit_path(offer.service, offer.action)),
     )

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -33,6 +34,8 @@ class Offer:
     """Credits per 1,000 output tokens, beside ``price``."""
     max_output_tokens: int | None = None
     """The most output tokens a request may ask for, and what is reserved when it names none."""
+    aliases: tuple[str, ...] = ()
+    """Other names of the offer at the OpenAI-compatible door; one enabled offer has each."""
 
     @property
     def token_priced(self) -> bool:
@@ -52,18 +55,26 @@ class OfferCatalog:
         self._pool = pool
         self._refresh_s = refresh_s
         self._offers: dict[tuple[str, str], Offer] = {}
+        self._aliases: dict[str, Offer] = {}
         self._listing: tuple[Offer, ...] = ()
         self._loaded_at = float("-inf")
         self._lock = asyncio.Lock()
 
     async def get(self, service: str, action: str) -> Offer | None:
+        return await self._lookup(lambda: self._offers.get((service, action)))
+
+    async def by_alias(self, name: str) -> Offer | None:
+        """The offer one of whose aliases is ``name``."""
+        return await self._lookup(lambda: self._aliases.get(name))
+
+    async def _lookup(self, find: Callable[[], Offer | None]) -> Offer | None:
         age = time.monotonic() - self._loaded_at
         if age > self._refresh_s:
             await self._reload()
-        offer = self._offers.get((service, action))
+        offer = find()
         if offer is None and age > self._MISS_RELOAD_S:
             await self._reload()
-            offer = self._offers.get((service, action))
+            offer = find()
         return offer
 
     async def list_offers(self) -> tuple[Offer, ...]:
@@ -79,6 +90,7 @@ class OfferCatalog:
                 return
             rows = await repository.enabled_offers(self._pool)
             self._offers = {}
+            self._aliases = {}
             for r in rows:
                 try:
                     template = PromptTemplate.parse(r["prompt_template"])
@@ -98,7 +110,7 @@ class OfferCatalog:
                         error="an output_price without max_output_tokens",
                     )
                     continue
-                self._offers[(r["service"], r["action"])] = Offer(
+                offer = Offer(
                     id=r["id"],
                     service=r["service"],
                     action=r["action"],
@@ -110,7 +122,10 @@ class OfferCatalog:
                     input_price=r["input_price"],
                     output_price=r["output_price"],
                     max_output_tokens=r["max_output_tokens"],
+                    aliases=tuple(r["aliases"]),
                 )
+                self._offers[(offer.service, offer.action)] = offer
+                self._aliases.update(dict.fromkeys(offer.aliases, offer))
             self._listing = tuple(
                 sorted(self._offers.values(), key=lambda o: (o.service, o.action))
             )

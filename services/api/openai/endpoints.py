@@ -41,9 +41,9 @@ router = APIRouter(prefix="/v1", tags=["openai"], include_in_schema=False)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def _model(offer: Any) -> dict[str, Any]:
+def _model(offer: Any, name: str) -> dict[str, Any]:
     return {
-        "id": service.model_id(offer),
+        "id": name,
         "object": "model",
         "created": 0,
         "owned_by": offer.service,
@@ -52,19 +52,33 @@ def _model(offer: Any) -> dict[str, Any]:
 
 @router.get("/models")
 async def list_models(_: CurrentUser, catalog: CatalogDep) -> dict[str, Any]:
-    """The chat and embedding models: enabled offers, by ``service/action``."""
-    return {"object": "list", "data": [_model(o) for o in await service.models(catalog)]}
+    """The chat and embedding models: enabled offers, by ``service/action`` and by each of
+    their aliases."""
+    data = [
+        _model(offer, name)
+        for offer in await service.models(catalog)
+        for name in service.model_names(offer)
+    ]
+    return {"object": "list", "data": data}
+
+
+async def _one_model(catalog: CatalogDep, name: str) -> dict[str, Any]:
+    offer = await service.named(catalog, name)
+    if offer is None or not (service.is_chat(offer) or service.is_embedding(offer)):
+        raise service.ModelNotFound(f"the model {name!r} does not exist", param="model")
+    return _model(offer, name)
+
+
+@router.get("/models/{model_id}")
+async def get_model_by_alias(model_id: str, _: CurrentUser, catalog: CatalogDep) -> dict[str, Any]:
+    return await _one_model(catalog, model_id)
 
 
 @router.get("/models/{service_name}/{action}")
 async def get_model(
     service_name: str, action: str, _: CurrentUser, catalog: CatalogDep
 ) -> dict[str, Any]:
-    name = f"{service_name}/{action}"
-    for offer in await service.models(catalog):
-        if service.model_id(offer) == name:
-            return _model(offer)
-    raise service.ModelNotFound(f"the model {name!r} does not exist", param="model")
+    return await _one_model(catalog, f"{service_name}/{action}")
 
 
 async def _final(request: Request, user: Principal, request_id: Any) -> Final:
@@ -138,13 +152,13 @@ async def create_response(
     done = await service.submit(request, user, order)
     state = app_state(request)
     if body.stream:
-        return await _stream(request, user, done.id, starting_after=-1)
+        return await _stream(request, user, done.id, starting_after=-1, model=body.model)
     if body.background:
         row = await repository.get_view(state.pool, done.id, user.id)
         assert row is not None
-        return JSONResponse(responses.response(row, background=True))
+        return JSONResponse(responses.response(row, background=True, model=body.model))
     final = await _final(request, user, done.id)
-    return JSONResponse(responses.response(final.row, background=False))
+    return JSONResponse(responses.response(final.row, background=False, model=body.model))
 
 
 async def _row(request: Request, user: Principal, response_id: str) -> Any:
@@ -156,7 +170,12 @@ async def _row(request: Request, user: Principal, response_id: str) -> Any:
 
 
 async def _stream(
-    request: Request, user: Principal, request_id: Any, *, starting_after: int
+    request: Request,
+    user: Principal,
+    request_id: Any,
+    *,
+    starting_after: int,
+    model: str | None = None,
 ) -> StreamingResponse:
     state = app_state(request)
     row = await repository.get_view(state.pool, request_id, user.id)
@@ -164,7 +183,7 @@ async def _stream(
     items = follow(
         state.pool, state.redis, state.hub, request_id, user.id, wait_s=state.settings.openai_wait_s
     )
-    stream = responses.events(row, items, starting_after=starting_after)
+    stream = responses.events(row, items, starting_after=starting_after, model=model)
     return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
 
 

@@ -70,8 +70,12 @@ def _item(request_id: uuid.UUID, texts: list[str], *, done: bool) -> dict[str, A
     }
 
 
-def response(row: asyncpg.Record, *, background: bool | None = None) -> dict[str, Any]:
-    """The ``response`` object of the request ``row`` (its view), in its current state."""
+def response(
+    row: asyncpg.Record, *, background: bool | None = None, model: str | None = None
+) -> dict[str, Any]:
+    """The ``response`` object of the request ``row`` (its view), in its current state;
+    ``model`` is the name it was asked under (an alias is not recorded: its offer's
+    ``service/action`` otherwise)."""
     status = RequestStatus(row["status"])
     request_id: uuid.UUID = row["id"]
     output: list[dict[str, Any]] = []
@@ -90,7 +94,7 @@ def response(row: asyncpg.Record, *, background: bool | None = None) -> dict[str
         "incomplete_details": None,
         "instructions": None,
         "max_output_tokens": None,
-        "model": f"{row['service']}/{row['action']}",
+        "model": model or f"{row['service']}/{row['action']}",
         "output": output,
         "parallel_tool_calls": False,
         "temperature": None,
@@ -111,8 +115,9 @@ class _Stream:
     """The numbered events of one request, built as its chunks and its end arrive; only
     those numbered after ``starting_after`` are kept."""
 
-    def __init__(self, first: asyncpg.Record, starting_after: int) -> None:
+    def __init__(self, first: asyncpg.Record, starting_after: int, model: str | None) -> None:
         self.first = first
+        self.model = model
         self.request_id: uuid.UUID = first["id"]
         self.starting_after = starting_after
         self.where = {
@@ -126,6 +131,9 @@ class _Stream:
         self.written = 0
         """Chunks passed on (before ``starting_after`` included)."""
 
+    def _response(self, row: asyncpg.Record) -> dict[str, Any]:
+        return response(row, model=self.model)
+
     def _numbered(self, out: list[bytes], kind: str, **fields: Any) -> None:
         self.sequence += 1
         if self.sequence > self.starting_after:
@@ -133,7 +141,7 @@ class _Stream:
 
     def opening(self) -> list[bytes]:
         out: list[bytes] = []
-        self._numbered(out, "response.created", response=response(self.first))
+        self._numbered(out, "response.created", response=self._response(self.first))
         if self.first["started_at"] is not None:
             self._begin(out)
         return out
@@ -142,8 +150,12 @@ class _Stream:
         if self.begun:
             return
         self.begun = True
-        running = response(self.first) | {"status": "in_progress", "output": [], "usage": None}
-        running["error"] = None  # as it was when it started, whatever it is now
+        running = self._response(self.first) | {
+            "status": "in_progress",
+            "output": [],
+            "usage": None,
+            "error": None,  # as it was when it started, whatever it is now
+        }
         self._numbered(out, "response.in_progress", response=running)
         item = _item(self.request_id, [], done=False)
         self._numbered(out, "response.output_item.added", output_index=0, item=item)
@@ -176,7 +188,7 @@ class _Stream:
         text = next(iter(_texts(row["results"])), "")
         if not self.written:
             self._numbered(out, "response.output_text.delta", delta=text, **self.where)
-        done = response(row)
+        done = self._response(row)
         self._numbered(out, "response.output_text.done", text=text, **self.where)
         self._numbered(out, "response.content_part.done", part=_part(text), **self.where)
         item = done["output"][0] if done["output"] else _item(self.request_id, [text], done=True)
@@ -185,7 +197,7 @@ class _Stream:
         return out
 
     def _failed(self, out: list[bytes], row: asyncpg.Record, message: str | None) -> None:
-        body = response(row)
+        body = self._response(row)
         if message is not None:
             body |= {"status": "failed", "error": {"code": "server_error", "message": message}}
         self._numbered(out, "response.failed", response=body)
@@ -203,11 +215,12 @@ async def events(
     items: AsyncIterator[Chunk | Tick | Final],
     *,
     starting_after: int = -1,
+    model: str | None = None,
 ) -> AsyncIterator[bytes]:
     """The request's events after number ``starting_after``: ``first`` is its row when the
     stream was asked for, ``items`` what follows it (``follow``, from its first chunk). A
     stream that outlives the wait just ends: resume it with ``starting_after``."""
-    stream = _Stream(first, starting_after)
+    stream = _Stream(first, starting_after, model)
     for event in stream.opening():
         yield event
     try:

@@ -1,9 +1,10 @@
 """What the OpenAI-compatible door asks of the core: the offers its clients call ``model``, and
 the Relai request every call becomes, submitted through the one submission core.
 
-Model ids are offers' ``service/action``. An offer whose prompt template takes one variable is a
-chat model: the conversation's last (user) turn fills it, and the turns go to the handler with
-it. An offer of one variable whose handler's method is ``embeddings`` is an embedding model."""
+Model ids are offers' ``service/action``, and the aliases the catalog gives them (names without
+a ``/``). An offer whose prompt template takes one variable is a chat model: the conversation's
+last (user) turn fills it, and the turns go to the handler with it. An offer of one variable
+whose handler's method is ``embeddings`` is an embedding model."""
 
 from __future__ import annotations
 
@@ -49,15 +50,28 @@ def model_id(offer: Offer) -> str:
     return f"{offer.service}/{offer.action}"
 
 
+def model_names(offer: Offer) -> tuple[str, ...]:
+    """Every name the offer is a model by: its ``service/action``, then its aliases."""
+    return (model_id(offer), *offer.aliases)
+
+
 async def models(catalog: OfferCatalog) -> list[Offer]:
     return [o for o in await catalog.list_offers() if is_chat(o) or is_embedding(o)]
 
 
+async def named(catalog: OfferCatalog, name: str) -> Offer | None:
+    """The enabled offer ``name`` names: ``service/action``, or one of its aliases."""
+    if "/" not in name:
+        return await catalog.by_alias(name)
+    service, _, action = name.partition("/")
+    return await catalog.get(service, action) if service and action else None
+
+
 async def model(catalog: OfferCatalog, name: str, *, embedding: bool = False) -> Offer:
     """The offer a client names as ``model``; 404 (``model_not_found``) when there is no such
-    enabled chat (or embedding) model."""
-    service, _, action = name.partition("/")
-    offer = await catalog.get(service, action) if service and action else None
+    enabled chat (or embedding) model. Under an alias, the request is the one its
+    ``service/action`` names."""
+    offer = await named(catalog, name)
     if offer is None or (is_embedding(offer) if embedding else is_chat(offer)) is False:
         kind = "embedding model" if embedding else "chat model"
         raise ModelNotFound(

@@ -97,6 +97,8 @@ async def test_admin_creates_updates_and_disables_the_catalog(
         ("/admin/offers", {**OFFER, "service": "requests"}, "reserved"),
         ("/admin/offers", {**OFFER, "output_price": 1}, "needs max_output_tokens"),
         ("/admin/offers", {**OFFER, "input_price": "0.5"}, "input_price: Input should be"),
+        ("/admin/offers", {**OFFER, "aliases": ["demo/ask"]}, "aliases.0: String should match"),
+        ("/admin/offers", {**OFFER, "aliases": ["x", "x"]}, "alias 'x' is listed twice"),
         ("/admin/deals", {"slug": "d", "offers": ["text/nope"]}, "unknown offers: text/nope"),
         (
             "/admin/deals",
@@ -160,3 +162,32 @@ async def test_token_prices_round_trip_and_keep_out_of_deals(
     assert r.status_code == 422, r.text
     assert "deal 'd' names offer 'text/shout'" in r.json()["detail"]
     assert await db_pool.fetchval("SELECT input_price FROM offers") is None
+
+
+async def test_aliases_round_trip_and_name_one_enabled_offer(
+    admin_api: Api, root: NewUser, alice: NewUser, db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    client, headers = admin_api.client, auth(root)
+    await client.put("/admin/handlers", json={"id": "echo.text"}, headers=headers)
+    named = {**OFFER, "aliases": ["gpt-4o", "shouter"]}
+    r = await client.put("/admin/offers", json=named, headers=headers)
+    assert r.status_code == 201, r.text
+    assert r.json()["aliases"] == ["gpt-4o", "shouter"]
+    (exported,) = (await client.get("/admin/catalog", headers=headers)).json()["offers"]
+    assert exported == named
+    offer = (await client.get("/svc/text/shout", headers=auth(alice))).json()
+    assert offer["aliases"] == ["gpt-4o", "shouter"]
+
+    other = {**OFFER, "action": "whisper", "aliases": ["quiet", "gpt-4o"]}
+    r = await client.put("/admin/offers", json=other, headers=headers)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"] == (
+        "offer text/whisper cannot have the alias 'gpt-4o': the offer text/shout has it"
+    )
+    assert await _counts(db_pool) == (1, 1, 0)
+    # Disabled, the first lets its aliases go.
+    await client.post("/admin/offers/text/shout/disable", headers=headers)
+    assert (await client.put("/admin/offers", json=other, headers=headers)).status_code == 201
+    await asyncio.sleep(0.3)  # the API reloads its catalog every 0.1 s here
+    listed = (await client.get("/svc", headers=auth(alice))).json()
+    assert [(o["action"], o["aliases"]) for o in listed] == [("whisper", ["quiet", "gpt-4o"])]

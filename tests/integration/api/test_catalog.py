@@ -20,6 +20,7 @@ OFFER_KEYS = {
     "output_price",
     "max_output_tokens",
     "create_qty",
+    "aliases",
     "inputs",
     "links",
 }
@@ -67,6 +68,7 @@ async def test_listing_shows_every_enabled_offer_and_no_operator_fields(
         "output_price": None,
         "max_output_tokens": None,
         "create_qty": 1,
+        "aliases": [],
         "inputs": {
             "type": "object",
             "properties": {

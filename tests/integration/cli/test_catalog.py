@@ -12,7 +12,7 @@ DEMO = ROOT / "catalog" / "demo.yaml"
 
 OFFERS = """SELECT o.id, o.service, o.action, o.price, o.prompt_template, o.handler_id,
                   o.params, o.create_qty, o.expiration, o.enabled, o.input_price,
-                  o.output_price, o.max_output_tokens
+                  o.output_price, o.max_output_tokens, o.aliases
            FROM offers o ORDER BY service, action"""
 DEALS = "SELECT * FROM deals ORDER BY slug"
 
@@ -58,6 +58,7 @@ async def test_demo_catalog_applies_idempotently(
         "demo/stream": (1, "{text}", "echo.stream"),
         "demo/words": (1, "{text}", "echo.text"),
     }
+    assert {o["action"]: o["aliases"] for o in before if o["aliases"]} == {"ask": ["relai-echo"]}
     slow = next(o for o in before if o["action"] == "slow")
     assert slow["params"] == {"delay_ms": 1000}
     words = next(o for o in before if o["action"] == "words")
