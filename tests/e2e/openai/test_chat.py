@@ -1,12 +1,9 @@
 """The official ``openai`` SDK, unchanged, pointed at Relai by ``base_url``, against the real
-processes (``relai-api --workers 2``, two ``relai-worker``): models, chat completions with and
-without streaming, background responses with cancel and resume, embeddings, the typed errors,
-and every call a durable request charged once."""
+processes (``relai-api --workers 2``, two ``relai-worker``): models and aliases, chat
+completions with and without streaming, embeddings, the typed errors, idempotency and retries,
+per-token prices; every call a durable request charged once."""
 
-import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -15,110 +12,12 @@ import httpx2  # the HTTP client the openai SDK is built on
 import openai
 import pytest
 
-from libs.catalog import CatalogSpec, apply_catalog
-from services.cli.launcher import ChildSpec, console_script
-from tests.e2e.conftest import WORKERS, Stack, bootstrap
-from tests.e2e.providers import KEY, PROVIDER_ENV, integration
+from tests.e2e.conftest import Stack
+from tests.e2e.openai.conftest import WORDS, ledger_of, request_id_of
+from tests.e2e.providers import KEY
 from tests.fakes.provider import FakeProvider
-from tests.integration.api.conftest import free_port
-from tests.support import ServerUrls
 
 pytestmark = pytest.mark.e2e
-
-WORDS = "one two three four five six seven eight"
-
-EXTRA = CatalogSpec.model_validate(
-    {
-        "handlers": [
-            {"id": "echo.text"},
-            {"id": "echo.stream"},
-            {"id": "echo.delay"},
-            {"id": "openai.chat", "params": {"integration": "fake", "model": "gpt-fake"}},
-            {"id": "openai.embeddings", "params": {"integration": "fake", "model": "emb-fake"}},
-        ],
-        "offers": [
-            {
-                "service": "chat",
-                "action": "words",
-                "price": 1,
-                "prompt_template": "{text}",
-                "handler": "echo.stream",
-                "params": {"delay_ms": 20},
-            },
-            {
-                "service": "chat",
-                "action": "slow",
-                "price": 3,
-                "prompt_template": "{text}",
-                "handler": "echo.delay",
-                "params": {"delay_ms": 60_000},
-            },
-            {
-                "service": "chat",
-                "action": "gpt",
-                "price": 2,
-                "prompt_template": "{text}",
-                "handler": "openai.chat",
-                "aliases": ["gpt-4o-mini"],
-            },
-            {
-                "service": "chat",
-                "action": "priced",
-                "price": 1,
-                "input_price": 100,
-                "output_price": 200,
-                "max_output_tokens": 100,
-                "prompt_template": "{text}",
-                "handler": "echo.text",
-            },
-            {
-                "service": "embed",
-                "action": "small",
-                "price": 1,
-                "prompt_template": "{input}",
-                "handler": "openai.embeddings",
-                "aliases": ["text-embedding-3-small"],
-            },
-        ],
-    }
-)
-
-
-@pytest.fixture
-def stack_env(stack_env: dict[str, str]) -> dict[str, str]:
-    return {**stack_env, **PROVIDER_ENV}
-
-
-@pytest.fixture
-async def catalog(
-    fake: FakeProvider, servers: ServerUrls, db_pool: "asyncpg.Pool[Any]", stack: Stack
-) -> AsyncIterator[None]:
-    """The demo catalog (the stack's) with the offers above, and the operator's integration
-    ``fake`` (the fake provider) that the workers follow."""
-    async with integration(db_pool, servers, name="fake", url=fake.url):
-        async with db_pool.acquire() as conn:
-            await apply_catalog(conn, EXTRA, prune=False, ssrf_allow=["127.0.0.1"])
-        yield
-
-
-@pytest.fixture
-async def sdk(stack: Stack, catalog: None) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(
-        base_url=f"{stack.url}/v1", api_key=stack.user.api_key, timeout=60
-    ) as client:
-        yield client
-
-
-async def _ledger(pool: "asyncpg.Pool[Any]", request_id: uuid.UUID) -> dict[str, int]:
-    rows = await pool.fetch(
-        "SELECT kind, sum(amount) AS amount FROM credit_ledger WHERE request_id = $1 GROUP BY kind",
-        request_id,
-    )
-    return {r["kind"]: int(r["amount"]) for r in rows}
-
-
-def _request_id(openai_id: str) -> uuid.UUID:
-    return uuid.UUID(openai_id.rpartition("-")[2].removeprefix("resp_"))
 
 
 async def test_models_lists_the_chat_and_embedding_offers(sdk: openai.AsyncOpenAI) -> None:
@@ -165,8 +64,8 @@ async def test_a_chat_completion_streamed_assembles_to_the_answer_and_is_one_req
     assert answer.choices[0].message.content == WORDS
     assert answer.usage is not None
     assert answer.usage.total_tokens > 0
-    request_id = _request_id(completion_id)
-    assert await _ledger(db_pool, request_id) == {"reserve": 1, "settle": 1}
+    request_id = request_id_of(completion_id)
+    assert await ledger_of(db_pool, request_id) == {"reserve": 1, "settle": 1}
     async with httpx.AsyncClient(base_url=stack.url, headers=stack.headers) as client:
         view = (await client.get(f"/svc/request/{request_id}")).json()
     assert (view["service"], view["action"], view["status"]) == ("chat", "words", "succeeded")
@@ -249,61 +148,9 @@ async def test_a_model_alias_is_its_offer_under_the_name_a_client_knows(
     assert (again.id, again.model) == (answer.id, "chat/gpt")
     (call,) = fake.calls
     assert call.body["model"] == "gpt-fake"  # the provider gets the offer's model, not the alias
-    assert await _ledger(db_pool, _request_id(answer.id)) == {"reserve": 2, "settle": 2}
+    assert await ledger_of(db_pool, request_id_of(answer.id)) == {"reserve": 2, "settle": 2}
     vectors = await sdk.embeddings.create(model="text-embedding-3-small", input="alpha")
     assert (vectors.model, len(vectors.data)) == ("text-embedding-3-small", 1)
-
-
-async def test_a_background_response_is_polled_until_completed(sdk: openai.AsyncOpenAI) -> None:
-    created = await sdk.responses.create(model="chat/words", input=WORDS, background=True)
-    assert created.status in ("queued", "in_progress")
-    deadline = time.monotonic() + 30
-    response = created
-    while response.status in ("queued", "in_progress"):
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.05)
-        response = await sdk.responses.retrieve(created.id)
-    assert response.status == "completed"
-    assert response.output_text == WORDS
-    # Without background, the same call answers once it has ended.
-    again = await sdk.responses.create(model="chat/words", input=WORDS)
-    assert (again.id, again.status, again.output_text) == (created.id, "completed", WORDS)
-
-
-async def test_a_background_response_is_cancelled_and_refunded(
-    sdk: openai.AsyncOpenAI, db_pool: "asyncpg.Pool[Any]"
-) -> None:
-    created = await sdk.responses.create(model="chat/slow", input="take your time", background=True)
-    cancelled = await sdk.responses.cancel(created.id)
-    assert cancelled.status == "cancelled"
-    assert (await sdk.responses.retrieve(created.id)).status == "cancelled"
-    assert (await sdk.responses.cancel(created.id)).status == "cancelled"
-    assert await _ledger(db_pool, _request_id(created.id)) == {"reserve": 3, "refund": 3}
-
-
-async def test_a_dropped_stream_resumes_after_the_last_event_seen(
-    sdk: openai.AsyncOpenAI,
-) -> None:
-    text = " ".join(f"w{i}" for i in range(40))
-    created = await sdk.responses.create(model="chat/words", input=text, background=True)
-    seen: list[Any] = []
-    stream = await sdk.responses.retrieve(created.id, stream=True)
-    async for event in stream:
-        seen.append(event)
-        if event.type == "response.output_text.delta" and len(seen) >= 8:
-            break
-    await stream.close()  # the connection drops mid-answer
-    last = seen[-1].sequence_number
-
-    resumed = await sdk.responses.retrieve(created.id, stream=True, starting_after=last)
-    rest = [event async for event in resumed]
-    numbers = [e.sequence_number for e in seen + rest]
-    assert numbers == list(range(len(numbers)))  # nothing lost, nothing repeated
-    assert rest[0].sequence_number == last + 1
-    deltas = [e.delta for e in seen + rest if e.type == "response.output_text.delta"]
-    assert "".join(deltas) == text
-    assert rest[-1].type == "response.completed"
-    assert rest[-1].response.output_text == text
 
 
 async def test_errors_raise_the_sdk_typed_exceptions(sdk: openai.AsyncOpenAI, stack: Stack) -> None:
@@ -346,7 +193,7 @@ async def test_an_idempotency_key_replays_and_refuses_another_body(
         await sdk.chat.completions.create(
             model="demo/ask", messages=[{"role": "user", "content": "other"}], extra_headers=key
         )
-    assert await _ledger(db_pool, _request_id(first.id)) == {"reserve": 1, "settle": 1}
+    assert await ledger_of(db_pool, request_id_of(first.id)) == {"reserve": 1, "settle": 1}
 
 
 class _LoseFirstAnswer(httpx2.AsyncBaseTransport):
@@ -387,79 +234,9 @@ async def test_a_retried_call_runs_and_is_charged_once(
         )
     assert transport.calls == 2
     assert answer.choices[0].message.content == text
-    assert await _ledger(db_pool, _request_id(answer.id)) == {"reserve": 1, "settle": 1}
+    assert await ledger_of(db_pool, request_id_of(answer.id)) == {"reserve": 1, "settle": 1}
     count = await db_pool.fetchval("SELECT count(*) FROM requests WHERE prompt = $1", text)
     assert count == 1
-
-
-async def test_a_worker_killed_mid_stream_ends_the_request_once_and_the_stream_in_an_error(
-    stack: Stack, catalog: None, db_pool: "asyncpg.Pool[Any]"
-) -> None:
-    """kill -9 of the workers while a completion streams: the client gets an error event (not
-    a hang), recon re-drives the request to a new worker, and it ends exactly once."""
-    async with db_pool.acquire() as conn:
-        await apply_catalog(conn, SLOW_STREAM, prune=False)
-    recon_env = {
-        "RELAI_RECON_PORT": str(free_port()),
-        "RELAI_RECON_COMPLETION_INTERVAL_S": "0.5",
-        "RELAI_RECON_STUCK_AFTER_S": "3",
-        **bootstrap("recon"),
-    }
-    stack.supervisor.start(ChildSpec("relai-recon", [console_script("relai-recon")], recon_env))
-    text = " ".join(f"word{i}" for i in range(30))
-    async with openai.AsyncOpenAI(
-        base_url=f"{stack.url}/v1", api_key=stack.user.api_key, timeout=60, max_retries=0
-    ) as client:
-        stream = await client.chat.completions.create(
-            model="chat/crawl", messages=[{"role": "user", "content": text}], stream=True
-        )
-        pieces: list[str] = []
-        ids: set[str] = set()
-
-        async def read() -> None:
-            async for chunk in stream:
-                ids.add(chunk.id)
-                if chunk.choices and chunk.choices[0].delta.content:
-                    pieces.append(chunk.choices[0].delta.content)
-                    if len(pieces) == 3:
-                        for n in range(1, WORKERS + 1):
-                            stack.kill(f"relai-worker-{n}")
-                        worker = [console_script("relai-worker")]
-                        spec = ChildSpec("relai-worker-new", worker, bootstrap("worker"))
-                        stack.supervisor.start(spec)
-
-        with pytest.raises(openai.APIError, match="started over"):
-            await read()
-        (completion_id,) = ids
-        request_id = _request_id(completion_id)
-    assert "".join(pieces) == text[: len("".join(pieces))]
-
-    deadline = time.monotonic() + 60
-    while (
-        status := await db_pool.fetchval("SELECT status FROM requests WHERE id = $1", request_id)
-    ) != "succeeded":
-        assert time.monotonic() < deadline, status
-        await asyncio.sleep(0.2)
-    assert await _ledger(db_pool, request_id) == {"reserve": 1, "settle": 1}
-    results = await db_pool.fetchval("SELECT results FROM requests WHERE id = $1", request_id)
-    assert results == [text]
-
-
-SLOW_STREAM = CatalogSpec.model_validate(
-    {
-        "handlers": [{"id": "echo.stream"}],
-        "offers": [
-            {
-                "service": "chat",
-                "action": "crawl",
-                "price": 1,
-                "prompt_template": "{text}",
-                "handler": "echo.stream",
-                "params": {"delay_ms": 200},
-            }
-        ],
-    }
-)
 
 
 async def test_a_token_priced_model_reserves_the_most_and_settles_the_usage(
@@ -475,7 +252,7 @@ async def test_a_token_priced_model_reserves_the_most_and_settles_the_usage(
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (3, 3)
     # Reserved: 1 + ceil((20 input tokens at most * 100 + 10 * 200) / 1000) = 5, the input bound
     # being its 13 bytes + 4 + 3; settled: 1 + ceil((3 * 100 + 3 * 200) / 1000) = 2.
-    ledger = await _ledger(db_pool, _request_id(answer.id))
+    ledger = await ledger_of(db_pool, request_id_of(answer.id))
     assert ledger == {"reserve": 5, "settle": 2, "release": 3}
     with pytest.raises(openai.UnprocessableEntityError, match="at most 100"):
         await sdk.chat.completions.create(model="chat/priced", messages=messages, max_tokens=101)
