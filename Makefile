@@ -51,6 +51,7 @@ docs: install ## Regenerate docs/settings.md from the settings classes
 bench: install ## Run the benchmarks and print comparable figures
 	$(VENV)/python -m bench
 	$(VENV)/python -m bench.submit_path --users 100
+	$(VENV)/python -m bench.openai_door
 
 e2e: install ## Only the end-to-end tests (real api, worker and recon processes)
 	$(VENV)/pytest -m e2e tests/e2e

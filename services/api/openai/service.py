@@ -72,7 +72,7 @@ async def model(catalog: OfferCatalog, name: str, *, embedding: bool = False) ->
     enabled chat (or embedding) model. Under an alias, the request is the one its
     ``service/action`` names."""
     offer = await named(catalog, name)
-    if offer is None or (is_embedding(offer) if embedding else is_chat(offer)) is False:
+    if offer is None or not (is_embedding(offer) if embedding else is_chat(offer)):
         kind = "embedding model" if embedding else "chat model"
         raise ModelNotFound(
             f"the {kind} {name!r} does not exist; GET /v1/models lists them", param="model"
