@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import openai
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -28,6 +29,11 @@ class Api:
     @property
     def ws_url(self) -> str:
         return self.url.replace("http://", "ws://")
+
+    def openai(self, key: str) -> openai.AsyncOpenAI:
+        """The official ``openai`` SDK on this API's ``/v1``, retrying nothing (a test sees
+        each answer)."""
+        return openai.AsyncOpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0)
 
 
 def free_port() -> int:

@@ -37,15 +37,11 @@ async def aliased(servers: ServerUrls, db_pool: "asyncpg.Pool[Any]") -> AsyncIte
         yield api
 
 
-def _sdk(api: Api, key: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{api.url}/v1", api_key=key, max_retries=0)
-
-
 async def test_an_alias_is_a_model_listed_and_retrieved(
     aliased: Api, db_pool: "asyncpg.Pool[Any]"
 ) -> None:
     user = await create_user(db_pool, name="lister", credits=10)
-    async with _sdk(aliased, user.api_key) as sdk:
+    async with aliased.openai(user.api_key) as sdk:
         listed = {m.id: m.owned_by async for m in sdk.models.list()}
         assert {"demo/ask": "demo", "relai-echo": "demo", "gpt-4o-mini": "demo"}.items() <= (
             listed.items()
@@ -70,7 +66,7 @@ async def test_an_alias_is_callable_as_soon_as_it_is_written(
     aliased: Api, db_pool: "asyncpg.Pool[Any]"
 ) -> None:
     user = await create_user(db_pool, name="early", credits=10)
-    async with _sdk(aliased, user.api_key) as sdk:
+    async with aliased.openai(user.api_key) as sdk:
         await sdk.models.retrieve("relai-echo")  # the catalog is loaded
         async with db_pool.acquire() as conn:
             await upsert_offer(conn, _offer("echo", aliases=["fresh"]))
@@ -83,7 +79,7 @@ async def test_a_call_under_an_alias_is_the_call_under_the_offer_s_name(
 ) -> None:
     user = await create_user(db_pool, name="caller", credits=10)
     messages: Any = [{"role": "user", "content": "hello there"}]
-    async with _sdk(aliased, user.api_key) as sdk, running(redis_client):
+    async with aliased.openai(user.api_key) as sdk, running(redis_client):
         aliased_answer = await sdk.chat.completions.create(model="relai-echo", messages=messages)
         named_answer = await sdk.chat.completions.create(model="demo/ask", messages=messages)
         streamed = await sdk.chat.completions.create(

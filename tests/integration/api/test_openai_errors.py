@@ -23,15 +23,11 @@ async def limited(servers: ServerUrls, db_pool: "asyncpg.Pool[Any]") -> AsyncIte
         yield running
 
 
-def _sdk(api: Api, key: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=f"{api.url}/v1", api_key=key, max_retries=0)
-
-
 async def test_a_spent_rate_limit_is_a_rate_limit_error_with_both_retry_headers(
     limited: Api, db_pool: "asyncpg.Pool[Any]"
 ) -> None:
     user = await create_user(db_pool, name="hasty", credits=10)
-    async with _sdk(limited, user.api_key) as sdk:
+    async with limited.openai(user.api_key) as sdk:
         await sdk.models.list()
         await sdk.models.list()
         with pytest.raises(openai.RateLimitError) as limited_error:
@@ -48,7 +44,7 @@ async def test_a_short_balance_is_a_402_naming_the_price_and_writes_nothing(
     api: Api, db_pool: "asyncpg.Pool[Any]"
 ) -> None:
     user = await create_user(db_pool, name="broke", credits=0)
-    async with _sdk(api, user.api_key) as sdk:
+    async with api.openai(user.api_key) as sdk:
         with pytest.raises(openai.APIStatusError) as short:
             await sdk.chat.completions.create(
                 model="demo/ask", messages=[{"role": "user", "content": "hello"}]
@@ -100,7 +96,7 @@ async def test_a_body_the_door_refuses_is_a_bad_request_naming_the_field(
     api: Api, db_pool: "asyncpg.Pool[Any]", body: dict[str, Any], param: str
 ) -> None:
     user = await create_user(db_pool, name=f"refused-{param}", credits=10)
-    async with _sdk(api, user.api_key) as sdk:
+    async with api.openai(user.api_key) as sdk:
         extra = dict(body)
         messages = extra.pop("messages")
         with pytest.raises(openai.BadRequestError) as refused:
@@ -112,9 +108,9 @@ async def test_a_body_the_door_refuses_is_a_bad_request_naming_the_field(
 async def test_another_user_s_response_is_not_found(api: Api, db_pool: "asyncpg.Pool[Any]") -> None:
     alice = await create_user(db_pool, name="alice-v1", credits=10)
     bob = await create_user(db_pool, name="bob-v1", credits=10)
-    async with _sdk(api, alice.api_key) as sdk:
+    async with api.openai(alice.api_key) as sdk:
         created = await sdk.responses.create(model="demo/ask", input="mine", background=True)
-    async with _sdk(api, bob.api_key) as sdk:
+    async with api.openai(bob.api_key) as sdk:
         with pytest.raises(openai.NotFoundError):
             await sdk.responses.retrieve(created.id)
         with pytest.raises(openai.NotFoundError):
@@ -126,3 +122,31 @@ async def test_another_user_s_response_is_not_found(api: Api, db_pool: "asyncpg.
             f"/v1/responses/{created.id}", headers={"Authorization": f"Bearer {bob.api_key}"}
         )
     assert r.status_code == 404
+
+
+async def test_a_call_that_outlives_its_wait_is_a_504_and_its_request_goes_on(
+    servers: ServerUrls, db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    """No worker runs here: the request stays pending past ``RELAI_OPENAI_WAIT_S``."""
+    await load_demo_catalog(db_pool)
+    user = await create_user(db_pool, name="patient", credits=10)
+    async with serving(settings_for(servers, openai_wait_s=0.3)) as api:
+        async with api.openai(user.api_key) as sdk:
+            with pytest.raises(openai.InternalServerError) as waited:
+                await sdk.chat.completions.create(
+                    model="demo/ask", messages=[{"role": "user", "content": "later"}]
+                )
+            assert waited.value.status_code == 504
+            stream = await sdk.chat.completions.create(
+                model="demo/ask", messages=[{"role": "user", "content": "later"}], stream=True
+            )
+            with pytest.raises(openai.APIError, match="still running"):
+                await _drain(stream)
+    rows = await db_pool.fetch("SELECT status, price FROM requests WHERE user_id = $1", user.id)
+    assert [(r["status"], r["price"]) for r in rows] == [("pending", 1)]  # one request, waiting
+    assert "/svc/request/" in waited.value.message
+
+
+async def _drain(stream: Any) -> None:
+    async for _ in stream:
+        pass
