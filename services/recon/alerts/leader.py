@@ -36,7 +36,14 @@ class Leadership:
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             log.warning("leadership.unknown", error=repr(exc))
             return True
-        if await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock):
+        try:
+            leads = await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock)
+        except BaseException:
+            # Cancelled (recon stopping) or failed before the connection was kept: close it
+            # here, or it is left for the garbage collector.
+            conn.terminate()
+            raise
+        if leads:
             self._conn = conn
             log.info("leadership.acquired")
             return True

@@ -2,8 +2,11 @@
 per condition and cool-down, from one replica only."""
 
 import asyncio
+import contextlib
+import gc
 import time
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,6 +213,25 @@ async def test_only_the_leading_replica_alerts_and_another_takes_over(
     assert taken is not None
     assert [a.key for a in taken] == ["relay_stalled"]
     assert len(receiver.received) == 2  # the new leader does not know what the old one sent
+
+
+async def test_recon_stopping_at_any_moment_of_a_leadership_check_leaves_no_connection(
+    servers: ServerUrls,
+) -> None:
+    """Cancelled between connecting and taking the lock, the connection used to be left to the
+    garbage collector (an unclosed-connection warning in whichever test ran next)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for step in range(120):
+            leadership = Leadership(servers.database_url)
+            check = asyncio.create_task(leadership.is_leader())
+            await asyncio.sleep(step * 0.0001)
+            check.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await check
+            await leadership.release()
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
 async def test_workers_absent_while_tasks_wait_and_health_lists_it(
