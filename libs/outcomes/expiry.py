@@ -9,13 +9,15 @@ clock) and then reads ``expired``, its results purged.
 
 A deal's request expires after the shortest ``expiration`` among its steps' offers. Requests are
 taken in batches with ``FOR UPDATE SKIP LOCKED``, so recon replicas never expire one twice; the
-refunds go through ``libs.ledger``.
+refunds go through ``libs.ledger``. Each request that expires queues its ``request.expired``
+webhook events (``libs.outbox``) in the same statement.
 """
 
 from __future__ import annotations
 
 import asyncpg
 
+from libs import outbox
 from libs.db import PgConnection
 from libs.ledger import movements as ledger
 
@@ -35,8 +37,11 @@ WITH due AS (
                      ELSE r.error END
     FROM due WHERE r.id = due.id
     RETURNING r.id, r.user_id, r.price, due.status AS was, r.status, r.results, r.error,
-              r.updated_at, r.traceparent, r.usage
-), refunds AS (
+              r.updated_at, r.traceparent, r.usage, r.created_at, r.finished_at
+), endings AS (
+    SELECT user_id, id AS request_id, NULL::int AS step, status, created_at, finished_at
+    FROM expired
+), {outbox.events("endings")}, refunds AS (
     SELECT user_id, id AS request_id, NULL::int AS step, 'refund' AS kind, price AS amount
     FROM expired WHERE was IN ('pending', 'running')
 ), {ledger.apply("refunds")}
@@ -76,8 +81,12 @@ WITH due AS (
         error = CASE WHEN due.status IN ('pending', 'running') THEN 'expired before delivery'
                      ELSE r.error END
     FROM due WHERE r.id = due.id
-    RETURNING r.id, r.user_id, r.status, r.results, r.error, r.updated_at, r.traceparent, r.usage
-)
+    RETURNING r.id, r.user_id, r.status, r.results, r.error, r.updated_at, r.traceparent, r.usage,
+              r.created_at, r.finished_at
+), endings AS (
+    SELECT user_id, id AS request_id, NULL::int AS step, status, created_at, finished_at
+    FROM expired
+), {outbox.events("endings")}
 SELECT id, user_id, status, results, error, updated_at, traceparent, usage, false AS unseen_start
 FROM expired
 """

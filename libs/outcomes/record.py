@@ -12,6 +12,7 @@ from typing import Any, Literal
 import asyncpg
 import orjson
 
+from libs import outbox
 from libs.catalog.pricing import token_cost_sql
 from libs.contracts import RequestEvent, RequestStatus
 from libs.db import PgConnection, PgPool
@@ -32,6 +33,7 @@ from libs.ledger import movements as ledger
 #   ``unseen_start``: the request was never written as running (its start came in the same
 #   batch, or in one not committed yet): started_at and finished_at are then the same now().
 #   A request cancelled before it started keeps no started_at.
+# - ``endings``: each request that ended queues its webhook events (``libs.outbox``).
 _RECORD = f"""
 WITH outcome AS (
     SELECT * FROM unnest($3::uuid[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[],
@@ -58,8 +60,12 @@ WITH outcome AS (
     WHERE r.id = o.id AND o.attempt >= r.attempt AND r.status IN ('pending', 'running')
       AND r.deal_id IS NULL
     RETURNING r.id, r.user_id, r.price, r.pricing, r.status, r.results, r.error, r.updated_at,
-              r.traceparent, r.usage, r.started_at = r.finished_at AS unseen_start
-), ended AS (
+              r.traceparent, r.usage, r.started_at = r.finished_at AS unseen_start,
+              r.created_at, r.finished_at
+), endings AS (
+    SELECT user_id, id AS request_id, NULL::int AS step, status, created_at, finished_at
+    FROM done
+), {outbox.events("endings")}, ended AS (
     SELECT d.user_id, d.id AS request_id, NULL::int AS step, d.status, d.price,
            coalesce(o.spent, CASE WHEN d.status = 'succeeded' AND d.pricing IS NOT NULL
                                        AND d.usage IS NOT NULL

@@ -11,7 +11,9 @@ row (so a request moves one batch at a time and only one user row is touched per
   transaction, with its prompt rendered from the previous output; a step that fails fails every
   pipeline step after it (they never run) and refunds their shares;
 - once every step has ended, the request ends: ``succeeded`` if every step did, else ``failed``;
-- a cancelled request cancels its unfinished steps and refunds their shares.
+- a cancelled request cancels its unfinished steps and refunds their shares;
+- a step that ends, and the request once it ends, queue their webhook events through the outbox
+  in the same transaction.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from libs.db import PgConnection
 from libs.ledger import apply_moves
 
 _LOCK_REQUEST = """
-SELECT r.id, r.user_id, r.status, r.traceparent, r.inputs, d.pipeline
+SELECT r.id, r.user_id, r.status, r.traceparent, r.inputs, r.created_at, d.pipeline
 FROM requests r JOIN deals d ON d.id = r.deal_id
 WHERE r.id = $1 AND r.status IN ('pending', 'running')
 FOR UPDATE OF r
@@ -59,7 +61,7 @@ SET status = $4, results = $5, error = $6, usage = $7, started_at = coalesce(s.s
     finished_at = now(), updated_at = now()
 WHERE s.request_id = $1 AND s.idx = $2 AND $3 >= s.attempt
   AND s.status IN ('pending', 'running')
-RETURNING s.idx, s.role, s.mode, s.price
+RETURNING s.idx, s.role, s.mode, s.price, s.finished_at
 """
 
 _SET_OUTPUT = "UPDATE request_steps SET output = $3 WHERE request_id = $1 AND idx = $2"
@@ -106,7 +108,7 @@ SET status = $2, results = $3, error = $4, started_at = coalesce(started_at, now
     finished_at = now(), updated_at = now(), usage = {_STEPS_USAGE}
 WHERE id = $1
 RETURNING id, user_id, status, results, error, updated_at, traceparent, usage,
-          false AS unseen_start
+          false AS unseen_start, created_at, finished_at
 """
 
 
@@ -122,7 +124,7 @@ SET status = 'cancelled', error = $2, finished_at = now(), updated_at = now(),
     usage = {_STEPS_USAGE}
 WHERE id = $1
 RETURNING id, user_id, status, results, error, updated_at, traceparent, usage,
-          false AS unseen_start
+          false AS unseen_start, created_at, finished_at
 """
 
 
@@ -186,8 +188,9 @@ async def record_request_steps(
             _START_STEPS, request_id, [s.step for s in starting], [s.attempt for s in starting]
         )
     money: Moves = []
+    endings: list[outbox.Ending] = []
     for report in sorted(ended, key=lambda e: e.step):
-        await _end_step(conn, request, report, money)
+        await _end_step(conn, request, report, money, endings)
     if not moved and not money:
         return []
     changed: list[asyncpg.Record] = []
@@ -201,6 +204,8 @@ async def record_request_steps(
         final = await _end_if_done(conn, request_id)
         if final is not None:
             changed.append(final)
+            endings.append(_ending(final))
+    await outbox.queue_events(conn, endings)
     return changed
 
 
@@ -224,11 +229,28 @@ async def cancel_request_steps(
         for step in await conn.fetch(_CANCEL_STEPS, request_id, error)
     ]
     await apply_moves(conn, user_id=request["user_id"], request_id=request_id, moves=money)
-    return await conn.fetch(_CANCEL_REQUEST, request_id, error)
+    rows = await conn.fetch(_CANCEL_REQUEST, request_id, error)
+    await outbox.queue_events(conn, [_ending(row) for row in rows])
+    return rows
+
+
+def _ending(request: asyncpg.Record) -> outbox.Ending:
+    """A deal's request that ended, for its webhook events."""
+    return outbox.Ending(
+        user_id=request["user_id"],
+        request_id=request["id"],
+        status=request["status"],
+        created_at=request["created_at"],
+        finished_at=request["finished_at"],
+    )
 
 
 async def _end_step(
-    conn: PgConnection, request: asyncpg.Record, report: StepEnded, money: Moves
+    conn: PgConnection,
+    request: asyncpg.Record,
+    report: StepEnded,
+    money: Moves,
+    endings: list[outbox.Ending],
 ) -> None:
     step = await conn.fetchrow(
         _END_STEP,
@@ -244,6 +266,16 @@ async def _end_step(
         return
     money.append(
         (step["idx"], "settle" if report.status == "succeeded" else "refund", step["price"])
+    )
+    endings.append(
+        outbox.Ending(
+            user_id=request["user_id"],
+            request_id=request["id"],
+            status=report.status,
+            created_at=request["created_at"],
+            finished_at=step["finished_at"],
+            step=step["idx"],
+        )
     )
     if not (request["pipeline"] and step["role"] == "primary"):
         return
