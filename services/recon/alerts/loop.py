@@ -36,6 +36,7 @@ class AlertLoop:
         policy: Callable[[], AlertPolicy],
         interval_s: float,
         health_timeout: float,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._pool = pool
         self._redis = redis
@@ -44,6 +45,7 @@ class AlertLoop:
         self._policy = policy
         self._interval_s = interval_s
         self._health_timeout = health_timeout
+        self._clock = clock
         self._dead_letters: deque[tuple[float, int]] = deque()
         """(time, length of the dead-letters stream) over the look-back window."""
 
@@ -70,7 +72,7 @@ class AlertLoop:
         stream = (health.streams or {}).get(DEAD_LETTERS_STREAM)
         if stream is None:
             return 0
-        now = time.monotonic()
+        now = self._clock()
         self._dead_letters.append((now, stream.length))
         while self._dead_letters and self._dead_letters[0][0] < now - LOOK_BACK_S:
             self._dead_letters.popleft()

@@ -1,15 +1,25 @@
-"""Recon served in the test's event loop, with its lifespan run as uvicorn runs it."""
+"""Recon served in the test's event loop, with its lifespan run as uvicorn runs it; the alert
+loop with a local webhook receiver and a clock of the test's."""
 
 import socket
 from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
+from aiohttp import web
 from redis.asyncio import Redis
 
 from libs.contracts import EPOCH_KEY
+from services.recon.alerts.leader import Leadership
+from services.recon.alerts.loop import AlertLoop
+from services.recon.alerts.notifier import WebhookNotifier
+from services.recon.alerts.notifier import webhook_client as alert_client
+from services.recon.alerts.policy import AlertPolicy
+from services.recon.alerts.rules import Thresholds
 from services.recon.app import create_app
 from services.recon.settings import ReconSettings
 from tests.support import ServerUrls
@@ -53,3 +63,88 @@ def settings_for(servers: ServerUrls, **overrides: Any) -> ReconSettings:
         **overrides,
     }
     return ReconSettings(**values)
+
+
+@dataclass
+class Receiver:
+    url: str
+    received: list[dict[str, Any]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    status: int = 204
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    box = Receiver(url="")
+
+    async def hook(request: web.Request) -> web.Response:
+        box.received.append(await request.json())
+        box.paths.append(request.path)
+        return web.Response(status=box.status)
+
+    app = web.Application()
+    app.router.add_post("/{name}", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    box.url = f"http://127.0.0.1:{port}/hook"
+    yield box
+    await runner.cleanup()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def webhook_client() -> AsyncIterator[httpx.AsyncClient]:
+    """Recon's own client, the receiver's loopback address allowed as ``RELAI_SSRF_ALLOW``
+    would."""
+    async with alert_client(["127.0.0.1"]) as client:
+        yield client
+
+
+@pytest.fixture
+async def leaders(servers: ServerUrls) -> AsyncIterator[list[Leadership]]:
+    """Two replicas' leadership, released (their sessions ended) after the test."""
+    both = [Leadership(servers.database_url), Leadership(servers.database_url)]
+    yield both
+    for leadership in both:
+        await leadership.release()
+
+
+THRESHOLDS = Thresholds(outbox_age_s=30, stuck_age_s=900)
+
+
+def alert_loop(
+    leadership: Leadership,
+    pool: "asyncpg.Pool[Any]",
+    redis: Redis,
+    receiver: Receiver,
+    client: httpx.AsyncClient,
+    clock: Clock,
+    thresholds: Thresholds = THRESHOLDS,
+) -> AlertLoop:
+    """A replica's alert loop, posting to ``receiver``, its cool-down and look-back on
+    ``clock``."""
+    return AlertLoop(
+        pool,
+        redis,
+        leadership=leadership,
+        notifier=WebhookNotifier(client=client, clock=clock),
+        policy=lambda: AlertPolicy(receiver.url, cooldown_s=600, thresholds=thresholds),
+        interval_s=60,
+        health_timeout=2,
+        clock=clock,
+    )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()

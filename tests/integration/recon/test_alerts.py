@@ -7,15 +7,13 @@ import gc
 import time
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from aiohttp import web
 from redis.asyncio import Redis
 
 from libs.contracts import DEAD_LETTERS_STREAM, TASKS_GROUP, TASKS_STREAM
@@ -24,92 +22,11 @@ from services.recon.alerts.leader import Leadership
 from services.recon.alerts.loop import AlertLoop
 from services.recon.alerts.notifier import WebhookNotifier
 from services.recon.alerts.notifier import webhook_client as alert_client
-from services.recon.alerts.policy import AlertPolicy
-from services.recon.alerts.rules import Alert, Thresholds
+from services.recon.alerts.rules import Alert
 from tests.integration.config.conftest import follow_config
-from tests.integration.recon.conftest import recon, settings_for
+from tests.integration.recon.conftest import Clock, Receiver, alert_loop, recon, settings_for
 from tests.integration.worker.helpers import add_tasks, running, task, wait_finals
 from tests.support import ServerUrls
-
-
-@dataclass
-class Receiver:
-    url: str
-    received: list[dict[str, Any]] = field(default_factory=list)
-    paths: list[str] = field(default_factory=list)
-    status: int = 204
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    box = Receiver(url="")
-
-    async def hook(request: web.Request) -> web.Response:
-        box.received.append(await request.json())
-        box.paths.append(request.path)
-        return web.Response(status=box.status)
-
-    app = web.Application()
-    app.router.add_post("/{name}", hook)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    box.url = f"http://127.0.0.1:{port}/hook"
-    yield box
-    await runner.cleanup()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-async def webhook_client() -> AsyncIterator[httpx.AsyncClient]:
-    """Recon's own client, the receiver's loopback address allowed as ``RELAI_SSRF_ALLOW``
-    would."""
-    async with alert_client(["127.0.0.1"]) as client:
-        yield client
-
-
-@pytest.fixture
-async def leaders(servers: ServerUrls) -> AsyncIterator[list[Leadership]]:
-    """Two replicas' leadership, released (their sessions ended) after the test."""
-    both = [Leadership(servers.database_url), Leadership(servers.database_url)]
-    yield both
-    for leadership in both:
-        await leadership.release()
-
-
-def alert_loop(
-    leadership: Leadership,
-    pool: "asyncpg.Pool[Any]",
-    redis: Redis,
-    receiver: Receiver,
-    client: httpx.AsyncClient,
-    clock: Clock,
-) -> AlertLoop:
-    return AlertLoop(
-        pool,
-        redis,
-        leadership=leadership,
-        notifier=WebhookNotifier(client=client, clock=clock),
-        policy=lambda: AlertPolicy(
-            receiver.url, cooldown_s=600, thresholds=Thresholds(outbox_age_s=30, stuck_age_s=900)
-        ),
-        interval_s=60,
-        health_timeout=2,
-    )
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
