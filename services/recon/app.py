@@ -38,8 +38,10 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
         resources = AsyncExitStack()
         config = await resources.enter_async_context(watching(settings, os.environ))
         policy = alert_policy(settings, config)
-        # min_size=0: recon must start, and report, while Postgres is down.
-        pool = await create_pool(settings.database_url, min_size=0, max_size=4)
+        # min_size=0: recon must start, and report, while Postgres is down. Six: the loops
+        # (completion, expiry, usage, metrics, alerts) and a health check's two reads (the
+        # pipeline, and webhooks apart) seldom wait for one another.
+        pool = await create_pool(settings.database_url, min_size=0, max_size=6)
         redis = create_redis(settings.redis_url, max_connections=8)
         completion = CompletionLoop(
             pool,

@@ -20,7 +20,7 @@ router = APIRouter(tags=["health"])
     responses={status.HTTP_503_SERVICE_UNAVAILABLE: {"model": Health}},
     summary=(
         "Postgres and Redis reachability, outbox backlog, stream lag, oldest open request,"
-        " completion loop"
+        " completion loop, webhook deliveries waiting"
     ),
 )
 async def health(

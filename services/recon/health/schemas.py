@@ -4,6 +4,7 @@ from pydantic import BaseModel, Field
 
 from services.recon.completion.schemas import CompletionReport
 from services.recon.expiry.schemas import ExpiryReport
+from services.recon.webhooks.schemas import WebhookFigures
 
 
 class Probe(BaseModel):
@@ -65,3 +66,8 @@ class Health(BaseModel):
         default_factory=list, description="Alert rules that this report triggers."
     )
     expiry: ExpiryReport | None = None
+    webhooks: WebhookFigures | None = Field(
+        default=None,
+        description="Webhook deliveries waiting and endpoints disabled; null when they could not "
+        "be read, which does not make the report unavailable.",
+    )

@@ -20,15 +20,19 @@ from services.recon.health.schemas import (
     StreamInfo,
     UnfinishedRequests,
 )
+from services.recon.webhooks import repository as webhooks_repository
+from services.recon.webhooks.schemas import WebhookFigures
 
 STREAMS = (TASKS_STREAM, RESULTS_STREAM, DEAD_LETTERS_STREAM)
+
+log = get_logger(__name__)
 
 
 async def check_health(
     *, pool: PgPool, redis: Redis, timeout: float, completion: CompletionReport | None = None
 ) -> Health:
-    (postgres, backlog), (redis_probe, redis_figures) = await asyncio.gather(
-        _probe_postgres(pool, timeout), _probe_redis(redis, timeout)
+    (postgres, backlog), (redis_probe, redis_figures), webhooks = await asyncio.gather(
+        _probe_postgres(pool, timeout), _probe_redis(redis, timeout), _read_webhooks(pool, timeout)
     )
     healthy = postgres.status == "ok" and redis_probe.status == "ok"
     return Health(
@@ -48,6 +52,7 @@ async def check_health(
         streams=redis_figures.streams if redis_figures else None,
         budgets=redis_figures.budgets if redis_figures else None,
         completion=completion,
+        webhooks=webhooks,
     )
 
 
@@ -63,7 +68,18 @@ async def _probe_postgres(pool: PgPool, timeout: float) -> tuple[Probe, reposito
     return Probe(status="ok"), backlog
 
 
-log = get_logger(__name__)
+async def _read_webhooks(pool: PgPool, timeout: float) -> WebhookFigures | None:
+    """The webhook figures, or None: they inform, and never make the report unavailable."""
+
+    async def read() -> WebhookFigures:
+        async with pool.acquire() as conn:
+            return await webhooks_repository.read_figures(conn)
+
+    try:
+        return await asyncio.wait_for(read(), timeout)
+    except Exception as exc:
+        log.warning("health.webhooks_failed", error=repr(exc))
+        return None
 
 
 @dataclass(frozen=True, slots=True)

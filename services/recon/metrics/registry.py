@@ -1,9 +1,10 @@
 """Recon's metrics, served by ``libs.telemetry.serving_metrics`` on ``RELAI_RECON_METRICS_PORT``.
 
 The figures that describe the whole pipeline (outbox backlog, stream length, lag and pending per
-group, unfinished requests, top spenders) are sampled here, by one process, rather than by every
-API or worker process. Labels stay bounded: stream and group names are fixed, and the spender
-label holds at most ``RELAI_RECON_TOP_USERS`` user names at a time.
+group, unfinished requests, webhook deliveries waiting, top spenders) are sampled here, by one
+process, rather than by every API or worker process. Labels stay bounded: stream and group names
+are fixed, the spender label holds at most ``RELAI_RECON_TOP_USERS`` user names at a time, and
+the webhook figures have no label (never a user or a URL).
 """
 
 from prometheus_client import Counter, Gauge
@@ -12,6 +13,23 @@ OUTBOX_BACKLOG = Gauge("relai_outbox_backlog", "Outbox rows not yet published to
 OUTBOX_OLDEST_AGE = Gauge(
     "relai_outbox_oldest_age_seconds",
     "Age of the oldest unpublished outbox row (database clock): the relay's lag; 0 when empty.",
+)
+WEBHOOK_BACKLOG = Gauge(
+    "relai_webhook_backlog", "Webhook deliveries pending (not yet delivered nor given up)."
+)
+WEBHOOK_OLDEST_PENDING_AGE = Gauge(
+    "relai_webhook_oldest_pending_age_seconds",
+    "How long the oldest pending webhook delivery has waited since it was queued or sent again "
+    "(database clock); 0 when none is pending.",
+)
+# Not relai_webhook_endpoints_disabled: the dispatcher's counter of disablings is that family.
+WEBHOOK_ENDPOINTS_DISABLED = Gauge(
+    "relai_webhook_disabled_endpoints",
+    "Webhook endpoints disabled now (after sustained failure or 410 Gone), not re-enabled.",
+)
+WEBHOOK_FAILED_LAST_HOUR = Gauge(
+    "relai_webhook_deliveries_failed_last_hour",
+    "Webhook deliveries given up whose last attempt was within the last hour.",
 )
 UNFINISHED = Gauge("relai_requests_unfinished", "Requests not yet succeeded or failed.")
 UNFINISHED_OLDEST_AGE = Gauge(

@@ -1,5 +1,6 @@
-"""The sampler: every interval, read the backlog from Postgres and the streams from Redis, and
-set the gauges. A source that cannot be read keeps its last figures and reports 0 success."""
+"""The sampler: every interval, read the backlog (webhook deliveries included) from Postgres and
+the streams from Redis, and set the gauges. A source that cannot be read keeps its last figures
+and reports 0 success."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from services.recon.health import streams as health_streams
 from services.recon.health.service import STREAMS
 from services.recon.metrics import registry
 from services.recon.metrics.repository import top_spenders
+from services.recon.webhooks import repository as webhooks_repository
 
 log = get_logger(__name__)
 
@@ -49,6 +51,7 @@ class MetricsSampler:
             async with asyncio.timeout(self._timeout_s), self._pool.acquire() as conn:
                 backlog = await health_repository.read_backlog(conn)
                 spenders = await top_spenders(conn, window_s=self._window_s, limit=self._top_users)
+                webhooks = await webhooks_repository.read_figures(conn)
         except Exception as exc:
             registry.SAMPLE_OK.labels("postgres").set(0)
             log.warning("recon.metrics_postgres_failed", error=f"{type(exc).__name__}: {exc}")
@@ -57,6 +60,10 @@ class MetricsSampler:
         registry.OUTBOX_OLDEST_AGE.set(backlog.outbox_oldest_age or 0.0)
         registry.UNFINISHED.set(backlog.unfinished_count)
         registry.UNFINISHED_OLDEST_AGE.set(backlog.unfinished_oldest_age or 0.0)
+        registry.WEBHOOK_BACKLOG.set(webhooks.pending)
+        registry.WEBHOOK_OLDEST_PENDING_AGE.set(webhooks.oldest_pending_age_seconds or 0.0)
+        registry.WEBHOOK_ENDPOINTS_DISABLED.set(webhooks.endpoints_disabled)
+        registry.WEBHOOK_FAILED_LAST_HOUR.set(webhooks.failed_last_hour)
         registry.TOP_SPEND.clear()
         for spender in spenders:
             registry.TOP_SPEND.labels(spender.name).set(spender.spent)

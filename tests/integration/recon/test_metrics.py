@@ -1,5 +1,5 @@
-"""Recon's metrics port: the pipeline's backlog and the top spenders, scraped over HTTP from the
-real ``relai-recon`` process."""
+"""Recon's metrics port: the pipeline's backlog (webhook deliveries included) and the top
+spenders, scraped over HTTP from the real ``relai-recon`` process."""
 
 import asyncio
 import os
@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from libs.contracts import TASKS_GROUP, TASKS_STREAM
 from libs.streams import ensure_group
 from tests.integration.api.conftest import free_port
+from tests.integration.recon.webhook_rows import ONE_OFF_URL, delivery
 from tests.integration.worker.helpers import spend_through_a_limiter
 from tests.support import ServerUrls, create_user, load_demo_catalog
 
@@ -88,6 +89,7 @@ async def test_recon_exports_backlog_streams_and_top_spenders(
         TASKS_STREAM,
         uuid.uuid4(),
     )
+    await delivery(db_pool, ada.id, url=ONE_OFF_URL, waiting_s=45)
     await ensure_group(redis_client, TASKS_STREAM, TASKS_GROUP)
     await spend_through_a_limiter(redis_client, integration="metered", of=10, cost=4)
     for n in range(3):
@@ -118,6 +120,9 @@ async def test_recon_exports_backlog_streams_and_top_spenders(
 
     assert value("relai_outbox_backlog") == 1
     assert 30 <= (value("relai_outbox_oldest_age_seconds") or 0) < 60
+    assert value("relai_webhook_backlog") == 1
+    assert 45 <= (value("relai_webhook_oldest_pending_age_seconds") or 0) < 75
+    assert value("relai_webhook_disabled_endpoints") == 0
     assert value("relai_stream_length", stream=TASKS_STREAM) == 3
     group = {"stream": TASKS_STREAM, "group": TASKS_GROUP}
     assert value("relai_stream_group_pending", **group) == 1

@@ -1,0 +1,2 @@
+"""Webhooks as an operator sees them: deliveries waiting and endpoints disabled, in counts and
+ages, never a URL or a user."""

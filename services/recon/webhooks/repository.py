@@ -1,0 +1,42 @@
+"""Webhook figures, read in Postgres. Ages use the database clock."""
+
+from __future__ import annotations
+
+from libs.db import PgConnection
+from services.recon.webhooks.schemas import WebhookFigures
+
+FINISHED = "greatest(retry_from, last_attempt_at, delivered_at)"
+"""When a finished delivery finished: its last attempt, its delivery, or (never tried since) when
+it was queued or sent again. The expression of ``ix_webhook_deliveries_finished`` (migration
+0020), spelled the same so that the index serves, with the status as a literal."""
+
+FAILED_WINDOW_S = 3600
+"""The window of ``failed_last_hour``."""
+
+_FIGURES = f"""
+SELECT
+    count(*) AS pending,
+    count(*) FILTER (
+        WHERE next_attempt_at <= now() AND (locked_until IS NULL OR locked_until < now())
+    ) AS due,
+    count(DISTINCT coalesce(endpoint_id::text, url)) AS destinations,
+    extract(epoch FROM clock_timestamp() - min(retry_from))::float8 AS oldest_pending_age,
+    (SELECT count(*) FROM webhook_endpoints WHERE NOT enabled) AS endpoints_disabled,
+    (SELECT count(*) FROM webhook_deliveries
+     WHERE status = 'failed' AND {FINISHED} > now() - make_interval(secs => {FAILED_WINDOW_S}))
+        AS failed_last_hour
+FROM webhook_deliveries WHERE status = 'pending'
+"""
+
+
+async def read_figures(conn: PgConnection) -> WebhookFigures:
+    row = await conn.fetchrow(_FIGURES)
+    assert row is not None
+    return WebhookFigures(
+        pending=row["pending"],
+        due=row["due"],
+        destinations=row["destinations"],
+        oldest_pending_age_seconds=row["oldest_pending_age"],
+        endpoints_disabled=row["endpoints_disabled"],
+        failed_last_hour=row["failed_last_hour"],
+    )
