@@ -100,6 +100,8 @@ class AlertsConfig(BaseModel):
     outbox_age_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     stuck_age_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     budget_ratio: float | None = Field(default=None, gt=0, le=1)
+    webhook_backlog_age_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    """Unset: ``RELAI_WEBHOOK_BACKLOG_ALERT_S``."""
 
 
 class ReconConfig(BaseModel):

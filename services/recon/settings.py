@@ -41,6 +41,9 @@ class ReconSettings(CommonSettings):
     """Requests stuck: the oldest unfinished request is older than this."""
     recon_alert_budget_ratio: float = Field(default=0.9, gt=0, le=1)
     """Budget nearly spent: an integration spent this share of its window's credit budget."""
+    webhook_backlog_alert_s: float = Field(default=900.0, gt=0)
+    """Webhook deliveries late: the oldest pending delivery has waited longer than this since it
+    was queued or sent again (alert ``webhook_backlog_old``)."""
     recon_metrics_port: int = Field(default=9102, ge=0, le=65535)
     """Port of recon's Prometheus metrics (0: off), on ``RELAI_RECON_HOST``; a port already taken
     only warns."""

@@ -19,6 +19,7 @@ from services.recon.alerts.policy import AlertPolicy
 from services.recon.alerts.rules import Alert, Signals, evaluate
 from services.recon.health.schemas import Health
 from services.recon.health.service import check_health
+from services.recon.webhooks.service import NewlyDisabled
 
 log = get_logger(__name__)
 
@@ -46,6 +47,7 @@ class AlertLoop:
         self._interval_s = interval_s
         self._health_timeout = health_timeout
         self._clock = clock
+        self._disabled = NewlyDisabled(look_back_s=LOOK_BACK_S, clock=clock)
         self._dead_letters: deque[tuple[float, int]] = deque()
         """(time, length of the dead-letters stream) over the look-back window."""
 
@@ -63,7 +65,12 @@ class AlertLoop:
             pool=self._pool, redis=self._redis, timeout=self._health_timeout
         )
         policy = self._policy()
-        signals = Signals(dead_letters_new=self._dead_letters_new(health))
+        signals = Signals(
+            dead_letters_new=self._dead_letters_new(health),
+            endpoints_disabled_new=await self._disabled.look(
+                self._pool, timeout=self._health_timeout
+            ),
+        )
         alerts = evaluate(health, policy.thresholds, signals)
         await self._notifier.publish(alerts, url=policy.webhook_url, cooldown_s=policy.cooldown_s)
         return alerts

@@ -1,6 +1,6 @@
 """What the alerts go by: the ``alerts`` section of the active config ``recon`` where it sets a
-value, else the process settings (``RELAI_RECON_ALERT_*``). A new version activated applies from
-the alert loop's next run, without a restart."""
+value, else the process settings (``RELAI_RECON_ALERT_*``, ``RELAI_WEBHOOK_BACKLOG_ALERT_S``). A
+new version activated applies from the alert loop's next run, without a restart."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ def alert_policy(settings: ReconSettings, config: ConfigWatcher | None) -> Alert
                 outbox_age_s=pick("outbox_age_s", s.recon_alert_outbox_age_s),
                 stuck_age_s=pick("stuck_age_s", s.recon_alert_stuck_age_s),
                 budget_ratio=pick("budget_ratio", s.recon_alert_budget_ratio),
+                webhook_backlog_age_s=pick("webhook_backlog_age_s", s.webhook_backlog_alert_s),
             ),
         )
 

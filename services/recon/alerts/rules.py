@@ -20,12 +20,16 @@ class Thresholds:
     """The oldest unfinished request older than this: requests are stuck."""
     budget_ratio: float = 0.9
     """An integration that spent this share of its window's credit budget: nearly spent."""
+    webhook_backlog_age_s: float = 900.0
+    """The oldest pending webhook delivery waiting longer than this: deliveries are late."""
 
 
 @dataclass(frozen=True, slots=True)
 class Signals:
     dead_letters_new: int = 0
     """Tasks dead-lettered within the alert loop's look-back (15 minutes)."""
+    endpoints_disabled_new: int = 0
+    """Webhook endpoints disabled within the alert loop's look-back (15 minutes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,7 @@ def evaluate(health: Health, thresholds: Thresholds, signals: Signals | None = N
                 f"{requests.oldest_age_seconds:.0f}s (threshold {thresholds.stuck_age_s:g}s).",
             )
         )
+    alerts.extend(_webhooks(health, thresholds, signals or Signals()))
     absent = _workers_absent(health)
     if absent:
         alerts.append(Alert("workers_absent", "critical", "No live workers", absent))
@@ -119,6 +124,45 @@ def _from_signals(signals: Signals, thresholds: Thresholds) -> list[Alert]:
                 f"{signals.dead_letters_new} tasks went to relai:dead-letters in the last 15 "
                 "minutes: each took its workers down repeatedly; their requests failed and were "
                 "refunded.",
+            )
+        )
+    return alerts
+
+
+def _webhooks(health: Health, thresholds: Thresholds, signals: Signals) -> list[Alert]:
+    """Deliveries waiting too long, and endpoints newly disabled.
+
+    An endpoint disabled is announced when it happens (within the look-back), not for as long
+    as it stays disabled: a disabled endpoint is its owner's to re-enable or delete, and many
+    never are, so an alert held while any is disabled would fire for good and hide the next
+    one. What an operator acts on is a disabling, and above all many at once (our egress, the
+    SSRF allow-list or a dispatcher gone wrong, not the receivers); the standing count is in
+    ``/health`` and ``relai_webhook_disabled_endpoints``. Counts only: no URL, no user."""
+    alerts: list[Alert] = []
+    webhooks = health.webhooks
+    age = webhooks.oldest_pending_age_seconds if webhooks else None
+    if webhooks and age and age > thresholds.webhook_backlog_age_s:
+        alerts.append(
+            Alert(
+                "webhook_backlog_old",
+                "warning",
+                "Webhook deliveries late",
+                f"{webhooks.pending} webhook deliveries pending to {webhooks.destinations} "
+                f"destinations, the oldest for {age:.0f}s (threshold "
+                f"{thresholds.webhook_backlog_age_s:g}s); {webhooks.due} of them are due and "
+                "wait for a dispatcher, the others for their next try after a failed one.",
+            )
+        )
+    if signals.endpoints_disabled_new > 0:
+        now = f"; {webhooks.endpoints_disabled} disabled in all" if webhooks else ""
+        alerts.append(
+            Alert(
+                "webhook_endpoint_disabled",
+                "warning",
+                "Webhook endpoints disabled",
+                f"{signals.endpoints_disabled_new} webhook endpoints were disabled in the last 15 "
+                f"minutes after failing too long or answering 410 Gone{now}: they get no events "
+                "until their owners enable them again.",
             )
         )
     return alerts

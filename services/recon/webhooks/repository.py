@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from libs.db import PgConnection
 from services.recon.webhooks.schemas import WebhookFigures
 
@@ -40,3 +42,8 @@ async def read_figures(conn: PgConnection) -> WebhookFigures:
         endpoints_disabled=row["endpoints_disabled"],
         failed_last_hour=row["failed_last_hour"],
     )
+
+
+async def disabled_endpoints(conn: PgConnection) -> set[uuid.UUID]:
+    rows = await conn.fetch("SELECT id FROM webhook_endpoints WHERE NOT enabled")
+    return {row["id"] for row in rows}

@@ -93,7 +93,7 @@ async def test_health_has_a_webhooks_section_without_urls_or_users(
 ) -> None:
     await some_of_everything(db_pool, owner)
 
-    async with recon(settings_for(servers)) as client:
+    async with recon(settings_for(servers, webhook_backlog_alert_s=300)) as client:
         response = await client.get("/health")
 
     assert response.status_code == 200
@@ -108,6 +108,8 @@ async def test_health_has_a_webhooks_section_without_urls_or_users(
         "endpoints_disabled": 2,
         "failed_last_hour": 2,
     }
+    (alert,) = [a for a in body["alerts"] if a["key"] == "webhook_backlog_old"]
+    assert alert["detail"].startswith("3 webhook deliveries pending to 3 destinations")
     for secret in (RECEIVER_URL, ONE_OFF_URL, "receiver.example", "one-off.example", OWNER):
         assert secret not in response.text
 

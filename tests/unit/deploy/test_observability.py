@@ -148,6 +148,10 @@ def test_every_alert_reads_metrics_the_code_exports() -> None:
         "RelaiJobErrorRateHigh",
         "RelaiHttpErrorRateHigh",
         "RelaiStuckRequests",
+        "RelaiDispatcherDown",
+        "RelaiWebhookBacklogOld",
+        "RelaiWebhookDeliveriesFailing",
+        "RelaiWebhookEndpointsDisabled",
     } <= names
     for rule in rules:
         assert metric_names(rule["expr"]) <= exported, rule["alert"]
@@ -173,6 +177,13 @@ def test_the_operations_dashboard_shows_webhook_deliveries() -> None:
             "relai_webhook_deliveries_failed_last_hour",
         },
     }
+
+
+def test_the_webhook_alerts_watch_the_dispatcher_job_and_recons_threshold() -> None:
+    rules = {rule["alert"]: rule for rule in alert_rules()}
+    assert 'up{job="dispatcher"}' in rules["RelaiDispatcherDown"]["expr"]
+    (threshold,) = re.findall(r"> (\d+)", rules["RelaiWebhookBacklogOld"]["expr"])
+    assert float(threshold) == ReconSettings().webhook_backlog_alert_s
 
 
 def test_the_5xx_alert_counts_server_errors_only_out_of_the_answers_given() -> None:

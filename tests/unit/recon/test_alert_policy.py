@@ -14,6 +14,7 @@ SETTINGS = ReconSettings(
     recon_alert_outbox_age_s=30,
     recon_alert_stuck_age_s=900,
     recon_alert_budget_ratio=0.9,
+    webhook_backlog_alert_s=900,
 )
 
 
@@ -51,3 +52,13 @@ def test_the_config_overrides_what_it_sets_and_only_that() -> None:
     assert source.current() == AlertPolicy(
         "https://hooks.example/from-env", 0, Thresholds(30, 900, 0.9)
     )
+
+
+def test_the_webhook_backlog_age_comes_from_the_settings_unless_the_config_sets_it() -> None:
+    loaded = Loaded()
+    source = alert_policy(SETTINGS.model_copy(update={"webhook_backlog_alert_s": 600}), None)
+    assert source.current().thresholds.webhook_backlog_age_s == 600
+
+    source = alert_policy(SETTINGS, cast(ConfigWatcher, loaded))
+    loaded.load("1", {"alerts": {"webhook_backlog_age_s": 120}})
+    assert source.current().thresholds == Thresholds(30, 900, 0.9, 120)

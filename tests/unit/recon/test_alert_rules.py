@@ -15,6 +15,7 @@ from services.recon.health.schemas import (
     StreamInfo,
     UnfinishedRequests,
 )
+from services.recon.webhooks.schemas import WebhookFigures
 
 LIMITS = Thresholds(outbox_age_s=30, stuck_age_s=900)
 
@@ -115,3 +116,54 @@ def test_the_budget_warning_says_how_much_and_until_when() -> None:
         "openai has spent 95 of its 100 credits for this 3600s window (95%, threshold 50%); "
         "once spent, its jobs wait for the next window, in 1200s."
     )
+
+
+def _webhooks(oldest: float | None, *, pending: int = 4, disabled: int = 0) -> Health:
+    report = health(live=0)
+    report.webhooks = WebhookFigures(
+        pending=pending if oldest else 0,
+        due=1 if oldest else 0,
+        destinations=2 if oldest else 0,
+        oldest_pending_age_seconds=oldest,
+        endpoints_disabled=disabled,
+        failed_last_hour=0,
+    )
+    return report
+
+
+@pytest.mark.parametrize(
+    ("oldest", "expected"),
+    [(None, []), (600.0, []), (900.0, []), (901.0, ["webhook_backlog_old"])],
+)
+def test_webhook_deliveries_late_past_the_backlog_age(
+    oldest: float | None, expected: list[str]
+) -> None:
+    assert keys(_webhooks(oldest)) == expected
+
+
+def test_the_late_deliveries_warning_says_how_many_and_where_they_wait() -> None:
+    limits = Thresholds(outbox_age_s=30, stuck_age_s=900, webhook_backlog_age_s=60)
+    (alert,) = evaluate(_webhooks(120.4), limits)
+    assert (alert.key, alert.severity, alert.title) == (
+        "webhook_backlog_old",
+        "warning",
+        "Webhook deliveries late",
+    )
+    assert alert.detail == (
+        "4 webhook deliveries pending to 2 destinations, the oldest for 120s (threshold 60s); "
+        "1 of them are due and wait for a dispatcher, the others for their next try after a "
+        "failed one."
+    )
+
+
+def test_endpoints_disabled_lately_warn_and_a_standing_count_does_not() -> None:
+    assert keys(_webhooks(None, disabled=7)) == []  # disabled long ago: not news
+    (alert,) = evaluate(_webhooks(None, disabled=7), LIMITS, Signals(endpoints_disabled_new=2))
+    assert (alert.key, alert.severity) == ("webhook_endpoint_disabled", "warning")
+    assert alert.detail.startswith(
+        "2 webhook endpoints were disabled in the last 15 minutes after failing too long or "
+        "answering 410 Gone; 7 disabled in all"
+    )
+    # Without the webhook figures (unreadable), the signal still speaks.
+    (alert,) = evaluate(health(live=0), LIMITS, Signals(endpoints_disabled_new=1))
+    assert "in all" not in alert.detail
