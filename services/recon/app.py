@@ -27,6 +27,7 @@ from services.recon.metrics.service import MetricsSampler
 from services.recon.settings import ReconSettings, get_settings
 from services.recon.state import ReconState
 from services.recon.usage.service import UsageLoop
+from services.recon.webhooks.service import WebhookRetentionLoop
 
 
 def create_app(settings: ReconSettings | None = None) -> FastAPI:
@@ -39,8 +40,8 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
         config = await resources.enter_async_context(watching(settings, os.environ))
         policy = alert_policy(settings, config)
         # min_size=0: recon must start, and report, while Postgres is down. Six: the loops
-        # (completion, expiry, usage, metrics, alerts) and a health check's two reads (the
-        # pipeline, and webhooks apart) seldom wait for one another.
+        # (completion, expiry, usage, metrics, alerts, webhook retention) and a health check's
+        # two reads (the pipeline, and webhooks apart) seldom wait for one another.
         pool = await create_pool(settings.database_url, min_size=0, max_size=6)
         redis = create_redis(settings.redis_url, max_connections=8)
         completion = CompletionLoop(
@@ -57,6 +58,12 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
             redis,
             interval_s=settings.recon_expiry_interval_s,
             batch=settings.recon_expiry_batch,
+        )
+        retention = WebhookRetentionLoop(
+            pool,
+            interval_s=settings.webhook_retention_interval_s,
+            retention_s=settings.webhook_retention_s,
+            batch=settings.webhook_retention_batch,
         )
         webhook = webhook_client(settings.ssrf_allow)
         alerts = AlertLoop(
@@ -87,6 +94,7 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
                 asyncio.create_task(alerts.run_forever(), name="recon-alerts"),
                 asyncio.create_task(expiry.run_forever(), name="recon-expiry"),
                 asyncio.create_task(usage.run_forever(), name="recon-usage"),
+                asyncio.create_task(retention.run_forever(), name="recon-webhook-retention"),
             ]
         try:
             yield ReconState(

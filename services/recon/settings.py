@@ -57,6 +57,13 @@ class ReconSettings(CommonSettings):
     """Seconds between two runs of the expiry loop."""
     recon_expiry_batch: int = Field(default=500, ge=1)
     """Most requests expired per transaction."""
+    webhook_retention_s: float = Field(default=604800.0, gt=0)
+    """Webhook deliveries delivered or given up are deleted, with their attempts, this long after
+    they finished (their last attempt); pending ones never are."""
+    webhook_retention_interval_s: float = Field(default=300.0, gt=0)
+    """Seconds between two runs of the webhook retention."""
+    webhook_retention_batch: int = Field(default=1000, ge=1)
+    """Most webhook deliveries deleted per transaction."""
 
 
 @lru_cache

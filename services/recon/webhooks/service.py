@@ -1,4 +1,5 @@
-"""What recon does about webhooks: it notices endpoints newly disabled (for the alert loop)."""
+"""What recon does about webhooks: it notices endpoints newly disabled (for the alert loop), and
+deletes finished deliveries past their retention."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Callable
 
 from libs.db import DATABASE_ERRORS, PgPool
 from libs.logs import get_logger
+from libs.loops import every
 from services.recon.webhooks import repository
 
 log = get_logger(__name__)
@@ -45,3 +47,37 @@ class NewlyDisabled:
         while self._events and self._events[0][0] < now - self._look_back_s:
             self._events.popleft()
         return sum(count for _, count in self._events)
+
+
+class WebhookRetentionLoop:
+    """Every so often, delete the deliveries delivered or given up more than ``retention_s`` ago
+    (their attempts go with them), batch after batch until none is left; never a pending one.
+    Each batch is its own transaction and skips the rows another holds, so replicas share the
+    work instead of waiting on each other."""
+
+    def __init__(self, pool: PgPool, *, interval_s: float, retention_s: float, batch: int) -> None:
+        self._pool = pool
+        self._interval_s = interval_s
+        self._retention_s = retention_s
+        self._batch = batch
+
+    async def run_forever(self) -> None:
+        await every(
+            self._interval_s, self.run_once, name="webhook_retention", expected=DATABASE_ERRORS
+        )
+
+    async def run_once(self) -> int:
+        """Delete what is due; returns how many deliveries this replica deleted."""
+        total = 0
+        for status in repository.FINISHED_STATUSES:
+            while True:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    deleted = await repository.delete_finished(
+                        conn, status=status, older_than_s=self._retention_s, limit=self._batch
+                    )
+                total += deleted
+                if deleted < self._batch:
+                    break
+        if total:
+            log.info("webhooks.deliveries_deleted", count=total)
+        return total
