@@ -11,6 +11,7 @@ from services.api.catalog import endpoints as catalog
 from services.api.deals import endpoints as deals
 from services.api.openai import endpoints as openai
 from services.api.requests import endpoints as requests
+from services.api.webhooks import endpoints as webhooks
 from services.api.ws import endpoints as ws
 
 router = APIRouter()
@@ -24,3 +25,4 @@ router.include_router(admin.router)
 router.include_router(admin_catalog.router)
 router.include_router(admin_usage.router)
 router.include_router(openai.router)
+router.include_router(webhooks.router)
