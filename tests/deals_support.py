@@ -78,7 +78,12 @@ async def load_deals_catalog(pool: asyncpg.Pool[Any]) -> None:
 
 
 async def submit_order(
-    pool: asyncpg.Pool[Any], user_id: uuid.UUID, order: Order, *, key: str | None = None
+    pool: asyncpg.Pool[Any],
+    user_id: uuid.UUID,
+    order: Order,
+    *,
+    key: str | None = None,
+    webhook_url: str | None = None,
 ) -> Submission:
     """Submit ``order`` through the API's submission core (its group commit included), as
     every front door does."""
@@ -91,6 +96,7 @@ async def submit_order(
             order=order,
             idempotency_key=key,
             traceparent=None,
+            webhook_url=webhook_url,
         )
     finally:
         running.cancel()
@@ -99,13 +105,21 @@ async def submit_order(
 
 
 async def submit_offer(
-    pool: asyncpg.Pool[Any], user_id: uuid.UUID, service: str, action: str, text: str
+    pool: asyncpg.Pool[Any],
+    user_id: uuid.UUID,
+    service: str,
+    action: str,
+    text: str,
+    *,
+    webhook_url: str | None = None,
 ) -> uuid.UUID:
     """A new single-offer request, submitted as ``POST /svc`` does."""
     offer = await OfferCatalog(pool, refresh_s=60).get(service, action)
     assert offer is not None
     order = submission.offer_order(offer, {"text": text})
-    submitted = await submit_order(pool, user_id, order, key=str(uuid.uuid4()))
+    submitted = await submit_order(
+        pool, user_id, order, key=str(uuid.uuid4()), webhook_url=webhook_url
+    )
     assert not submitted.duplicate
     return submitted.id
 
@@ -117,12 +131,13 @@ async def submit_deal(
     inputs: dict[str, str],
     addons: list[str] | None = None,
     key: str | None = None,
+    webhook_url: str | None = None,
 ) -> Submission:
     """A deal's request, submitted as ``POST /deal`` does."""
     deal = await DealCatalog(pool, OfferCatalog(pool, refresh_s=60), refresh_s=60).get(slug)
     assert deal is not None
     order = deals_service.order_for(deal, dict(inputs), addons or [])
-    return await submit_order(pool, user_id, order, key=key)
+    return await submit_order(pool, user_id, order, key=key, webhook_url=webhook_url)
 
 
 async def record_steps(

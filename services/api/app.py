@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from libs.config import watching
 from libs.db import create_pool
 from libs.logs import configure_logging, get_logger
+from libs.security.ssrf import UrlPolicy
 from libs.streams import create_redis
 from libs.telemetry import instrument_app, quiet, setup_tracing
 from services.api.api import router
@@ -165,6 +166,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                     batcher,
                     max_prompt_chars=settings.max_prompt_chars,
                     max_unfinished=lambda: limits.current().max_unfinished_per_user,
+                    url_policy=UrlPolicy.from_allow(settings.ssrf_allow),
                 ),
                 config=config,
                 deals=DealCatalog(pool, catalog, refresh_s=settings.catalog_refresh_s),

@@ -83,7 +83,10 @@ def _submit_operation(offer: Offer, parameters: list[Any], operation_id: str) ->
                 "content": {"application/json": {"schema": {"$ref": SUBMITTED_REF}}},
             },
             **SUBMIT_ERRORS,
-            "422": {"description": "Missing, unknown or non-string fields, or a prompt too long"},
+            "422": {
+                "description": "Missing, unknown or non-string fields, a prompt too long, "
+                "or a refused Relai-Webhook-Url"
+            },
         },
     }
 

@@ -52,6 +52,7 @@ async def submit_deal(
         order=order,
         idempotency_key=idempotency_key,
         traceparent=request.headers.get("traceparent"),
+        webhook_url=request.headers.get(submission.WEBHOOK_URL_HEADER),
     )
     steps = await submission.steps_of(pool, done.id)
     return DealSubmitted(

@@ -46,7 +46,10 @@ def _operation(deal: Deal, parameters: list[Any], operation_id: str) -> dict[str
                 "content": {"application/json": {"schema": {"$ref": DEAL_SUBMITTED_REF}}},
             },
             **SUBMIT_ERRORS,
-            "422": {"description": "Missing, unknown or non-string inputs, or unknown add-ons"},
+            "422": {
+                "description": "Missing, unknown or non-string inputs, unknown add-ons, "
+                "or a refused Relai-Webhook-Url"
+            },
         },
     }
 

@@ -125,14 +125,23 @@ async def submit(request: Request, user: Principal, order: Order) -> Submission:
     state = app_state(request)
     key = submission.idempotency_key(request.headers.get("idempotency-key"))
     traceparent = request.headers.get("traceparent")
+    webhook_url = request.headers.get(submission.WEBHOOK_URL_HEADER)
     done = await state.submitter.submit(
-        user=user, order=order, idempotency_key=key, traceparent=traceparent
+        user=user,
+        order=order,
+        idempotency_key=key,
+        traceparent=traceparent,
+        webhook_url=webhook_url,
     )
     for _ in range(_MAX_RERUNS):
         if key is not None or not done.duplicate or done.status not in RETRIED:
             break
         done = await state.submitter.submit(
-            user=user, order=order, idempotency_key=f"rerun:{done.id}", traceparent=traceparent
+            user=user,
+            order=order,
+            idempotency_key=f"rerun:{done.id}",
+            traceparent=traceparent,
+            webhook_url=webhook_url,
         )
     return done
 

@@ -37,6 +37,7 @@ async def _submit(request: Request, offer: Offer, body: bytes, user: Principal) 
         order=order,
         idempotency_key=idempotency_key,
         traceparent=request.headers.get("traceparent"),
+        webhook_url=request.headers.get(submission.WEBHOOK_URL_HEADER),
     )
     return Submitted(
         id=done.id,

@@ -23,10 +23,12 @@ from services.api.submission.schemas import (
     links_for,
 )
 from services.api.submission.service import Job, Order, Submission, Submitter
+from services.api.webhooks.urls import WEBHOOK_URL_HEADER
 
 __all__ = [
     "SUBMIT_ERRORS",
     "SUBMIT_HEADERS",
+    "WEBHOOK_URL_HEADER",
     "Job",
     "Links",
     "Order",

@@ -23,7 +23,7 @@ from libs.ledger import movements as ledger
 
 _REQUEST_COLUMNS = (
     "id, user_id, offer_id, deal_id, inputs, prompt, price, traceparent, idempotency_key, "
-    "messages, options, pricing"
+    "messages, options, pricing, webhook_url"
 )
 
 _STEPS_ONE = """, steps AS (
@@ -35,7 +35,8 @@ _STEPS_ONE = """, steps AS (
 
 
 def _insert_one(*, steps: bool) -> str:
-    chat = "$17, $18, $19" if steps else "$11, $12, $13"  # after the steps' parameters
+    # The chat parameters and the one-off webhook URL come after the steps' parameters.
+    chat = "$17, $18, $19, $20" if steps else "$11, $12, $13, $14"
     return f"""
 WITH ins AS (
     INSERT INTO requests ({_REQUEST_COLUMNS})
@@ -62,10 +63,10 @@ _INSERT_MANY = f"""
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[],
                          $7::bigint[], $8::text[], $9::text[], $19::text[], $20::text[],
-                         $21::text[])
+                         $21::text[], $22::text[])
         WITH ORDINALITY
         AS t(id, user_id, offer_id, deal_id, inputs, prompt, price, traceparent, idempotency_key,
-             messages, options, pricing, ord)
+             messages, options, pricing, webhook_url, ord)
 ), fresh AS (
     SELECT DISTINCT ON (i.id) i.* FROM input i
     WHERE NOT EXISTS (SELECT 1 FROM requests r WHERE r.id = i.id)
@@ -73,7 +74,7 @@ WITH input AS (
 ), {ledger.affordable("fresh", name="affordable")}, ins AS (
     INSERT INTO requests ({_REQUEST_COLUMNS})
     SELECT id, user_id, offer_id, deal_id, inputs::jsonb, prompt, price, traceparent,
-           idempotency_key, messages::jsonb, options::jsonb, pricing::jsonb
+           idempotency_key, messages::jsonb, options::jsonb, pricing::jsonb, webhook_url
     FROM affordable
     ON CONFLICT (id) DO NOTHING
     RETURNING id, user_id, price
@@ -152,6 +153,8 @@ class NewRequest:
     messages: list[dict[str, str]] | None = None
     options: dict[str, Any] | None = None
     pricing: dict[str, Any] | None = None
+    webhook_url: str | None = None
+    """The one-off URL the request's final state is sent to (checked already)."""
 
 
 @contextmanager
@@ -191,7 +194,7 @@ async def insert_one(db: PgPool | PgConnection, new: NewRequest) -> bool:
             [s.price for s in new.steps],
             [s.prompt for s in new.steps],
         ]
-    args += [new.messages, new.options, new.pricing]
+    args += [new.messages, new.options, new.pricing, new.webhook_url]
     with submission_errors():
         created = await db.fetchval(_INSERT_ONE_WITH_STEPS if new.steps else _INSERT_ONE, *args)
     return bool(created)
@@ -237,6 +240,7 @@ async def insert_many(db: PgPool | PgConnection, batch: list[NewRequest]) -> set
         [_json(n.messages) for n in batch],
         [_json(n.options) for n in batch],
         [_json(n.pricing) for n in batch],
+        [n.webhook_url for n in batch],
     )
     return {row["id"] for row in rows}
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from libs.contracts import RequestStatus
 from services.api.submission.rules import IDEMPOTENCY_KEY_MAX
+from services.api.webhooks.urls import URL_MAX, URL_PATTERN, WEBHOOK_URL_HEADER
 
 SUBMIT_HEADERS = [
     {
@@ -24,6 +25,15 @@ SUBMIT_HEADERS = [
         "schema": {"type": "string"},
         "description": "W3C trace context the request joins; one is made otherwise.",
     },
+    {
+        "name": WEBHOOK_URL_HEADER,
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "maxLength": URL_MAX, "pattern": URL_PATTERN},
+        "description": "A one-off URL the request's final state is sent to (request.* events, "
+        "signed with the caller's one-off secret: POST /webhooks/secret), held to the rules of "
+        "webhook endpoints' URLs.",
+    },
 ]
 
 
@@ -32,8 +42,8 @@ SUBMIT_ERRORS: dict[int | str, dict[str, Any]] = {
     "402": {"description": "The price is more than the available balance"},
     "404": {"description": "No such enabled offer or deal"},
     "422": {
-        "description": "Inputs the call refuses, or an Idempotency-Key already used for "
-        "other inputs"
+        "description": "Inputs the call refuses, an Idempotency-Key already used for other "
+        "inputs, or a Relai-Webhook-Url the SSRF guard refuses or that no one-off secret signs"
     },
     "429": {
         "description": "The credential's rate limit is spent, or the caller has as many "

@@ -2,9 +2,10 @@
 prices it (an ``Order``); the core does the rest the same way for all: derive the id, render
 the jobs' tasks, write everything through the group commit (or, with an unfinished-request cap,
 counted under the user's lock), and answer with the request's id, status and price (a
-duplicate finds the existing request and is not charged again). It runs inside a
-``relai.submit`` span whose context is the ``traceparent`` every later message of the request
-carries."""
+duplicate finds the existing request and is not charged again, nor changed). A one-off webhook
+URL named at submit is held to the rules of endpoints' (``services.api.webhooks``) and written
+with the request. It runs inside a ``relai.submit`` span whose context is the ``traceparent``
+every later message of the request carries."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from libs.contracts import RequestStatus
 from libs.db import PgPool
 from libs.ledger import ShortBalance
 from libs.logs import get_logger
+from libs.security.ssrf import UrlPolicy
 from libs.telemetry import current_traceparent, span
 from services.api.auth.service import Principal
 from services.api.catalog.service import Offer
@@ -35,6 +37,7 @@ from services.api.metrics import (
 from services.api.submission import repository
 from services.api.submission.batcher import SubmitBatcher
 from services.api.submission.rules import derive_request_id, new_traceparent, valid_traceparent
+from services.api.webhooks.service import check_one_off_url
 
 log = get_logger(__name__)
 
@@ -98,12 +101,15 @@ class Submitter:
         *,
         max_prompt_chars: int,
         max_unfinished: Callable[[], int],
+        url_policy: UrlPolicy | None = None,
     ) -> None:
         self._pool = pool
         self._batcher = batcher
         self._max_prompt_chars = max_prompt_chars
         self._max_unfinished = max_unfinished
         """The cap in force now (the central config may change it): 0 for none."""
+        self._url_policy = url_policy or UrlPolicy()
+        """What one-off webhook URLs may reach beyond public addresses (``RELAI_SSRF_ALLOW``)."""
 
     async def submit(
         self,
@@ -112,7 +118,13 @@ class Submitter:
         order: Order,
         idempotency_key: str | None,
         traceparent: str | None,
+        webhook_url: str | None = None,
     ) -> Submission:
+        """Submit ``order`` for ``user``; ``webhook_url`` (the ``Relai-Webhook-Url`` header) is
+        the one-off URL its final state is sent to (422 when endpoints could not have it, or the
+        user has no one-off secret to sign it with)."""
+        if webhook_url is not None:
+            await check_one_off_url(self._pool, self._url_policy, user_id=user.id, url=webhook_url)
         with span(
             "relai.submit", attributes={"relai.offer": order.name, "relai.handler": order.handler}
         ) as current:
@@ -122,6 +134,7 @@ class Submitter:
                 idempotency_key,
                 # With tracing on, the caller's trace is joined by the HTTP server span already.
                 current_traceparent() or traceparent,
+                webhook_url,
             )
             if current is not None:
                 current.set_attribute("relai.request_id", str(submission.id))
@@ -133,11 +146,16 @@ class Submitter:
         return submission
 
     async def _submit(
-        self, user: Principal, order: Order, idempotency_key: str | None, traceparent: str | None
+        self,
+        user: Principal,
+        order: Order,
+        idempotency_key: str | None,
+        traceparent: str | None,
+        webhook_url: str | None,
     ) -> Submission:
         request_id = derive_request_id(user.id, order.key, idempotency_key)
         trace = valid_traceparent(traceparent) or new_traceparent()
-        new = self._new_request(user, order, request_id, trace, idempotency_key)
+        new = self._new_request(user, order, request_id, trace, idempotency_key, webhook_url)
         cap = self._max_unfinished()
         try:
             if cap > 0:
@@ -181,6 +199,7 @@ class Submitter:
         request_id: uuid.UUID,
         trace: str,
         idempotency_key: str | None,
+        webhook_url: str | None,
     ) -> repository.NewRequest:
         steps = order.deal_id is not None
         payloads: list[str] = []
@@ -231,6 +250,7 @@ class Submitter:
             messages=None if steps else order.jobs[0].messages,
             options=None if steps else order.jobs[0].options,
             pricing=order.pricing,
+            webhook_url=webhook_url,
         )
 
 

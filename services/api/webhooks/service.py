@@ -1,5 +1,6 @@
 """The rules of webhooks: at most ``MAX_ENDPOINTS`` endpoints per user, every URL through the
-SSRF guard before it is written, secrets shown at creation and rotation only, deliveries queued
+SSRF guard before it is written, secrets shown at creation and rotation only, the one-off URL a
+request names checked as endpoints are (and signed by a secret its owner has), deliveries queued
 only through ``libs.outbox``, and the pages of deliveries."""
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from libs.contracts.webhooks import webhook_id
 from libs.db import PgConnection, PgPool
 from libs.security.ssrf import UrlPolicy
 from libs.webhooks import new_secret
-from services.api.errors import BadRequest, Conflict, NotFound
+from services.api.errors import BadRequest, Conflict, InvalidInputs, NotFound
 from services.api.webhooks import repository
 from services.api.webhooks.schemas import (
     AttemptView,
@@ -32,13 +33,17 @@ from services.api.webhooks.schemas import (
     RotateBody,
     SecretWithValue,
 )
-from services.api.webhooks.urls import check_webhook_url
+from services.api.webhooks.urls import WEBHOOK_URL_HEADER, check_webhook_url
 
 MAX_ENDPOINTS = 20
 """The most endpoints one user may have."""
 DISABLED_BY_OWNER = "disabled by its owner"
 NO_ENDPOINT = "no such webhook endpoint"
 NO_DELIVERY = "no such webhook delivery"
+NO_SECRET = (
+    f"{WEBHOOK_URL_HEADER}: one-off URLs are signed with your one-off secret, which you have not "
+    "created yet; POST /webhooks/secret creates it (and shows it once)"
+)
 
 
 def endpoint_view(row: asyncpg.Record) -> EndpointView:
@@ -119,6 +124,16 @@ async def put_secret(
     overlap_s = (body or RotateBody()).overlap_s
     row = await repository.put_secret(pool, user_id, secret=new_secret(), overlap_s=overlap_s)
     return SecretWithValue.model_validate(dict(row)), bool(row["created"])
+
+
+async def check_one_off_url(
+    db: PgPool | PgConnection, policy: UrlPolicy, *, user_id: uuid.UUID, url: str
+) -> None:
+    """Refuse (422) a one-off URL named at submit that endpoints could not have, or that its
+    owner has no secret to sign for."""
+    await check_webhook_url(url, policy, field=f"header {WEBHOOK_URL_HEADER}")
+    if not await repository.has_secret(db, user_id):
+        raise InvalidInputs(NO_SECRET, fields=[f"header {WEBHOOK_URL_HEADER}"])
 
 
 async def ping(conn: PgConnection, *, user_id: uuid.UUID, endpoint_id: uuid.UUID) -> Queued:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from libs.security.ssrf import UnsafeUrlError, UrlPolicy, check_url
 from services.api.errors import InvalidInputs
 
+WEBHOOK_URL_HEADER = "Relai-Webhook-Url"
+"""The header naming a request's one-off URL at submit, on every door."""
 URL_MAX = 2048
 URL_PATTERN = "^https?://[^\\u0000-\\u0020\\\\]*$"
 """The URL as a JSON Schema pattern: a lower-case scheme, and no spaces, control characters or
