@@ -1,0 +1,1 @@
+"""Claiming due deliveries, sending them, recording what came of each attempt."""

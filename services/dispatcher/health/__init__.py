@@ -1,0 +1,1 @@
+"""``GET /health``: Postgres reachability, the delivery backlog and what this process sends."""
