@@ -21,6 +21,9 @@ class CliSettings(CommonSettings):
     environment)."""
     recon_port: int = Field(default=8001, ge=1, le=65535)
     """Port ``relai run`` gives ``relai-recon`` (``RELAI_RECON_PORT`` in its environment)."""
+    dispatcher_port: int = Field(default=8002, ge=1, le=65535)
+    """Port ``relai run`` gives ``relai-dispatcher`` (``RELAI_DISPATCHER_PORT`` in its
+    environment)."""
     data_dir: Path = Path(".relai")
     """Where ``relai run`` keeps the embedded servers' data and, while it runs, ``stack.json``
     (see ``services.cli.local_stack``)."""

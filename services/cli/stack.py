@@ -1,7 +1,8 @@
 """``relai run``: the whole stack on one machine, for development and demos.
 
 Servers (given, or embedded under ``.relai/``), schema, demo catalog, a demo user with a fresh
-key, then ``relai-api``, ``relai-worker`` and ``relai-recon`` as child processes until Ctrl-C.
+key, then ``relai-api``, ``relai-worker``, ``relai-recon`` and ``relai-dispatcher`` as child
+processes until Ctrl-C.
 While they run, ``.relai/stack.json`` tells the other commands run from this folder where the
 database is (``services.cli.local_stack``).
 """
@@ -41,6 +42,7 @@ from services.cli.users import ensure_user_key
 class Stack:
     api_url: str
     recon_url: str
+    dispatcher_url: str
     demo_user: str
     demo_key: str
 
@@ -57,6 +59,8 @@ def default_children(settings: CliSettings) -> list[ChildSpec]:
         ChildSpec("relai-api", api, _bootstrap("api")),
         ChildSpec("relai-worker", [console_script("relai-worker")], _bootstrap("worker")),
         ChildSpec("relai-recon", [console_script("relai-recon")], _bootstrap("recon")),
+        # The dispatcher has no central config: its settings are its environment's.
+        ChildSpec("relai-dispatcher", [console_script("relai-dispatcher")]),
     ]
 
 
@@ -77,6 +81,7 @@ def child_environment(
         "REDIS_URL": redis_url,
         "RELAI_API_PORT": str(settings.api_port),
         "RELAI_RECON_PORT": str(settings.recon_port),
+        "RELAI_DISPATCHER_PORT": str(settings.dispatcher_port),
     }
 
 
@@ -84,7 +89,8 @@ def banner(stack: Stack) -> str:
     key, api = stack.demo_key, stack.api_url
     auth = '-H "Authorization: Bearer $KEY"'
     return f"""
-Relai is running: {api}  (recon health: {stack.recon_url}/health)
+Relai is running: {api}  (recon health: {stack.recon_url}/health, webhook dispatcher
+health: {stack.dispatcher_url}/health)
 
 A fresh API key for the demo user {stack.demo_user!r} (shown once):
   export KEY={key}
@@ -112,6 +118,7 @@ def _check_ports(settings: CliSettings) -> None:
     for what, port, variable in (
         ("API", settings.api_port, "RELAI_API_PORT"),
         ("recon", settings.recon_port, "RELAI_RECON_PORT"),
+        ("the dispatcher", settings.dispatcher_port, "RELAI_DISPATCHER_PORT"),
     ):
         if not port_is_free(settings.api_host, port):
             raise CliError(f"port {port} (for {what}) is already in use: free it or set {variable}")
@@ -151,6 +158,7 @@ def run_stack(
                 f"{api_url}/health", timeout=settings.startup_timeout, exited=supervisor.exited
             )
             recon_url = f"http://{settings.api_host}:{settings.recon_port}"
+            dispatcher_url = f"http://{settings.api_host}:{settings.dispatcher_port}"
             # The other ``relai`` commands run from this folder use this stack's database.
             local_stack.write_state(
                 settings.data_dir,
@@ -158,7 +166,9 @@ def run_stack(
                     database_url=database_url, redis_url=redis_url, api_url=api_url
                 ),
             )
-            typer.echo(banner(Stack(api_url, recon_url, settings.demo_user, demo_key)))
+            typer.echo(
+                banner(Stack(api_url, recon_url, dispatcher_url, settings.demo_user, demo_key))
+            )
             while (child := supervisor.exited()) is None:
                 time.sleep(0.2)
             typer.echo(f"{child.describe()}; stopping the others", err=True)

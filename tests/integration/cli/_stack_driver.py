@@ -1,9 +1,10 @@
 """``relai run`` (``run_stack``) with stand-in children, for the tests.
 
-The real api, worker and recon are tested on their own; here only the launcher is under test:
-``python -m tests.integration.cli._stack_driver`` runs ``run_stack`` with children that are
-this same module in another mode (``api PORT``: answers ``/health`` and records its environment;
-``sleep``: waits; ``exit``: exits with FAKE_WORKER_STATUS after FAKE_WORKER_AFTER seconds).
+The real api, worker, recon and dispatcher are tested on their own; here only the launcher is
+under test: ``python -m tests.integration.cli._stack_driver`` runs ``run_stack`` with children
+that are this same module in another mode (``api PORT``: answers ``/health`` and records its
+environment; ``sleep``: waits; ``exit``: exits with FAKE_WORKER_STATUS after FAKE_WORKER_AFTER
+seconds).
 """
 
 import json
@@ -26,6 +27,7 @@ def children(settings: CliSettings) -> list[ChildSpec]:
         ChildSpec("relai-api", [sys.executable, "-m", MODULE, "api", str(settings.api_port)]),
         ChildSpec("relai-worker", [sys.executable, "-m", MODULE, worker_mode]),
         ChildSpec("relai-recon", [sys.executable, "-m", MODULE, "sleep"]),
+        ChildSpec("relai-dispatcher", [sys.executable, "-m", MODULE, "sleep"]),
     ]
 
 
@@ -44,6 +46,7 @@ def _api(port: int) -> None:
         "DATABASE_URL": os.environ["DATABASE_URL"],
         "REDIS_URL": os.environ["REDIS_URL"],
         "RELAI_RECON_PORT": os.environ["RELAI_RECON_PORT"],
+        "RELAI_DISPATCHER_PORT": os.environ["RELAI_DISPATCHER_PORT"],
     }
     Path(os.environ["FAKE_API_RECORD"]).write_text(json.dumps(record))
     HTTPServer(("127.0.0.1", port), _Health).serve_forever()

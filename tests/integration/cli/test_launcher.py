@@ -165,7 +165,15 @@ def test_console_scripts_are_found_beside_the_interpreter() -> None:
 
 
 def test_banner_has_ready_to_paste_commands() -> None:
-    text = banner(Stack("http://127.0.0.1:8000", "http://127.0.0.1:8001", "demo", "rk_abc"))
+    text = banner(
+        Stack(
+            "http://127.0.0.1:8000",
+            "http://127.0.0.1:8001",
+            "http://127.0.0.1:8002",
+            "demo",
+            "rk_abc",
+        )
+    )
 
     assert "export KEY=rk_abc" in text
     assert (
@@ -175,3 +183,4 @@ def test_banner_has_ready_to_paste_commands() -> None:
     assert 'curl -H "Authorization: Bearer $KEY" http://127.0.0.1:8000/svc/request/<id>' in text
     assert 'websocat -H "Authorization: Bearer $KEY" ws://127.0.0.1:8000/ws/requests/<id>' in text
     assert "http://127.0.0.1:8001/health" in text
+    assert "http://127.0.0.1:8002/health" in text

@@ -1,5 +1,6 @@
-"""``relai run`` end to end except for its children, which stand in for api, worker and recon
-(see ``_stack_driver``): servers, schema, catalog, demo key, supervision and shutdown."""
+"""``relai run`` end to end except for its children, which stand in for api, worker, recon and the
+dispatcher (see ``_stack_driver``): servers, schema, catalog, demo key, supervision and
+shutdown."""
 
 import json
 import os
@@ -78,6 +79,7 @@ def launch(tmp_path: Path) -> Iterator[Any]:
             "RELAI_DATA_DIR": str(tmp_path / "data"),
             "RELAI_API_PORT": str(api_port),
             "RELAI_RECON_PORT": str(free_port()),
+            "RELAI_DISPATCHER_PORT": str(free_port()),
             "RELAI_STOP_TIMEOUT": "5",
             "FAKE_API_RECORD": str(record),
             **env,
@@ -128,6 +130,7 @@ async def test_run_prepares_the_database_and_stops_on_sigterm(
     record = first.child_record()
     assert record["DATABASE_URL"] == servers.database_url
     assert record["REDIS_URL"] == servers.redis_url
+    assert f"http://127.0.0.1:{record['RELAI_DISPATCHER_PORT']}/health" in text
     owner = await db_pool.fetchrow(
         """SELECT u.name, u.balance FROM users u JOIN api_keys k ON k.user_id = u.id
            WHERE k.key_hash = $1""",
