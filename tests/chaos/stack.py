@@ -1,6 +1,7 @@
-"""The real processes a chaos scenario breaks: api, workers and recon started as users start them,
-a Redis server of the scenario's own (so that it can be restarted empty) and a cuttable proxy in
-front of Postgres (so that the database can vanish and come back)."""
+"""The real processes a chaos scenario breaks: api, workers, recon and the webhook dispatcher
+started as users start them, a Redis server of the scenario's own (so that it can be restarted
+empty) and a cuttable proxy in front of Postgres (so that the database can vanish and come
+back)."""
 
 from __future__ import annotations
 
@@ -93,7 +94,8 @@ class Process:
 
 
 class ChaosStack:
-    """api (two uvicorn processes), two workers and recon, each with its own log file."""
+    """api (two uvicorn processes), two workers, recon and the dispatcher, each with its own log
+    file."""
 
     def __init__(self, *, workdir: Path, database_url: str, redis: RedisServer) -> None:
         self.workdir = workdir
@@ -104,6 +106,7 @@ class ChaosStack:
         self._database_url = database_url
         self.api_port = free_port()
         self.recon_port = free_port()
+        self.dispatcher_port = free_port()
         self._processes: dict[str, Process] = {}
         self._extra_env: dict[str, dict[str, str]] = {}
 
@@ -129,6 +132,8 @@ class ChaosStack:
             "RELAI_RECON_COMPLETION_INTERVAL_S": "0.5",
             "RELAI_RECON_STUCK_AFTER_S": "4",
             "RELAI_RECON_MAX_ATTEMPTS": "5",
+            "RELAI_DISPATCHER_PORT": str(self.dispatcher_port),
+            "RELAI_DISPATCHER_METRICS_PORT": "0",
         }
 
     async def start(self) -> None:
@@ -142,12 +147,17 @@ class ChaosStack:
         for name in WORKERS:
             self._add(name, [console_script("relai-worker")])
         self._add("recon", [console_script("relai-recon")])
+        self._add("dispatcher", [console_script("relai-dispatcher")])
         for name in self._processes:
             self.launch(name)
         await self.wait_healthy()
 
     async def wait_healthy(self) -> None:
-        for url in (f"{self.url}/health", f"http://127.0.0.1:{self.recon_port}/health"):
+        for url in (
+            f"{self.url}/health",
+            f"http://127.0.0.1:{self.recon_port}/health",
+            f"http://127.0.0.1:{self.dispatcher_port}/health",
+        ):
             await asyncio.to_thread(wait_until_healthy, url, timeout=60, exited=lambda: None)
 
     def _add(self, name: str, argv: list[str], **env: str) -> None:

@@ -1,5 +1,6 @@
 """A test run stopped by SIGTERM (a timeout, a cancelled CI job) leaves no process behind: not
-the embedded Postgres and Valkey, not the chaos stack's api, workers, recon and Redis."""
+the embedded Postgres and Valkey, not the chaos stack's api, workers, recon, dispatcher and
+Redis."""
 
 import os
 import signal
@@ -16,7 +17,14 @@ pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[2]
 SESSION = Path(__file__).with_name("_interrupted_session.py")
-EXPECTED = ("pginstall/bin/postgres", "valkey-server", "relai-api", "relai-worker", "relai-recon")
+EXPECTED = (
+    "pginstall/bin/postgres",
+    "valkey-server",
+    "relai-api",
+    "relai-worker",
+    "relai-recon",
+    "relai-dispatcher",
+)
 
 
 def test_sigterm_stops_the_run_and_every_process_it_started(tmp_path: Path) -> None:

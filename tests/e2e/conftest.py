@@ -1,5 +1,5 @@
-"""The real processes, started as a user starts them: ``relai-api --workers 2`` and two
-``relai-worker`` processes, on the test servers."""
+"""The real processes, started as a user starts them: ``relai-api --workers 2``, two
+``relai-worker`` processes and ``relai-dispatcher``, on the test servers."""
 
 import asyncio
 import os
@@ -29,9 +29,13 @@ class Stack:
     url: str
     metrics_url: str
     """The API's operator port (its metrics); the public ``url`` serves none."""
+    dispatcher_url: str
+    """The webhook dispatcher's ``/health``."""
+    dispatcher_metrics_url: str
     supervisor: Supervisor
     user: NewUser
     credits: int
+    specs: dict[str, ChildSpec]
 
     @property
     def ws_url(self) -> str:
@@ -43,6 +47,11 @@ class Stack:
 
     def kill(self, name: str) -> None:
         os.killpg(self.supervisor.pids[name], signal.SIGKILL)
+
+    async def restart(self, name: str, health_url: str) -> None:
+        """Start ``name`` again (after ``kill``), as it was, and wait until it is healthy."""
+        self.supervisor.start(self.specs[name])
+        await asyncio.to_thread(wait_until_healthy, health_url, timeout=60, exited=lambda: None)
 
 
 def bootstrap(component: str) -> dict[str, str]:
@@ -75,26 +84,43 @@ async def stack(stack_env: dict[str, str], db_pool: "asyncpg.Pool[Any]") -> Asyn
     credits = 1_000_000
     user = await create_user(db_pool, name="e2e", credits=credits)
     port, metrics_port = free_port(), free_port()
+    dispatcher_port, dispatcher_metrics_port = free_port(), free_port()
     supervisor = Supervisor(
         env={**stack_env, "RELAI_API_METRICS_PORT": str(metrics_port)}, stop_timeout=15
     )
-    # As `relai run` and compose start them: each following its shipped bootstrap config.
+    # As `relai run` and compose start them: each following its shipped bootstrap config (the
+    # dispatcher has none).
     api = [console_script("relai-api"), "--port", str(port), "--workers", "2"]
-    supervisor.start(ChildSpec("relai-api", api, bootstrap("api")))
+    specs = {"relai-api": ChildSpec("relai-api", api, bootstrap("api"))}
     for n in range(1, WORKERS + 1):
         worker = [console_script("relai-worker")]
-        supervisor.start(ChildSpec(f"relai-worker-{n}", worker, bootstrap("worker")))
+        specs[f"relai-worker-{n}"] = ChildSpec(f"relai-worker-{n}", worker, bootstrap("worker"))
+    specs["relai-dispatcher"] = ChildSpec(
+        "relai-dispatcher",
+        [console_script("relai-dispatcher")],
+        {
+            "RELAI_DISPATCHER_PORT": str(dispatcher_port),
+            "RELAI_DISPATCHER_METRICS_PORT": str(dispatcher_metrics_port),
+        },
+    )
+    for spec in specs.values():
+        supervisor.start(spec)
     url = f"http://127.0.0.1:{port}"
+    dispatcher_url = f"http://127.0.0.1:{dispatcher_port}"
     try:
-        await asyncio.to_thread(
-            wait_until_healthy, f"{url}/health", timeout=90, exited=supervisor.exited
-        )
+        for health in (f"{url}/health", f"{dispatcher_url}/health"):
+            await asyncio.to_thread(
+                wait_until_healthy, health, timeout=90, exited=supervisor.exited
+            )
         yield Stack(
             url=url,
             metrics_url=f"http://127.0.0.1:{metrics_port}",
+            dispatcher_url=dispatcher_url,
+            dispatcher_metrics_url=f"http://127.0.0.1:{dispatcher_metrics_port}",
             supervisor=supervisor,
             user=user,
             credits=credits,
+            specs=specs,
         )
     finally:
         await asyncio.to_thread(supervisor.stop)
