@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[3]
 # is Apache-2.0, its licence beside it in the package's vendor/licenses/).
 SCHEMA = resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
-RELAI_SERVICES = ("migrate", "api", "worker", "recon")
+RELAI_SERVICES = ("migrate", "api", "worker", "recon", "dispatcher")
 OBSERVABILITY_SERVICES = ("jaeger", "prometheus", "grafana")
 
 
@@ -90,7 +90,7 @@ def test_the_stack_has_its_services(services: dict[str, dict[str, Any]]) -> None
 def test_processes_run_the_declared_console_scripts(
     services: dict[str, dict[str, Any]], console_scripts: dict[str, str]
 ) -> None:
-    for name in ("api", "worker", "recon"):
+    for name in ("api", "worker", "recon", "dispatcher"):
         program = services[name]["command"][0]
         assert program == f"relai-{name}"
         assert program in console_scripts
@@ -110,23 +110,27 @@ def test_every_relai_service_knows_both_servers(services: dict[str, dict[str, An
         assert environment["REDIS_URL"].startswith("redis://redis:6379/"), name
 
 
-def test_workers_scale(services: dict[str, dict[str, Any]]) -> None:
-    worker = services["worker"]
-    assert "container_name" not in worker
-    assert "ports" not in worker
+def test_workers_and_dispatchers_scale(services: dict[str, dict[str, Any]]) -> None:
+    for name in ("worker", "dispatcher"):
+        assert "container_name" not in services[name], name
+        assert "ports" not in services[name], name
 
 
 def test_start_order_and_health(services: dict[str, dict[str, Any]]) -> None:
-    for name in ("api", "worker", "recon"):
+    for name in ("api", "worker", "recon", "dispatcher"):
         depends = services[name]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert services["migrate"]["restart"] == "no"
-    for name in ("postgres", "redis", "api", "recon"):
+    for name in ("postgres", "redis", "api", "recon", "dispatcher"):
         assert services[name]["healthcheck"]["test"][0] == "CMD", name
     assert services["api"]["ports"] == ["8000:8000"]
     assert services["recon"]["ports"] == ["8001:8001"]
     assert services["recon"]["environment"]["RELAI_RECON_HOST"] == "0.0.0.0"
+    dispatcher = services["dispatcher"]
+    port = dispatcher["environment"]["RELAI_DISPATCHER_PORT"]
+    assert f"127.0.0.1:{port}/health" in dispatcher["healthcheck"]["test"][-1]
+    assert dispatcher["environment"]["RELAI_DISPATCHER_HOST"] == "0.0.0.0"
 
 
 def test_dockerfile_builds_one_image_from_files_that_exist(

@@ -14,6 +14,7 @@ import yaml
 from libs.contracts import TASKS_GROUP, TASKS_STREAM
 from libs.settings import CommonSettings
 from services.api.settings import ApiSettings
+from services.dispatcher.settings import DispatcherSettings
 from services.recon.settings import ReconSettings
 from services.worker.settings import WorkerSettings
 
@@ -23,6 +24,7 @@ SETTINGS: dict[str, type[CommonSettings]] = {
     "relai-api": ApiSettings,
     "relai-worker": WorkerSettings,
     "relai-recon": ReconSettings,
+    "relai-dispatcher": DispatcherSettings,
     "relai-migrate": CommonSettings,
 }
 SERVERS = {"DATABASE_URL", "REDIS_URL"}
@@ -127,6 +129,10 @@ def test_services_follow_their_central_config() -> None:
         component = name.removeprefix("relai-")
         assert path == f"/app/config/{component}.bootstrap.yaml"
         assert (ROOT / "config" / f"{component}.bootstrap.yaml").is_file()
+    (dispatcher,) = _named("Deployment")["relai-dispatcher"]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert "RELAI_CONFIG_FILE" not in {e["name"] for e in dispatcher["env"]}  # it has none
 
 
 def test_probes_and_services_reach_the_ports_the_processes_listen_on() -> None:
@@ -135,6 +141,9 @@ def test_probes_and_services_reach_the_ports_the_processes_listen_on() -> None:
     assert api["command"][api["command"].index("--port") + 1] == "8000"
     recon = deployments["relai-recon"]["spec"]["template"]["spec"]["containers"][0]
     recon_env = {e["name"]: e.get("value") for e in recon["env"]}
+    dispatcher = deployments["relai-dispatcher"]["spec"]["template"]["spec"]["containers"][0]
+    dispatcher_env = {e["name"]: e.get("value") for e in dispatcher["env"]}
+    assert dispatcher_env["RELAI_DISPATCHER_HOST"] == "0.0.0.0"  # reachable by probes, scrapes
     ports = {
         "relai-api": {
             "http": 8000,
@@ -142,6 +151,10 @@ def test_probes_and_services_reach_the_ports_the_processes_listen_on() -> None:
         },
         "relai-recon": {"http": int(recon_env["RELAI_RECON_PORT"])},
         "relai-worker": {"metrics": WorkerSettings.model_fields["worker_metrics_port"].default},
+        "relai-dispatcher": {
+            "http": int(dispatcher_env["RELAI_DISPATCHER_PORT"]),
+            "metrics": DispatcherSettings.model_fields["dispatcher_metrics_port"].default,
+        },
     }
     for name, expected in ports.items():
         (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
@@ -174,6 +187,17 @@ def test_keda_scales_the_workers_on_the_stream_they_read() -> None:
     assert {"lagCount", "pendingEntriesCount"} <= measures
 
 
+def test_dispatchers_get_time_to_finish_their_attempts_and_share_the_work() -> None:
+    deployment = _named("Deployment")["relai-dispatcher"]
+    template = deployment["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in template["containers"][0]["env"]}
+    timeout = float(env.get("RELAI_WEBHOOK_TIMEOUT_S", 10))
+    assert template["terminationGracePeriodSeconds"] > timeout
+    assert deployment["spec"]["replicas"] >= 2
+    lease = DispatcherSettings.model_fields["webhook_lease_s"].default
+    assert float(env.get("RELAI_WEBHOOK_LEASE_S", lease)) > timeout
+
+
 def test_workers_get_time_to_drain_on_scale_down() -> None:
     worker = _named("Deployment")["relai-worker"]["spec"]["template"]["spec"]
     env = {e["name"]: e.get("value") for e in worker["containers"][0]["env"]}
@@ -187,6 +211,7 @@ def test_metrics_are_scraped_on_operator_ports_that_no_service_exposes() -> None
         "relai-api": ApiSettings.model_fields["api_metrics_port"].default,
         "relai-worker": WorkerSettings.model_fields["worker_metrics_port"].default,
         "relai-recon": ReconSettings.model_fields["recon_metrics_port"].default,
+        "relai-dispatcher": DispatcherSettings.model_fields["dispatcher_metrics_port"].default,
     }
     for name, port in metrics_ports.items():
         template = deployments[name]["spec"]["template"]

@@ -17,6 +17,7 @@ import services.api.metrics
 import services.recon.metrics.registry
 import services.worker.metrics
 from services.api.settings import ApiSettings
+from services.dispatcher.settings import DispatcherSettings
 from services.recon.settings import ReconSettings
 from services.worker.settings import WorkerSettings
 
@@ -222,6 +223,7 @@ def test_prometheus_scrapes_each_service_on_its_metrics_port() -> None:
         "relai-api": (["api"], ApiSettings().api_metrics_port),
         "relai-worker": (["worker"], WorkerSettings().worker_metrics_port),
         "relai-recon": (["recon"], ReconSettings().recon_metrics_port),
+        "relai-dispatcher": (["dispatcher"], DispatcherSettings().dispatcher_metrics_port),
     }
 
 
@@ -250,7 +252,7 @@ def test_compose_provisions_prometheus_grafana_and_jaeger() -> None:
         (DEPLOY / "grafana" / "provisioning" / "datasources" / "datasources.yml").read_text()
     )
     assert {d["uid"] for d in sources["datasources"]} == {"prometheus", "jaeger", "postgres"}
-    for name in ("api", "worker", "recon", "migrate"):
+    for name in ("api", "worker", "recon", "dispatcher", "migrate"):
         env = services[name]["environment"]
         assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318", name
     assert services["recon"]["environment"]["RELAI_RECON_METRICS_PORT"] == str(
@@ -259,6 +261,9 @@ def test_compose_provisions_prometheus_grafana_and_jaeger() -> None:
     assert services["api"]["environment"]["RELAI_API_METRICS_PORT"] == str(
         ApiSettings().api_metrics_port
     )
-    for name in ("api", "worker", "recon"):  # metrics ports stay on the compose network
+    assert services["dispatcher"]["environment"]["RELAI_DISPATCHER_METRICS_PORT"] == str(
+        DispatcherSettings().dispatcher_metrics_port
+    )
+    for name in ("api", "worker", "recon", "dispatcher"):  # metrics stay on the compose network
         published = {str(p).split(":")[-1] for p in services[name].get("ports", [])}
-        assert not published & {"9101", "9102", "9103"}, name
+        assert not published & {"9101", "9102", "9103", "9104"}, name
