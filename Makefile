@@ -32,7 +32,7 @@ install: $(UV) ## Create or update .venv from uv.lock (idempotent)
 	@test -n "$(PYTHON)" || { echo "no Python $(SUPPORTED) found (python3, python3.1x)" >&2; exit 1; }
 	$(UV) sync --frozen --python $(PYTHON)
 
-run: install ## Run api, worker and recon locally (embedded servers unless DATABASE_URL/REDIS_URL)
+run: install ## Run api, worker, recon and dispatcher locally (embedded servers unless DATABASE_URL/REDIS_URL)
 	$(VENV)/relai run
 
 test: install ## Run the test suite (servers in DATABASE_URL/REDIS_URL, else embedded ones)
@@ -53,7 +53,7 @@ bench: install ## Run the benchmarks and print comparable figures
 	$(VENV)/python -m bench.submit_path --users 100
 	$(VENV)/python -m bench.openai_door
 
-e2e: install ## Only the end-to-end tests (real api, worker and recon processes)
+e2e: install ## Only the end-to-end tests (real api, worker, recon and dispatcher processes)
 	$(VENV)/pytest -m e2e tests/e2e
 
 chaos: install ## The chaos suite at full size: 1,000 requests per scenario, one line of figures each

@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings
 from libs.settings import CommonSettings
 from services.api.settings import ApiSettings
 from services.cli.settings import CliSettings
+from services.dispatcher.settings import DispatcherSettings
 from services.recon.settings import ReconSettings
 from services.worker.settings import WorkerSettings
 
@@ -45,6 +46,12 @@ PROCESSES = (
     Process("API", "`relai-api`", ApiSettings, "services/api/settings.py"),
     Process("Worker", "`relai-worker`", WorkerSettings, "services/worker/settings.py"),
     Process("Recon", "`relai-recon`", ReconSettings, "services/recon/settings.py"),
+    Process(
+        "Webhook dispatcher",
+        "`relai-dispatcher`",
+        DispatcherSettings,
+        "services/dispatcher/settings.py",
+    ),
     Process(
         "The relai command",
         "`relai` (among others `relai run`)",
@@ -145,7 +152,8 @@ def render() -> str:
     lines += [
         "## Every process",
         "",
-        "Read by `relai-api`, `relai-worker`, `relai-recon` and the `relai` command",
+        "Read by `relai-api`, `relai-worker`, `relai-recon`, `relai-dispatcher` and the `relai`",
+        "command",
         "(`libs/settings/base.py`, `CommonSettings`).",
         "",
         *table(CommonSettings, common),

@@ -44,15 +44,15 @@ class CommonSettings(BaseSettings):
     )
     """The MongoDB server of a bootstrap config with ``meta.source: mongo``."""
     ssrf_allow: list[str] = []
-    """Host names and IP networks that handler URLs and provider calls may reach although they
-    are not public (a JSON list, e.g. ``["127.0.0.1", "10.0.0.0/8", "llm.internal"]``); see
-    ``libs.security.ssrf``."""
+    """Host names and IP networks that handler URLs, provider calls and webhook receivers may
+    reach although they are not public (a JSON list, e.g.
+    ``["127.0.0.1", "10.0.0.0/8", "llm.internal"]``); see ``libs.security.ssrf``."""
     metrics_token: SecretStr | None = None
     """When set (16 characters or more; empty: unset), every metrics endpoint answers only a
     scrape that sends ``Authorization: Bearer <token>`` (401 otherwise), and the API also serves
     ``GET /metrics`` on its public port. Unset, metrics are served on the operator ports only
-    (``RELAI_API_METRICS_PORT``, ``RELAI_WORKER_METRICS_PORT``, ``RELAI_RECON_METRICS_PORT``),
-    without a token."""
+    (``RELAI_API_METRICS_PORT``, ``RELAI_WORKER_METRICS_PORT``, ``RELAI_RECON_METRICS_PORT``,
+    ``RELAI_DISPATCHER_METRICS_PORT``), without a token."""
 
     @field_validator("metrics_token", mode="before")
     @classmethod
