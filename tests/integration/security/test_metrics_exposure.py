@@ -1,9 +1,10 @@
 """Metrics are for operators: business counters, offer names and recon's top spenders.
 
-The attack: an anonymous client asks the public API port, or recon's HTTP port, for
-``/metrics``. Neither serves any (404 in the one JSON error shape); the real ``relai-api`` and
-``relai-recon`` serve them on their operator ports only. With ``RELAI_METRICS_TOKEN`` set, every
-metrics endpoint, the API's public ``/metrics`` included, wants the token (401 without it).
+The attack: an anonymous client asks the public API port, or recon's or the dispatcher's HTTP
+port, for ``/metrics``. None serves any (404 in the one JSON error shape); the real
+``relai-api``, ``relai-recon`` and ``relai-dispatcher`` serve them on their operator ports only.
+With ``RELAI_METRICS_TOKEN`` set, every metrics endpoint, the API's public ``/metrics`` included,
+wants the token (401 without it).
 """
 
 from __future__ import annotations
@@ -158,4 +159,37 @@ async def test_recon_serves_metrics_on_its_operator_port_only(
             _has_metrics(
                 await client.get(f"{operator}/metrics", headers=WITH_TOKEN),
                 "relai_recon_sample_success",
+            )
+
+
+@pytest.mark.parametrize("token", [None, TOKEN], ids=["no-token", "token"])
+async def test_the_dispatcher_serves_metrics_on_its_operator_port_only(
+    servers: ServerUrls, token: str | None
+) -> None:
+    port, metrics_port = free_port(), free_port()
+    env = _env(
+        servers,
+        RELAI_DISPATCHER_PORT=str(port),
+        RELAI_DISPATCHER_METRICS_PORT=str(metrics_port),
+        RELAI_METRICS_TOKEN=token or "",
+    )
+    public, operator = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}"
+    async with (
+        _process([console_script("relai-dispatcher")], env, f"{public}/health"),
+        httpx.AsyncClient(timeout=10) as client,
+    ):
+        for headers in (*WRONG_TOKENS, WITH_TOKEN):
+            r = await client.get(f"{public}/metrics", headers=headers)
+            assert r.status_code == 404
+            assert "relai_" not in r.text
+        if token is None:
+            _has_metrics(await client.get(f"{operator}/metrics"), "relai_webhook_in_flight")
+        else:
+            for headers in WRONG_TOKENS:
+                _is_error(
+                    await client.get(f"{operator}/metrics", headers=headers), 401, "unauthorized"
+                )
+            _has_metrics(
+                await client.get(f"{operator}/metrics", headers=WITH_TOKEN),
+                "relai_webhook_deliveries_total",
             )
