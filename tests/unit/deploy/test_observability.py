@@ -14,6 +14,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 import services.api.metrics
+import services.dispatcher.metrics
 import services.recon.metrics.registry
 import services.worker.metrics
 from services.api.settings import ApiSettings
@@ -27,17 +28,14 @@ DASHBOARDS = sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 PROMETHEUS = DEPLOY / "prometheus" / "prometheus.yml"
 
-METRIC_MODULES = (services.api.metrics, services.worker.metrics, services.recon.metrics.registry)
+METRIC_MODULES = (
+    services.api.metrics,
+    services.worker.metrics,
+    services.recon.metrics.registry,
+    services.dispatcher.metrics,
+)
 BUILT_IN = {"up"}
 """Series Prometheus makes itself for every target."""
-DISPATCHER = {
-    "relai_webhook_deliveries_total",
-    "relai_webhook_attempt_seconds_bucket",
-    "relai_webhook_endpoints_disabled_total",
-}
-"""Series the webhook dispatcher exports (``services/dispatcher``), which the operations
-dashboard and the alerts read. Its metrics module belongs in ``METRIC_MODULES`` once it is
-importable here; this set then checks nothing more and goes."""
 PROMQL_WORDS = {
     # aggregations, functions and keywords that may appear in our queries
     *"sum min max avg count topk bottomk sort sort_desc by without on ignoring group_left".split(),
@@ -54,7 +52,7 @@ def exported_names() -> set[str]:
     for family in REGISTRY.collect():
         names.add(family.name)
         names.update(family.name + suffix for suffix in _SUFFIXES.get(family.type, ()))
-    return {n for n in names if n.startswith("relai_")} | DISPATCHER
+    return {n for n in names if n.startswith("relai_")}
 
 
 def metric_names(expr: str) -> set[str]:
@@ -170,7 +168,10 @@ def test_the_operations_dashboard_shows_webhook_deliveries() -> None:
     assert reads == {
         "Webhook deliveries by outcome": {"relai_webhook_deliveries_total"},
         "Webhook attempt latency p95": {"relai_webhook_attempt_seconds_bucket"},
-        "Webhook backlog (pending deliveries)": {"relai_webhook_backlog"},
+        "Webhook backlog (pending deliveries)": {
+            "relai_webhook_backlog",
+            "relai_webhook_in_flight",
+        },
         "Oldest pending webhook delivery": {"relai_webhook_oldest_pending_age_seconds"},
         "Webhook endpoints disabled, deliveries given up": {
             "relai_webhook_disabled_endpoints",
@@ -182,7 +183,7 @@ def test_the_operations_dashboard_shows_webhook_deliveries() -> None:
 
 def test_the_webhook_alerts_watch_the_dispatcher_job_and_recons_threshold() -> None:
     rules = {rule["alert"]: rule for rule in alert_rules()}
-    assert 'up{job="dispatcher"}' in rules["RelaiDispatcherDown"]["expr"]
+    assert 'up{job="relai-dispatcher"}' in rules["RelaiDispatcherDown"]["expr"]
     (threshold,) = re.findall(r"> (\d+)", rules["RelaiWebhookBacklogOld"]["expr"])
     assert float(threshold) == ReconSettings().webhook_backlog_alert_s
 
