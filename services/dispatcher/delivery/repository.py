@@ -9,6 +9,7 @@ deliveries, nor with the API deleting the endpoint.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from libs.contracts.webhooks import PING_EVENT
 from libs.db import PgConnection
@@ -95,9 +96,13 @@ async def seconds_to_next_due(conn: PgConnection) -> float | None:
 
 
 _LOCK_ENDPOINT = "SELECT 1 FROM webhook_endpoints WHERE id = $1 FOR NO KEY UPDATE"
+# ``round``: this attempt's place among those since the retries began (a redelivery starts a
+# new round, and the backoff over again).
 _LOCK_DELIVERY = """
-SELECT attempts, status, extract(epoch FROM now() - retry_from)::float8 AS elapsed
-FROM webhook_deliveries WHERE id = $1 FOR NO KEY UPDATE
+SELECT d.attempts, d.status, extract(epoch FROM now() - d.retry_from)::float8 AS elapsed,
+       (SELECT count(*) FROM webhook_attempts a
+        WHERE a.delivery_id = d.id AND a.at >= d.retry_from)::int + 1 AS round
+FROM webhook_deliveries d WHERE d.id = $1 FOR NO KEY UPDATE OF d
 """
 _ATTEMPT = """
 INSERT INTO webhook_attempts (delivery_id, n, at, status_code, latency_ms, error)
@@ -120,15 +125,25 @@ WHERE id = $1
 """
 
 
-async def lock(conn: PgConnection, claimed: Claimed) -> tuple[int, str, float] | None:
-    """Lock the delivery (its endpoint first) for recording; returns its current attempt
-    number, status and seconds since its retries began, or None if it is gone."""
+@dataclass(frozen=True, slots=True)
+class Locked:
+    attempts: int
+    """Its attempt number now (another than the claim's: a newer attempt has it)."""
+    status: str
+    elapsed_s: float
+    """Seconds since its retries began (the event, or its redelivery)."""
+    round: int
+    """This attempt's place since then (1 for the first)."""
+
+
+async def lock(conn: PgConnection, claimed: Claimed) -> Locked | None:
+    """Lock the delivery (its endpoint first) for recording; None if it is gone."""
     if claimed.endpoint_id is not None:
         await conn.fetchval(_LOCK_ENDPOINT, claimed.endpoint_id)
     row = await conn.fetchrow(_LOCK_DELIVERY, claimed.id)
     if row is None:
         return None
-    return row["attempts"], row["status"], row["elapsed"]
+    return Locked(row["attempts"], row["status"], row["elapsed"], row["round"])
 
 
 async def insert_attempt(conn: PgConnection, claimed: Claimed, attempt: Attempt) -> None:

@@ -264,9 +264,8 @@ async def record(
     locked = await repository.lock(conn, delivery)
     if locked is None:
         return Recorded("gone")
-    attempts, status, elapsed_s = locked
     await repository.insert_attempt(conn, delivery, attempt)
-    if attempts != delivery.attempt or (status != "pending" and not attempt.ok):
+    if locked.attempts != delivery.attempt or (locked.status != "pending" and not attempt.ok):
         return Recorded("stale")
     if attempt.ok:
         assert attempt.status_code is not None
@@ -274,8 +273,8 @@ async def record(
         if delivery.endpoint_id is not None:
             await repository.endpoint_succeeded(conn, delivery.endpoint_id)
         return Recorded("delivered")
-    delay = policy.delay(delivery.attempt, retry_after_s=attempt.retry_after_s)
-    retry_in = None if policy.gives_up(elapsed_s, delay) else delay
+    delay = policy.delay(locked.round, retry_after_s=attempt.retry_after_s)
+    retry_in = None if policy.gives_up(locked.elapsed_s, delay) else delay
     await repository.mark_not_delivered(conn, delivery.id, attempt, retry_in_s=retry_in)
     outcome = Recorded("retry", retry_in_s=retry_in) if retry_in is not None else Recorded("failed")
     if delivery.endpoint_id is None:

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from libs.accounts import NewUser
 from libs.contracts.webhooks import webhook_id
+from libs.outbox import redeliver
 from tests.integration.dispatcher.helpers import (
     all_settled,
     attempts,
@@ -142,6 +143,41 @@ async def test_a_delivery_is_given_up_after_retry_for_s(
         "SELECT enabled FROM webhook_endpoints WHERE id = $1", endpoint.id
     )
     assert enabled  # failing for 1.5 s is far from the disable window
+
+
+async def test_a_redelivery_starts_the_backoff_over(
+    servers: ServerUrls, db_pool: "asyncpg.Pool[Any]", user: NewUser, receiver: Receiver
+) -> None:
+    """Given up after ten attempts an hour ago, then redelivered: its next failure waits the
+    schedule's first step, not its tenth."""
+    endpoint = await create_endpoint(db_pool, user.id, receiver.url)
+    receiver.secrets = [endpoint.secret]
+
+    async def broken(_: Received) -> web.StreamResponse:
+        return web.Response(status=500)
+
+    receiver.answer = broken
+    (delivery_id,) = await queue(db_pool, user.id)
+    await db_pool.execute(
+        """WITH given_up AS (
+               UPDATE webhook_deliveries SET status = 'failed', attempts = 10,
+                   retry_from = now() - interval '1 hour' WHERE id = $1
+           )
+           INSERT INTO webhook_attempts (delivery_id, n, at, status_code, latency_ms, error)
+           SELECT $1, n, now() - interval '1 hour', 500, 5, 'HTTP 500'
+           FROM generate_series(1, 10) n""",
+        delivery_id,
+    )
+    async with db_pool.acquire() as conn:
+        assert await redeliver(conn, user_id=user.id, delivery_id=delivery_id)
+    settings = settings_for(servers, webhook_retry_base_s=0.2, webhook_retry_cap_s=30.0)
+    async with dispatching(settings):
+        await wait_for(lambda: len(receiver.received) >= 2, timeout=10)
+
+    first, second = receiver.received[:2]
+    # The first step of the schedule (0.1 to 0.2 s), where the eleventh would be 15 to 30 s.
+    assert second.at - first.at < 2.0
+    assert [t["n"] for t in await attempts(db_pool, delivery_id)][10:12] == [11, 12]
 
 
 async def test_a_slow_receiver_times_out_and_a_redirect_is_not_followed(
