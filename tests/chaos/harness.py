@@ -3,6 +3,9 @@
 Clients behave as a careful client should: a submission that gets no answer, a connection error
 or a 503 is sent again with the same inputs (the request id is derived from them, so a retry can
 never create a second request). A 500 is a defect and is counted as such.
+
+The user has a webhook endpoint on a local receiver that verifies every delivery: once the
+requests have ended, each one's final event must arrive there too (``webhooks_missing``).
 """
 
 from __future__ import annotations
@@ -22,12 +25,15 @@ import orjson
 from redis.asyncio import Redis
 
 from libs.contracts import TASKS_GROUP, TASKS_STREAM
+from tests.integration.dispatcher.receiver import Receiver
 
 HEADER = (
     "scenario submitted accepted completed failed lost duplicate_deliveries double_charged "
-    "recovery_s"
+    "recovery_s webhooks_missing"
 )
 RETRY_FOR_S = 90.0
+HOOKS_WITHIN_S = 60.0
+"""How long after the last request ends its webhook events may still be arriving."""
 
 
 @dataclass
@@ -97,11 +103,14 @@ class Figures:
     duplicate_deliveries: int
     double_charged: int
     recovery_s: float
+    webhooks_missing: int
+    """Requests that ended without their final event reaching the receiver, verified."""
 
     def line(self) -> str:
         return (
             f"{self.scenario} {self.submitted} {self.accepted} {self.completed} {self.failed} "
-            f"{self.lost} {self.duplicate_deliveries} {self.double_charged} {self.recovery_s:.1f}"
+            f"{self.lost} {self.duplicate_deliveries} {self.double_charged} {self.recovery_s:.1f} "
+            f"{self.webhooks_missing}"
         )
 
 
@@ -118,6 +127,8 @@ class Scenario:
     redis: Redis
     user_id: uuid.UUID
     worker_logs: list[Path]
+    receiver: Receiver
+    """The user's webhook endpoint: every request's final event must reach it."""
     injected_at: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     """What a fault leaves for the scenario's own checks."""
@@ -144,7 +155,8 @@ class Scenario:
         ids = sorted(self.load.accepted)
         final = await self._until_quiet(ids, timeout=quiet_within_s)
         recovery_s = time.monotonic() - (self.injected_at or started)
-        return await self._figures(ids, final, recovery_s)
+        missing = await self._until_hooks_arrived(ids, timeout=HOOKS_WITHIN_S)
+        return await self._figures(ids, final, recovery_s, missing)
 
     async def _until_quiet(self, ids: list[uuid.UUID], *, timeout: float) -> int:
         deadline = time.monotonic() + timeout
@@ -158,7 +170,29 @@ class Scenario:
                 return final
             await asyncio.sleep(0.25)
 
-    async def _figures(self, ids: list[uuid.UUID], final: int, recovery_s: float) -> Figures:
+    async def _until_hooks_arrived(self, ids: list[uuid.UUID], *, timeout: float) -> int:
+        """How many of ``ids`` still have no verified final event at the receiver after at most
+        ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            missing = {str(i) for i in ids} - self.ended_by_hook()
+            if not missing or time.monotonic() > deadline:
+                return len(missing)
+            await asyncio.sleep(0.25)
+
+    def ended_by_hook(self) -> set[str]:
+        """Requests whose final event the receiver got and verified."""
+        ended: set[str] = set()
+        for got in self.receiver.received:
+            if got.verified:
+                event = orjson.loads(got.body)
+                if event["type"].startswith("request."):
+                    ended.add(event["data"]["id"])
+        return ended
+
+    async def _figures(
+        self, ids: list[uuid.UUID], final: int, recovery_s: float, webhooks_missing: int
+    ) -> Figures:
         statuses = Counter(
             {
                 r["status"]: r["n"]
@@ -179,6 +213,7 @@ class Scenario:
             duplicate_deliveries=self._duplicate_deliveries(set(ids)),
             double_charged=double_charged,
             recovery_s=recovery_s,
+            webhooks_missing=webhooks_missing,
         )
 
     def _duplicate_deliveries(self, ids: set[uuid.UUID]) -> int:

@@ -133,6 +133,12 @@ class ChaosStack:
             "RELAI_RECON_STUCK_AFTER_S": "4",
             "RELAI_RECON_MAX_ATTEMPTS": "5",
             "RELAI_DISPATCHER_PORT": str(self.dispatcher_port),
+            # The scenarios' webhook receiver listens on this host; retries come within a second.
+            "RELAI_SSRF_ALLOW": '["127.0.0.1"]',
+            "RELAI_WEBHOOK_RETRY_BASE_S": "0.2",
+            "RELAI_WEBHOOK_RETRY_CAP_S": "1",
+            "RELAI_WEBHOOK_LEASE_S": "15",
+            "RELAI_DISPATCHER_POLL_S": "0.5",
             "RELAI_DISPATCHER_METRICS_PORT": "0",
         }
 

@@ -10,15 +10,18 @@ from typing import Any, cast
 import asyncpg
 import httpx
 import pytest
+from aiohttp import web
 from redis.asyncio import Redis
 
 from libs.accounts import NewUser
 from libs.contracts import TASKS_STREAM
 from libs.contracts.streams import MESSAGE_FIELD
+from libs.contracts.webhooks import REQUEST_EVENTS
 from libs.streams import Entry, create_redis
 from tests.chaos.conftest import N
 from tests.chaos.harness import Figures, Load, Scenario
 from tests.chaos.stack import MAX_CRASHES, VISIBILITY_TIMEOUT_S, WORKERS, ChaosStack
+from tests.integration.dispatcher.receiver import Received, Receiver, accept
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
 
@@ -137,6 +140,25 @@ async def poison_task(stack: ChaosStack, s: Scenario) -> None:
     s.extra["poison"] = poison
 
 
+async def webhook_receiver_down(stack: ChaosStack, s: Scenario) -> None:
+    """The webhook receiver is gone (connections refused) while half the requests are accepted
+    and end, then answers 503 for two seconds, then comes back: every event must still arrive,
+    under one id however many times it was tried."""
+    receiver = s.receiver
+    await receiver.stop()
+    s.injected()
+    await s.load.until_accepted(N // 2)
+    await asyncio.sleep(2)
+
+    async def unavailable(_: Received) -> web.StreamResponse:
+        return web.Response(status=503, headers={"Retry-After": "1"})
+
+    receiver.answer = unavailable
+    await receiver.start()
+    await asyncio.sleep(2)
+    receiver.answer = accept
+
+
 SCENARIOS: dict[str, tuple[str, Fault]] = {
     "worker_kill9": ("/svc/chaos/work", kill_one_worker_holding_jobs),
     "all_workers_kill9_restart": ("/svc/chaos/work", kill_all_workers_restart_later),
@@ -149,6 +171,7 @@ SCENARIOS: dict[str, tuple[str, Fault]] = {
     "results_consumer_kill9": ("/svc/chaos/work", kill_results_consumer),
     "provider_storm": ("/svc/chaos/storm", provider_storm),
     "poison_task": ("/svc/chaos/work", poison_task),
+    "webhook_receiver_down": ("/svc/chaos/work", webhook_receiver_down),
 }
 
 
@@ -159,12 +182,29 @@ async def stack_redis(chaos_stack: ChaosStack) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
+@pytest.fixture
+async def receiver(chaos_stack: ChaosStack, chaos_user: NewUser) -> AsyncIterator[Receiver]:
+    """A receiver on this host, registered as the chaos user's endpoint over the API."""
+    hooks = Receiver()
+    await hooks.start()
+    headers = {"Authorization": f"Bearer {chaos_user.api_key}"}
+    async with httpx.AsyncClient(base_url=chaos_stack.url, headers=headers, timeout=10) as client:
+        response = await client.post(
+            "/webhooks", json={"url": hooks.url, "events": list(REQUEST_EVENTS)}
+        )
+    assert response.status_code == 201, response.text
+    hooks.secrets = [response.json()["secret"]]
+    yield hooks
+    await hooks.stop()
+
+
 @pytest.mark.parametrize("name", list(SCENARIOS))
 async def test_scenario(
     name: str,
     chaos_stack: ChaosStack,
     chaos_user: NewUser,
     stack_redis: Redis,
+    receiver: Receiver,
     db_pool: "asyncpg.Pool[Any]",
     report: list[str],
 ) -> None:
@@ -177,6 +217,7 @@ async def test_scenario(
         redis=stack_redis,
         user_id=chaos_user.id,
         worker_logs=chaos_stack.worker_logs(),
+        receiver=receiver,
     )
 
     async def inject(s: Scenario) -> None:
@@ -186,6 +227,11 @@ async def test_scenario(
     report.append(figures.line())
 
     assert (figures.lost, figures.double_charged) == (0, 0), figures.line()
+    assert figures.webhooks_missing == 0, figures.line()
+    assert receiver.rejected == [], "a delivery failed verification"
+    if name == "webhook_receiver_down":  # the fault was felt: deliveries were tried again
+        retried = "SELECT count(*) FROM webhook_deliveries WHERE attempts > 1"
+        assert await db_pool.fetchval(retried) > 0
     assert load.server_errors == 0, "a 5xx other than 503"
     assert figures.accepted == N, f"refused: {dict(load.refused)}"
     assert figures.completed + figures.failed == figures.accepted
