@@ -73,13 +73,19 @@ async def test_the_sampler_sets_the_webhook_gauges(
     assert 600 <= (value("relai_webhook_oldest_pending_age_seconds") or 0) < 660
     assert value("relai_webhook_disabled_endpoints") == 2
     assert value("relai_webhook_deliveries_failed_last_hour") == 2
+    gauges = {
+        "relai_webhook_backlog",
+        "relai_webhook_oldest_pending_age_seconds",
+        "relai_webhook_disabled_endpoints",
+        "relai_webhook_deliveries_failed_last_hour",
+    }
     webhook_series = [
         sample
         for family in REGISTRY.collect()
-        if family.name.startswith("relai_webhook_")
+        if family.name in gauges
         for sample in family.samples
     ]
-    assert webhook_series
+    assert {sample.name for sample in webhook_series} == gauges
     assert all(sample.labels == {} for sample in webhook_series)  # no user, no URL, ever
 
     await db_pool.execute("UPDATE webhook_deliveries SET status = 'delivered'")
