@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Collection
-from typing import Any
 
 import asyncpg
 
 from libs.config._store import NOTIFY_CHANNEL, ConfigSummary, StoredVersion, checksum
 from libs.config.errors import NothingToRollBackError, UnknownConfigError, VersionExistsError
-from libs.db import PgConnection, PgPool
-from libs.db.pool import asyncpg_dsn
+from libs.db import PgConnection, PgPool, listen_forever
 from libs.logs import get_logger
 
 log = get_logger(__name__)
@@ -198,30 +195,13 @@ class PostgresConfigStore:
             return len(updates)
 
     async def watch(self, on_change: Callable[[str], None]) -> None:
-        while True:
-            try:
-                conn = await asyncpg.connect(asyncpg_dsn(self._database_url))
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("config listener cannot connect", error=repr(exc))
-                await asyncio.sleep(self._reconnect_s)
-                continue
-            try:
-                await _listen_on(conn, on_change)
-            finally:
-                await conn.close()
-            log.warning("config listener lost its connection; reconnecting")
+        await listen_forever(
+            self._database_url,
+            NOTIFY_CHANNEL,
+            on_change,
+            reconnect_s=self._reconnect_s,
+            name="config",
+        )
 
     async def close(self) -> None:
         """The pool belongs to whoever made it."""
-
-
-async def _listen_on(conn: asyncpg.Connection[Any], on_change: Callable[[str], None]) -> None:
-    lost = asyncio.Event()
-    conn.add_termination_listener(lambda _c: lost.set())
-    await conn.add_listener(NOTIFY_CHANNEL, lambda *args: _notified(on_change, args))
-    await lost.wait()
-
-
-def _notified(on_change: Callable[[str], None], args: tuple[Any, ...]) -> None:
-    _conn, _pid, _channel, payload = args
-    on_change(str(payload))

@@ -1,5 +1,7 @@
-"""The database: SQLAlchemy models (the schema Alembic migrates) and the asyncpg pool."""
+"""The database: SQLAlchemy models (the schema Alembic migrates), the asyncpg pool, and a
+``LISTEN`` connection held for as long as a task runs."""
 
+from libs.db.listen import listen_forever
 from libs.db.models import (
     ApiKey,
     Base,
@@ -44,6 +46,7 @@ __all__ = [
     "PgConnection",
     "PgPool",
     "create_pool",
+    "listen_forever",
     "recreate_database",
     "sqlalchemy_url",
 ]

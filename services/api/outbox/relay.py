@@ -18,8 +18,7 @@ from redis.exceptions import RedisError
 
 from libs import outbox
 from libs.contracts.streams import MESSAGE_FIELD
-from libs.db import OUTBOX_CHANNEL
-from libs.db.pool import asyncpg_dsn
+from libs.db import OUTBOX_CHANNEL, listen_forever
 from libs.logs import get_logger
 from libs.telemetry import batch_spans, tracing_enabled
 from services.api.metrics import OUTBOX_PUBLISHED, RELAY_LAG
@@ -95,26 +94,15 @@ class OutboxRelay:
             listener.cancel()
 
     async def _listen(self) -> None:
-        """Hold a LISTEN connection, reconnecting whenever it drops."""
-        while True:
-            try:
-                conn = await asyncpg.connect(asyncpg_dsn(self._database_url))
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("outbox listener cannot connect", error=repr(exc))
-                await asyncio.sleep(self._poll_s)
-                continue
-            try:
-                await self._listen_on(conn)
-            finally:
-                await conn.close()
-            log.warning("outbox listener lost its connection; reconnecting")
-
-    async def _listen_on(self, conn: asyncpg.Connection[Any]) -> None:
-        lost = asyncio.Event()
-        conn.add_termination_listener(lambda _c: lost.set())
-        await conn.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
-        self._wake.set()
-        await lost.wait()
+        """Wake at every notification, and whenever listening (re)starts."""
+        await listen_forever(
+            self._database_url,
+            OUTBOX_CHANNEL,
+            lambda _payload: self._wake.set(),
+            reconnect_s=self._poll_s,
+            name="outbox",
+            on_listening=lambda now: self._wake.set() if now else None,
+        )
 
 
 def _traceparents(rows: list[asyncpg.Record]) -> list[str | None]:

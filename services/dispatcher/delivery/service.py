@@ -21,11 +21,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
-
 from libs.contracts.webhooks import WEBHOOKS_CHANNEL, webhook_id
-from libs.db import DATABASE_ERRORS, PgConnection, PgPool
-from libs.db.pool import asyncpg_dsn
+from libs.db import DATABASE_ERRORS, PgConnection, PgPool, listen_forever
 from libs.logs import bind_request, get_logger
 from libs.webhooks import RetryPolicy
 from services.dispatcher import metrics
@@ -220,28 +217,22 @@ class Dispatcher:
             )
 
     async def _listen(self) -> None:
-        """Hold a LISTEN connection, reconnecting whenever it drops."""
-        while True:
-            try:
-                conn = await asyncpg.connect(asyncpg_dsn(self._database_url))
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("dispatcher.listener_cannot_connect", error=repr(exc))
-                await asyncio.sleep(self._poll_s)
-                continue
-            try:
-                await self._listen_on(conn)
-            finally:
-                self.report.listening = False
-                await conn.close()
-            log.warning("dispatcher.listener_lost", reconnecting=True)
+        """Wake at every notification, and whenever listening (re)starts: what was written while
+        it was not listening is due too."""
 
-    async def _listen_on(self, conn: asyncpg.Connection[Any]) -> None:
-        lost = asyncio.Event()
-        conn.add_termination_listener(lambda _c: lost.set())
-        await conn.add_listener(WEBHOOKS_CHANNEL, lambda *_: self._wake.set())
-        self.report.listening = True
-        self._wake.set()  # what was written while it was not listening
-        await lost.wait()
+        def listening(now: bool) -> None:
+            self.report.listening = now
+            if now:
+                self._wake.set()
+
+        await listen_forever(
+            self._database_url,
+            WEBHOOKS_CHANNEL,
+            lambda _payload: self._wake.set(),
+            reconnect_s=self._poll_s,
+            name="dispatcher",
+            on_listening=listening,
+        )
 
 
 def _bound(delivery: Claimed) -> AbstractContextManager[None]:
