@@ -129,20 +129,28 @@ async def test_relai_api_serves_metrics_on_its_operator_port_only(
         _is_error(await client.get(f"{operator}/", headers=WITH_TOKEN), 404, "not_found")
 
 
+OPERATOR_PORTS = {
+    # service: (its console script, the prefix of its port settings, a series it always has)
+    "recon": ("relai-recon", "RELAI_RECON", "relai_recon_sample_success"),
+    "dispatcher": ("relai-dispatcher", "RELAI_DISPATCHER", "relai_webhook_in_flight"),
+}
+
+
+@pytest.mark.parametrize("service", list(OPERATOR_PORTS))
 @pytest.mark.parametrize("token", [None, TOKEN], ids=["no-token", "token"])
-async def test_recon_serves_metrics_on_its_operator_port_only(
-    servers: ServerUrls, token: str | None
+async def test_a_service_serves_metrics_on_its_operator_port_only(
+    servers: ServerUrls, token: str | None, service: str
 ) -> None:
+    script, prefix, series = OPERATOR_PORTS[service]
     port, metrics_port = free_port(), free_port()
     env = _env(
         servers,
-        RELAI_RECON_PORT=str(port),
-        RELAI_RECON_METRICS_PORT=str(metrics_port),
+        **{f"{prefix}_PORT": str(port), f"{prefix}_METRICS_PORT": str(metrics_port)},
         RELAI_METRICS_TOKEN=token or "",
     )
     public, operator = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}"
     async with (
-        _process([console_script("relai-recon")], env, f"{public}/health"),
+        _process([console_script(script)], env, f"{public}/health"),
         httpx.AsyncClient(timeout=10) as client,
     ):
         for headers in (*WRONG_TOKENS, WITH_TOKEN):
@@ -150,46 +158,10 @@ async def test_recon_serves_metrics_on_its_operator_port_only(
             assert r.status_code == 404
             assert "relai_" not in r.text
         if token is None:
-            _has_metrics(await client.get(f"{operator}/metrics"), "relai_recon_sample_success")
+            _has_metrics(await client.get(f"{operator}/metrics"), series)
         else:
             for headers in WRONG_TOKENS:
                 _is_error(
                     await client.get(f"{operator}/metrics", headers=headers), 401, "unauthorized"
                 )
-            _has_metrics(
-                await client.get(f"{operator}/metrics", headers=WITH_TOKEN),
-                "relai_recon_sample_success",
-            )
-
-
-@pytest.mark.parametrize("token", [None, TOKEN], ids=["no-token", "token"])
-async def test_the_dispatcher_serves_metrics_on_its_operator_port_only(
-    servers: ServerUrls, token: str | None
-) -> None:
-    port, metrics_port = free_port(), free_port()
-    env = _env(
-        servers,
-        RELAI_DISPATCHER_PORT=str(port),
-        RELAI_DISPATCHER_METRICS_PORT=str(metrics_port),
-        RELAI_METRICS_TOKEN=token or "",
-    )
-    public, operator = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}"
-    async with (
-        _process([console_script("relai-dispatcher")], env, f"{public}/health"),
-        httpx.AsyncClient(timeout=10) as client,
-    ):
-        for headers in (*WRONG_TOKENS, WITH_TOKEN):
-            r = await client.get(f"{public}/metrics", headers=headers)
-            assert r.status_code == 404
-            assert "relai_" not in r.text
-        if token is None:
-            _has_metrics(await client.get(f"{operator}/metrics"), "relai_webhook_in_flight")
-        else:
-            for headers in WRONG_TOKENS:
-                _is_error(
-                    await client.get(f"{operator}/metrics", headers=headers), 401, "unauthorized"
-                )
-            _has_metrics(
-                await client.get(f"{operator}/metrics", headers=WITH_TOKEN),
-                "relai_webhook_deliveries_total",
-            )
+            _has_metrics(await client.get(f"{operator}/metrics", headers=WITH_TOKEN), series)
