@@ -25,7 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from bench.stack import prepared_servers
 from libs import accounts
 from libs.contracts import TASKS_STREAM
-from libs.db import CreditEntry, OutboxEntry, PgPool, Request, User, create_pool, sqlalchemy_url
+from libs.db import PgPool, create_pool, sqlalchemy_url
+from libs.db.models import CreditEntry, OutboxEntry, Request, User
 from services.api.submission import repository
 from services.api.submission.batcher import SubmitBatcher
 from services.api.submission.repository import NewRequest

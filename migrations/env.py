@@ -6,7 +6,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from libs.db import Base, sqlalchemy_url
+from libs.db import sqlalchemy_url
+from libs.db.models import Base
 from libs.settings import CommonSettings
 
 target_metadata = Base.metadata

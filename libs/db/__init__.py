@@ -1,22 +1,8 @@
-"""The database: SQLAlchemy models (the schema Alembic migrates), the asyncpg pool, and a
-``LISTEN`` connection held for as long as a task runs."""
+"""The database: the asyncpg pool and a ``LISTEN`` connection held for as long as a task runs.
+The SQLAlchemy models (the schema Alembic migrates) are in ``libs.db.models``, imported only by
+what needs them: SQLAlchemy takes a second to import, at every process start."""
 
 from libs.db.listen import listen_forever
-from libs.db.models import (
-    ApiKey,
-    Base,
-    Config,
-    ConfigActivation,
-    ConfigVersion,
-    CreditEntry,
-    Deal,
-    Handler,
-    Offer,
-    OutboxEntry,
-    Request,
-    RequestStep,
-    User,
-)
 from libs.db.pool import (
     DATABASE_ERRORS,
     OUTBOX_CHANNEL,
@@ -28,19 +14,6 @@ from libs.db.pool import (
 )
 
 __all__ = [
-    "ApiKey",
-    "Base",
-    "Config",
-    "ConfigActivation",
-    "ConfigVersion",
-    "CreditEntry",
-    "Deal",
-    "Handler",
-    "Offer",
-    "OutboxEntry",
-    "Request",
-    "RequestStep",
-    "User",
     "DATABASE_ERRORS",
     "OUTBOX_CHANNEL",
     "PgConnection",

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import orjson
-from sqlalchemy.engine import make_url
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -23,13 +23,22 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (
 """What a query raises when Postgres is away or refuses it: worth a warning, not a traceback."""
 
 
+_SCHEME = re.compile(r"^postgres(?:ql)?(?:\+[a-z0-9_]+)?://", re.IGNORECASE)
+
+
 def asyncpg_dsn(url: str) -> str:
-    """The DSN asyncpg understands, from any SQLAlchemy-style Postgres URL."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    """The DSN asyncpg understands, from any SQLAlchemy-style Postgres URL: the same URL with
+    the plain ``postgresql://`` scheme (no driver). Read without SQLAlchemy, which every
+    process would otherwise import at start only for this."""
+    if not _SCHEME.match(url):
+        raise ValueError(f"not a PostgreSQL URL: {url.split('://', 1)[0]}://...")
+    return _SCHEME.sub("postgresql://", url, count=1)
 
 
 def sqlalchemy_url(url: str) -> str:
     """The SQLAlchemy async URL (asyncpg driver) for a Postgres URL, as Alembic needs it."""
+    from sqlalchemy.engine import make_url
+
     return make_url(url).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
 
 
@@ -66,6 +75,8 @@ OUTBOX_CHANNEL = "relai_outbox"
 async def recreate_database(url: str) -> None:
     """Drop the database named by ``url`` (disconnecting its sessions) and create it empty.
     For test suites and benchmarks, which own their database."""
+    from sqlalchemy.engine import make_url
+
     target = make_url(url)
     admin = await asyncpg.connect(
         asyncpg_dsn(target.set(database="postgres").render_as_string(hide_password=False))
