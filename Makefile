@@ -52,6 +52,7 @@ bench: install ## Run the benchmarks and print comparable figures
 	$(VENV)/python -m bench
 	$(VENV)/python -m bench.submit_path --users 100
 	$(VENV)/python -m bench.openai_door
+	$(VENV)/python -m bench.webhooks
 
 e2e: install ## Only the end-to-end tests (real api, worker, recon and dispatcher processes)
 	$(VENV)/pytest -m e2e tests/e2e

@@ -121,7 +121,7 @@ async def _prepare(database_url: str, redis_url: str) -> None:
     await redis.aclose()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -149,22 +149,33 @@ def prepared_servers() -> Iterator[tuple[str, str]]:
 
 
 @contextmanager
-def running_stack(*, api_workers: int, workers: int) -> Iterator[Running]:
-    """The real processes, started as a user starts them, on ``prepared_servers()``."""
+def running_stack(
+    *, api_workers: int, workers: int, dispatchers: int = 0, env: dict[str, str] | None = None
+) -> Iterator[Running]:
+    """The real processes, started as a user starts them, on ``prepared_servers()``: the API,
+    ``workers`` workers and ``dispatchers`` webhook dispatchers, with ``env`` besides."""
     with prepared_servers() as (database_url, redis_url):
-        port = _free_port()
-        env = {
+        port = free_port()
+        environment = {
             **os.environ,
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
             "RELAI_LOG_LEVEL": "WARNING",
+            **(env or {}),
         }
-        supervisor = Supervisor(env=env, stop_timeout=15)
+        supervisor = Supervisor(env=environment, stop_timeout=15)
         try:
             api = [console_script("relai-api"), "--port", str(port), "--workers", str(api_workers)]
             supervisor.start(ChildSpec("relai-api", api))
             for n in range(workers):
                 supervisor.start(ChildSpec(f"relai-worker-{n}", [console_script("relai-worker")]))
+            for n in range(dispatchers):
+                ports = {
+                    "RELAI_DISPATCHER_PORT": str(free_port()),
+                    "RELAI_DISPATCHER_METRICS_PORT": "0",
+                }
+                dispatcher = [console_script("relai-dispatcher")]
+                supervisor.start(ChildSpec(f"relai-dispatcher-{n}", dispatcher, ports))
             url = f"http://127.0.0.1:{port}"
             wait_until_healthy(f"{url}/health", timeout=60, exited=supervisor.exited)
             yield Running(url=url, database_url=database_url, supervisor=supervisor)
