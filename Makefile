@@ -18,7 +18,7 @@ PYTHONS ?= $(SUPPORTED)
 PYENV_ROOT ?= $(HOME)/.pyenv
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint docs bench e2e chaos fuzz unit-pythons
+.PHONY: help install peers-env run test lint docs bench e2e browser screenshots chaos soak fuzz unit-pythons
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,10 +32,20 @@ install: $(UV) ## Create or update .venv from uv.lock (idempotent)
 	@test -n "$(PYTHON)" || { echo "no Python $(SUPPORTED) found (python3, python3.1x)" >&2; exit 1; }
 	$(UV) sync --frozen --python $(PYTHON)
 
+PEERS_STAMP := .venv-peers/.installed
+
+peers-env: $(PEERS_STAMP) ## Create .venv-peers: the peer task queues of `make bench` (bench/peers/requirements.txt)
+
+$(PEERS_STAMP): bench/peers/requirements.txt | $(UV)
+	@test -n "$(PYTHON)" || { echo "no Python $(SUPPORTED) found (python3, python3.1x)" >&2; exit 1; }
+	test -x .venv-peers/bin/python || $(UV) venv .venv-peers --python $(PYTHON)
+	$(UV) pip install --python .venv-peers/bin/python -r bench/peers/requirements.txt
+	touch $@
+
 run: install ## Run api, worker, recon and dispatcher locally (embedded servers unless DATABASE_URL/REDIS_URL)
 	$(VENV)/relai run
 
-test: install ## Run the test suite (servers in DATABASE_URL/REDIS_URL, else embedded ones)
+test: install peers-env ## Run the test suite (servers in DATABASE_URL/REDIS_URL, else embedded ones)
 	$(VENV)/pytest
 
 lint: install ## ruff, formatting, mypy and the import-linter contracts
@@ -48,17 +58,29 @@ docs: install ## Regenerate docs/settings.md from the settings classes
 	$(VENV)/python -m tools.settings_reference > docs/settings.md.tmp
 	mv docs/settings.md.tmp docs/settings.md
 
-bench: install ## Run the benchmarks and print comparable figures
+bench: install peers-env ## Run the benchmarks and print comparable figures, beside the peer task queues' (bench/peers)
 	$(VENV)/python -m bench
 	$(VENV)/python -m bench.submit_path --users 100
 	$(VENV)/python -m bench.openai_door
 	$(VENV)/python -m bench.webhooks
+	$(VENV)/python -m bench.scaling
+	$(VENV)/python -m bench.fairness
+	$(VENV)/python -m bench.peers
 
 e2e: install ## Only the end-to-end tests (real api, worker, recon and dispatcher processes)
 	$(VENV)/pytest -m e2e tests/e2e
 
+browser: install ## Only the browser tests: the console and the admin panel in headless Chromium (apt-get install chromium)
+	$(VENV)/pytest -m browser tests/browser
+
+screenshots: install ## The browser tests, keeping their pictures of each page in docs/screenshots/
+	RELAI_SCREENSHOTS=1 $(VENV)/pytest -m browser tests/browser
+
 chaos: install ## The chaos suite at full size: 1,000 requests per scenario, one line of figures each
 	RELAI_CHAOS_N=$${RELAI_CHAOS_N:-1000} $(VENV)/pytest -m chaos tests/chaos
+
+soak: install ## The soak alone, 10 minutes: a steady load, a random process killed -9 every 15 s
+	RELAI_SOAK_S=$${RELAI_SOAK_S:-600} $(VENV)/pytest -m chaos tests/chaos/test_soak.py
 
 fuzz: install ## Schemathesis over the whole API, longer: RELAI_FUZZ_EXAMPLES (300), a new seed each run
 	@seed=$${RELAI_FUZZ_SEED:-$$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')}; \

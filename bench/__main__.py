@@ -1,4 +1,5 @@
-"""``make bench``: end-to-end throughput, latency and worker memory, on the real processes.
+"""``make bench``: end-to-end throughput, latency (and where it goes, hop by hop) and worker
+memory, on the real processes.
 
 Everything (servers, API, workers and this load generator) shares the machine, as it would on
 a developer's laptop; the figures say what one box sustains, not what a cluster would.
@@ -7,16 +8,23 @@ a developer's laptop; the figures say what one box sustains, not what a cluster 
 from __future__ import annotations
 
 import asyncio
+import datetime
+import json
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
 import uvloop
 
+from bench import hops
 from bench.load import LoadResult, run_load
 from bench.stack import Running, running_stack
 
 cli = typer.Typer(add_completion=False)
+
+RESULTS = Path(__file__).resolve().parent.parent / ".relai" / "bench" / "relai.json"
+"""Where the figures are kept for ``python -m bench.peers``'s comparison table."""
 
 SETTLE_S = 3.0
 """Pause between scenarios, so that one does not measure the tail of the previous."""
@@ -63,8 +71,32 @@ async def _memory_scenario(stack: Running, key: str, jobs: int) -> tuple[LoadRes
     return result, peak
 
 
+def write_results(
+    path: Path, *, rate: float, at_rate: LoadResult, saturated: LoadResult, memory: LoadResult
+) -> None:
+    """The figures the peers' table compares (``bench/peers``), with the date they were made."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figures = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "throughput": saturated.throughput,
+        "saturation": saturated.submitted,
+        "rate": rate,
+        "p50_ms": at_rate.percentile(50),
+        "p99_ms": at_rate.percentile(99),
+        "sleep_jobs": memory.submitted,
+        "drain_s": memory.drain_after_last_submit_s,
+    }
+    path.write_text(json.dumps(figures, indent=2) + "\n")
+
+
 async def _scenarios(
-    stack: Running, *, saturation: int, rate: float, rate_seconds: float, delay_jobs: int
+    stack: Running,
+    *,
+    saturation: int,
+    rate: float,
+    rate_seconds: float,
+    delay_jobs: int,
+    results_path: Path,
 ) -> None:
     results: list[LoadResult] = []
     warm = await stack.new_user("warmup")
@@ -72,6 +104,7 @@ async def _scenarios(
     await asyncio.sleep(SETTLE_S)
 
     key = await stack.new_user("fixed-rate")
+    hops_before = await asyncio.to_thread(hops.scrape, stack.metrics_urls)
     results.append(
         await run_load(
             stack.url,
@@ -82,6 +115,7 @@ async def _scenarios(
             rate=rate,
         )
     )
+    at_rate = (await asyncio.to_thread(hops.scrape, stack.metrics_urls)).minus(hops_before)
     await asyncio.sleep(SETTLE_S)
     key = await stack.new_user("saturation")
     before = stack.cpu_seconds()
@@ -103,6 +137,7 @@ async def _scenarios(
     idle_rss = stack.worker_rss_mb()
     memory, peak_rss = await _memory_scenario(stack, key, delay_jobs)
     results.append(memory)
+    write_results(results_path, rate=rate, at_rate=results[0], saturated=saturated, memory=memory)
     print()
     print(_table(results))
     print()
@@ -113,6 +148,9 @@ async def _scenarios(
             for part, us in sorted(cpu_per_request.items(), key=lambda kv: -kv[1])
         )
     )
+    print()
+    print(f"where the time goes at {rate:.0f}/s offered, hop by hop (docs/observability.md):")
+    print(hops.table(at_rate))
     reconnects = sum(r.reconnects for r in results)
     if reconnects:
         print(f"the load generator's WebSocket was closed and resumed {reconnects} times")
@@ -131,6 +169,9 @@ def main(
     rate: Annotated[float, typer.Option(help="offered load of the fixed-rate run")] = 500,
     rate_seconds: Annotated[float, typer.Option(help="length of the fixed-rate run")] = 10,
     delay_jobs: Annotated[int, typer.Option(help="1 s echo.delay jobs in the memory run")] = 1000,
+    results: Annotated[
+        Path, typer.Option(help="where to write the figures for python -m bench.peers")
+    ] = RESULTS,
 ) -> None:
     started = time.perf_counter()
     with running_stack(api_workers=api_workers, workers=workers) as stack:
@@ -141,9 +182,11 @@ def main(
             rate=rate,
             rate_seconds=rate_seconds,
             delay_jobs=delay_jobs,
+            results_path=results,
         )
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(scenarios)
+    print(f"figures written to {results}")
     print(f"bench took {time.perf_counter() - started:.0f} s")
 
 

@@ -139,11 +139,13 @@ async def run_load(
     rate: float | None = None,
     concurrency: int = 64,
     timeout_s: float = 120.0,
+    result: LoadResult | None = None,
 ) -> LoadResult:
     """Submit ``total`` requests to ``path``: as fast as ``concurrency`` connections allow when
     ``rate`` is None, else at ``rate`` per second. Returns once every submitted request is final
-    (or ``timeout_s`` after the last submit)."""
-    result = LoadResult(name=name, offered_rps=rate)
+    (or ``timeout_s`` after the last submit). A caller that passes ``result`` can watch it fill
+    meanwhile (e.g. wait for ``submitted``)."""
+    result = result or LoadResult(name=name, offered_rps=rate)
     # The generator's own collector pauses would show up as the system's latency.
     gc.disable()
     try:

@@ -44,6 +44,14 @@ BENCH_CATALOG = CatalogSpec.model_validate(
                 "handler": "echo.delay",
                 "params": {"delay_ms": 1000},
             },
+            {
+                "service": "bench",
+                "action": "work",
+                "price": 1,
+                "prompt_template": "{text}",
+                "handler": "echo.delay",
+                "params": {"delay_ms": 50},
+            },
         ],
     }
 )
@@ -54,6 +62,8 @@ class Running:
     url: str
     database_url: str
     supervisor: Supervisor
+    metrics_urls: list[str]
+    """The operator ports of the API and of each worker."""
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU time used so far by each part of the system (processes and their children)."""
@@ -121,10 +131,39 @@ async def _prepare(database_url: str, redis_url: str) -> None:
     await redis.aclose()
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free now and never handed out before by this process: nothing is bound to a port
+    until its server starts, so two calls in a row could otherwise get the same one."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+
+
+@contextmanager
+def bench_servers(database: str, redis_db: str, *, prefix: str) -> Iterator[tuple[str, str]]:
+    """The URLs of database ``database`` and Redis db ``redis_db`` on the servers of
+    DATABASE_URL/REDIS_URL, or on embedded servers (in a temporary directory named from
+    ``prefix``, stopped at the end) when those are unset."""
+    embedded = None
+    database_url, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
+    if not database_url or not redis_url:
+        embedded = start_embedded(Path(tempfile.mkdtemp(prefix=prefix)))
+        database_url, redis_url = embedded.database_url, embedded.redis_url
+    try:
+        yield (
+            make_url(database_url).set(database=database).render_as_string(False),
+            str(make_url(redis_url).set(database=redis_db).render_as_string(False)),
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
 
 
 @contextmanager
@@ -132,20 +171,11 @@ def prepared_servers() -> Iterator[tuple[str, str]]:
     """Database ``relai_bench`` (migrated, with the bench catalog) and Redis db 12, both empty
     (``RELAI_BENCH_DATABASE`` and ``RELAI_BENCH_REDIS_DB`` name others), on the servers of
     DATABASE_URL/REDIS_URL, or on embedded servers when those are unset."""
-    embedded = None
-    database_url, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
-    if not database_url or not redis_url:
-        embedded = start_embedded(Path(tempfile.mkdtemp(prefix="relai-bench-")))
-        database_url, redis_url = embedded.database_url, embedded.redis_url
     database = os.environ.get("RELAI_BENCH_DATABASE", "relai_bench")
-    database_url = make_url(database_url).set(database=database).render_as_string(False)
-    redis_url = str(make_url(redis_url).set(database=os.environ.get("RELAI_BENCH_REDIS_DB", "12")))
-    try:
+    redis_db = os.environ.get("RELAI_BENCH_REDIS_DB", "12")
+    with bench_servers(database, redis_db, prefix="relai-bench-") as (database_url, redis_url):
         asyncio.run(_prepare(database_url, redis_url))
         yield database_url, redis_url
-    finally:
-        if embedded is not None:
-            embedded.stop()
 
 
 @contextmanager
@@ -164,11 +194,15 @@ def running_stack(
             **(env or {}),
         }
         supervisor = Supervisor(env=environment, stop_timeout=15)
+        metrics_ports = [free_port() for _ in range(1 + workers)]
         try:
             api = [console_script("relai-api"), "--port", str(port), "--workers", str(api_workers)]
-            supervisor.start(ChildSpec("relai-api", api))
+            api_ports = {"RELAI_API_METRICS_PORT": str(metrics_ports[0])}
+            supervisor.start(ChildSpec("relai-api", api, api_ports))
             for n in range(workers):
-                supervisor.start(ChildSpec(f"relai-worker-{n}", [console_script("relai-worker")]))
+                worker_ports = {"RELAI_WORKER_METRICS_PORT": str(metrics_ports[1 + n])}
+                worker = [console_script("relai-worker")]
+                supervisor.start(ChildSpec(f"relai-worker-{n}", worker, worker_ports))
             for n in range(dispatchers):
                 ports = {
                     "RELAI_DISPATCHER_PORT": str(free_port()),
@@ -178,6 +212,11 @@ def running_stack(
                 supervisor.start(ChildSpec(f"relai-dispatcher-{n}", dispatcher, ports))
             url = f"http://127.0.0.1:{port}"
             wait_until_healthy(f"{url}/health", timeout=60, exited=supervisor.exited)
-            yield Running(url=url, database_url=database_url, supervisor=supervisor)
+            yield Running(
+                url=url,
+                database_url=database_url,
+                supervisor=supervisor,
+                metrics_urls=[f"http://127.0.0.1:{p}" for p in metrics_ports],
+            )
         finally:
             supervisor.stop()

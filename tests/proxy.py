@@ -1,13 +1,23 @@
-"""A TCP proxy that a test can cut and restore: a server vanishing, as its clients see it."""
+"""A TCP proxy that a test can cut and restore: a server vanishing, as its clients see it.
+
+It forwards on an event loop of its own, in a thread of its own: the test's loop may be busy
+(a load generator with thousands of requests in flight), and a proxy sharing that loop would
+answer late or not at all, a database stalled by the test itself rather than by the system under
+test."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import make_url
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -20,24 +30,58 @@ class TcpProxy:
     port: int = 0
     _server: asyncio.Server | None = None
     _pipes: set[asyncio.StreamWriter] = field(default_factory=set)
+    _loop: asyncio.AbstractEventLoop | None = None
+    _thread: threading.Thread | None = None
 
     async def start(self) -> int:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
+        """Listen (on ``port``, a free one if 0) and forward, on the proxy's own loop."""
+        if self._loop is None:
+            loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(
+                target=loop.run_forever, name=f"proxy-{self.port}", daemon=True
+            )
+            self._loop = loop
+            self._thread.start()
+        await self._on_own_loop(self._start())
         return self.port
 
     async def cut(self) -> None:
         """Refuse new connections and drop every open one."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        for writer in list(self._pipes):
-            writer.transport.abort()
-        self._pipes.clear()
+        if self._loop is None:
+            return
+        await self._on_own_loop(self._cut())
+        loop, thread = self._loop, self._thread
+        self._loop = self._thread = None
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            await asyncio.to_thread(thread.join)
+        loop.close()
 
     async def restore(self) -> None:
         await self.start()
+
+    async def _on_own_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        assert self._loop is not None
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
+
+    async def _start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _cut(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for writer in list(self._pipes):
+            writer.transport.abort()
+        self._pipes.clear()
+        # What still forwards or connects ends now, before the loop stops.
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self.unix_path is not None:

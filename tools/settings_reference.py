@@ -90,6 +90,8 @@ def env_names(name: str, field: FieldInfo, prefix: str) -> list[str]:
 def type_name(annotation: Any) -> str:
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
         return " | ".join(type_name(arg) for arg in typing.get_args(annotation))
+    if typing.get_origin(annotation) is typing.Literal:
+        return " | ".join(repr(arg) for arg in typing.get_args(annotation))
     if typing.get_origin(annotation) is not None:
         args = ", ".join(type_name(arg) for arg in typing.get_args(annotation))
         return f"{typing.get_origin(annotation).__name__}[{args}]"

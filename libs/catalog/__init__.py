@@ -2,6 +2,8 @@
 
 from libs.catalog.apply import (
     AliasTakenError,
+    FileInputsDealError,
+    NotForDealsError,
     TokenPricedDealError,
     UnknownReferenceError,
     apply_catalog,
@@ -36,7 +38,9 @@ __all__ = [
     "CatalogSpec",
     "DealSpec",
     "DealStepSpec",
+    "FileInputsDealError",
     "HandlerSpec",
+    "NotForDealsError",
     "OfferSpec",
     "PipelineMode",
     "PromptTemplate",

@@ -15,6 +15,7 @@ from libs.catalog.spec import (
     DealSpec,
     HandlerSpec,
     OfferSpec,
+    files_in_deal,
     token_priced_in_deal,
 )
 from libs.db import PgConnection
@@ -32,14 +33,15 @@ ON CONFLICT (id) DO UPDATE SET
 _UPSERT_OFFER = """
 INSERT INTO offers (id, service, action, price, prompt_template, handler_id, create_qty,
                     expiration, params, enabled, input_price, output_price, max_output_tokens,
-                    aliases)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                    aliases, files)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 ON CONFLICT (service, action) DO UPDATE SET
     price = EXCLUDED.price, prompt_template = EXCLUDED.prompt_template,
     handler_id = EXCLUDED.handler_id, create_qty = EXCLUDED.create_qty,
     expiration = EXCLUDED.expiration, params = EXCLUDED.params, enabled = EXCLUDED.enabled,
     input_price = EXCLUDED.input_price, output_price = EXCLUDED.output_price,
-    max_output_tokens = EXCLUDED.max_output_tokens, aliases = EXCLUDED.aliases
+    max_output_tokens = EXCLUDED.max_output_tokens, aliases = EXCLUDED.aliases,
+    files = EXCLUDED.files
 """
 
 _UPSERT_DEAL = """
@@ -69,12 +71,14 @@ WHERE NOT EXISTS (SELECT 1 FROM offers o WHERE o.service || '/' || o.action = na
 """
 
 _TOKEN_PRICED = "(o.input_price IS NOT NULL OR o.output_price IS NOT NULL)"
+_NOT_FOR_DEALS = f"({_TOKEN_PRICED} OR o.files <> '{{}}'::jsonb)"
+"""Offers no deal may name: a deal's price is fixed and its inputs are text."""
 _NAMED = """(SELECT step ->> 'offer' AS name FROM jsonb_array_elements(d.offers) step
      UNION ALL SELECT addon FROM jsonb_array_elements_text(d.addons) addon)"""
 
-_TOKEN_PRICED_AMONG = f"""
-SELECT o.service || '/' || o.action AS name FROM offers o
-WHERE o.service || '/' || o.action = ANY($1::text[]) AND {_TOKEN_PRICED}
+_NOT_FOR_DEALS_AMONG = f"""
+SELECT o.service || '/' || o.action AS name, {_TOKEN_PRICED} AS token_priced FROM offers o
+WHERE o.service || '/' || o.action = ANY($1::text[]) AND {_NOT_FOR_DEALS}
 ORDER BY 1 LIMIT 1
 """
 _DEAL_NAMING = f"""
@@ -82,10 +86,10 @@ SELECT d.slug, n.name FROM deals d CROSS JOIN LATERAL {_NAMED} n
 WHERE d.enabled AND n.name = $1
 ORDER BY 1 LIMIT 1
 """
-_DEAL_NAMING_TOKEN_PRICED = f"""
-SELECT d.slug, n.name FROM deals d CROSS JOIN LATERAL {_NAMED} n
+_DEAL_NAMING_NOT_FOR_DEALS = f"""
+SELECT d.slug, n.name, {_TOKEN_PRICED} AS token_priced FROM deals d CROSS JOIN LATERAL {_NAMED} n
 JOIN offers o ON o.service || '/' || o.action = n.name
-WHERE d.enabled AND {_TOKEN_PRICED}
+WHERE d.enabled AND {_NOT_FOR_DEALS}
 ORDER BY 1, 2 LIMIT 1
 """
 
@@ -100,8 +104,17 @@ class UnknownReferenceError(ValueError):
     """A catalog entry names a handler or offer that the catalog does not hold."""
 
 
-class TokenPricedDealError(ValueError):
+class NotForDealsError(ValueError):
+    """A deal would name an offer that no deal may name."""
+
+
+class TokenPricedDealError(NotForDealsError):
     """A deal would name an offer with per-token prices: a deal's price is fixed at submission."""
+
+
+class FileInputsDealError(NotForDealsError):
+    """A deal would name an offer with file inputs: a deal's inputs are text (its steps share
+    them), so such offers are sold on their own."""
 
 
 class AliasTakenError(ValueError):
@@ -143,6 +156,7 @@ def offer_row(o: OfferSpec) -> tuple[object, ...]:
         o.output_price,
         o.max_output_tokens,
         list(o.aliases),
+        {name: spec.model_dump() for name, spec in o.files.items()},
     )
 
 
@@ -171,11 +185,13 @@ async def upsert_handler(conn: PgConnection, h: HandlerSpec) -> bool:
 
 async def upsert_offer(conn: PgConnection, o: OfferSpec) -> bool:
     """Create or update one offer; True when it was created. Raises ``UnknownReferenceError``
-    when its handler does not exist, ``TokenPricedDealError`` when it has token prices and an
-    enabled deal names it, ``AliasTakenError`` when it is enabled and another enabled offer has
-    one of its aliases."""
-    if o.token_priced:
-        _refuse_deal(await conn.fetchrow(_DEAL_NAMING, f"{o.service}/{o.action}"))
+    when its handler does not exist, ``TokenPricedDealError`` (``FileInputsDealError``) when it
+    has token prices (file inputs) and an enabled deal names it, ``AliasTakenError`` when it is
+    enabled and another enabled offer has one of its aliases."""
+    if o.token_priced or o.files:
+        row = await conn.fetchrow(_DEAL_NAMING, f"{o.service}/{o.action}")
+        if row is not None:
+            _refuse_deal(row["slug"], row["name"], token_priced=o.token_priced)
     try:
         with _aliases_checked():
             return bool(
@@ -188,23 +204,24 @@ async def upsert_offer(conn: PgConnection, o: OfferSpec) -> bool:
 async def upsert_deal(conn: PgConnection, deal: DealSpec) -> bool:
     """Create or update one deal; True when it was created. Raises ``UnknownReferenceError``
     when it names offers that do not exist, ``TokenPricedDealError`` when one has token
-    prices."""
+    prices, ``FileInputsDealError`` when one has file inputs."""
     names = [s.offer for s in deal.offers] + list(deal.addons)
     unknown = [r["name"] for r in await conn.fetch(_UNKNOWN_OFFERS, names)]
     if unknown:
         raise UnknownReferenceError("unknown offers: " + ", ".join(unknown))
-    token_priced = await conn.fetchval(_TOKEN_PRICED_AMONG, names)
-    if token_priced is not None:
-        raise TokenPricedDealError(token_priced_in_deal(deal.slug, token_priced))
+    refused = await conn.fetchrow(_NOT_FOR_DEALS_AMONG, names)
+    if refused is not None:
+        _refuse_deal(deal.slug, refused["name"], token_priced=refused["token_priced"])
     return bool(
         await conn.fetchval(_UPSERT_DEAL + _RETURNING_CREATED, uuid.uuid4(), *deal_row(deal))
     )
 
 
-def _refuse_deal(row: asyncpg.Record | None) -> None:
-    """``TokenPricedDealError`` for the deal and token-priced offer of ``row``, if any."""
-    if row is not None:
-        raise TokenPricedDealError(token_priced_in_deal(row["slug"], row["name"]))
+def _refuse_deal(slug: str, offer: str, *, token_priced: bool) -> None:
+    """The error for deal ``slug`` naming ``offer``, which has token prices or file inputs."""
+    if token_priced:
+        raise TokenPricedDealError(token_priced_in_deal(slug, offer))
+    raise FileInputsDealError(files_in_deal(slug, offer))
 
 
 async def disable(conn: PgConnection, kind: Literal["handler", "offer", "deal"], name: str) -> bool:
@@ -245,8 +262,9 @@ async def apply_catalog(
     URLs in their params against the SSRF guard (``ssrf_allow``: what ``RELAI_SSRF_ALLOW`` lets
     through; an unsafe URL writes nothing); with ``prune``, also disable those it does not name.
     An enabled deal left naming a token-priced offer (one the file does not name, without
-    ``prune``) is a ``TokenPricedDealError``, an enabled offer the file does not name that has
-    one of its aliases (without ``prune``) an ``AliasTakenError``, and nothing is written."""
+    ``prune``) is a ``TokenPricedDealError`` (one with file inputs a ``FileInputsDealError``),
+    an enabled offer the file does not name that has one of its aliases (without ``prune``) an
+    ``AliasTakenError``, and nothing is written."""
     await check_catalog_urls(spec, UrlPolicy.from_allow(ssrf_allow))
     async with conn.transaction():
         # An alias may move from one offer to another: checked once every offer is written.
@@ -261,6 +279,8 @@ async def apply_catalog(
             await conn.execute(_DISABLE_HANDLERS, [h.id for h in spec.handlers])
             await conn.execute(_DISABLE_OFFERS, [f"{o.service}/{o.action}" for o in spec.offers])
             await conn.execute(_DISABLE_DEALS, [d.slug for d in spec.deals])
-        _refuse_deal(await conn.fetchrow(_DEAL_NAMING_TOKEN_PRICED))
+        refused = await conn.fetchrow(_DEAL_NAMING_NOT_FOR_DEALS)
+        if refused is not None:
+            _refuse_deal(refused["slug"], refused["name"], token_priced=refused["token_priced"])
         with _aliases_checked():
             await conn.execute(f"SET CONSTRAINTS {ALIASES_UNIQUE} IMMEDIATE")

@@ -20,6 +20,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
+from libs.catalog.file_inputs import FILE_INPUT_NAME, FILE_INPUTS_MAX, FileInputSpec
+from libs.catalog.numbers import CREDITS_MAX, INT32_MAX, JSON_EXACT, JSON_INTEGER, JsonInt
 from libs.catalog.template import PromptTemplate
 from libs.contracts import HandlerId
 from libs.security.params import credential_problem
@@ -32,25 +34,6 @@ Alias = Annotated[
 ]
 """Another name of an offer (``gpt-4o-mini``): never a ``/``, so never a ``service/action``."""
 
-
-INT32_MAX = 2**31 - 1
-JSON_EXACT = 2**53
-"""The integers a JSON number holds exactly, whatever reads it."""
-CREDITS_MAX = JSON_EXACT
-"""Prices and credits stay well inside Postgres' bigint (and a JSON number's exact range)."""
-
-
-def _json_integer(value: Any) -> Any:
-    if isinstance(value, bool | str):
-        raise PydanticCustomError("int_type", "Input should be a valid integer")
-    return value
-
-
-JSON_INTEGER = BeforeValidator(_json_integer)
-"""An integer as JSON Schema has it: ``3`` or ``3.0``, never ``true`` nor ``"3"`` (which pydantic
-would read as 1 and 3). Constraints go before it in an ``Annotated``, or the JSON Schema of an
-optional one loses them."""
-JsonInt = Annotated[int, JSON_INTEGER]
 
 TOKEN_PRICE_MAX = 10**9
 """The most credits 1,000 tokens may cost: with at most ``INT32_MAX`` output tokens a request
@@ -203,10 +186,26 @@ class OfferSpec(_Entry):
     aliases: list[Alias] = Field(default_factory=list)
     """Other names the OpenAI-compatible door knows the offer by; each names one enabled
     offer."""
+    files: Annotated[
+        dict[Annotated[str, Field(pattern=FILE_INPUT_NAME)], FileInputSpec],
+        Field(max_length=FILE_INPUTS_MAX),
+    ] = Field(default_factory=dict)
+    """The offer's file inputs by name (an identifier, not one of the template's variables)."""
 
     @property
     def token_priced(self) -> bool:
         return self.input_price is not None or self.output_price is not None
+
+    @model_validator(mode="after")
+    def _file_names_are_not_variables(self) -> Self:
+        clash = sorted(set(self.files) & set(PromptTemplate.parse(self.prompt_template).variables))
+        if clash:
+            raise ValueError(
+                "file inputs and template variables share names: "
+                + ", ".join(clash)
+                + " (a submission's field is one or the other)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _output_is_bounded(self) -> Self:
@@ -308,6 +307,13 @@ def token_priced_in_deal(slug: str, offer: str) -> str:
     )
 
 
+def files_in_deal(slug: str, offer: str) -> str:
+    return (
+        f"deal {slug!r} names offer {offer!r}, which takes file inputs: a deal's inputs are "
+        "text only, so offers with file inputs are sold on their own"
+    )
+
+
 class CatalogSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -319,6 +325,7 @@ class CatalogSpec(BaseModel):
     def _deals_name_known_offers(self) -> "CatalogSpec":
         known = {f"{o.service}/{o.action}" for o in self.offers}
         token_priced = {f"{o.service}/{o.action}" for o in self.offers if o.token_priced}
+        with_files = {f"{o.service}/{o.action}" for o in self.offers if o.files}
         slugs: set[str] = set()
         for deal in self.deals:
             if deal.slug in slugs:
@@ -332,6 +339,8 @@ class CatalogSpec(BaseModel):
                     )
                 if name in token_priced:
                     raise ValueError(token_priced_in_deal(deal.slug, name))
+                if name in with_files:
+                    raise ValueError(files_in_deal(deal.slug, name))
         return self
 
     @model_validator(mode="after")

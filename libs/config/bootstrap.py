@@ -97,9 +97,15 @@ def read_bootstrap(path: Path, environ: Mapping[str, str]) -> Bootstrap:
 
 @asynccontextmanager
 async def open_store(
-    bootstrap: Bootstrap, *, database_url: str, mongo_url: str | None
+    bootstrap: Bootstrap,
+    *,
+    database_url: str,
+    mongo_url: str | None,
+    direct_url: str | None = None,
 ) -> AsyncIterator[ConfigStore]:
-    """The store the bootstrap config names, on the servers of the process settings."""
+    """The store the bootstrap config names, on the servers of the process settings. A Postgres
+    store reads through ``database_url`` and listens on ``direct_url`` (``DATABASE_DIRECT_URL``,
+    when ``database_url`` is a transaction pooler)."""
     store: ConfigStore
     if bootstrap.meta.source == "mongo":
         if not mongo_url:
@@ -115,8 +121,9 @@ async def open_store(
     from libs.config.postgres import PostgresConfigStore
     from libs.db import create_pool
 
-    pool = await create_pool(database_url, min_size=1, max_size=2)
+    direct = direct_url or database_url
+    pool = await create_pool(database_url, min_size=1, max_size=2, pooled=direct != database_url)
     try:
-        yield PostgresConfigStore(pool, database_url=database_url)
+        yield PostgresConfigStore(pool, database_url=direct)
     finally:
         await pool.close()

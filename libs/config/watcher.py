@@ -21,6 +21,7 @@ from libs.config.bootstrap import ACTIVE, open_store, read_bootstrap
 from libs.config.errors import ConfigError
 from libs.config.operations import LoadedConfig, load_version
 from libs.logs import get_logger
+from libs.loops import cancel_and_wait
 from libs.settings import CommonSettings
 
 log = get_logger(__name__)
@@ -46,6 +47,17 @@ class ConfigWatcher:
         self._loaded: Mapping[str, LoadedConfig] = MappingProxyType({})
         self._rejected: set[tuple[str, str, str]] = set()
         self._changed = asyncio.Event()
+
+    @property
+    def store(self) -> ConfigStore:
+        """The store it reads: every config's versions (the admin API lists and activates
+        them)."""
+        return self._store
+
+    @property
+    def fernet(self) -> MultiFernet | None:
+        """The bootstrap config's keys, or None when it names none."""
+        return self._fernet
 
     def get(self, config_id: str) -> LoadedConfig | None:
         """The config loaded now, or None if it has no (good) version yet."""
@@ -123,8 +135,7 @@ class ConfigWatcher:
                 except Exception:
                     log.exception("config.refresh_failed")
         finally:
-            listener.cancel()
-            await asyncio.gather(listener, return_exceptions=True)
+            await cancel_and_wait([listener])
 
     def _notified(self, config_id: str) -> None:
         if self._wanted.get(config_id) == ACTIVE:
@@ -176,7 +187,10 @@ async def watching(
     bootstrap = read_bootstrap(settings.config_file, environ)
     fernet = bootstrap.fernet() if bootstrap.has_keys else None
     async with open_store(
-        bootstrap, database_url=settings.database_url, mongo_url=settings.mongo_url
+        bootstrap,
+        database_url=settings.database_url,
+        mongo_url=settings.mongo_url,
+        direct_url=settings.direct_database_url,
     ) as store:
         watcher = ConfigWatcher(
             store, fernet, bootstrap.configs, environ=environ, poll_s=settings.config_poll_s
@@ -186,5 +200,4 @@ async def watching(
         try:
             yield watcher
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await cancel_and_wait([task])

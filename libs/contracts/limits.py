@@ -9,6 +9,8 @@ Per integration, each key is ``LIMITS_PREFIX + integration + part``:
 - ``HELD``: hash, lease id → ``{user}\\n{job}``, the job a lease runs (put back if it expires);
 - ``USERS``: list, the users with waiting jobs, in round-robin order;
 - ``WAIT`` + user: list, that user's waiting jobs;
+- ``RUNNING`` + user: zset, lease id → expiry (ms): the leases of that user's jobs, so that a
+  cap per user counts only the live ones;
 - ``CONF``: hash of ``CONF_MAX`` (concurrency), ``CONF_BUDGET`` (credits per window) and
   ``CONF_WINDOW`` (ms), as the last parked job gave them;
 - ``SPENT`` + window index (``now_ms // window``): credits spent in that window.
@@ -28,10 +30,16 @@ LIMITS_LIVE_KEY = f"{LIMITS_PREFIX}live"
 """Set of the request ids whose job waits for, or runs under, an integration's limits: in
 flight although no stream holds them."""
 
+FAIR_QUEUE = "@fair"
+"""The queue every job without an integration waits in under fair scheduling
+(``RELAI_WORKER_SCHEDULING=fair``): its users are served round-robin like an integration's, with
+neither a concurrency cap nor a budget. Not a valid integration name, so no offer can share it."""
+
 LEASES = ":leases"
 HELD = ":held"
 USERS = ":users"
 WAIT = ":wait:"
+RUNNING = ":running:"
 CONF = ":conf"
 SPENT = ":spent:"
 
@@ -59,6 +67,15 @@ def wait_prefix(integration: str) -> str:
 
 def wait_key(integration: str, user: str) -> str:
     return f"{wait_prefix(integration)}{user}"
+
+
+def running_prefix(integration: str) -> str:
+    """The head of every user's running set of ``integration``: a user's is this and the user."""
+    return f"{LIMITS_PREFIX}{integration}{RUNNING}"
+
+
+def running_key(integration: str, user: str) -> str:
+    return f"{running_prefix(integration)}{user}"
 
 
 def conf_key(integration: str) -> str:

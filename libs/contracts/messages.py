@@ -9,6 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from libs.contracts.files import FileRef
 from libs.contracts.status import RequestStatus
 
 SCHEMA_VERSION = 1
@@ -40,6 +41,9 @@ class TaskMessage(_Message):
     options: dict[str, Any] | None = None
     """A chat request's sampling options (``temperature``, ``max_tokens``...), which provider
     handlers add to the provider's request."""
+    files: dict[str, FileRef] | None = None
+    """The request's input files by the offer's name for each; the worker reads their bytes
+    from the blob store."""
 
 
 class ChunkMessage(_Message):

@@ -56,13 +56,21 @@ async def _keep_session(conn: asyncpg.Connection[Any]) -> None:
     never change session state, and the reset query cost a round trip on every release."""
 
 
-async def create_pool(url: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool[Any]:
+async def create_pool(
+    url: str, *, min_size: int = 2, max_size: int = 10, pooled: bool = False
+) -> asyncpg.Pool[Any]:
+    """The process's pool on ``url``. ``pooled``: ``url`` is a transaction pooler (PgBouncer
+    ``pool_mode = transaction``), where consecutive transactions of one client connection may
+    run on different server connections: no prepared statement may outlive its transaction, so
+    asyncpg's statement cache is off (each query is prepared unnamed, in the same round trip
+    as its execution). Nothing here sets session state, so nothing else changes."""
     pool = await asyncpg.create_pool(
         asyncpg_dsn(url),
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
         reset=_keep_session,
+        statement_cache_size=0 if pooled else 100,
     )
     assert pool is not None
     return pool

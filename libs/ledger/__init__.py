@@ -2,7 +2,7 @@
 row and its balance change in one statement. Writes that must stay one statement (a submit, an
 outcome) splice in the SQL of ``movements``; the rest call the functions here."""
 
-from libs.ledger import movements
+from libs.ledger import history, movements
 from libs.ledger.account import (
     ShortBalance,
     apply_moves,
@@ -16,6 +16,7 @@ __all__ = [
     "ShortBalance",
     "apply_moves",
     "grant",
+    "history",
     "lock_wallet",
     "movements",
     "refunded",

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import NoReturn
 
 from libs.logs import get_logger
+from libs.loops.stop import raise_if_cancelled
 
 log = get_logger(__name__)
 
@@ -25,6 +26,7 @@ async def every(
     ``on_error`` is told (to count it), and the loop sleeps and goes on.
     """
     while True:
+        raise_if_cancelled()
         try:
             await turn()
         except Exception as exc:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from libs.contracts import TaskMessage
+from libs.contracts.files import FileRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,8 @@ class Run:
     create_qty: int = 1
     messages: list[dict[str, str]] | None = None
     options: dict[str, Any] | None = None
+    files: dict[str, FileRef] | None = None
+    """Input files by name (``libs.contracts.files``)."""
 
 
 def _task(run: Run, **fields: Any) -> str:
@@ -32,6 +35,7 @@ def _task(run: Run, **fields: Any) -> str:
         create_qty=run.create_qty,
         messages=run.messages,
         options=run.options,
+        files=run.files,
         **fields,
     )
     return message.model_dump_json(exclude_none=True)

@@ -10,7 +10,8 @@ clock) and then reads ``expired``, its results purged.
 A deal's request expires after the shortest ``expiration`` among its steps' offers. Requests are
 taken in batches with ``FOR UPDATE SKIP LOCKED``, so recon replicas never expire one twice; the
 refunds go through ``libs.ledger``. Each request that expires queues its ``request.expired``
-webhook events (``libs.outbox``) in the same statement.
+webhook events (``libs.outbox``) and deletes its files, inputs and results (``libs.files``), in
+the same statement.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import asyncpg
 
 from libs import outbox
 from libs.db import PgConnection
+from libs.files import expiry as expired_files
 from libs.ledger import movements as ledger
 
 _EXPIRE_OFFER_REQUESTS = f"""
@@ -41,7 +43,7 @@ WITH due AS (
 ), endings AS (
     SELECT user_id, id AS request_id, NULL::int AS step, status, created_at, finished_at
     FROM expired
-), {outbox.events("endings")}, refunds AS (
+), {outbox.events("endings")}, {expired_files.forget("expired")}, refunds AS (
     SELECT user_id, id AS request_id, NULL::int AS step, 'refund' AS kind, price AS amount
     FROM expired WHERE was IN ('pending', 'running')
 ), {ledger.apply("refunds")}
@@ -86,7 +88,7 @@ WITH due AS (
 ), endings AS (
     SELECT user_id, id AS request_id, NULL::int AS step, status, created_at, finished_at
     FROM expired
-), {outbox.events("endings")}
+), {outbox.events("endings")}, {expired_files.forget("expired")}
 SELECT id, user_id, status, results, error, updated_at, traceparent, usage, false AS unseen_start
 FROM expired
 """

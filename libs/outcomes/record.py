@@ -16,6 +16,7 @@ from libs import outbox
 from libs.catalog.pricing import token_cost_sql
 from libs.contracts import RequestEvent, RequestStatus
 from libs.db import PgConnection, PgPool
+from libs.files import results as result_files
 from libs.ledger import movements as ledger
 
 # One round trip for a whole batch of progress reports. A report from an attempt older than the
@@ -33,6 +34,7 @@ from libs.ledger import movements as ledger
 #   ``unseen_start``: the request was never written as running (its start came in the same
 #   batch, or in one not committed yet): started_at and finished_at are then the same now().
 #   A request cancelled before it started keeps no started_at.
+# - ``succeeded_results``: a success registers its file results (``libs.files.results``).
 # - ``endings``: each request that ended queues its webhook events (``libs.outbox``).
 _RECORD = f"""
 WITH outcome AS (
@@ -62,7 +64,10 @@ WITH outcome AS (
     RETURNING r.id, r.user_id, r.price, r.pricing, r.status, r.results, r.error, r.updated_at,
               r.traceparent, r.usage, r.started_at = r.finished_at AS unseen_start,
               r.created_at, r.finished_at
-), endings AS (
+), succeeded_results AS (
+    SELECT user_id, id AS request_id, NULL::int AS step, results
+    FROM done WHERE status = 'succeeded'
+), {result_files.register("succeeded_results")}, endings AS (
     SELECT user_id, id AS request_id, NULL::int AS step, status, created_at, finished_at
     FROM done
 ), {outbox.events("endings")}, ended AS (

@@ -5,6 +5,7 @@ row (so a request moves one batch at a time and only one user row is touched per
 
 - a step moves only forward (pending → running → succeeded | failed), and a report from an
   attempt older than the step's current one changes nothing, so a second delivery is a no-op;
+- a step that succeeds registers its file results (``libs.files.results``) as it is recorded;
 - a step that ends settles its share of the price (success) or refunds it (failure), one
   ledger row each;
 - in a pipeline, a step that succeeds queues the next one through the outbox, in this same
@@ -30,6 +31,7 @@ from libs import outbox
 from libs.catalog import PipelineMode, PromptTemplate
 from libs.catalog.pipeline import passed_on, render_next
 from libs.db import PgConnection
+from libs.files import results as result_files
 from libs.ledger import apply_moves
 
 _LOCK_REQUEST = """
@@ -55,13 +57,20 @@ RETURNING id, user_id, status, results, error, updated_at, traceparent, usage,
 
 _TOUCH_REQUEST = "UPDATE requests SET updated_at = now() WHERE id = $1"
 
-_END_STEP = """
-UPDATE request_steps s
-SET status = $4, results = $5, error = $6, usage = $7, started_at = coalesce(s.started_at, now()),
-    finished_at = now(), updated_at = now()
-WHERE s.request_id = $1 AND s.idx = $2 AND $3 >= s.attempt
-  AND s.status IN ('pending', 'running')
-RETURNING s.idx, s.role, s.mode, s.price, s.finished_at
+# A step that succeeds registers its file results (``libs.files.results``) in the same statement.
+_END_STEP = f"""
+WITH ended AS (
+    UPDATE request_steps s
+    SET status = $4, results = $5, error = $6, usage = $7,
+        started_at = coalesce(s.started_at, now()), finished_at = now(), updated_at = now()
+    WHERE s.request_id = $1 AND s.idx = $2 AND $3 >= s.attempt
+      AND s.status IN ('pending', 'running')
+    RETURNING s.idx, s.role, s.mode, s.price, s.finished_at, s.status, s.results
+), step_results AS (
+    SELECT $8::uuid AS user_id, $1::uuid AS request_id, idx AS step, results
+    FROM ended WHERE status = 'succeeded'
+), {result_files.register("step_results")}
+SELECT idx, role, mode, price, finished_at FROM ended
 """
 
 _SET_OUTPUT = "UPDATE request_steps SET output = $3 WHERE request_id = $1 AND idx = $2"
@@ -261,6 +270,7 @@ async def _end_step(
         report.results if report.status == "succeeded" else None,
         report.error if report.status == "failed" else None,
         report.usage,
+        request["user_id"],
     )
     if step is None:
         return

@@ -21,7 +21,18 @@ class CommonSettings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "RELAI_DATABASE_URL"),
     )
     """The Postgres database. ``relai run`` starts an embedded server (data in ``.relai/``)
-    when it is unset."""
+    when it is unset. May name a PgBouncer in transaction pooling mode: then set
+    ``DATABASE_DIRECT_URL`` too."""
+    database_direct_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_DIRECT_URL", "RELAI_DATABASE_DIRECT_URL"),
+    )
+    """The same database reached directly (not through a transaction pooler), for what needs a
+    session of its own: ``LISTEN`` (the relay, the webhook dispatcher, the config watcher),
+    recon's session-level advisory locks (who leads the alerts and the orphan sweep) and
+    migrations. Unset: ``DATABASE_URL``. Set to another URL, ``DATABASE_URL`` is taken to be a
+    transaction pooler (PgBouncer ``pool_mode = transaction``): its connections keep no
+    prepared statements (asyncpg's statement cache off) and no session state."""
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
         validation_alias=AliasChoices("REDIS_URL", "RELAI_REDIS_URL"),
@@ -47,6 +58,12 @@ class CommonSettings(BaseSettings):
     """Host names and IP networks that handler URLs, provider calls and webhook receivers may
     reach although they are not public (a JSON list, e.g.
     ``["127.0.0.1", "10.0.0.0/8", "llm.internal"]``); see ``libs.security.ssrf``."""
+    blob_url: str = ".relai/blobs"
+    """Where files' bytes are kept (``libs.blobs``): a directory (``file:///abs/dir`` or a path,
+    relative to the working directory; ``relai run`` uses ``<data dir>/blobs``) that every
+    process of one machine shares, or ``s3://bucket[/prefix]`` for several machines, configured
+    by the standard ``AWS_*`` variables (``AWS_ENDPOINT_URL``, ``AWS_REGION``,
+    ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ALLOW_HTTP``)."""
     metrics_token: SecretStr | None = None
     """When set (16 characters or more; empty: unset), every metrics endpoint answers only a
     scrape that sends ``Authorization: Bearer <token>`` (401 otherwise), and the API also serves
@@ -65,6 +82,16 @@ class CommonSettings(BaseSettings):
         if token is not None and len(token.get_secret_value().strip()) < 16:
             raise ValueError("RELAI_METRICS_TOKEN must be at least 16 characters long")
         return token
+
+    @property
+    def direct_database_url(self) -> str:
+        """Where session-level work connects: ``DATABASE_DIRECT_URL``, else ``DATABASE_URL``."""
+        return self.database_direct_url or self.database_url
+
+    @property
+    def database_pooled(self) -> bool:
+        """Whether ``DATABASE_URL`` goes through a transaction pooler (a direct URL apart)."""
+        return self.direct_database_url != self.database_url
 
     @property
     def metrics_bearer(self) -> str | None:

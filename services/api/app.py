@@ -8,22 +8,26 @@ import gc
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
+from libs.blobs import open_store
 from libs.config import watching
 from libs.db import create_pool
 from libs.logs import configure_logging, get_logger
+from libs.loops import cancel_and_wait
 from libs.security.ssrf import UrlPolicy
 from libs.streams import create_redis
 from libs.telemetry import instrument_app, quiet, setup_tracing
-from services.api.api import router
+from services.api.api import routes
 from services.api.auth.oidc import OidcVerifier
 from services.api.auth.service import Authenticator
 from services.api.auth.throttle import FailureThrottle
@@ -40,6 +44,7 @@ from services.api.errors import (
     unavailable_handler,
     validation_error_handler,
 )
+from services.api.files.signing import FileUrls
 from services.api.hardening import Hardening
 from services.api.limits.policy import limits_policy
 from services.api.limits.service import RateLimiter
@@ -50,9 +55,20 @@ from services.api.settings import ApiSettings, get_settings
 from services.api.state import AppState
 from services.api.submission import Submitter
 from services.api.submission.batcher import SubmitBatcher
+from services.api.ui.pages import install_ui
 from services.api.ws.hub import Hub
 
 log = get_logger(__name__)
+
+CORS_REQUEST_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "Relai-Webhook-Url",
+    "traceparent",
+    "If-None-Match",
+]
+CORS_EXPOSED_HEADERS = ["x-request-id", "Retry-After", "ETag", "Content-Disposition"]
 
 
 async def _supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
@@ -90,9 +106,13 @@ class RelaiApp(FastAPI):
     through it. (Wrapping the middleware stack instead would hide it from the instrumentation,
     which then gives up.)"""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, multipart_max_body_size: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._hardened = Hardening(super().__call__, max_body_bytes=self.max_body_size)
+        self._hardened = Hardening(
+            super().__call__,
+            max_body_bytes=self.max_body_size,
+            multipart_max_bytes=multipart_max_body_size,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._hardened(scope, receive, send)
@@ -109,13 +129,20 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         config = await resources.enter_async_context(watching(settings, os.environ))
         # min_size=0: the API starts, and answers 503, while Postgres is down (a uvicorn worker
         # process restarted during an outage must not take the whole server down).
-        pool = await create_pool(settings.database_url, min_size=0, max_size=settings.db_pool_size)
+        pool = await create_pool(
+            settings.database_url,
+            min_size=0,
+            max_size=settings.db_pool_size,
+            pooled=settings.database_pooled,
+        )
+        store = open_store(settings.blob_url)
+        decoders = ThreadPoolExecutor(settings.image_decodes, thread_name_prefix="image-decode")
         redis = create_redis(settings.redis_url)
         hub = Hub(redis, queue_size=settings.ws_queue_size, max_per_user=settings.ws_max_per_user)
         relay = OutboxRelay(
             pool,
             redis,
-            database_url=settings.database_url,
+            database_url=settings.direct_database_url,  # LISTEN: a session of its own
             batch=settings.relay_batch,
             poll_s=settings.relay_poll_s,
         )
@@ -167,20 +194,23 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
                     max_prompt_chars=settings.max_prompt_chars,
                     max_unfinished=lambda: limits.current().max_unfinished_per_user,
                     url_policy=UrlPolicy.from_allow(settings.ssrf_allow),
+                    store=store,
                 ),
                 config=config,
                 deals=DealCatalog(pool, catalog, refresh_s=settings.catalog_refresh_s),
                 limiter=limiter,
                 limits=limits,
+                store=store,
+                decoders=decoders,
+                file_urls=FileUrls.from_settings(settings),
             ).lifespan_state()
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)
             await limiter.aclose()
             await redis.aclose()
             await pool.close()
             await resources.aclose()
+            decoders.shutdown(wait=False, cancel_futures=True)
 
     # redirect_slashes=False: Hardening strips one trailing slash instead, so that no answer is a
     # redirect whose location echoes the Host header.
@@ -191,6 +221,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         openapi_url=None,
         max_body_size=settings.max_body_bytes,
+        multipart_max_body_size=settings.multipart_max_bytes,
         redirect_slashes=False,
     )
     app.add_exception_handler(RelaiError, relai_error_handler)
@@ -200,7 +231,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_exception_handler(Exception, internal_error_handler)
     for unavailable in UNAVAILABLE:
         app.add_exception_handler(unavailable, unavailable_handler)
-    app.include_router(router)
+    app.include_router(routes(multipart_max_bytes=settings.multipart_max_bytes))
     # Metrics are served on the operator port (relai-api); here only to a scrape with the token.
     if settings.metrics_bearer:
         app.add_api_route(
@@ -210,7 +241,19 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             include_in_schema=False,
         )
     install_openapi(app)
+    install_ui(app, settings)
     app.add_middleware(MetricsMiddleware)
+    if settings.cors_allowed_origins:
+        # Outside the metrics: a preflight is answered here and counts as no call.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allowed_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+            allow_credentials=False,
+            max_age=600,
+        )
     if tracing:
         instrument_app(app)
     return app

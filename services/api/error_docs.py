@@ -35,7 +35,8 @@ class ErrorBody(_ErrorShape):
     price: int | SkipJsonSchema[None] = None
     """402: what the refused submission costs."""
     limit: int | SkipJsonSchema[None] = None
-    """429: the cap on unfinished requests that was reached."""
+    """429: the cap on unfinished requests that was reached; 413: the most bytes a file (or the
+    files of one submission) may have."""
     status: str | SkipJsonSchema[None] = None
     """409: the status the request has already ended in."""
 
@@ -54,7 +55,8 @@ class InvalidInputsBody(_ErrorShape):
 
     code: Literal["invalid_inputs"]
     fields: list[str] | SkipJsonSchema[None] = None
-    """The fields a schema refused, each as ``inputs.text`` or ``query offset``."""
+    """The fields a schema refused, each as ``inputs.text`` or ``query offset``; or the file
+    inputs refused (not an accepted image, too large, not one of the caller's files)."""
     errors: list[FieldError] | SkipJsonSchema[None] = None
     """Each problem a schema found (never the value sent), the first 20."""
     more: int | SkipJsonSchema[None] = None
@@ -67,7 +69,7 @@ class InvalidInputsBody(_ErrorShape):
     unknown_addons: list[str] | SkipJsonSchema[None] = None
     limit: int | SkipJsonSchema[None] = None
     """The longest prompt allowed, when the rendered one is longer; the most output tokens the
-    offer allows, when more are asked for."""
+    offer allows, when more are asked for; the most bytes a file input takes."""
 
 
 SCHEMAS = "#/components/schemas/"
@@ -95,7 +97,10 @@ AUTHENTICATED_ERRORS: dict[str, dict[str, Any]] = {
 """What any call with credentials may answer."""
 BODY_ERRORS: dict[str, dict[str, Any]] = {
     "400": {"description": "The body is not JSON text"},
-    "413": {"description": "The body is larger than RELAI_MAX_BODY_BYTES"},
+    "413": {
+        "description": "The body is larger than RELAI_MAX_BODY_BYTES (a multipart/form-data "
+        "one with files: than RELAI_UPLOAD_MAX_BYTES more)"
+    },
     "422": {"description": "The body does not fit the call"},
 }
 """What any call with a body may answer."""

@@ -61,6 +61,10 @@ class Conflict(RelaiError):
     status_code, code = 409, "conflict"
 
 
+class TooLarge(RelaiError):
+    status_code, code = 413, "too_large"
+
+
 class InvalidInputs(RelaiError):
     status_code, code = 422, "invalid_inputs"
 

@@ -1,11 +1,17 @@
 """What every HTTP answer gets before the app sees the request: one trailing slash stripped from
 the path (so ``/svc/a/b/`` is ``/svc/a/b``, answered in place: no redirect, whose ``location``
 would echo the ``Host`` header), a body declared larger than the limit refused at once (JSON
-413), and the security headers and an ``x-request-id`` (unless the app set one: a support case
-names it, and OpenAI's clients show it) appended to the answer.
+413: the larger limit of ``multipart/form-data`` bodies where files are taken, the plain one
+everywhere else), and the security headers and an ``x-request-id`` (unless the app set one: a
+support case names it, and OpenAI's clients show it) appended to the answer.
 
 One pure ASGI layer, outside every other (errors answered by the server-error handler included):
 the submit path is hot, so the work per request is a string check and one list append.
+
+The request body's limits are three, each where it can act: its declared length, checked here;
+the bytes that arrive without one, counted by FastAPI's ``max_body_size`` (the app's, raised on
+the routes that take files: ``services.api.api``); and what is read whole as JSON, counted by
+``read_limited``.
 """
 
 from __future__ import annotations
@@ -16,7 +22,10 @@ import os
 import re
 
 import orjson
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.api.errors import TooLarge
 
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
@@ -26,10 +35,32 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 TOO_LARGE_BODY = orjson.dumps({"detail": "the request body is too large", "code": "too_large"})
 
 
+MULTIPART = b"multipart/form-data"
+
+
+def takes_files(method: str, path: str) -> bool:
+    """Whether a call may carry files (a ``multipart/form-data`` body up to the larger limit):
+    ``POST /files`` and a submission to an offer, ``POST /svc/{service}/{action}``."""
+    if method != "POST":
+        return False
+    if path == "/files":
+        return True
+    return (
+        path.startswith("/svc/")
+        and path.count("/") == 3
+        and not path.startswith(("/svc/request/", "/svc/requests/"))
+    )
+
+
 class Hardening:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int | None) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int | None, multipart_max_bytes: int | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.multipart_max_bytes = multipart_max_bytes
+        """The limit of a ``multipart/form-data`` body where files are taken (``takes_files``);
+        None: the plain one."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -65,10 +96,36 @@ class Hardening:
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
-                    return int(value) > (self.max_body_bytes or 0)
+                    declared = int(value)
                 except ValueError:
                     return False
+                if declared <= (self.max_body_bytes or 0):
+                    return False
+                return not self._multipart_within(scope, declared)
         return False
+
+    def _multipart_within(self, scope: Scope, declared: int) -> bool:
+        """A ``multipart/form-data`` body of ``declared`` bytes that a call taking files
+        takes (looked at only past the plain limit: never on the hot path)."""
+        if self.multipart_max_bytes is None or declared > self.multipart_max_bytes:
+            return False
+        if not takes_files(scope["method"], scope["path"]):
+            return False
+        return any(
+            name == b"content-type" and value.lower().startswith(MULTIPART)
+            for name, value in scope["headers"]
+        )
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The whole body of a call whose route allows more (one that takes files, sent another
+    body), held to ``limit`` as it arrives: 413 past it."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge("the request body is too large")
+    return bytes(body)
 
 
 def new_request_id() -> bytes:

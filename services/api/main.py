@@ -1,6 +1,7 @@
 """``relai-api``: serve the API with uvicorn (``--workers N`` for N processes)."""
 
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -29,6 +30,10 @@ def serve(
     host = host or settings.api_host
     # Served by this process: the one uvicorn runs in, or with several, their supervisor, which
     # adds up what they write to the shared directory (made first).
+    if processes > 1 and settings.file_url_key is None:
+        # One key for every process uvicorn starts (they inherit the environment): a URL one
+        # signs, another serves.
+        os.environ["RELAI_FILE_URL_KEY"] = secrets.token_urlsafe(32)
     with (
         _shared_metrics(processes),
         serving_metrics(
@@ -66,6 +71,13 @@ def _shared_metrics(processes: int) -> Iterator[None]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+WORKER_HEALTHCHECK_S = 30
+"""How long uvicorn's supervisor waits for a worker process to answer its ping before killing it
+as hung (uvicorn's default: 5 s). A new worker answers only once it has imported the app, which
+takes seconds, more on a busy machine: with 5 s, a worker restarted after a crash on a loaded
+host was killed before it answered, again and again, and the API stayed down for over a minute."""
+
+
 def _serve(host: str, port: int, workers: int) -> None:
     uvicorn.run(
         "services.api.app:create_app",
@@ -82,6 +94,7 @@ def _serve(host: str, port: int, workers: int) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
     )
 
 

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from libs.telemetry import bearer_matches, metrics_registry
+from libs.telemetry import bearer_matches, hop, metrics_registry
 from services.api.errors import CLIENT_CLOSED_REQUEST, Unauthorized
 
 HTTP_REQUESTS = Counter(
@@ -53,6 +53,12 @@ RELAY_LAG = Histogram(
     "Time from an outbox row's commit to its publication by the relay (database clock).",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
+HOP_COMMIT = hop("commit")
+"""A submission's time in the core, from its order to its request committed."""
+HOP_RECORD = hop("record")
+"""A result's time from its entry on ``relai:results`` to its outcome committed."""
+HOP_PUSH = hop("push")
+"""A state change's time from its commit (``updated_at``) to its WebSocket message sent."""
 REQUESTS_BY_OFFER = Counter(
     "relai_requests_total",
     "New requests accepted, by offer (service/action) and handler.",

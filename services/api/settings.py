@@ -1,6 +1,6 @@
 from functools import lru_cache
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from libs.settings import CommonSettings
 
@@ -65,10 +65,23 @@ class ApiSettings(CommonSettings):
     ws_allowed_origins: list[str] = []
     """Browser origins allowed to open WebSockets (``Origin`` header, JSON list); others get 403,
     and an empty list allows any. Clients that send no ``Origin`` (not browsers) are not
-    affected."""
+    affected. When set, list the API's own public address too (``https://api.example.com``):
+    the console and the admin panel open their WebSockets from it."""
+    cors_allowed_origins: list[str] = []
+    """Origins of front ends on other origins allowed to call the API from a browser (CORS,
+    JSON list such as ``["https://app.example.com"]``); empty: off, and a browser page from
+    another origin cannot read any answer. Credentials travel in the ``Authorization``
+    header, never in cookies, so no credentialed CORS is allowed. Add the same origins to
+    ``RELAI_WS_ALLOWED_ORIGINS`` when it is set."""
+    ui_enabled: bool = True
+    """Serve the user console (``/console``) and the admin panel (``/admin/ui``): static
+    pages and their scripts, which sign in and call the API like any client."""
     ws_max_per_user: int = Field(default=32, ge=0)
     """WebSockets one user may hold open on one API process (each ``--workers`` process and each
     replica counts its own); more are closed at once with code 4429; 0: no cap."""
+    ws_place_every_s: float = Field(default=2.0, gt=0)
+    """How often ``/ws/requests/{id}`` looks up a pending request's place in the queue, sending
+    it (``queue_position``, ``queue_eta_s``) when it changed."""
     ws_queue_size: int = 10_000
     """Events buffered for one WebSocket; a client that falls further behind is disconnected
     (close code 1013)."""
@@ -76,6 +89,25 @@ class ApiSettings(CommonSettings):
     """Largest ``limit`` of ``GET /svc/requests``."""
     max_body_bytes: int = 1_048_576
     """Larger request bodies are refused with 413."""
+    upload_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    """The largest file ``POST /files`` takes, and the most the files of one
+    ``multipart/form-data`` submission may add up to (each also within its offer's
+    ``max_bytes``). Such a body may be this plus ``RELAI_MAX_BODY_BYTES`` (its text fields and
+    framing); a larger one is refused with 413 from its ``Content-Length``, or as it arrives,
+    never held whole."""
+    upload_ttl_s: int = Field(default=30 * 24 * 3600, ge=1)
+    """How long an upload is kept (``POST /files``; ``expires_after`` may ask for less); a
+    request's copy of it lasts as long as the request's results."""
+    image_decodes: int = Field(default=2, ge=1, le=64)
+    """Images decoded at once by one API process to check an upload (each may take a few
+    hundred MB for a picture of tens of millions of pixels); more wait their turn."""
+    file_url_key: SecretStr | None = None
+    """The key that signs file URLs (``POST /files/{id}/url``), 32 characters or more; empty:
+    unset, and each API process makes a random one when it starts (``relai-api --workers N``
+    shares one among its processes): every replica behind one address must be given the same
+    key, or a URL signed by one is refused by the others."""
+    file_url_ttl_s: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    """How long a signed file URL works."""
     max_prompt_chars: int = 200_000
     """A rendered prompt longer than this is refused with 422."""
     openai_wait_s: float = Field(default=300.0, gt=0)
@@ -90,6 +122,13 @@ class ApiSettings(CommonSettings):
     made for another application is refused)."""
     oidc_algorithms: list[str] = ["RS256", "ES256"]
     """Accepted signing algorithms (asymmetric only: ``HS*`` and ``none`` are refused)."""
+    oidc_client_id: str | None = None
+    """The console's OIDC client (a public client: authorization code with PKCE, no secret),
+    registered at the issuer with the redirect URI ``<the API's address>/console``; unset:
+    the console signs in with API keys only. The token the API then checks is the ID token
+    when ``RELAI_OIDC_AUDIENCE`` is this client id, else the access token."""
+    oidc_scopes: str = "openid"
+    """The scopes the console asks the issuer for (space-separated)."""
     oidc_provision: bool = False
     """Create a user (no credits) for a subject seen for the first time; otherwise an unknown
     subject is 401 until an admin links it (``POST /admin/users/{name}/identities``)."""
@@ -112,6 +151,23 @@ class ApiSettings(CommonSettings):
     max_unfinished_per_user: int = 0
     """Most pending or running requests per user, deals included (more is 429); 0: no cap
     (config ``api``: ``limits.max_unfinished_per_user``)."""
+
+    @field_validator("file_url_key", mode="before")
+    @classmethod
+    def _blank_key_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("file_url_key")
+    @classmethod
+    def _key_long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value().strip()) < 32:
+            raise ValueError("RELAI_FILE_URL_KEY must be at least 32 characters long")
+        return key
+
+    @property
+    def multipart_max_bytes(self) -> int:
+        """The largest ``multipart/form-data`` body: the files plus the rest of a body."""
+        return self.upload_max_bytes + self.max_body_bytes
 
     @model_validator(mode="after")
     def _oidc_complete(self) -> "ApiSettings":

@@ -5,17 +5,20 @@ time."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 from starlette.requests import HTTPConnection
 
+from libs.blobs import BlobStore
 from libs.config import ConfigWatcher
 from libs.db import PgPool
 from services.api.auth.service import Authenticator
 from services.api.catalog.deals import DealCatalog
 from services.api.catalog.service import OfferCatalog
+from services.api.files.signing import FileUrls
 from services.api.limits.policy import LimitsPolicy
 from services.api.limits.service import RateLimiter
 from services.api.settings import ApiSettings
@@ -40,6 +43,13 @@ class AppState:
     limiter: RateLimiter
     limits: LimitsPolicy
     """The rate limits and caps in force (the config ``api``, else the settings)."""
+    store: BlobStore
+    """Files' bytes (``RELAI_BLOB_URL``)."""
+    decoders: Executor
+    """Where uploaded images are decoded to be checked: ``RELAI_IMAGE_DECODES`` threads, so
+    that a burst of large uploads waits its turn rather than holding them all in memory."""
+    file_urls: FileUrls
+    """Signs and checks the URLs that serve a file without a key."""
 
     def lifespan_state(self) -> dict[str, Any]:
         """What the lifespan yields: Starlette hands it to every request."""

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from libs.catalog import (
     AliasTakenError,
     CatalogSpec,
-    TokenPricedDealError,
+    NotForDealsError,
     apply_catalog,
     catalog_yaml,
     export_catalog,
@@ -51,7 +51,7 @@ async def apply_catalog_at(database_url: str, spec: CatalogSpec) -> None:
     async with connect(database_url) as conn:
         try:
             await apply_catalog(conn, spec, ssrf_allow=get_settings().ssrf_allow)
-        except (UnsafeUrlError, TokenPricedDealError, AliasTakenError) as exc:
+        except (UnsafeUrlError, NotForDealsError, AliasTakenError) as exc:
             raise CliError(f"refused: {exc}") from exc
 
 

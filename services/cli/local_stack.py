@@ -111,10 +111,12 @@ def running_stack(data_dir: Path) -> LocalStack | None:
 
 
 def database_url(settings: CliSettings | None = None) -> str:
-    """DATABASE_URL if set, else the database of the stack ``relai run`` runs from here."""
+    """DATABASE_URL (DATABASE_DIRECT_URL when set: a command's work, migrations included, wants
+    a session of its own, not a transaction pooler) if set, else the database of the stack
+    ``relai run`` runs from here."""
     settings = settings or get_settings()
     if settings.database_configured:
-        return settings.database_url
+        return settings.direct_database_url
     stack = running_stack(settings.data_dir)
     if stack is None:
         raise CliError(NO_DATABASE)

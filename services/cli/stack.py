@@ -82,6 +82,9 @@ def child_environment(
         "RELAI_API_PORT": str(settings.api_port),
         "RELAI_RECON_PORT": str(settings.recon_port),
         "RELAI_DISPATCHER_PORT": str(settings.dispatcher_port),
+        # Every process reads and writes the same files: the API's uploads, the workers' results.
+        "RELAI_BLOB_URL": os.environ.get("RELAI_BLOB_URL")
+        or str((settings.data_dir / "blobs").resolve()),
     }
 
 
@@ -94,6 +97,11 @@ health: {stack.dispatcher_url}/health)
 
 A fresh API key for the demo user {stack.demo_user!r} (shown once):
   export KEY={key}
+
+Open the console in a browser and sign in with that key:
+  {api}/console
+(the admin panel, {api}/admin/ui, takes an admin's key:
+  .venv/bin/relai users create --name root --credits 0 --admin)
 
 Submit a request (the answer carries its id):
   curl {auth} -H 'content-type: application/json' -d '{{"text":"hello"}}' {api}/svc/demo/echo
@@ -145,10 +153,14 @@ def run_stack(
                     database_url = embedded.database_url
                 if not settings.redis_configured:
                     redis_url = embedded.redis_url
+            # Migrations and the setup below work directly, never through a transaction pooler.
+            direct_url = (
+                settings.direct_database_url if settings.database_configured else database_url
+            )
             typer.echo("migrating the database")
-            upgrade_to_head(database_url=database_url, alembic_config=settings.alembic_config)
+            upgrade_to_head(database_url=direct_url, alembic_config=settings.alembic_config)
             typer.echo(f"applying {settings.demo_catalog}; a new key for {settings.demo_user!r}")
-            demo_key = asyncio.run(_prepare_database(settings, database_url))
+            demo_key = asyncio.run(_prepare_database(settings, direct_url))
             env = child_environment(settings, database_url=database_url, redis_url=redis_url)
             supervisor = Supervisor(env=env, stop_timeout=settings.stop_timeout)
             for spec in children(settings):

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import metadata
@@ -13,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from libs.db import create_pool
+from libs.loops import cancel_and_wait
 from libs.telemetry import instrument_app, quiet, setup_tracing
 from libs.webhooks import RetryPolicy
 from services.dispatcher.api import router
@@ -38,13 +38,16 @@ def create_app(settings: DispatcherSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         # min_size=0: the dispatcher must start, and report, while Postgres is down.
         pool = await create_pool(
-            settings.database_url, min_size=0, max_size=min(settings.webhook_concurrency, 16) + 2
+            settings.database_url,
+            min_size=0,
+            max_size=min(settings.webhook_concurrency, 16) + 2,
+            pooled=settings.database_pooled,
         )
         client = webhook_client(settings.ssrf_allow, max_connections=settings.webhook_concurrency)
         dispatcher = Dispatcher(
             pool,
             Sender(client, timeout_s=settings.webhook_timeout_s, user_agent=user_agent()),
-            database_url=settings.database_url,
+            database_url=settings.direct_database_url,  # LISTEN: a session of its own
             policy=RetryPolicy(
                 base_s=settings.webhook_retry_base_s,
                 cap_s=settings.webhook_retry_cap_s,
@@ -63,9 +66,7 @@ def create_app(settings: DispatcherSettings | None = None) -> FastAPI:
                 settings=settings, pool=pool, dispatcher=dispatcher
             ).lifespan_state()
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait([task])
             # What is in flight may end (and be recorded) within an attempt's time.
             await dispatcher.drain(settings.webhook_timeout_s)
             await client.aclose()

@@ -4,18 +4,21 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 
+from libs.blobs.store import open_store
 from libs.config import watching
 from libs.db import create_pool
+from libs.loops import cancel_and_wait
 from libs.streams import create_redis
 from libs.telemetry import instrument_app, quiet, setup_tracing
+from services.recon.alerts.alertmanager import AlertmanagerNotifier
 from services.recon.alerts.leader import Leadership
 from services.recon.alerts.loop import AlertLoop
 from services.recon.alerts.notifier import WebhookNotifier, webhook_client
@@ -23,6 +26,7 @@ from services.recon.alerts.policy import alert_policy
 from services.recon.api import router
 from services.recon.completion.service import CompletionLoop
 from services.recon.expiry.service import ExpiryLoop
+from services.recon.files.service import ORPHANS_LOCK, FilesCollector
 from services.recon.metrics.service import MetricsSampler
 from services.recon.settings import ReconSettings, get_settings
 from services.recon.state import ReconState
@@ -39,10 +43,13 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
         resources = AsyncExitStack()
         config = await resources.enter_async_context(watching(settings, os.environ))
         policy = alert_policy(settings, config)
-        # min_size=0: recon must start, and report, while Postgres is down. Six: the loops
-        # (completion, expiry, usage, metrics, alerts, webhook retention) and a health check's
-        # two reads (the pipeline, and webhooks apart) seldom wait for one another.
-        pool = await create_pool(settings.database_url, min_size=0, max_size=6)
+        # min_size=0: recon must start, and report, while Postgres is down. Eight: the loops
+        # (completion, expiry, usage, metrics, alerts, webhook retention, files and their orphan
+        # sweep) and a health check's two reads (the pipeline, and webhooks apart) seldom wait
+        # for one another.
+        pool = await create_pool(
+            settings.database_url, min_size=0, max_size=8, pooled=settings.database_pooled
+        )
         redis = create_redis(settings.redis_url, max_connections=8)
         completion = CompletionLoop(
             pool,
@@ -65,15 +72,37 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
             retention_s=settings.webhook_retention_s,
             batch=settings.webhook_retention_batch,
         )
+        files = FilesCollector(
+            pool,
+            open_store(settings.blob_url),
+            leadership=Leadership(settings.direct_database_url, lock=ORPHANS_LOCK),
+            grace_s=settings.blob_grace_s,
+            orphan_after_s=settings.blob_orphan_after_s,
+            interval_s=settings.blob_collect_interval_s,
+            orphan_interval_s=settings.blob_orphan_interval_s,
+            batch=settings.blob_collect_batch,
+            orphan_limit=settings.blob_orphan_limit,
+        )
         webhook = webhook_client(settings.ssrf_allow)
+        # The operator's own Alertmanager, named by a process setting (never by a config anyone
+        # with config access may change): no SSRF guard.
+        alertmanager = httpx.AsyncClient(timeout=5.0)
         alerts = AlertLoop(
             pool,
             redis,
-            leadership=Leadership(settings.database_url),
+            leadership=Leadership(settings.direct_database_url),
             notifier=WebhookNotifier(client=webhook),
             policy=policy.current,
             interval_s=settings.recon_alert_interval_s,
             health_timeout=settings.recon_health_timeout,
+            alertmanager=None
+            if settings.recon_alertmanager_url is None
+            else AlertmanagerNotifier(
+                client=alertmanager,
+                url=settings.recon_alertmanager_url,
+                interval_s=settings.recon_alert_interval_s,
+                hold_s=settings.recon_alertmanager_hold_s,
+            ),
         )
         usage = UsageLoop(
             pool, interval_s=settings.recon_usage_interval_s, lag_s=settings.recon_usage_lag_s
@@ -95,6 +124,7 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
                 asyncio.create_task(expiry.run_forever(), name="recon-expiry"),
                 asyncio.create_task(usage.run_forever(), name="recon-usage"),
                 asyncio.create_task(retention.run_forever(), name="recon-webhook-retention"),
+                asyncio.create_task(files.run_forever(), name="recon-files"),
             ]
         try:
             yield ReconState(
@@ -103,15 +133,13 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
                 redis=redis,
                 completion=completion,
                 expiry=expiry,
+                files=files,
                 alert_policy=policy,
             ).lifespan_state()
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(tasks)
             await webhook.aclose()
+            await alertmanager.aclose()
             await redis.aclose()
             await pool.close()
             await resources.aclose()

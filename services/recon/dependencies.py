@@ -7,6 +7,7 @@ from libs.db import PgPool
 from services.recon.alerts.policy import AlertPolicySource
 from services.recon.completion.service import CompletionLoop
 from services.recon.expiry.service import ExpiryLoop
+from services.recon.files.service import FilesCollector
 from services.recon.settings import ReconSettings
 from services.recon.state import recon_state
 
@@ -31,6 +32,10 @@ def _expiry(request: Request) -> ExpiryLoop:
     return recon_state(request).expiry
 
 
+def _files(request: Request) -> FilesCollector:
+    return recon_state(request).files
+
+
 def _alert_policy(request: Request) -> AlertPolicySource:
     return recon_state(request).alert_policy
 
@@ -40,4 +45,5 @@ PoolDep = Annotated[PgPool, Depends(_pool)]
 RedisDep = Annotated[Redis, Depends(_redis)]
 CompletionDep = Annotated[CompletionLoop, Depends(_completion)]
 ExpiryDep = Annotated[ExpiryLoop, Depends(_expiry)]
+FilesDep = Annotated[FilesCollector, Depends(_files)]
 AlertPolicyDep = Annotated[AlertPolicySource, Depends(_alert_policy)]

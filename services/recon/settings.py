@@ -31,6 +31,12 @@ class ReconSettings(CommonSettings):
     """A request is counted in usage this long after it ended (its commit is visible by then)."""
     recon_alert_webhook_url: str | None = None
     """Where alerts go (a Discord-compatible webhook); unset: alerts are only logged."""
+    recon_alertmanager_url: str | None = None
+    """Alertmanager's base URL (``http://alertmanager:9093``): alerts are posted there too, to be
+    grouped with Prometheus's and sent once per cause; unset: not posted."""
+    recon_alertmanager_hold_s: float = Field(default=60.0, ge=0)
+    """A cleared alert stays firing in Alertmanager this many seconds before it is posted
+    resolved, so that Prometheus's alert of the same cause, which it silences, resolves first."""
     recon_alert_interval_s: float = Field(default=15.0, gt=0)
     """Seconds between two evaluations of the alert rules (on the leading replica)."""
     recon_alert_cooldown_s: float = Field(default=900.0, ge=0)
@@ -64,6 +70,25 @@ class ReconSettings(CommonSettings):
     """Seconds between two runs of the webhook retention."""
     webhook_retention_batch: int = Field(default=1000, ge=1)
     """Most webhook deliveries deleted per transaction."""
+    blob_grace_s: float = Field(default=3600.0, ge=0)
+    """A blob no file refers to is deleted from the store (and forgotten) once untouched this
+    long: the time an upload or a result has between storing its bytes and the row that refers to
+    them. An object written within this time is left for the next run."""
+    blob_orphan_after_s: float = Field(default=86400.0, ge=0)
+    """An object in the store that Postgres has no row for (a worker killed after storing a
+    result and before it was recorded) is deleted once last written this long ago. Keep it well
+    above the time a result may wait in the results stream before it is recorded."""
+    blob_collect_interval_s: float = Field(default=60.0, gt=0)
+    """Seconds between two runs of the collection of expired uploads and unreferenced blobs (each
+    replica runs it; they share the work)."""
+    blob_collect_batch: int = Field(default=100, ge=1)
+    """Most unreferenced blobs deleted per transaction (their objects are deleted while it is
+    open), and most expired uploads."""
+    blob_orphan_interval_s: float = Field(default=3600.0, gt=0)
+    """Seconds between two sweeps for orphans, which list the whole store (one replica sweeps:
+    the one that holds the sweep's advisory lock)."""
+    blob_orphan_limit: int = Field(default=10000, ge=1)
+    """Most orphans deleted per sweep; the next sweep goes on."""
 
 
 @lru_cache

@@ -13,6 +13,7 @@ from libs.db import PgPool
 from services.recon.alerts.policy import AlertPolicySource
 from services.recon.completion.service import CompletionLoop
 from services.recon.expiry.service import ExpiryLoop
+from services.recon.files.service import FilesCollector
 from services.recon.settings import ReconSettings
 
 _KEY = "recon"
@@ -25,6 +26,7 @@ class ReconState:
     redis: Redis
     completion: CompletionLoop
     expiry: ExpiryLoop
+    files: FilesCollector
     alert_policy: AlertPolicySource
 
     def lifespan_state(self) -> dict[str, Any]:

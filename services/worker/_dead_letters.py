@@ -16,10 +16,12 @@ all in one MULTI/EXEC of the ``ResultWriter``.
 
 from redis.asyncio import Redis
 
-from libs.contracts import TASKS_GROUP, TASKS_STREAM, ResultMessage
+from libs.contracts import TASKS_GROUP, TASKS_STREAM, ResultMessage, TaskMessage
+from libs.contracts.streams import MESSAGE_FIELD
 from libs.logs import bind_request, get_logger
 from libs.streams import encode
 from services.worker._entries import Fields, salvage
+from services.worker._limits import Taken
 from services.worker._writer import Encoded, ResultWriter
 from services.worker.metrics import DEAD_LETTERS
 
@@ -101,3 +103,36 @@ def retire(
             worker=consumer,
         )
         writer.add(encode(message), ack=entry_id, dead_letter=dead)
+
+
+def retire_leased(writer: ResultWriter, *, consumer: str, taken: Taken) -> None:
+    """The same for a parked job (fair scheduling, or an integration's limits), counted by its
+    expired leases instead of deliveries: dead-lettered, reported failed, its lease released."""
+    reason = (
+        f"the job's lease expired {taken.expired} times: the worker running it crashed or "
+        f"stalled each time, {taken.crashes} of them while it ran alone in quarantine; it was "
+        "moved to the dead letters and will not run again"
+    )
+    dead: Encoded = {
+        MESSAGE_FIELD: taken.task,
+        b"lease": taken.lease.id.encode(),
+        b"integration": taken.lease.integration.encode(),
+        # As a stream entry's: the times it was handed to a worker that never finished it.
+        b"deliveries": str(taken.expired).encode(),
+        b"crashes": str(taken.crashes).encode(),
+        b"reason": reason.encode(),
+    }
+    DEAD_LETTERS.inc()
+    task = TaskMessage.model_validate_json(taken.task)
+    with bind_request(task.request_id):
+        log.error("task.dead_letter", lease=taken.lease.id, expired=taken.expired)
+        message = ResultMessage(
+            request_id=task.request_id,
+            traceparent=task.traceparent,
+            attempt=task.attempt,
+            kind="failed",
+            error=reason,
+            worker=consumer,
+            step=task.step,
+        )
+        writer.add(encode(message), release=taken.lease, dead_letter=dead)

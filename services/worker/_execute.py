@@ -7,25 +7,29 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
+from libs.blobs import BlobStore
 from libs.contracts import ResultMessage, TaskMessage
 from libs.contracts.streams import MESSAGE_FIELD
 from libs.logs import bind_request, get_logger
 from libs.security.params import credential_problem
 from libs.streams import decode, encode
-from libs.telemetry import current_traceparent, job_span, span, tracing_enabled
+from libs.telemetry import current_traceparent, job_span, since_entry, span, tracing_enabled
 from services.worker._cancel import Cancellations
 from services.worker._chunks import ChunkPublisher
 from services.worker._entries import Fields, describe_invalid, salvage, salvage_step
+from services.worker._files import FileResults, has_files
 from services.worker._job_telemetry import handler_attrs, job_attrs, record_usage, usage_counts
-from services.worker._limits import Lease, Limiter, limits_of
+from services.worker._limits import FAIR, Lease, Limiter, limits_of
 from services.worker._writer import Encoded, ResultWriter
 from services.worker.job import Handler, HandlerError, Job, JobContext
 from services.worker.metrics import (
+    HOP_PICKUP,
     JOB_DURATION,
     JOB_RETRIES,
     JOBS,
     JOBS_IN_FLIGHT,
     UNKNOWN_HANDLER,
+    zero_for,
 )
 from services.worker.registry import HandlerRegistry, UnknownHandlerError
 
@@ -54,8 +58,16 @@ class JobExecutor:
         chunks: ChunkPublisher | None = None,
         cancels: Cancellations | None = None,
         limiter: Limiter | None = None,
+        blobs: BlobStore | None = None,
+        max_result_bytes: int = 50 * 1024 * 1024,
+        fair: bool = False,
     ) -> None:
+        """``blobs`` holds the jobs' input files and receives their file results; ``fair``
+        parks every job (those without an integration in ``FAIR_QUEUE``)."""
         self._registry = registry
+        zero_for(registry)
+        self._read = blobs.get if blobs is not None else None
+        self._files = FileResults(blobs, max_bytes=max_result_bytes)
         self._handler_params = handler_params
         self._writer = writer
         self._consumer = consumer
@@ -63,10 +75,12 @@ class JobExecutor:
         self._chunks = chunks
         self._cancels = cancels
         self._limiter = limiter
+        self._fair = fair
 
     async def run(self, entry_id: bytes, fields: Fields | None) -> None:
         """Run the entry's job; its final result is buffered together with the entry's ack.
         A job under an integration's limits is parked instead (see ``_limits``)."""
+        HOP_PICKUP.observe(since_entry(entry_id))
         with JOBS_IN_FLIGHT.track_inprogress():
             await self._run(entry_id, fields, None)
 
@@ -122,7 +136,8 @@ class JobExecutor:
             JOBS.labels(handler, "succeeded" if error is None else "failed").inc()
 
     async def _parked(self, entry_id: bytes, task: TaskMessage) -> bool:
-        """Park the task if its integration has limits; a task whose limits are invalid fails."""
+        """Park the task if its integration has limits, or under fair scheduling; a task whose
+        limits are invalid fails."""
         if self._limiter is None:
             return False
         try:
@@ -134,7 +149,9 @@ class JobExecutor:
             ).inc()
             return True
         if limits is None:
-            return False
+            if not self._fair:
+                return False
+            limits = FAIR
         raw = task.model_dump_json(exclude_none=True).encode()
         await self._limiter.park(entry_id, task, raw, limits)
         log.debug("job.parked", integration=limits.integration)
@@ -189,12 +206,20 @@ class JobExecutor:
             return None, f"{type(exc).__name__}: {exc}"
         if not isinstance(results, list):
             return None, f"handler returned {type(results).__name__}, not a list"
+        if has_files(results):
+            try:
+                results = await self._files.store(task, results)
+            except HandlerError as exc:
+                return None, str(exc)
+            except Exception as exc:
+                log.exception("job.files_error", handler=task.handler)
+                return None, f"{type(exc).__name__}: {exc}"
         return results, None
 
     def _job(self, task: TaskMessage) -> Job:
         """The task's job, refused (``HandlerError``) when its params carry a credential: keys
         come from the operator's integrations only, whatever a task says."""
-        job = Job.from_task(task)
+        job = Job.from_task(task, self._read)
         problem = credential_problem(job.params)
         if problem:
             raise HandlerError(f"invalid params: {problem}")

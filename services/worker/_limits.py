@@ -16,9 +16,8 @@ keys a script finds its way to in ARGV).
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,23 +35,21 @@ from libs.contracts.limits import (
     CONF_BUDGET,
     CONF_MAX,
     CONF_WINDOW,
+    FAIR_QUEUE,
     conf_key,
     held_key,
     leases_key,
+    running_key,
+    running_prefix,
     spent_prefix,
     users_key,
     wait_key,
     wait_prefix,
 )
-from services.worker._backoff import Backoff
 from services.worker._coalesce import Coalescer
-from services.worker._slots import Slots
 from services.worker.job import HandlerError
 
 _ANONYMOUS = "-"
-_TAKE_MOST = 100
-"""Most jobs one worker takes from one integration in one round trip."""
-
 _CONF_FIELDS = (CONF_MAX, CONF_BUDGET, CONF_WINDOW)
 
 # KEYS: tasks stream, active, live, known, the user's waiting list, users, conf.
@@ -70,83 +67,121 @@ redis.call('XDEL', KEYS[1], ARGV[2])
 return 1
 """
 
+# A waiting job is ``{cost} {task}``, or ``{cost},{expired},{crashes} {task}`` once a lease on
+# it expired: ``expired`` leases in all, ``crashes`` of them on runs in quarantine (taken with
+# ``expired`` >= ARGV[10]), which the worker runs alone (see ``_dead_letters``).
+
 # KEYS: active, leases, held, users, conf.
-# ARGV: waiting lists' head, spent counters' head, lease, ttl (ms), integration, most, conf fields.
-# Takes up to ARGV[6] jobs. Returns {0} nothing waiting, {1, 0} at capacity, {1, ms} over budget
-# until the window ends in ms, or {2, lease, job, lease, job, ...} for the jobs taken.
+# ARGV: waiting lists' head, spent counters' head, lease, ttl (ms), integration, most, conf
+# fields, the expired leases from which a run is in quarantine, running sets' head, the most
+# jobs one user may run at once (0: no cap).
+# Takes up to ARGV[6] jobs. Returns {0} nothing waiting, {1, 0} at capacity (or every waiting
+# user at theirs), {1, ms} over budget until the window ends in ms, or
+# {2, lease, user, job, lease, user, job, ...} for the jobs taken.
 _TAKE = """
 local wait, spent_head, lease = ARGV[1], ARGV[2], ARGV[3]
-local ttl, most = tonumber(ARGV[4]), tonumber(ARGV[6])
+local ttl, most, quarantine = tonumber(ARGV[4]), tonumber(ARGV[6]), tonumber(ARGV[10])
+local running_head, per_user = ARGV[11], tonumber(ARGV[12])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local leases, held, users = KEYS[2], KEYS[3], KEYS[4]
+local function parse(job)
+  local sep = string.find(job, ' ', 1, true)
+  local cost, expired, crashes = string.match(string.sub(job, 1, sep - 1), '^(%d+),?(%d*),?(%d*)$')
+  return tonumber(cost), tonumber(expired) or 0, tonumber(crashes) or 0, string.sub(job, sep + 1)
+end
 for _, dead in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now)) do
   local job = redis.call('HGET', held, dead)
   if job then
     local sep = string.find(job, '\\n', 1, true)
     local user = string.sub(job, 1, sep - 1)
-    if redis.call('LPUSH', wait .. user, string.sub(job, sep + 1)) == 1 then
+    local cost, expired, crashes, task = parse(string.sub(job, sep + 1))
+    if expired >= quarantine then crashes = crashes + 1 end
+    local again = cost .. ',' .. (expired + 1) .. ',' .. crashes .. ' ' .. task
+    if redis.call('LPUSH', wait .. user, again) == 1 then
       redis.call('LPUSH', users, user)
     end
     redis.call('SADD', KEYS[1], ARGV[5])
     redis.call('HDEL', held, dead)
+    redis.call('ZREM', running_head .. user, dead)
   end
   redis.call('ZREM', leases, dead)
 end
 local conf = redis.call('HMGET', KEYS[5], ARGV[7], ARGV[8], ARGV[9])
 local max, budget, window = tonumber(conf[1]), tonumber(conf[2]), tonumber(conf[3])
 local taken = {2}
-for i = 1, most do
+local n, skipped = 0, 0
+while n < most do
   local user = redis.call('LINDEX', users, 0)
   if not user then
-    if i == 1 then
-      redis.call('SREM', KEYS[1], ARGV[5])
+    if n == 0 then
+      -- Active while leases live, so that one whose worker died is found when it expires.
+      if redis.call('ZCARD', leases) == 0 then
+        redis.call('SREM', KEYS[1], ARGV[5])
+      end
       return {0}
     end
     break
   end
   if max and redis.call('ZCARD', leases) >= max then
-    if i == 1 then return {1, 0} end
+    if n == 0 then return {1, 0} end
     break
   end
-  local queue = wait .. user
-  local job = redis.call('LINDEX', queue, 0)
-  local cost = tonumber(string.sub(job, 1, string.find(job, ' ', 1, true) - 1))
-  local spent_key
-  if budget and window then
-    local index = math.floor(now / window)
-    spent_key = spent_head .. index
-    local spent = tonumber(redis.call('GET', spent_key) or '0')
-    if spent + cost > budget then
-      if i == 1 then return {1, (index + 1) * window - now} end
+  local running = running_head .. user
+  if per_user > 0 and redis.call('ZCOUNT', running, now, '+inf') >= per_user then
+    -- This user runs their most already (live leases only: a dead worker's count as long as
+    -- they would hold the job): their turn passes to the next user.
+    skipped = skipped + 1
+    if skipped >= redis.call('LLEN', users) then
+      if n == 0 then return {1, 0} end
       break
     end
+    redis.call('RPUSH', users, redis.call('LPOP', users))
+  else
+    local queue = wait .. user
+    local job = redis.call('LINDEX', queue, 0)
+    local cost = parse(job)
+    local spent_key
+    if budget and window then
+      local index = math.floor(now / window)
+      spent_key = spent_head .. index
+      local spent = tonumber(redis.call('GET', spent_key) or '0')
+      if spent + cost > budget then
+        if n == 0 then return {1, (index + 1) * window - now} end
+        break
+      end
+    end
+    redis.call('LPOP', users)
+    redis.call('LPOP', queue)
+    if redis.call('LLEN', queue) > 0 then
+      redis.call('RPUSH', users, user)
+    end
+    if spent_key then
+      redis.call('INCRBY', spent_key, cost)
+      redis.call('PEXPIRE', spent_key, window * 2)
+    end
+    n, skipped = n + 1, 0
+    local id = lease .. '-' .. n
+    redis.call('ZADD', leases, now + ttl, id)
+    redis.call('ZADD', running, now + ttl, id)
+    redis.call('HSET', held, id, user .. '\\n' .. job)
+    table.insert(taken, id)
+    table.insert(taken, user)
+    table.insert(taken, job)
   end
-  redis.call('LPOP', users)
-  redis.call('LPOP', queue)
-  if redis.call('LLEN', queue) > 0 then
-    redis.call('RPUSH', users, user)
-  end
-  if spent_key then
-    redis.call('INCRBY', spent_key, cost)
-    redis.call('PEXPIRE', spent_key, window * 2)
-  end
-  local id = lease .. '-' .. i
-  redis.call('ZADD', leases, now + ttl, id)
-  redis.call('HSET', held, id, user .. '\\n' .. job)
-  table.insert(taken, id)
-  table.insert(taken, job)
 end
 return taken
 """
 
-# KEYS: the leases of each lease's integration. ARGV: ttl (ms), then each lease id.
+# KEYS: per lease, its integration's leases and its user's running set. ARGV: ttl (ms), then
+# each lease id.
 _RENEW = """
 local t = redis.call('TIME')
 local expiry = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
 local renewed = 0
-for i = 1, #KEYS do
-  renewed = renewed + redis.call('ZADD', KEYS[i], 'XX', 'CH', expiry, ARGV[i + 1])
+for i = 1, #ARGV - 1 do
+  renewed = renewed + redis.call('ZADD', KEYS[2 * i - 1], 'XX', 'CH', expiry, ARGV[i + 1])
+  redis.call('ZADD', KEYS[2 * i], 'XX', expiry, ARGV[i + 1])
 end
 return renewed
 """
@@ -161,6 +196,11 @@ class Limits:
     budget: int | None
     window_s: float
     cost: int
+
+
+FAIR = Limits(FAIR_QUEUE, None, None, 60.0, 1)
+"""Where a job without an integration waits under fair scheduling: no cap, no budget, its user
+served in turn with the others."""
 
 
 def limits_of(params: Mapping[str, Any]) -> Limits | None:
@@ -200,6 +240,7 @@ class Lease:
     integration: str
     id: str
     request_id: uuid.UUID
+    user: str = _ANONYMOUS
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,13 +248,36 @@ class Taken:
     lease: Lease
     task: bytes
     """The task message's JSON, as the relay published it."""
+    expired: int = 0
+    """Leases on this job that expired (its worker died or stalled while holding it)."""
+    crashes: int = 0
+    """Of those, the ones on runs in quarantine: each took its worker down itself."""
+
+
+def _taken(integration: str, lease_id: bytes, user: bytes, job: bytes) -> Taken:
+    """A taken job from the take script's ``{cost}[,{expired},{crashes}] {task}``."""
+    head, raw = job.split(b" ", 1)
+    _cost, expired, crashes = (head.split(b",") + [b"0", b"0"])[:3]
+    request_id = TaskMessage.model_validate_json(raw).request_id
+    lease = Lease(integration, lease_id.decode(), request_id, user.decode())
+    return Taken(lease, raw, int(expired), int(crashes))
 
 
 class Limiter:
     def __init__(
-        self, redis: Redis, *, lease_ttl_s: float, on_parked: Callable[[list[bytes]], None]
+        self,
+        redis: Redis,
+        *,
+        lease_ttl_s: float,
+        on_parked: Callable[[list[bytes]], None],
+        quarantine_after: int = 2,
+        max_running_per_user: int = 0,
     ) -> None:
+        """A job taken after ``quarantine_after`` of its leases expired runs in quarantine; no
+        user runs more than ``max_running_per_user`` jobs of one queue at once (0: no cap)."""
         self._redis = redis
+        self._quarantine_after = quarantine_after
+        self._max_running_per_user = max_running_per_user
         self._lease_ttl_ms = max(1, int(lease_ttl_s * 1000))
         self._on_parked = on_parked
         self._park = redis.register_script(_PARK)
@@ -285,100 +349,21 @@ class Limiter:
                 integration,
                 most,
                 *_CONF_FIELDS,
+                self._quarantine_after,
+                running_prefix(integration),
+                self._max_running_per_user,
             ],
         )
         if reply[0] == 0:
             return None
         if reply[0] == 1:
             return float(reply[1]) / 1000
-        taken: list[Taken] = []
-        for i in range(1, len(reply), 2):
-            raw = reply[i + 1].split(b" ", 1)[1]
-            request_id = TaskMessage.model_validate_json(raw).request_id
-            taken.append(Taken(Lease(integration, reply[i].decode(), request_id), raw))
-        return taken
+        return [_taken(integration, *reply[i : i + 3]) for i in range(1, len(reply), 3)]
 
     async def renew(self, leases: list[Lease]) -> None:
         if not leases:
             return
-        await self._renew(
-            keys=[leases_key(lease.integration) for lease in leases],
-            args=[self._lease_ttl_ms, *(lease.id for lease in leases)],
-        )
-
-
-Recover = Callable[[str, Exception, Backoff], Awaitable[None]]
-"""The runner's recovery from a failed loop pass (logs, backs off, recreates groups)."""
-
-
-class ParkedIntake:
-    """Takes parked jobs whose integration has room, one per integration in turn, while this
-    process has free slots; an integration over its budget is left alone until its window
-    ends."""
-
-    def __init__(self, limiter: Limiter, slots: Slots, start: Callable[[Taken], None]) -> None:
-        self._limiter = limiter
-        self._slots = slots
-        self._start = start
-        self._not_before: dict[str, float] = {}
-
-    wanting: bool = False
-    """Jobs were waiting when this process last had no slot for them: its reader then blocks
-    briefly, so that slots come back to the parked jobs soon."""
-
-    async def run(self, stopping: asyncio.Event, *, poll_s: float, recover: Recover) -> None:
-        """Take parked jobs whenever this process has free slots, until ``stopping``."""
-        backoff = Backoff()
-        while not stopping.is_set():
-            await self._slots.wait_free(stopping)
-            try:
-                taken = await self.take(stopping)
-            except Exception as exc:
-                await recover("limits", exc, backoff)
-                continue
-            backoff.reset()
-            if not taken:
-                try:
-                    await asyncio.wait_for(stopping.wait(), poll_s)
-                except TimeoutError:
-                    pass
-
-    async def take(self, stopping: asyncio.Event) -> int:
-        """One round over the integrations with waiting jobs (up to ``_TAKE_MOST`` each, so that
-        none waits on another); how many jobs were started.
-
-        When jobs were left waiting for want of a slot, slots are taken before the first round
-        trip: the stream reader, which holds every free slot while it blocks, would otherwise
-        take them back meanwhile."""
-        count = self._slots.take(_TAKE_MOST) if self.wanting else 0
-        try:
-            active = await self._limiter.active()
-        except BaseException:
-            self._slots.release(count)
-            raise
-        self.wanting = False
-        now = asyncio.get_running_loop().time()
-        taken = 0
-        for integration in active:
-            if stopping.is_set() or self._not_before.get(integration, 0) > now:
-                continue
-            count = count or self._slots.take(_TAKE_MOST)
-            if not count:
-                self.wanting = True
-                break
-            try:
-                got = await self._limiter.take(integration, count)
-            except BaseException:
-                self._slots.release(count)
-                raise
-            if isinstance(got, list):
-                self._slots.release(count - len(got))
-                for one in got:
-                    self._start(one)
-                taken += len(got)
-                count = 0
-                continue
-            if got:
-                self._not_before[integration] = now + got
-        self._slots.release(count)
-        return taken
+        keys = []
+        for lease in leases:
+            keys += [leases_key(lease.integration), running_key(lease.integration, lease.user)]
+        await self._renew(keys=keys, args=[self._lease_ttl_ms, *(lease.id for lease in leases)])

@@ -1,6 +1,7 @@
 """Batched, atomic result writes: each flush is one MULTI/EXEC of XADDs, one XACK and one XDEL."""
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -15,10 +16,11 @@ from libs.contracts import (
     TASKS_GROUP,
     TASKS_STREAM,
 )
-from libs.contracts.limits import held_key, leases_key
+from libs.contracts.limits import held_key, leases_key, running_key
 from libs.logs import get_logger
 from services.worker._backoff import Backoff, describe, is_nogroup
 from services.worker._limits import Lease
+from services.worker.metrics import HOP_WRITE
 
 log = get_logger(__name__)
 
@@ -39,6 +41,8 @@ class Pending:
     """The task's fields, to XADD to the dead-letters stream in the same transaction."""
     release: Lease | None = None
     """An integration lease to give back in the same transaction (a job run under limits)."""
+    added: float = 0.0
+    """When it was buffered (``time.perf_counter``)."""
 
 
 class ResultWriter:
@@ -74,7 +78,7 @@ class ResultWriter:
         dead_letter: Encoded | None = None,
         release: Lease | None = None,
     ) -> None:
-        self._buffer.append(Pending(result, ack, dead_letter, release))
+        self._buffer.append(Pending(result, ack, dead_letter, release, time.perf_counter()))
         self._wake.set()
 
     def close(self) -> None:
@@ -100,6 +104,10 @@ class ResultWriter:
                 await backoff.sleep()
             else:
                 backoff.reset()
+                written = time.perf_counter()
+                for p in batch:
+                    if p.result is not None and (p.ack is not None or p.release is not None):
+                        HOP_WRITE.observe(written - p.added)  # a final result
 
     async def _flush(self, batch: list[Pending]) -> None:
         acks = [p.ack for p in batch if p.ack is not None]
@@ -113,6 +121,7 @@ class ResultWriter:
                 )
         for lease in (p.release for p in batch if p.release is not None):
             pipe.zrem(leases_key(lease.integration), lease.id)
+            pipe.zrem(running_key(lease.integration, lease.user), lease.id)
             pipe.hdel(held_key(lease.integration), lease.id)
             pipe.srem(LIMITS_LIVE_KEY, str(lease.request_id))
         if acks:

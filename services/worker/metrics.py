@@ -8,7 +8,11 @@ Labels stay bounded: a handler id comes from the registry (an unknown one is ``u
 request id.
 """
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from libs.telemetry import hop
 
 JOBS = Counter(
     "relai_jobs_total",
@@ -41,10 +45,29 @@ RETRIES = Counter(
     "Provider calls retried after a transient error (timeout, 429, 5xx, connection), by handler.",
     ["handler"],
 )
+RESULT_FILE_BYTES = Counter(
+    "relai_result_file_bytes_total",
+    "Bytes of file results stored by handlers, by handler and top-level media type (image, "
+    "audio, video, application, text; anything else is other).",
+    ["handler", "media"],
+)
 DEAD_LETTERS = Counter(
     "relai_dead_letters_total",
     "Tasks moved to the dead-letters stream after too many deliveries (their requests failed).",
 )
 
+HOP_PICKUP = hop("pickup")
+"""A task's wait on ``relai:tasks``, from its publication to a worker taking it."""
+HOP_WRITE = hop("write")
+"""A job's end to its result written on ``relai:results`` (the writer's batch)."""
+
 UNKNOWN_HANDLER = "unknown"
 """The handler label of a task naming no registered handler, or no readable handler at all."""
+
+
+def zero_for(handlers: Iterable[str]) -> None:
+    """The per-handler counters of rare events (retries) at 0 for every handler this worker
+    can run: a query over them sees 0 from the first scrape, not an absent series."""
+    for handler in handlers:
+        JOB_RETRIES.labels(handler)
+        RETRIES.labels(handler)

@@ -4,11 +4,13 @@ An entry stays in the group's pending list (PEL) from XREADGROUP until its final
 XACK are written in one MULTI/EXEC (see ``ResultWriter``). Beside the jobs, three loops run:
 
 - read: XREADGROUP for at most as many entries as there are free slots, so that no more than
-  ``worker_concurrency`` jobs are ever in flight;
+  ``worker_concurrency`` jobs are ever in flight; under fair scheduling, for a batch whatever
+  the free slots, each entry parked in its user's waiting list at once;
 - reclaim: XAUTOCLAIM takes over entries idle longer than the visibility timeout, i.e. entries
-  whose consumer died, and runs them like new ones;
+  whose consumer died, and runs them like new ones (``_reclaim``);
 - heartbeat: see ``Runner._heartbeat_loop``;
-- limits: takes jobs parked on an integration's shared limits once they may run (``_limits``).
+- limits: takes parked jobs (an integration's, or every job under fair scheduling) once they
+  may run (``_limits``, ``_intake``).
 """
 
 import asyncio
@@ -19,20 +21,23 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from redis.typing import StreamIdT
 
+from libs.blobs import BlobStore, open_store
 from libs.contracts import RESULTS_GROUP, RESULTS_STREAM, TASKS_GROUP, TASKS_STREAM
 from libs.logs import get_logger
+from libs.loops import cancel_and_wait
 from libs.streams import ensure_group, entries_of
 from services.worker._backoff import Backoff, describe, is_nogroup
 from services.worker._cancel import Cancellations
 from services.worker._chunks import ChunkPublisher
-from services.worker._dead_letters import QUARANTINE_FROM, delivery_counts
-from services.worker._entries import Fields, autoclaim_entries
+from services.worker._dead_letters import QUARANTINE_FROM
+from services.worker._entries import Fields
 from services.worker._execute import HandlerParams, JobExecutor
-from services.worker._limits import Lease, Limiter, ParkedIntake, Taken
+from services.worker._intake import LeasedJobs, ParkedIntake, park_entries
+from services.worker._limits import Limiter
 from services.worker._quarantine import Quarantine
+from services.worker._reclaim import Reclaimer
 from services.worker._slots import Slots
 from services.worker._writer import ResultWriter
-from services.worker.metrics import TASKS_RECLAIMED
 from services.worker.registry import HandlerRegistry
 from services.worker.settings import WorkerSettings
 
@@ -60,8 +65,10 @@ class Runner:
         *,
         consumer: str | None = None,
         handler_params: HandlerParams | None = None,
+        blobs: BlobStore | None = None,
     ) -> None:
         self.redis = redis
+        self.blobs = blobs or open_store(settings.blob_url)  # input files and file results
         self.registry = registry
         self.settings = settings
         self.consumer = consumer or settings.worker_name or default_consumer_name()
@@ -70,8 +77,6 @@ class Runner:
         self._stopping = asyncio.Event()
         self._ready = asyncio.Event()
         self._jobs: dict[asyncio.Task[None], bytes | None] = {}
-        self._leased: dict[asyncio.Task[None], Lease] = {}
-        """Jobs this process runs under an integration's lease (renewed with the heartbeat)."""
         self._owned: set[bytes] = set()
         """Entries this process holds in the PEL: read or claimed, not yet acked."""
         self._writer = ResultWriter(
@@ -82,6 +87,8 @@ class Runner:
             redis,
             lease_ttl_s=settings.worker_visibility_timeout_s,
             on_parked=self._owned.difference_update,
+            quarantine_after=QUARANTINE_FROM - 1,
+            max_running_per_user=settings.worker_max_running_per_user,
         )
         self._executor = JobExecutor(
             registry,
@@ -92,6 +99,9 @@ class Runner:
             chunks=ChunkPublisher(redis),
             cancels=self.cancels,
             limiter=self.limiter,
+            blobs=self.blobs,
+            max_result_bytes=settings.worker_max_result_bytes,
+            fair=settings.worker_scheduling == "fair",
         )
         self._quarantine = Quarantine(
             redis,
@@ -101,8 +111,25 @@ class Runner:
             start=self._start,
             leave=self._leave,
         )
-        self._parked_intake = ParkedIntake(self.limiter, self._slots, self._start_leased)
-        self._cursor = b"0-0"
+        self._leased = LeasedJobs(
+            self._executor,
+            self._writer,
+            self._slots,
+            consumer=self.consumer,
+            max_crashes=settings.worker_max_crashes,
+            track=self._track,
+        )
+        self._parked_intake = ParkedIntake(self.limiter, self._slots, self._leased.start)
+        self._reclaimer = Reclaimer(
+            redis,
+            self.consumer,
+            self._slots,
+            self._owned,
+            self._quarantine,
+            self._start,
+            batch=settings.worker_batch,
+            visibility_ms=self._visibility_ms,
+        )
         # The reader holds every free slot while it blocks, so reading and reclaiming take
         # turns: a reclaim pass waits (at most one block) for the read in progress to return.
         self._intake = asyncio.Lock()
@@ -125,6 +152,7 @@ class Runner:
             log.info("worker.stopping", consumer=self.consumer, in_flight=self.in_flight)
         self._stopping.set()
         self._slots.wake()
+        self._parked_intake.notify()
 
     async def run(self) -> None:
         log.info(
@@ -132,6 +160,7 @@ class Runner:
             consumer=self.consumer,
             concurrency=self.settings.worker_concurrency,
             handlers=list(self.registry),
+            blobs=self.blobs.url,
         )
         if not await self._ensure_groups_until_up():
             return
@@ -162,8 +191,7 @@ class Runner:
             for task in loops:
                 task.cancel()
             await self._finish(writer, heartbeat)
-            cancels.cancel()
-            await asyncio.gather(cancels, return_exceptions=True)
+            await cancel_and_wait([cancels])
         log.info("worker.stopped", consumer=self.consumer)
 
     async def _drain(self) -> None:
@@ -176,9 +204,7 @@ class Runner:
         if not unfinished:
             return
         ids = [i for task in unfinished if (i := self._jobs.get(task)) is not None]
-        for task in unfinished:
-            task.cancel()
-        await asyncio.gather(*unfinished, return_exceptions=True)
+        await cancel_and_wait(unfinished)
         self._owned.difference_update(ids)
         log.warning("worker.drain_timeout", left_pending=len(ids))
         await self._release(ids)
@@ -209,8 +235,7 @@ class Runner:
         except TimeoutError:
             log.error("worker.flush_timeout", unwritten=len(self._writer))
         finally:
-            heartbeat.cancel()
-            await asyncio.gather(heartbeat, return_exceptions=True)
+            await cancel_and_wait([heartbeat])
 
     async def _ensure_groups(self) -> None:
         await ensure_group(self.redis, TASKS_STREAM, TASKS_GROUP)
@@ -244,11 +269,13 @@ class Runner:
 
     async def _read_loop(self) -> None:
         backoff = Backoff()
+        fair = self.settings.worker_scheduling == "fair"
         while not self._stopping.is_set():
-            await self._slots.wait_free(self._stopping)
+            if not fair:
+                await self._slots.wait_free(self._stopping)
             try:
                 async with self._intake:
-                    await self._read()
+                    await (self._read_to_park() if fair else self._read())
             except Exception as exc:
                 await self._recover("read", exc, backoff)
             else:
@@ -279,6 +306,24 @@ class Runner:
         # Let whoever waits for the slots just released (the parked jobs' intake) have a turn.
         await asyncio.sleep(0)
 
+    async def _read_to_park(self) -> None:
+        """Fair scheduling: move what the stream holds to its users' waiting lists, holding no
+        slot (parking runs nothing), whatever this process is running; the parked intake then
+        takes the users' jobs in turn."""
+        if self._stopping.is_set():
+            return
+        reply = await self.redis.xreadgroup(
+            TASKS_GROUP,
+            self.consumer,
+            {TASKS_STREAM: ">"},
+            count=self.settings.worker_batch,
+            block=self.settings.worker_block_ms,
+        )
+        entries = entries_of(reply)
+        if entries:
+            await park_entries(self._executor, entries, self._owned)
+            self._parked_intake.notify()
+
     async def _reclaim_loop(self) -> None:
         backoff = Backoff()
         interval = self.settings.worker_reclaim_interval_s
@@ -290,55 +335,11 @@ class Runner:
                 pass
             try:
                 async with self._intake:
-                    await self._reclaim()
+                    await self._reclaimer.run(self._stopping)
             except Exception as exc:
                 await self._recover("reclaim", exc, backoff)
             else:
                 backoff.reset()
-
-    async def _reclaim(self) -> None:
-        while not self._stopping.is_set():
-            count = self._slots.take(self.settings.worker_batch)
-            if not count:
-                return
-            try:
-                reply = await self.redis.xautoclaim(
-                    TASKS_STREAM,
-                    TASKS_GROUP,
-                    self.consumer,
-                    self._visibility_ms,
-                    start_id=self._cursor,
-                    count=count,
-                )
-                self._cursor, claimed, deleted = autoclaim_entries(reply)
-                deliveries = await delivery_counts(
-                    self.redis, [e for e, f in claimed if f is not None and e not in self._owned]
-                )
-            except BaseException:
-                self._slots.release(count)
-                raise
-            started = 0
-            for entry_id, fields in claimed:
-                if entry_id in self._owned:
-                    continue
-                if fields is None:
-                    deleted.append(entry_id)
-                    continue
-                delivered = deliveries.get(entry_id, 0)
-                log.info("task.reclaimed", entry_id=entry_id.decode(), deliveries=delivered)
-                TASKS_RECLAIMED.inc()
-                if delivered >= QUARANTINE_FROM:
-                    self._owned.add(entry_id)
-                    self._quarantine.add(entry_id, fields, delivered)
-                else:
-                    self._start(entry_id, fields)
-                started += 1
-            self._slots.release(count - started)
-            if deleted:
-                log.warning("task.deleted", entries=len(deleted))
-                await self.redis.xack(TASKS_STREAM, TASKS_GROUP, *deleted)
-            if self._cursor == b"0-0":
-                return
 
     async def _heartbeat_loop(self) -> None:
         """Keep this live worker's pending entries from being reclaimed by another consumer.
@@ -354,7 +355,7 @@ class Runner:
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.limiter.renew(list(self._leased.values()))
+                await self.limiter.renew(self._leased.leases())
             except Exception as exc:
                 log.warning("worker.lease_renewal_failed", error=describe(exc))
             ids = list(self._owned)
@@ -380,16 +381,12 @@ class Runner:
         self._owned.discard(entry_id)
         self._slots.release()
 
-    def _start_leased(self, taken: Taken) -> None:
-        """Run a parked job under its lease; its slot was taken by the caller."""
-        task = asyncio.create_task(self._executor.run_leased(taken.task, taken.lease))
+    def _track(self, task: "asyncio.Task[None]") -> None:
+        """Follow a parked job started under its lease; its slot was taken by the caller."""
         self._jobs[task] = None
-        self._leased[task] = taken.lease
         task.add_done_callback(self._job_done)
 
     def _job_done(self, task: "asyncio.Task[None]") -> None:
-        # A leased job that crashed leaves its lease to expire: its job then waits again.
-        self._leased.pop(task, None)
         entry_id = self._jobs.pop(task, None)
         self._slots.release()
         if task.cancelled():

@@ -1,4 +1,5 @@
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 
@@ -29,8 +30,21 @@ class WorkerSettings(CommonSettings):
     """A task whose worker died or stalled this many times while running it in quarantine (alone
     among quarantined tasks, from its third delivery on) is a poison message: it goes to the
     dead-letters stream and its request fails (and is refunded) instead of running again."""
+    worker_max_result_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    """The most bytes one file result may have (a handler's ``FileOutput``); a larger one fails
+    its job."""
     worker_limits_poll_s: float = Field(default=0.05, gt=0)
     """How often a worker with free slots looks for jobs waiting on an integration's limits."""
+    worker_scheduling: Literal["fifo", "fair"] = "fifo"
+    """``fifo`` runs the tasks stream in arrival order. ``fair`` moves every task from the stream
+    to its user's waiting list as soon as it is read (holding no slot) and runs the users' jobs
+    round-robin, across every worker process, like an integration's (see ``_limits``): one
+    user's burst no longer holds back the others'. Every worker of a deployment should use the
+    same value."""
+    worker_max_running_per_user: int = Field(default=0, ge=0)
+    """The most parked jobs (fair scheduling's, or an integration's) one user runs at once
+    across every worker, per queue; 0 for no cap. Counted from live leases, so a dead worker's
+    count until they expire and none can leak. Every worker should use the same value."""
     worker_name: str | None = None
     """Consumer name in the group; ``<hostname>-<pid>`` when unset."""
     worker_metrics_port: int = Field(default=9101, ge=0, le=65535)

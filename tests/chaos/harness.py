@@ -11,6 +11,7 @@ requests have ended, each one's final event must arrive there too (``webhooks_mi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections import Counter
@@ -32,6 +33,8 @@ HEADER = (
     "recovery_s webhooks_missing"
 )
 RETRY_FOR_S = 90.0
+MAX_CONNECTIONS = 200
+"""A steady load's connections to the API at most."""
 HOOKS_WITHIN_S = 60.0
 """How long after the last request ends its webhook events may still be arriving."""
 
@@ -46,6 +49,8 @@ class Load:
     path: str
     n: int
     concurrency: int = 20
+    prefix: str = "chaos"
+    """The inputs' text is ``<prefix> <number>``: another prefix, other requests."""
     accepted: set[uuid.UUID] = field(default_factory=set)
     refused: Counter[int] = field(default_factory=Counter)
     unavailable: int = 0
@@ -53,8 +58,20 @@ class Load:
     server_errors: int = 0
     """5xx other than 503: never expected."""
     sent: int = 0
+    done: bool = False
+    """Set once every submission was accepted or refused for good."""
+    slots: asyncio.Semaphore | None = None
+    """At most this many requests in the HTTP client at once (the others wait their turn
+    here): httpx's pool looks at every request it queues each time a connection frees, so a
+    queue of thousands would spend the test's CPU there, not in the system under test."""
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            self.done = True
+
+    async def _run(self) -> None:
         headers = {"Authorization": f"Bearer {self.api_key}"}
         inputs = iter(range(self.n))
         async with httpx.AsyncClient(base_url=self.url, headers=headers, timeout=10) as client:
@@ -62,7 +79,7 @@ class Load:
             async def submitter() -> None:
                 for number in inputs:
                     self.sent += 1
-                    await self._submit(client, {"text": f"chaos {number}"})
+                    await self._submit(client, {"text": f"{self.prefix} {number}"})
 
             await asyncio.gather(*(submitter() for _ in range(self.concurrency)))
 
@@ -70,7 +87,8 @@ class Load:
         deadline = time.monotonic() + RETRY_FOR_S
         while time.monotonic() < deadline:
             try:
-                response = await client.post(self.path, json=body)
+                async with self.slots or contextlib.nullcontext():
+                    response = await client.post(self.path, json=body)
             except httpx.TransportError:
                 await asyncio.sleep(0.2)
                 continue
@@ -90,6 +108,32 @@ class Load:
     async def until_accepted(self, count: int) -> None:
         while len(self.accepted) < count:
             await asyncio.sleep(0.02)
+
+
+@dataclass
+class SteadyLoad(Load):
+    """An offered load: ``rate`` submissions a second, on schedule whatever the answers (each
+    retried on its own until accepted), for ``n / rate`` seconds."""
+
+    rate: float = 20.0
+
+    async def _run(self) -> None:
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=50)
+        self.slots = asyncio.Semaphore(MAX_CONNECTIONS)
+        async with httpx.AsyncClient(
+            base_url=self.url, headers=headers, timeout=10, limits=limits
+        ) as client:
+            started = time.monotonic()
+            submissions: list[asyncio.Task[None]] = []
+            for number in range(self.n):
+                wait = started + number / self.rate - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                self.sent += 1
+                body = {"text": f"{self.prefix} {number}"}
+                submissions.append(asyncio.create_task(self._submit(client, body)))
+            await asyncio.gather(*submissions)
 
 
 @dataclass
@@ -130,6 +174,9 @@ class Scenario:
     receiver: Receiver
     """The user's webhook endpoint: every request's final event must reach it."""
     injected_at: float | None = None
+    started_at: float | None = None
+    quiet_at: float | None = None
+    """When the load started, and when every accepted request had ended."""
     extra: dict[str, Any] = field(default_factory=dict)
     """What a fault leaves for the scenario's own checks."""
 
@@ -150,13 +197,20 @@ class Scenario:
             await asyncio.sleep(0.02)
 
     async def run(self, fault: Fault, *, quiet_within_s: float) -> Figures:
-        started = time.monotonic()
+        self.started_at = started = time.monotonic()
         await asyncio.gather(self.load.run(), fault(self))
         ids = sorted(self.load.accepted)
         final = await self._until_quiet(ids, timeout=quiet_within_s)
-        recovery_s = time.monotonic() - (self.injected_at or started)
+        self.quiet_at = time.monotonic()
+        recovery_s = self.quiet_at - (self.injected_at or started)
         missing = await self._until_hooks_arrived(ids, timeout=HOOKS_WITHIN_S)
         return await self._figures(ids, final, recovery_s, missing)
+
+    def throughput(self) -> float:
+        """Requests ended a second, from the load's start until every one had ended."""
+        assert self.started_at is not None
+        assert self.quiet_at is not None
+        return len(self.load.accepted) / (self.quiet_at - self.started_at)
 
     async def _until_quiet(self, ids: list[uuid.UUID], *, timeout: float) -> int:
         deadline = time.monotonic() + timeout

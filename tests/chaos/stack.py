@@ -18,6 +18,7 @@ from services.cli.launcher import console_script, wait_until_healthy
 from tests.fakes.plugins import install_plugin
 from tests.integration.api.conftest import free_port
 from tests.proxy import proxy_for, through
+from tests.scale_servers import PgBouncer, SentinelSet
 
 WORKERS = ("worker-1", "worker-2")
 MAX_CRASHES = 3
@@ -97,13 +98,25 @@ class ChaosStack:
     """api (two uvicorn processes), two workers, recon and the dispatcher, each with its own log
     file."""
 
-    def __init__(self, *, workdir: Path, database_url: str, redis: RedisServer) -> None:
+    def __init__(
+        self,
+        *,
+        workdir: Path,
+        database_url: str,
+        redis: RedisServer | SentinelSet,
+        pgbouncer: bool = False,
+    ) -> None:
         self.workdir = workdir
         self.redis = redis
         # The embedded Postgres listens on a Unix socket only: the proxy forwards to that socket,
         # not to 127.0.0.1:5432 (nothing there on a fresh machine, another server on others).
         self.pg_proxy = proxy_for(database_url, 5432)
         self._database_url = database_url
+        # Past one machine: the pools through PgBouncer (transaction pooling) in front of the
+        # proxy, the sessions (LISTEN, advisory locks) directly through the proxy.
+        self.pgbouncer: PgBouncer | None = None
+        if pgbouncer:
+            self.pgbouncer = PgBouncer(database_url)  # pointed at the proxy once it listens
         self.api_port = free_port()
         self.recon_port = free_port()
         self.dispatcher_port = free_port()
@@ -116,9 +129,13 @@ class ChaosStack:
 
     def env(self) -> Mapping[str, str]:
         proxied = through(self._database_url, self.pg_proxy)
+        pooled = {}
+        if self.pgbouncer is not None:
+            pooled = {"DATABASE_URL": self.pgbouncer.url, "DATABASE_DIRECT_URL": proxied}
         return {
             **os.environ,
             "DATABASE_URL": proxied,
+            **pooled,
             "REDIS_URL": self.redis.url,
             "RELAI_LOG_LEVEL": "INFO",
             "RELAI_WORKER_VISIBILITY_TIMEOUT_S": str(VISIBILITY_TIMEOUT_S),
@@ -148,6 +165,9 @@ class ChaosStack:
         install_plugin(plugins, CRASH, {"crash.now": "{module}:Crash"})
         await self.redis.start()
         await self.pg_proxy.start()
+        if self.pgbouncer is not None:
+            self.pgbouncer.database_url = through(self._database_url, self.pg_proxy)
+            await self.pgbouncer.start()
         api = [console_script("relai-api"), "--port", str(self.api_port), "--workers", "2"]
         self._add("api", api)
         for name in WORKERS:
@@ -194,6 +214,19 @@ class ChaosStack:
         os.killpg(popen.pid, signal.SIGKILL)
         popen.wait()
 
+    async def kill9_and_restart(self, name: str) -> None:
+        """Kill -9 ``name`` (its whole process group), and start it again once none of the
+        group is left: a uvicorn worker still dying holds the listening socket."""
+        pgid = self.pid(name)
+        self.kill9(name)
+        for _ in range(200):
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                break
+            await asyncio.sleep(0.05)
+        self.launch(name)
+
     def exited(self, name: str) -> bool:
         popen = self._processes[name].popen
         return popen is None or popen.poll() is not None
@@ -215,6 +248,8 @@ class ChaosStack:
             except subprocess.TimeoutExpired:
                 os.killpg(popen.pid, signal.SIGKILL)
                 popen.wait()
+        if self.pgbouncer is not None:
+            await self.pgbouncer.stop()
         await self.pg_proxy.cut()
         self.redis.kill()
 

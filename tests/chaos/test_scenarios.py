@@ -4,7 +4,7 @@ figures. Nothing accepted may be lost and nothing may be charged twice."""
 import asyncio
 import signal
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import asyncpg
@@ -16,12 +16,18 @@ from redis.asyncio import Redis
 from libs.accounts import NewUser
 from libs.contracts import TASKS_STREAM
 from libs.contracts.streams import MESSAGE_FIELD
-from libs.contracts.webhooks import REQUEST_EVENTS
-from libs.streams import Entry, create_redis
+from libs.streams import Entry
 from tests.chaos.conftest import N
 from tests.chaos.harness import Figures, Load, Scenario
-from tests.chaos.stack import MAX_CRASHES, VISIBILITY_TIMEOUT_S, WORKERS, ChaosStack
+from tests.chaos.stack import (
+    MAX_CRASHES,
+    VISIBILITY_TIMEOUT_S,
+    WORKERS,
+    ChaosStack,
+    RedisServer,
+)
 from tests.integration.dispatcher.receiver import Received, Receiver, accept
+from tests.scale_servers import SentinelSet
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(300)]
 
@@ -78,6 +84,7 @@ async def restart_redis_empty(stack: ChaosStack, s: Scenario) -> None:
     await s.load.until_accepted(N // 2)
     await s.until_holding(stack.pid("worker-1"))
     s.injected()
+    assert isinstance(stack.redis, RedisServer)
     await stack.redis.restart_empty(down_s=1.0)
 
 
@@ -159,6 +166,25 @@ async def webhook_receiver_down(stack: ChaosStack, s: Scenario) -> None:
     receiver.answer = accept
 
 
+async def kill9_redis_primary(stack: ChaosStack, s: Scenario) -> None:
+    """Kill -9 the Redis primary while workers hold jobs; Sentinel promotes the replica
+    (asynchronously replicated: the last writes may be gone) and every process follows."""
+    assert isinstance(stack.redis, SentinelSet)
+    await s.load.until_accepted(N // 2)
+    await s.until_holding(stack.pid("worker-1"))
+    s.injected()
+    s.extra["promoted_in_s"] = await stack.redis.failover_by_kill9()
+
+
+async def restart_pgbouncer(stack: ChaosStack, s: Scenario) -> None:
+    """PgBouncer killed -9 and started again a second later: every pooled connection drops
+    (the direct ones, LISTEN and leadership, stay)."""
+    assert stack.pgbouncer is not None
+    await s.load.until_accepted(N // 3)
+    s.injected()
+    await stack.pgbouncer.restart(down_s=1.0)
+
+
 SCENARIOS: dict[str, tuple[str, Fault]] = {
     "worker_kill9": ("/svc/chaos/work", kill_one_worker_holding_jobs),
     "all_workers_kill9_restart": ("/svc/chaos/work", kill_all_workers_restart_later),
@@ -172,30 +198,9 @@ SCENARIOS: dict[str, tuple[str, Fault]] = {
     "provider_storm": ("/svc/chaos/storm", provider_storm),
     "poison_task": ("/svc/chaos/work", poison_task),
     "webhook_receiver_down": ("/svc/chaos/work", webhook_receiver_down),
+    "redis_failover": ("/svc/chaos/work", kill9_redis_primary),
+    "pgbouncer_restart": ("/svc/chaos/work", restart_pgbouncer),
 }
-
-
-@pytest.fixture
-async def stack_redis(chaos_stack: ChaosStack) -> AsyncIterator[Redis]:
-    client = create_redis(chaos_stack.redis.url)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def receiver(chaos_stack: ChaosStack, chaos_user: NewUser) -> AsyncIterator[Receiver]:
-    """A receiver on this host, registered as the chaos user's endpoint over the API."""
-    hooks = Receiver()
-    await hooks.start()
-    headers = {"Authorization": f"Bearer {chaos_user.api_key}"}
-    async with httpx.AsyncClient(base_url=chaos_stack.url, headers=headers, timeout=10) as client:
-        response = await client.post(
-            "/webhooks", json={"url": hooks.url, "events": list(REQUEST_EVENTS)}
-        )
-    assert response.status_code == 201, response.text
-    hooks.secrets = [response.json()["secret"]]
-    yield hooks
-    await hooks.stop()
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))

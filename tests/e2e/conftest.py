@@ -1,5 +1,6 @@
 """The real processes, started as a user starts them: ``relai-api --workers 2``, two
-``relai-worker`` processes and ``relai-dispatcher``, on the test servers."""
+``relai-worker`` processes and ``relai-dispatcher`` (and ``relai-recon``, in a module that asks
+for it with ``stack_recon``), on the test servers."""
 
 import asyncio
 import os
@@ -13,10 +14,10 @@ import asyncpg
 import httpx
 import pytest
 
+from bench.stack import free_port
 from libs.accounts import NewUser
 from services.cli.launcher import ChildSpec, Supervisor, console_script, wait_until_healthy
 from tests.fakes.provider import FakeProvider, fake_provider
-from tests.integration.api.conftest import free_port
 from tests.support import ServerUrls, create_user, load_demo_catalog
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +33,11 @@ class Stack:
     dispatcher_url: str
     """The webhook dispatcher's ``/health``."""
     dispatcher_metrics_url: str
+    metrics_targets: dict[str, list[str]]
+    """Every metrics port started, as Prometheus would scrape it: ``host:port`` by job name
+    (``relai-api``, ``relai-worker``, ``relai-dispatcher``, ``relai-recon``)."""
+    recon_url: str | None
+    """Recon's ``/health`` and API, when ``stack_recon`` asked for it."""
     supervisor: Supervisor
     user: NewUser
     credits: int
@@ -66,20 +72,29 @@ async def fake() -> AsyncIterator[FakeProvider]:
 
 
 @pytest.fixture
-def stack_env(servers: ServerUrls) -> dict[str, str]:
+def stack_recon() -> bool:
+    """Whether the stack runs ``relai-recon`` too (override in a module)."""
+    return False
+
+
+@pytest.fixture
+def stack_env(servers: ServerUrls, tmp_path: Path) -> dict[str, str]:
     return {
         **os.environ,
+        "RELAI_BLOB_URL": str(tmp_path / "blobs"),
         "DATABASE_URL": servers.database_url,
         "REDIS_URL": servers.redis_url,
         "RELAI_LOG_LEVEL": "WARNING",
         "RELAI_WORKER_VISIBILITY_TIMEOUT_S": "2",
         "RELAI_WORKER_RECLAIM_INTERVAL_S": "0.5",
-        "RELAI_WORKER_METRICS_PORT": "0",  # several workers on one host
+        "RELAI_WORKER_METRICS_PORT": "0",  # several workers on one host: each is given its own
     }
 
 
 @pytest.fixture
-async def stack(stack_env: dict[str, str], db_pool: "asyncpg.Pool[Any]") -> AsyncIterator[Stack]:
+async def stack(
+    stack_env: dict[str, str], stack_recon: bool, db_pool: "asyncpg.Pool[Any]"
+) -> AsyncIterator[Stack]:
     await load_demo_catalog(db_pool)
     credits = 1_000_000
     user = await create_user(db_pool, name="e2e", credits=credits)
@@ -92,9 +107,16 @@ async def stack(stack_env: dict[str, str], db_pool: "asyncpg.Pool[Any]") -> Asyn
     # dispatcher has none).
     api = [console_script("relai-api"), "--port", str(port), "--workers", "2"]
     specs = {"relai-api": ChildSpec("relai-api", api, bootstrap("api"))}
+    targets: dict[str, list[str]] = {"relai-api": [f"127.0.0.1:{metrics_port}"]}
     for n in range(1, WORKERS + 1):
         worker = [console_script("relai-worker")]
-        specs[f"relai-worker-{n}"] = ChildSpec(f"relai-worker-{n}", worker, bootstrap("worker"))
+        worker_metrics = free_port()
+        specs[f"relai-worker-{n}"] = ChildSpec(
+            f"relai-worker-{n}",
+            worker,
+            {**bootstrap("worker"), "RELAI_WORKER_METRICS_PORT": str(worker_metrics)},
+        )
+        targets.setdefault("relai-worker", []).append(f"127.0.0.1:{worker_metrics}")
     specs["relai-dispatcher"] = ChildSpec(
         "relai-dispatcher",
         [console_script("relai-dispatcher")],
@@ -103,12 +125,30 @@ async def stack(stack_env: dict[str, str], db_pool: "asyncpg.Pool[Any]") -> Asyn
             "RELAI_DISPATCHER_METRICS_PORT": str(dispatcher_metrics_port),
         },
     )
+    targets["relai-dispatcher"] = [f"127.0.0.1:{dispatcher_metrics_port}"]
+    recon_url = None
+    if stack_recon:
+        recon_port, recon_metrics_port = free_port(), free_port()
+        specs["relai-recon"] = ChildSpec(
+            "relai-recon",
+            [console_script("relai-recon")],
+            {
+                **bootstrap("recon"),
+                "RELAI_RECON_PORT": str(recon_port),
+                "RELAI_RECON_METRICS_PORT": str(recon_metrics_port),
+            },
+        )
+        recon_url = f"http://127.0.0.1:{recon_port}"
+        targets["relai-recon"] = [f"127.0.0.1:{recon_metrics_port}"]
     for spec in specs.values():
         supervisor.start(spec)
     url = f"http://127.0.0.1:{port}"
     dispatcher_url = f"http://127.0.0.1:{dispatcher_port}"
+    healths = [f"{url}/health", f"{dispatcher_url}/health"]
+    if recon_url is not None:
+        healths.append(f"{recon_url}/health")
     try:
-        for health in (f"{url}/health", f"{dispatcher_url}/health"):
+        for health in healths:
             await asyncio.to_thread(
                 wait_until_healthy, health, timeout=90, exited=supervisor.exited
             )
@@ -117,6 +157,8 @@ async def stack(stack_env: dict[str, str], db_pool: "asyncpg.Pool[Any]") -> Asyn
             metrics_url=f"http://127.0.0.1:{metrics_port}",
             dispatcher_url=dispatcher_url,
             dispatcher_metrics_url=f"http://127.0.0.1:{dispatcher_metrics_port}",
+            metrics_targets=targets,
+            recon_url=recon_url,
             supervisor=supervisor,
             user=user,
             credits=credits,

@@ -63,6 +63,9 @@ async def test_metrics_count_every_request_whichever_api_process_answers(
         ): n,
         ("relai_outbox_published_total", frozenset()): n,
         ("relai_relay_lag_seconds_count", frozenset()): n,
+        ("relai_hop_seconds_count", frozenset({("hop", "commit")})): n,
+        # Each request's two results entries (started, then succeeded).
+        ("relai_hop_seconds_count", frozenset({("hop", "record")})): 2 * n,
         ("relai_results_recorded_total", frozenset({("status", "succeeded")})): n,
         ("relai_credits_settled_total", frozenset()): n * price,
     }

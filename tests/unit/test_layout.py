@@ -43,6 +43,17 @@ def test_front_doors_sit_on_the_submission_core() -> None:
     ]
 
 
+def test_every_peer_module_is_kept_from_relai_s_code() -> None:
+    """What runs in .venv-peers (bench/peers: all but the driver) imports nothing of Relai."""
+    contract = _contracts()["The peer task queues' modules import nothing of Relai"]
+    peers = {
+        f"bench.peers.{p.stem}"
+        for p in (ROOT / "bench" / "peers").glob("*.py")
+        if p.stem not in {"__init__", "__main__", "driver"}
+    }
+    assert set(contract["source_modules"]) == peers
+
+
 _OWNERS = {
     # What moves credits: a balance changed, a ledger row written.
     r"balance\s*=\s*(\w+\.)?balance\s*[-+]|INSERT INTO credit_ledger": "libs/ledger",

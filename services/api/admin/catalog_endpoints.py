@@ -1,8 +1,8 @@
 """Administration of the catalog: handlers, offers and deals. Every route needs the admin role
 (403). Bodies are the entries of the catalog file; an invalid template, an unknown handler or
-an unknown offer, a deal naming an offer with token prices, or an alias another enabled offer
-has, is 422 and writes nothing. API
-processes see a change within ``RELAI_CATALOG_REFRESH_S`` (a new name at once)."""
+an unknown offer, a deal naming an offer with token prices or file inputs, or an alias another
+enabled offer has, is 422 and writes nothing. API processes see a change within
+``RELAI_CATALOG_REFRESH_S`` (a new name at once)."""
 
 from typing import Any, Literal
 
@@ -68,9 +68,9 @@ async def put_handler(
     responses={
         **CREATED,
         422: {
-            "description": "An invalid template, an unknown handler, token prices for an offer "
-            "an enabled deal names, an alias another enabled offer has, or params as for a "
-            "handler"
+            "description": "An invalid template, an unknown handler, token prices or file "
+            "inputs for an offer an enabled deal names, file inputs named like template "
+            "variables, an alias another enabled offer has, or params as for a handler"
         },
     },
 )
@@ -85,7 +85,7 @@ async def put_offer(
             _created(response, await catalog.upsert_offer(conn, body))
         except (
             catalog.UnknownReferenceError,
-            catalog.TokenPricedDealError,
+            catalog.NotForDealsError,
             catalog.AliasTakenError,
         ) as exc:
             raise InvalidInputs(str(exc)) from exc
@@ -95,14 +95,17 @@ async def put_offer(
 @router.put(
     "/deals",
     response_model=DealSpec,
-    responses={**CREATED, 422: {"description": "An unknown offer, or one with token prices"}},
+    responses={
+        **CREATED,
+        422: {"description": "An unknown offer, or one with token prices or file inputs"},
+    },
 )
 async def put_deal(body: DealSpec, _: AdminUser, pool: PoolDep, response: Response) -> DealSpec:
     """Create (201) or update (200) the deal ``body.slug``."""
     async with pool.acquire() as conn, conn.transaction():
         try:
             _created(response, await catalog.upsert_deal(conn, body))
-        except (catalog.UnknownReferenceError, catalog.TokenPricedDealError) as exc:
+        except (catalog.UnknownReferenceError, catalog.NotForDealsError) as exc:
             raise InvalidInputs(str(exc)) from exc
     return body
 

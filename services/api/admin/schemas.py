@@ -4,7 +4,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from libs.catalog.spec import JsonInt
+from libs.catalog.numbers import JsonInt
 from services.api.auth.schemas import Me
 from services.api.text import StorableText, UserName
 

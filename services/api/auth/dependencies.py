@@ -14,7 +14,8 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
-async def _current_user(conn: HTTPConnection) -> Principal:
+async def current_user(conn: HTTPConnection) -> Principal:
+    """The caller, authenticated and held to its rate limit."""
     # One dependency reading the header itself: every call pays for this resolution.
     state = app_state(conn)
     principal = await state.auth.authenticate(
@@ -24,4 +25,4 @@ async def _current_user(conn: HTTPConnection) -> Principal:
     return principal
 
 
-CurrentUser = Annotated[Principal, Depends(_current_user)]
+CurrentUser = Annotated[Principal, Depends(current_user)]

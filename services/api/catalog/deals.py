@@ -74,7 +74,7 @@ class Deal:
 
 class DealCatalog:
     """Enabled deals whose primary offers are all enabled (and none of whose offers has
-    per-token prices), reloaded every ``refresh_s``."""
+    per-token prices or file inputs), reloaded every ``refresh_s``."""
 
     def __init__(self, pool: PgPool, offers: OfferCatalog, *, refresh_s: float) -> None:
         self._pool = pool
@@ -112,6 +112,10 @@ class DealCatalog:
                 if any(o is not None and o.token_priced for o in named):
                     # Written around the catalog's checks: a deal's price is fixed.
                     log.error("deal.token_priced_refused", deal=row["slug"])
+                    continue
+                if any(o is not None and o.files for o in named):
+                    # Written around the catalog's checks: a deal's inputs are text.
+                    log.error("deal.files_refused", deal=row["slug"])
                     continue
                 deals[row["slug"]] = Deal(
                     id=row["id"],

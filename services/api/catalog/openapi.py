@@ -19,7 +19,12 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from services.api.catalog.deals import Deal
-from services.api.catalog.schemas import inputs_schema, offer_view, submit_path
+from services.api.catalog.schemas import (
+    inputs_schema,
+    multipart_schema,
+    offer_view,
+    submit_path,
+)
 from services.api.catalog.service import Offer
 from services.api.deals.dependencies import DealsDep
 from services.api.deals.openapi import with_deals
@@ -64,18 +69,26 @@ def _cost(offer: Offer) -> str:
 
 def _submit_operation(offer: Offer, parameters: list[Any], operation_id: str) -> dict[str, Any]:
     inputs = inputs_schema(offer).model_dump(by_alias=True)
+    content: dict[str, Any] = {"application/json": {"schema": inputs}}
+    files = ""
+    if offer.files:
+        content["multipart/form-data"] = multipart_schema(offer)
+        files = (
+            " Its file inputs are parts of a multipart/form-data body (its variables the text "
+            "fields), or, in a JSON body, the ids of the caller's uploads (POST /files)."
+        )
     return {
         "tags": ["offers"],
         "summary": f"Submit to {offer.service}/{offer.action}",
         "description": (
             f"{_cost(offer)} and makes {offer.create_qty} result(s). "
-            "Answers 202 with the request's id and links."
+            f"Answers 202 with the request's id and links.{files}"
         ),
         "operationId": operation_id,
         "parameters": parameters,
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": inputs}},
+            "content": content,
         },
         "responses": {
             "202": {
@@ -85,7 +98,8 @@ def _submit_operation(offer: Offer, parameters: list[Any], operation_id: str) ->
             **SUBMIT_ERRORS,
             "422": {
                 "description": "Missing, unknown or non-string fields, a prompt too long, "
-                "or a refused Relai-Webhook-Url"
+                "a file that is not an image the offer accepts (type, bytes, pixels) or not one "
+                "of the caller's, or a refused Relai-Webhook-Url"
             },
         },
     }

@@ -1,12 +1,13 @@
 """What clients see of an offer: its name, prices and inputs, never its template or handler."""
 
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.routing import Match
 from starlette.types import Scope
 
+from libs.catalog.file_inputs import FileInputSpec
 from libs.catalog.spec import RESERVED_SERVICES as RESERVED
 from libs.catalog.spec import json_number
 from services.api.catalog.service import Offer
@@ -19,15 +20,25 @@ class StringInput(BaseModel):
     """Any text Postgres can store: no NUL."""
 
 
+FILE_ID_PATTERN = "^file-[0-9a-f]{32}$"
+
+
+class FileIdInput(BaseModel):
+    type: Literal["string"] = "string"
+    pattern: str = FILE_ID_PATTERN
+    """A file input, named by the id of one of the caller's files (``POST /files``)."""
+
+
 class InputsSchema(BaseModel):
     """The JSON Schema of the body ``POST /svc/<service>/<action>`` takes."""
 
     model_config = ConfigDict(populate_by_name=True)
 
     type: Literal["object"] = "object"
-    properties: dict[str, StringInput]
+    properties: dict[str, StringInput | FileIdInput]
     required: list[str]
-    """The template's variables, in the order they first appear in it."""
+    """The template's variables, in the order they first appear in it, then the required file
+    inputs."""
     additional_properties: Literal[False] = Field(default=False, alias="additionalProperties")
 
 
@@ -54,6 +65,11 @@ class OfferView(BaseModel):
     aliases: list[str]
     """Other names of the offer, as a ``model`` at the OpenAI-compatible door (``/v1``)."""
     inputs: InputsSchema
+    files: dict[str, FileInputSpec]
+    """The file inputs, by name: the media types each accepts (recognised from the bytes), its
+    most bytes and pixels, and whether it is required. Send them as parts of a
+    ``multipart/form-data`` body, or as the ids of your uploads (``POST /files``) in a JSON
+    one."""
     links: OfferLinks
 
 
@@ -75,7 +91,19 @@ def submit_path(service: str, action: str) -> str:
 
 def inputs_schema(offer: Offer) -> InputsSchema:
     variables = offer.template.variables
-    return InputsSchema(properties={v: StringInput() for v in variables}, required=list(variables))
+    properties: dict[str, StringInput | FileIdInput] = {v: StringInput() for v in variables}
+    properties.update(dict.fromkeys(offer.files, FileIdInput()))
+    return InputsSchema(properties=properties, required=[*variables, *offer.required_files])
+
+
+def multipart_schema(offer: Offer) -> dict[str, Any]:
+    """The ``multipart/form-data`` body of an offer with file inputs: its variables as text
+    fields, its files as file parts (OpenAPI's ``format: binary``); and each part's encoding."""
+    schema = inputs_schema(offer).model_dump(by_alias=True)
+    for name in offer.files:
+        schema["properties"][name] = {"type": "string", "format": "binary"}
+    encoding = {name: {"contentType": ", ".join(spec.types)} for name, spec in offer.files.items()}
+    return {"schema": schema, "encoding": encoding}
 
 
 def offer_view(offer: Offer) -> OfferView:
@@ -89,5 +117,6 @@ def offer_view(offer: Offer) -> OfferView:
         create_qty=offer.create_qty,
         aliases=list(offer.aliases),
         inputs=inputs_schema(offer),
+        files=dict(offer.files),
         links=OfferLinks(submit=submit_path(offer.service, offer.action)),
     )

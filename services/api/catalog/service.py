@@ -3,14 +3,17 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
+from pydantic import ValidationError
 
 from libs.catalog import PromptTemplate, TemplateError
+from libs.catalog.file_inputs import FileInputSpec
 from libs.logs import get_logger
 from services.api.catalog import repository
 
@@ -36,10 +39,18 @@ class Offer:
     """The most output tokens a request may ask for, and what is reserved when it names none."""
     aliases: tuple[str, ...] = ()
     """Other names of the offer at the OpenAI-compatible door; one enabled offer has each."""
+    files: Mapping[str, FileInputSpec] = field(default_factory=dict)
+    """The offer's file inputs by name (never one of the template's variables)."""
+    created_at: datetime | None = None
+    """When the offer was first written (the ``created`` of its model at ``/v1``)."""
 
     @property
     def token_priced(self) -> bool:
         return self.input_price is not None or self.output_price is not None
+
+    @property
+    def required_files(self) -> tuple[str, ...]:
+        return tuple(name for name, spec in self.files.items() if spec.required)
 
 
 class OfferCatalog:
@@ -110,6 +121,16 @@ class OfferCatalog:
                         error="an output_price without max_output_tokens",
                     )
                     continue
+                try:
+                    files = _file_inputs(r["files"], template)
+                except (ValidationError, ValueError) as exc:
+                    # Written around the catalog's checks: its file inputs cannot be honoured.
+                    log.error(
+                        "offer.files_refused",
+                        offer=f"{r['service']}/{r['action']}",
+                        error=str(exc),
+                    )
+                    continue
                 offer = Offer(
                     id=r["id"],
                     service=r["service"],
@@ -123,6 +144,8 @@ class OfferCatalog:
                     output_price=r["output_price"],
                     max_output_tokens=r["max_output_tokens"],
                     aliases=tuple(r["aliases"]),
+                    files=files,
+                    created_at=r["created_at"],
                 )
                 self._offers[(offer.service, offer.action)] = offer
                 self._aliases.update(dict.fromkeys(offer.aliases, offer))
@@ -130,3 +153,12 @@ class OfferCatalog:
                 sorted(self._offers.values(), key=lambda o: (o.service, o.action))
             )
             self._loaded_at = time.monotonic()
+
+
+def _file_inputs(value: Any, template: PromptTemplate) -> dict[str, FileInputSpec]:
+    """An offer's ``files`` column, checked as the catalog checks it."""
+    files = {name: FileInputSpec.model_validate(spec) for name, spec in (value or {}).items()}
+    clash = set(files) & set(template.variables)
+    if clash or any(not name.isidentifier() for name in files):
+        raise ValueError("file inputs named like template variables or not identifiers")
+    return files

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import math
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from libs.logs import get_logger
+from libs.streams import create_redis
 from services.api.auth.service import Principal
 from services.api.errors import TooManyRequests
 from services.api.limits.policy import LimitsPolicy
@@ -44,10 +45,8 @@ class RateLimiter:
 
     def __init__(self, redis_url: str, *, policy: LimitsPolicy, max_connections: int = 32) -> None:
         self._policy = policy
-        self._redis = Redis(
-            connection_pool=BlockingConnectionPool.from_url(
-                redis_url, max_connections=max_connections, timeout=5
-            )
+        self._redis: Redis = create_redis(
+            redis_url, max_connections=max_connections, wait_for_connection_s=5
         )
         self._script = self._redis.register_script(_GCRA)
 

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from libs.contracts import RequestStatus
 from services.api.auth.dependencies import CurrentUser
 from services.api.auth.service import Principal
+from services.api.catalog.service import Offer
 from services.api.deps import CatalogDep
 from services.api.errors import BadRequest, Conflict, NotFound
 from services.api.openai import completions, responses, service
@@ -41,11 +42,12 @@ router = APIRouter(prefix="/v1", tags=["openai"], include_in_schema=False)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def _model(offer: Any, name: str) -> dict[str, Any]:
+def _model(offer: Offer, name: str) -> dict[str, Any]:
+    created = offer.created_at
     return {
         "id": name,
         "object": "model",
-        "created": 0,
+        "created": 0 if created is None else int(created.timestamp()),
         "owned_by": offer.service,
     }
 

@@ -4,7 +4,8 @@ the Relai request every call becomes, submitted through the one submission core.
 Model ids are offers' ``service/action``, and the aliases the catalog gives them (names without
 a ``/``). An offer whose prompt template takes one variable is a chat model: the conversation's
 last (user) turn fills it, and the turns go to the handler with it. An offer of one variable
-whose handler's method is ``embeddings`` is an embedding model."""
+whose handler's method is ``embeddings`` is an embedding model. An offer that requires a file
+input is neither: this door sends text only."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ _MAX_RERUNS = 20
 
 
 def _one_input(offer: Offer) -> bool:
-    return len(offer.template.variables) == 1
+    """One variable, and no file input required (this door sends text only)."""
+    return len(offer.template.variables) == 1 and not offer.required_files
 
 
 def is_embedding(offer: Offer) -> bool:

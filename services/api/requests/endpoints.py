@@ -12,7 +12,9 @@ from services.api.catalog.schemas import OfferRoute
 from services.api.catalog.service import Offer
 from services.api.deps import CatalogDep, PoolDep, RedisDep, SettingsDep
 from services.api.errors import NotFound
+from services.api.files.links import linked_inputs, linked_results
 from services.api.requests import service
+from services.api.requests.inputs import offer_inputs
 from services.api.requests.schemas import AskBody, Cancelled, RequestPage, RequestView
 from services.api.state import app_state
 from services.api.submission import SUBMIT_ERRORS, SUBMIT_HEADERS, StepView, Submitted, links_for
@@ -21,17 +23,25 @@ from services.api.submission.cancel import cancel
 from services.api.text import STORABLE_PATTERN
 
 router = APIRouter(tags=["requests"], route_class=OfferRoute)
+submit_router = APIRouter(tags=["requests"], route_class=OfferRoute)
+"""``POST /svc/{service}/{action}``, which takes files: included with the larger body limit."""
 NO_SUCH_REQUEST: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such request, or another user's"}
 }
 
 
-async def _submit(request: Request, offer: Offer, body: bytes, user: Principal) -> Submitted:
+async def _submit(
+    request: Request,
+    offer: Offer,
+    user: Principal,
+    inputs: dict[str, str],
+    files: tuple[submission.SubmittedFile, ...] = (),
+) -> Submitted:
     """The submit path, shared by every submit route. It reads the state and headers itself
     rather than through one dependency each: on the hottest route, resolving dependencies cost
     a fifth of the API's CPU."""
     idempotency_key = submission.idempotency_key(request.headers.get("idempotency-key"))
-    order = submission.offer_order(offer, service.parse_inputs(body, offer))
+    order = submission.offer_order(offer, inputs, files)
     done = await app_state(request).submitter.submit(
         user=user,
         order=order,
@@ -49,10 +59,14 @@ async def _submit(request: Request, offer: Offer, body: bytes, user: Principal) 
 
 
 def _view(row: Any) -> RequestView:
-    return RequestView.model_validate({**dict(row), "links": links_for(row["id"])})
+    """A request as its owner sees it: each file of its inputs and results with its ``url``."""
+    fields = dict(row)
+    fields["inputs"] = linked_inputs(fields["inputs"], fields.pop("input_files", None))
+    fields["results"] = linked_results(fields["results"])
+    return RequestView.model_validate({**fields, "links": links_for(row["id"])})
 
 
-@router.post(
+@submit_router.post(
     "/svc/{service_name}/{action}",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Submitted,
@@ -66,9 +80,18 @@ def _view(row: Any) -> RequestView:
                     "schema": {
                         "type": "object",
                         "additionalProperties": {"type": "string", "pattern": STORABLE_PATTERN},
-                        "description": "The offer's template variables, each a string.",
+                        "description": "The offer's template variables, each a string, and "
+                        "its file inputs, each the id of one of your files.",
                     }
-                }
+                },
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "additionalProperties": {"type": "string", "format": "binary"},
+                        "description": "The offer's template variables as text fields, and "
+                        "its file inputs as file parts (or text fields holding file ids).",
+                    }
+                },
             },
         },
     },
@@ -78,7 +101,8 @@ async def submit(service_name: str, action: str, request: Request, user: Current
     offer = await app_state(request).catalog.get(service_name, action)
     if offer is None:
         raise NotFound(f"no enabled offer {service_name}/{action}")
-    return await _submit(request, offer, await request.body(), user)
+    inputs, files = await offer_inputs(request, offer, user)
+    return await _submit(request, offer, user, inputs, files)
 
 
 @router.post(
@@ -98,7 +122,8 @@ async def ask(
     if offer is None:
         raise NotFound(f"the default offer {default_offer} is not enabled")
     variable = offer.template.variables[0] if offer.template.variables else "prompt"
-    return await _submit(request, offer, orjson.dumps({variable: body.prompt}), user)
+    inputs = service.parse_inputs(orjson.dumps({variable: body.prompt}), offer)
+    return await _submit(request, offer, user, inputs)
 
 
 @router.get("/svc/request/{request_id}", response_model=RequestView, responses=NO_SUCH_REQUEST)
@@ -114,9 +139,13 @@ async def get_request(request_id: str, user: CurrentUser, pool: PoolDep) -> Requ
     view = _view(row)
     if row["deal_id"] is not None:
         steps = await submission.steps_of(pool, parsed)
-        view.steps = [StepView.model_validate(dict(s)) for s in steps]
+        view.steps = [
+            StepView.model_validate({**dict(s), "results": linked_results(s["results"])})
+            for s in steps
+        ]
     if view.status is RequestStatus.PENDING:
-        view.queue_position = 1 + await repository.pending_ahead(pool, parsed)
+        place = repository.place_of(*await repository.queue_place(pool, parsed))
+        view.queue_position, view.queue_eta_s = place
     return view
 
 

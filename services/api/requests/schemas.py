@@ -37,6 +37,10 @@ class RequestView(BaseModel):
     queue_position: int | None = None
     """While pending: 1 + the caller's own pending requests for the same handler submitted
     earlier. Other users' requests are not counted: it tells nothing of their activity."""
+    queue_eta_s: int | None = None
+    """While pending: about how many seconds until it ends, from its position and the rate at
+    which the caller's requests for the same handler ended in the last minute; none when none
+    did."""
 
 
 class Cancelled(BaseModel):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import uuid
 from datetime import datetime
+from typing import Any
 
 import orjson
 
@@ -15,16 +16,21 @@ from services.api.errors import BadRequest
 from services.api.submission import check_string_fields
 
 
-def parse_inputs(body: bytes, offer: Offer) -> dict[str, str]:
-    """The body as the template's variables, or a 4xx naming what is wrong."""
+def json_object(body: bytes, offer: Offer) -> dict[str, Any]:
+    """The body as a JSON object, or a 400 saying what it should be."""
     try:
         data = orjson.loads(body or b"null")
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
-        raise BadRequest(
-            "body must be a JSON object with the fields: " + ", ".join(offer.template.variables)
-        )
+        fields = [*offer.template.variables, *offer.files]
+        raise BadRequest("body must be a JSON object with the fields: " + ", ".join(fields))
+    return data
+
+
+def parse_inputs(body: bytes, offer: Offer) -> dict[str, str]:
+    """The body as the template's variables, or a 4xx naming what is wrong."""
+    data = json_object(body, offer)
     check_string_fields(data, offer.template.variables, noun="fields")
     return data
 

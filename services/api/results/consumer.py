@@ -46,8 +46,13 @@ from libs.outcomes import (
     record_request_steps,
 )
 from libs.streams import Entry, decode, ensure_group, entries_of
-from libs.telemetry import batch_spans
-from services.api.metrics import CREDITS_REFUNDED, CREDITS_SETTLED, RESULTS_RECORDED
+from libs.telemetry import batch_spans, since_entry
+from services.api.metrics import (
+    CREDITS_REFUNDED,
+    CREDITS_SETTLED,
+    HOP_RECORD,
+    RESULTS_RECORDED,
+)
 
 log = get_logger(__name__)
 
@@ -197,6 +202,8 @@ class ResultsConsumer:
             CREDITS_REFUNDED.inc(refunded)
             if steps:
                 rows = [*rows, *await self._write_steps(steps)]
+            for entry_id, _ in entries:
+                HOP_RECORD.observe(since_entry(entry_id))
             for status, count in Counter(str(r["status"]) for r in rows).items():
                 RESULTS_RECORDED.labels(status=status).inc(count)
             ids = [entry_id for entry_id, _ in entries]

@@ -22,7 +22,7 @@ from services.api.submission.schemas import (
     Submitted,
     links_for,
 )
-from services.api.submission.service import Job, Order, Submission, Submitter
+from services.api.submission.service import Job, Order, Submission, SubmittedFile, Submitter
 from services.api.webhooks.urls import WEBHOOK_URL_HEADER
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "StepView",
     "Submission",
     "Submitted",
+    "SubmittedFile",
     "Submitter",
     "charged_when_cancelled_streaming",
     "check_string_fields",

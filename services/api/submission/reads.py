@@ -3,45 +3,68 @@ are ``repository``'s)."""
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
+from libs.files.uploads import input_files_json
+
 _STATE = (
     "SELECT status, price, attempt, deal_id IS NOT NULL AS deal, pricing, prompt, messages "
     "FROM requests WHERE id = $1 AND user_id = $2"
 )
 
-# The same user's pending requests for the same handler submitted before this one: another
-# user's activity is none of their business.
-_AHEAD = """
+DRAIN_WINDOW_S = 60.0
+"""How far back the rate at which a user's requests end is measured (ETAs, ``Retry-After``)."""
+
+# The same user's pending requests for the same handler submitted before this one, and how many
+# of their requests for that handler ended in the last $2 seconds: another user's activity is
+# none of their business.
+_PLACE = """
 WITH me AS (
     SELECT r.id, r.user_id, r.created_at, o.handler_id
     FROM requests r JOIN offers o ON o.id = r.offer_id
     WHERE r.id = $1
 )
-SELECT count(*) FROM requests r JOIN offers o ON o.id = r.offer_id, me
-WHERE r.user_id = me.user_id AND r.status = 'pending'
-  AND (r.created_at, r.id) < (me.created_at, me.id) AND o.handler_id = me.handler_id
+SELECT
+    (SELECT count(*) FROM requests r JOIN offers o ON o.id = r.offer_id, me
+     WHERE r.user_id = me.user_id AND r.status = 'pending'
+       AND (r.created_at, r.id) < (me.created_at, me.id) AND o.handler_id = me.handler_id)
+        AS ahead,
+    (SELECT count(*) FROM requests r JOIN offers o ON o.id = r.offer_id, me
+     WHERE r.user_id = me.user_id AND r.status IN ('succeeded', 'failed')
+       AND r.updated_at > now() - make_interval(secs => $2) AND o.handler_id = me.handler_id)
+        AS ended
 """
 
-# A deal's request has no offer: it reads as service ``deal``, action <the deal's slug>.
+# How many of the user's requests ended in the last $2 seconds.
+_ENDED = """
+SELECT count(*) FROM requests
+WHERE user_id = $1 AND status IN ('succeeded', 'failed')
+  AND updated_at > now() - make_interval(secs => $2)
+"""
+
+# A deal's request has no offer: it reads as service ``deal``, action <the deal's slug>. A view
+# of its inputs (one request, a page) shows its input files (``input_files``); the WebSocket's
+# states show no inputs.
 _VIEW_COLUMNS = """
 r.id, coalesce(o.service, 'deal') AS service, coalesce(o.action, d.slug) AS action, r.deal_id,
 r.status, r.inputs, r.results, r.error, r.usage, r.price, r.attempt,
 r.created_at, r.updated_at, r.started_at, r.finished_at
 """
+_INPUT_FILES = f"{input_files_json('r.id')} AS input_files"
 
 _GET = f"""
-SELECT {_VIEW_COLUMNS} FROM requests r LEFT JOIN offers o ON o.id = r.offer_id
+SELECT {_VIEW_COLUMNS}, {_INPUT_FILES} FROM requests r LEFT JOIN offers o ON o.id = r.offer_id
 LEFT JOIN deals d ON d.id = r.deal_id
 WHERE r.id = $1 AND r.user_id = $2
 """
 
 _LIST = f"""
-SELECT {_VIEW_COLUMNS} FROM requests r LEFT JOIN offers o ON o.id = r.offer_id
+SELECT {_VIEW_COLUMNS}, {_INPUT_FILES} FROM requests r LEFT JOIN offers o ON o.id = r.offer_id
 LEFT JOIN deals d ON d.id = r.deal_id
 WHERE r.user_id = $1
   AND ($2::timestamptz IS NULL OR (r.created_at, r.id) < ($2, $3))
@@ -108,6 +131,21 @@ async def get_state(
     return await pool.fetchrow(_STATE, request_id, user_id)
 
 
-async def pending_ahead(pool: asyncpg.Pool[Any], request_id: uuid.UUID) -> int:
-    """How many of its user's pending requests for the same handler were submitted before it."""
-    return int(await pool.fetchval(_AHEAD, request_id) or 0)
+async def queue_place(pool: asyncpg.Pool[Any], request_id: uuid.UUID) -> tuple[int, int]:
+    """How many of its user's pending requests for the same handler were submitted before it,
+    and how many of the user's requests for that handler ended in the last
+    ``DRAIN_WINDOW_S``."""
+    row = await pool.fetchrow(_PLACE, request_id, DRAIN_WINDOW_S)
+    return (int(row["ahead"]), int(row["ended"])) if row else (0, 0)
+
+
+def place_of(ahead: int, ended: int) -> tuple[int, int | None]:
+    """``(queue_position, queue_eta_s)`` from ``queue_place``'s counts: the ETA is the position
+    over the rate at which the user's requests ended, none when none did."""
+    position = 1 + ahead
+    return position, math.ceil(position * DRAIN_WINDOW_S / ended) if ended else None
+
+
+async def ended_recently(pool: asyncpg.Pool[Any], user_id: uuid.UUID) -> int:
+    """How many of the user's requests ended in the last ``DRAIN_WINDOW_S``."""
+    return int(await pool.fetchval(_ENDED, user_id, DRAIN_WINDOW_S) or 0)

@@ -18,6 +18,7 @@ import orjson
 
 from libs import outbox
 from libs.db import PgConnection, PgPool
+from libs.files import uploads
 from libs.ledger import lock_wallet, short_balance
 from libs.ledger import movements as ledger
 
@@ -34,16 +35,22 @@ _STEPS_ONE = """, steps AS (
 )"""
 
 
-def _insert_one(*, steps: bool) -> str:
-    # The chat parameters and the one-off webhook URL come after the steps' parameters.
+def _insert_one(*, steps: bool, files: bool = False) -> str:
+    # The chat parameters and the one-off webhook URL come after the steps' parameters, the
+    # input files' after them.
     chat = "$17, $18, $19, $20" if steps else "$11, $12, $13, $14"
+    input_files = ""
+    if files:
+        first = 21 if steps else 15
+        input_files = ", " + uploads.input_files_cte(request="ins", user="$2", first=first)
     return f"""
 WITH ins AS (
     INSERT INTO requests ({_REQUEST_COLUMNS})
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, {chat})
     ON CONFLICT (id) DO NOTHING
     RETURNING id
-){_STEPS_ONE if steps else ""}, {ledger.reserve_or_abort(request="ins", user="$2", amount="$7")},
+){_STEPS_ONE if steps else ""}{input_files},
+{ledger.reserve_or_abort(request="ins", user="$2", amount="$7")},
 tasks AS (
     SELECT ins.id AS request_id, p.payload FROM ins, unnest($10::text[]) AS p(payload)
 ), {outbox.queue("tasks")}
@@ -53,6 +60,8 @@ SELECT EXISTS (SELECT 1 FROM ins)
 
 _INSERT_ONE = _insert_one(steps=False)
 _INSERT_ONE_WITH_STEPS = _insert_one(steps=True)
+_INSERT_ONE_WITH_FILES = _insert_one(steps=False, files=True)
+_INSERT_ONE_WITH_STEPS_AND_FILES = _insert_one(steps=True, files=True)
 
 # The same effect for many submissions in one round trip and one commit. Only what it can decide
 # cheaply is decided here: requests that are new and affordable (in arrival order per user) are
@@ -155,6 +164,9 @@ class NewRequest:
     pricing: dict[str, Any] | None = None
     webhook_url: str | None = None
     """The one-off URL the request's final state is sent to (checked already)."""
+    files: tuple[uploads.InputFile, ...] = ()
+    """The request's input files (their blobs registered and stored already), written by the
+    one-request statement only: ``insert_many`` does not take them (see the batcher)."""
 
 
 @contextmanager
@@ -195,8 +207,13 @@ async def insert_one(db: PgPool | PgConnection, new: NewRequest) -> bool:
             [s.prompt for s in new.steps],
         ]
     args += [new.messages, new.options, new.pricing, new.webhook_url]
+    if new.files:
+        args += uploads.input_files_args(new.files)
+        statement = _INSERT_ONE_WITH_STEPS_AND_FILES if new.steps else _INSERT_ONE_WITH_FILES
+    else:
+        statement = _INSERT_ONE_WITH_STEPS if new.steps else _INSERT_ONE
     with submission_errors():
-        created = await db.fetchval(_INSERT_ONE_WITH_STEPS if new.steps else _INSERT_ONE, *args)
+        created = await db.fetchval(statement, *args)
     return bool(created)
 
 
@@ -214,7 +231,10 @@ async def insert_within_cap(pool: PgPool, new: NewRequest, *, cap: int) -> bool:
 
 
 async def insert_many(db: PgPool | PgConnection, batch: list[NewRequest]) -> set[uuid.UUID]:
-    """The ids of the requests of ``batch`` created, all in one transaction."""
+    """The ids of the requests of ``batch`` created, all in one transaction. Requests with
+    input files are not taken (``ValueError``): they go through ``insert_one``."""
+    if any(n.files for n in batch):
+        raise ValueError("the batch statement writes no input files; use insert_one")
     steps = [(ord_, s) for ord_, n in enumerate(batch, 1) for s in n.steps]
     tasks = [(ord_, p) for ord_, n in enumerate(batch, 1) for p in n.payloads]
     rows = await db.fetch(

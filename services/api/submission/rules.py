@@ -50,8 +50,14 @@ def check_string_fields(data: dict[str, Any], expected: Sequence[str], *, noun: 
 
 
 def idempotency_key(value: str | None) -> str | None:
-    """The ``Idempotency-Key`` header, once known to fit."""
-    if value is not None and len(value) > IDEMPOTENCY_KEY_MAX:
+    """The ``Idempotency-Key`` header, once known to fit. An empty one is refused rather than
+    taken as a key: it is a client's bug (an unset variable), and every such call would name the
+    same request."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise BadRequest("Idempotency-Key is empty: send a key, or no Idempotency-Key header")
+    if len(value) > IDEMPOTENCY_KEY_MAX:
         raise BadRequest(f"Idempotency-Key is longer than {IDEMPOTENCY_KEY_MAX} characters")
     return value
 

@@ -4,12 +4,15 @@ the jobs' tasks, write everything through the group commit (or, with an unfinish
 counted under the user's lock), and answer with the request's id, status and price (a
 duplicate finds the existing request and is not charged again, nor changed). A one-off webhook
 URL named at submit is held to the rules of endpoints' (``services.api.webhooks``) and written
-with the request. It runs inside a ``relai.submit`` span whose context is the ``traceparent``
-every later message of the request carries."""
+with the request. Input files are stored before the request is written: their blobs registered,
+the bytes that came with the submission put into the store, and the request's files rows
+written by its submit statement (``libs.files.uploads``). It runs inside a ``relai.submit`` span
+whose context is the ``traceparent`` every later message of the request carries."""
 
 from __future__ import annotations
 
 import functools
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,8 +21,11 @@ from typing import Any
 from prometheus_client.metrics import Counter as CounterChild
 
 from libs import outbox
+from libs.blobs import BlobStore
 from libs.contracts import RequestStatus
+from libs.contracts.files import input_file_id
 from libs.db import PgPool
+from libs.files import uploads
 from libs.ledger import ShortBalance
 from libs.logs import get_logger
 from libs.security.ssrf import UrlPolicy
@@ -34,7 +40,7 @@ from services.api.metrics import (
     SUBMISSION_DUPLICATE,
     SUBMISSION_REFUSED_CREDITS,
 )
-from services.api.submission import repository
+from services.api.submission import reads, repository
 from services.api.submission.batcher import SubmitBatcher
 from services.api.submission.rules import derive_request_id, new_traceparent, valid_traceparent
 from services.api.webhooks.service import check_one_off_url
@@ -65,6 +71,23 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
+class SubmittedFile:
+    """An input file of an order, checked against its offer's file input (type, bytes,
+    pixels)."""
+
+    name: str
+    sha256: str
+    media_type: str
+    size: int
+    width: int | None
+    height: int | None
+    filename: str | None = None
+    data: bytes | None = None
+    """Its bytes when they came with the submission (stored before the request is written);
+    None for one of the caller's files, stored already."""
+
+
+@dataclass(frozen=True, slots=True)
 class Order:
     """What a front door asks for, resolved, checked and priced."""
 
@@ -83,6 +106,10 @@ class Order:
     pricing: dict[str, Any] | None = None
     """Per-token prices (``libs.catalog.pricing``): ``price`` is then the most the request can
     cost, and its end settles what its usage costs."""
+    files: tuple[SubmittedFile, ...] = ()
+    """The request's input files: each job's task carries them (``files``, by name), the
+    request keeps a copy of each (``input_file_id``) and its ``inputs`` name those copies. Their
+    sha256s are part of ``key``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +129,11 @@ class Submitter:
         max_prompt_chars: int,
         max_unfinished: Callable[[], int],
         url_policy: UrlPolicy | None = None,
+        store: BlobStore | None = None,
     ) -> None:
         self._pool = pool
+        self._store = store
+        """Where input files' bytes go (none needed for orders without files)."""
         self._batcher = batcher
         self._max_prompt_chars = max_prompt_chars
         self._max_unfinished = max_unfinished
@@ -156,6 +186,7 @@ class Submitter:
         request_id = derive_request_id(user.id, order.key, idempotency_key)
         trace = valid_traceparent(traceparent) or new_traceparent()
         new = self._new_request(user, order, request_id, trace, idempotency_key, webhook_url)
+        await self._store_files(order.files)
         cap = self._max_unfinished()
         try:
             if cap > 0:
@@ -167,7 +198,7 @@ class Submitter:
         except repository.CapReached as exc:
             raise TooManyRequests(
                 f"you have {cap} unfinished requests, the most allowed; submit more once some end",
-                retry_after=1,
+                retry_after=await self._until_one_ends(user.id),
                 limit=cap,
             ) from exc
         except repository.KeyReused as exc:
@@ -192,6 +223,27 @@ class Submitter:
             request_id, RequestStatus(existing["status"]), existing["price"], duplicate=True
         )
 
+    async def _until_one_ends(self, user_id: uuid.UUID) -> int:
+        """Seconds until one of the user's requests is likely to end, from the rate at which
+        they ended in the last minute (a minute when none did), from 1 to 60."""
+        ended = await reads.ended_recently(self._pool, user_id)
+        if not ended:
+            return int(reads.DRAIN_WINDOW_S)
+        return max(1, min(int(reads.DRAIN_WINDOW_S), math.ceil(reads.DRAIN_WINDOW_S / ended)))
+
+    async def _store_files(self, files: tuple[SubmittedFile, ...]) -> None:
+        """Register the blobs of ``files`` (touched now, so that collection leaves them), then
+        put the bytes that came with the submission: before the statement that refers to
+        them. A duplicate submission stores the same bytes again, which changes nothing."""
+        if not files:
+            return
+        await uploads.register_blobs(self._pool, [(f.sha256, f.size) for f in files])
+        for f in files:
+            if f.data is not None:
+                if self._store is None:  # pragma: no cover - the app always has one
+                    raise RuntimeError("input files need a blob store")
+                await self._store.put(f.data)
+
     def _new_request(
         self,
         user: Principal,
@@ -202,6 +254,20 @@ class Submitter:
         webhook_url: str | None,
     ) -> repository.NewRequest:
         steps = order.deal_id is not None
+        files = tuple(
+            uploads.InputFile(
+                id=input_file_id(request_id, f.name),
+                name=f.name,
+                sha256=f.sha256,
+                media_type=f.media_type,
+                bytes=f.size,
+                width=f.width,
+                height=f.height,
+                filename=f.filename,
+            )
+            for f in order.files
+        )
+        refs = {f.name: f.ref() for f in files} or None
         payloads: list[str] = []
         for idx, job in enumerate(order.jobs):
             if job.prompt is None:
@@ -220,6 +286,7 @@ class Submitter:
                 job.offer.create_qty,
                 messages=job.messages,
                 options=job.options,
+                files=refs,
             )
             payloads.append(
                 outbox.first_run(
@@ -235,7 +302,7 @@ class Submitter:
             user_id=user.id,
             offer_id=order.offer_id,
             deal_id=order.deal_id,
-            inputs=order.inputs,
+            inputs={**order.inputs, **{f.name: f.id for f in files}},
             prompt="" if steps else (order.jobs[0].prompt or ""),
             price=order.price,
             traceparent=trace,
@@ -251,6 +318,7 @@ class Submitter:
             options=None if steps else order.jobs[0].options,
             pricing=order.pricing,
             webhook_url=webhook_url,
+            files=files,
         )
 
 

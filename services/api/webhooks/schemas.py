@@ -16,7 +16,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
-from libs.catalog.spec import JsonInt
+from libs.catalog.numbers import JsonInt
 from libs.contracts.webhooks import REQUEST_EVENTS, WEBHOOK_EVENTS
 from services.api.text import StorableText, text_problem
 from services.api.webhooks.urls import URL_MAX, URL_PATTERN

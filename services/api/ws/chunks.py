@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from libs.contracts import ChunkMessage, chunks_stream
 from libs.logs import get_logger
+from libs.loops import cancel_and_wait
 from libs.streams import decode, entries_of
 
 log = get_logger(__name__)
@@ -112,7 +113,7 @@ class ChunkFeed:
         async with self.lock:
             self._stopping = True
             task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait([task])
 
     async def finish(self) -> None:
         """Stop following and send the rest: called before the final state goes out."""

@@ -22,27 +22,28 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
-from libs.contracts import FINAL_STATUSES, RequestEvent, RequestStatus, status_rank
+from libs.contracts import FINAL_STATUSES, RequestStatus, status_rank
 from libs.db import PgPool
 from libs.logs import get_logger
+from libs.loops import cancel_and_wait
+from libs.telemetry import since_epoch
 from services.api.auth.dependencies import CurrentUser, bearer_token
 from services.api.auth.service import Authenticator, Principal
 from services.api.auth.throttle import Client
 from services.api.deps import AuthDep, HubDep, PoolDep, RedisDep, SettingsDep
 from services.api.errors import RelaiError, TooManyRequests, Unauthorized
-from services.api.metrics import CONNECTIONS_REFUSED
+from services.api.metrics import CONNECTIONS_REFUSED, HOP_PUSH
 from services.api.state import app_state
 from services.api.submission import reads as repository
 from services.api.ws import tickets
 from services.api.ws.chunks import EVENT_ID, ChunkFeed
 from services.api.ws.hub import Hub, Subscription
+from services.api.ws.states import event_state, row_state, send_place
 
 log = get_logger(__name__)
 
@@ -149,33 +150,6 @@ async def _accept(ws: WebSocket, auth: Authenticator) -> _Caller | None:
     return _Caller(user, auth)
 
 
-def _state(
-    request_id: uuid.UUID, status: str, results: Any, error: Any, updated_at: Any, usage: Any
-) -> str:
-    state = {
-        "id": str(request_id),
-        "status": status,
-        "results": results,
-        "error": error,
-        "updated_at": updated_at,
-    }
-    if usage is not None:
-        state["usage"] = usage
-    return orjson.dumps(state, option=orjson.OPT_UTC_Z).decode()
-
-
-def _row_state(row: Any) -> str:
-    return _state(
-        row["id"], row["status"], row["results"], row["error"], row["updated_at"], row["usage"]
-    )
-
-
-def _event_state(event: RequestEvent) -> str:
-    return _state(
-        event.request_id, event.status, event.results, event.error, event.updated_at, event.usage
-    )
-
-
 async def _close_when_client_leaves(ws: WebSocket, sub: Subscription) -> None:
     try:
         while (await ws.receive())["type"] != "websocket.disconnect":
@@ -225,7 +199,8 @@ async def _stream(
                     continue
                 if before_final is not None and event.status in FINAL_STATUSES:
                     await before_final()
-                await send(_event_state(event))
+                await send(event_state(event))
+                HOP_PUSH.observe(since_epoch(event.updated_at.timestamp()))
                 if event.status not in FINAL_STATUSES:
                     ranks[event.request_id] = rank
                     continue
@@ -289,22 +264,28 @@ async def _watch_request(
         feed = ChunkFeed(redis, parsed, after=last_event_id or "0-0", send=ws.send_text, wake=wake)
         if RequestStatus(row["status"]) in FINAL_STATUSES:
             await feed.drain()
-            await ws.send_text(_row_state(row))
+            await ws.send_text(row_state(row))
             await ws.close()
             return
-        await ws.send_text(_row_state(row))
+        first = None
+        if row["status"] == RequestStatus.PENDING:
+            first = repository.place_of(*await repository.queue_place(pool, parsed))
+        await ws.send_text(row_state(row, first))
 
         async def send(text: str) -> None:
             async with feed.lock:
                 await ws.send_text(text)
 
         ranks = {parsed: status_rank(RequestStatus(row["status"]))}
+        every_s = app_state(ws).settings.ws_place_every_s
+        place = asyncio.create_task(send_place(ws, pool, parsed, ranks, feed.lock, every_s, first))
         feed.start()
         try:
             await _stream(
                 ws, sub, caller, ranks, until_final=True, send=send, before_final=feed.finish
             )
         finally:
+            await cancel_and_wait([place])
             await feed.stop()
 
 
@@ -338,5 +319,5 @@ async def _watch_all(
             status = RequestStatus(row["status"])
             if status not in FINAL_STATUSES:
                 ranks[row["id"]] = status_rank(status)
-            await ws.send_text(_row_state(row))
+            await ws.send_text(row_state(row))
         await _stream(ws, sub, caller, ranks, until_final=False)

@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
+from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from libs.contracts.webhooks import WEBHOOKS_CHANNEL, webhook_id
 from libs.db import DATABASE_ERRORS, PgConnection, PgPool, listen_forever
 from libs.logs import bind_request, get_logger
+from libs.loops import cancel_and_wait
 from libs.webhooks import RetryPolicy
 from services.dispatcher import metrics
 from services.dispatcher.delivery import repository
@@ -50,6 +53,14 @@ class DispatchReport:
     last_error: str | None = None
 
 
+@dataclass(slots=True)
+class _Turn:
+    """The deliveries of one endpoint waiting to record their attempt in this process."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    waiting: int = 0
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -73,6 +84,7 @@ class Dispatcher:
         self._disable_after_s = disable_after_s
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._turns: dict[uuid.UUID, _Turn] = {}
         self.report = DispatchReport()
 
     async def run(self) -> None:
@@ -94,9 +106,7 @@ class Dispatcher:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout=pause)
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            await cancel_and_wait([listener])
 
     async def turn(self) -> float:
         """Claim what is due, as far as free slots allow, and start sending it; returns how long
@@ -140,11 +150,7 @@ class Dispatcher:
         leases run out and another dispatcher, or this one restarted, sends them again)."""
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=timeout_s)
-        for task in list(self._in_flight):
-            task.cancel()
-        for task in list(self._in_flight):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(list(self._in_flight))
 
     async def _deliver(self, delivery: Claimed) -> None:
         with _bound(delivery):
@@ -169,7 +175,11 @@ class Dispatcher:
                 self.report.last_error = "unexpected error (see the log)"
 
     async def _record(self, delivery: Claimed, attempt: Attempt) -> Recorded:
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with (
+            self._endpoint_turn(delivery.endpoint_id),
+            self._pool.acquire() as conn,
+            conn.transaction(),
+        ):
             return await record(
                 conn,
                 delivery,
@@ -177,6 +187,28 @@ class Dispatcher:
                 policy=self._policy,
                 disable_after_s=self._disable_after_s,
             )
+
+    @contextlib.asynccontextmanager
+    async def _endpoint_turn(self, endpoint_id: uuid.UUID | None) -> AsyncIterator[None]:
+        """One recording at a time per endpoint in this process, before it takes a connection.
+        Recording locks the endpoint's row (``repository.lock``), so the deliveries of one
+        endpoint record one after another anyway: without this, each would hold a connection
+        while it waits for the row, up to the whole pool (and, through PgBouncer, that many of
+        its server connections, which every process shares) for one busy endpoint."""
+        if endpoint_id is None:
+            yield
+            return
+        turn = self._turns.get(endpoint_id)
+        if turn is None:
+            turn = self._turns[endpoint_id] = _Turn()
+        turn.waiting += 1
+        try:
+            async with turn.lock:
+                yield
+        finally:
+            turn.waiting -= 1
+            if not turn.waiting:
+                del self._turns[endpoint_id]
 
     def _count(self, delivery: Claimed, attempt: Attempt, recorded: Recorded) -> None:
         fields: dict[str, Any] = {

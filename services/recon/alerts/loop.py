@@ -1,5 +1,5 @@
 """The alert loop: on the leading replica, every few seconds, read the health report, decide
-what is wrong and tell the webhook."""
+what is wrong and tell the webhook and Alertmanager."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from libs.contracts import DEAD_LETTERS_STREAM
 from libs.db import PgPool
 from libs.logs import get_logger
 from libs.loops import every
+from services.recon.alerts.alertmanager import AlertmanagerNotifier
 from services.recon.alerts.leader import Leadership
 from services.recon.alerts.notifier import WebhookNotifier
 from services.recon.alerts.policy import AlertPolicy
@@ -37,12 +38,14 @@ class AlertLoop:
         policy: Callable[[], AlertPolicy],
         interval_s: float,
         health_timeout: float,
+        alertmanager: AlertmanagerNotifier | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._pool = pool
         self._redis = redis
         self._leadership = leadership
         self._notifier = notifier
+        self._alertmanager = alertmanager
         self._policy = policy
         self._interval_s = interval_s
         self._health_timeout = health_timeout
@@ -73,6 +76,8 @@ class AlertLoop:
         )
         alerts = evaluate(health, policy.thresholds, signals)
         await self._notifier.publish(alerts, url=policy.webhook_url, cooldown_s=policy.cooldown_s)
+        if self._alertmanager is not None:
+            await self._alertmanager.publish(alerts)
         return alerts
 
     def _dead_letters_new(self, health: Health) -> int:

@@ -9,6 +9,12 @@ Redis losing its data (a restart without persistence, a flush) is told by the ab
 ``EPOCH_KEY``, which recon sets after each full sweep. Then the loop does not wait for requests to
 look stuck: it recreates the streams' groups and sweeps every unfinished request last touched
 before it noticed, re-driving those absent from the streams at once.
+
+A failover (Sentinel promoting a replica) may lose less: the replica, replicated asynchronously,
+has the epoch but may miss the last writes before the primary died (an ``XADD`` whose outbox row
+is gone, a group created a moment before). The epoch records the primary's replication id
+(``master_replid``, which a promotion or a restart changes); a primary with another one gets the
+same sweep.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Literal
 
 import asyncpg
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from libs.contracts import (
     EPOCH_KEY,
@@ -109,11 +115,24 @@ class CompletionLoop:
 
     async def run_once(self) -> RunResult:
         try:
-            lost = not await self._redis.exists(EPOCH_KEY)
+            epoch = await self._redis.get(EPOCH_KEY)
+            replid = await self._replication_id()
         except (RedisError, OSError) as exc:
             return self._skip(exc)
-        if lost:
-            result = await self._recover()
+        marked = _epoch_replid(epoch)
+        if epoch is not None and replid is not None and marked is None:
+            # An epoch from before replication ids were recorded: adopt this primary's.
+            try:
+                await self._redis.set(EPOCH_KEY, _epoch_value(epoch.split()[0], replid))
+            except (RedisError, OSError) as exc:
+                return self._skip(exc)
+            marked = replid
+        if epoch is None:
+            log.warning("completion.redis_data_lost")
+            result = await self._recover(replid)
+        elif replid is not None and marked != replid:
+            log.warning("completion.redis_primary_changed", was=marked, now=replid)
+            result = await self._recover(replid)
         else:
             async with self._pool.acquire() as conn:
                 candidates = await repository.stuck_requests(
@@ -127,10 +146,18 @@ class CompletionLoop:
             self._last_run_at = datetime.now(UTC)
         return result
 
-    async def _recover(self) -> RunResult:
-        """Redis lost its data: recreate the groups, then re-drive every unfinished request that
-        the streams do not hold, however recent."""
-        log.warning("completion.redis_data_lost")
+    async def _replication_id(self) -> str | None:
+        """The primary's replication id, or None where ``INFO`` is not allowed."""
+        try:
+            info = await self._redis.info("replication")
+        except ResponseError:
+            return None
+        replid = info.get("master_replid")
+        return str(replid) if replid else None
+
+    async def _recover(self, replid: str | None) -> RunResult:
+        """Redis lost its data, or some of it: recreate the groups, then re-drive every
+        unfinished request that the streams do not hold, however recent."""
         try:
             await ensure_group(self._redis, TASKS_STREAM, TASKS_GROUP)
             await ensure_group(self._redis, RESULTS_STREAM, RESULTS_GROUP)
@@ -154,7 +181,7 @@ class CompletionLoop:
                 break
             after = batch[-1]
         try:
-            await self._redis.set(EPOCH_KEY, cutoff.isoformat())
+            await self._redis.set(EPOCH_KEY, _epoch_value(cutoff.isoformat(), replid))
         except (RedisError, OSError) as exc:
             return self._skip(exc)
         self._recoveries += 1
@@ -257,3 +284,16 @@ class CompletionLoop:
             )
         except (RedisError, OSError) as exc:
             log.warning("completion.announce_failed", error=repr(exc))
+
+
+def _epoch_value(mark: str | bytes, replid: str | None) -> str:
+    mark = mark.decode() if isinstance(mark, bytes) else mark
+    return mark if replid is None else f"{mark} {replid}"
+
+
+def _epoch_replid(epoch: bytes | str | None) -> str | None:
+    """The replication id an epoch value records (``<time> <replid>``), if any."""
+    if epoch is None:
+        return None
+    parts = (epoch.decode() if isinstance(epoch, bytes) else epoch).split()
+    return parts[1] if len(parts) == 2 else None

@@ -5,6 +5,7 @@ from services.recon.dependencies import (
     AlertPolicyDep,
     CompletionDep,
     ExpiryDep,
+    FilesDep,
     PoolDep,
     RedisDep,
     SettingsDep,
@@ -20,7 +21,7 @@ router = APIRouter(tags=["health"])
     responses={status.HTTP_503_SERVICE_UNAVAILABLE: {"model": Health}},
     summary=(
         "Postgres and Redis reachability, outbox backlog, stream lag, oldest open request,"
-        " completion loop, webhook deliveries waiting"
+        " completion loop, webhook deliveries waiting, files and their collection"
     ),
 )
 async def health(
@@ -29,6 +30,7 @@ async def health(
     settings: SettingsDep,
     completion: CompletionDep,
     expiry: ExpiryDep,
+    files: FilesDep,
     alert_policy: AlertPolicyDep,
     response: Response,
 ) -> Health:
@@ -44,6 +46,7 @@ async def health(
         for a in evaluate(report, alert_policy.current().thresholds)
     ]
     report.expiry = expiry.report()
+    report.files = files.report()
     if report.status != "ok":
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return report

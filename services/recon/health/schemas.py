@@ -4,6 +4,7 @@ from pydantic import BaseModel, Field
 
 from services.recon.completion.schemas import CompletionReport
 from services.recon.expiry.schemas import ExpiryReport
+from services.recon.files.schemas import FilesReport
 from services.recon.webhooks.schemas import WebhookFigures
 
 
@@ -70,4 +71,9 @@ class Health(BaseModel):
         default=None,
         description="Webhook deliveries waiting and endpoints disabled; null when they could not "
         "be read, which does not make the report unavailable.",
+    )
+    files: FilesReport | None = Field(
+        default=None,
+        description="Blobs and files as of the last collection, and what the collection removed "
+        "(figures kept by the collection, so that a health check reads no table).",
     )

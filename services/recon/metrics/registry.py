@@ -4,7 +4,8 @@ The figures that describe the whole pipeline (outbox backlog, stream length, lag
 group, unfinished requests, webhook deliveries waiting, top spenders) are sampled here, by one
 process, rather than by every API or worker process. Labels stay bounded: stream and group names
 are fixed, the spender label holds at most ``RELAI_RECON_TOP_USERS`` user names at a time, and
-the webhook figures have no label (never a user or a URL).
+the webhook figures have no label (never a user or a URL), the files' only their purpose (upload,
+input, result) and a collection's only its reason (unreferenced, orphan).
 """
 
 from prometheus_client import Counter, Gauge
@@ -99,3 +100,32 @@ CREDITS_REFUNDED = Counter(
     "relai_recon_credits_refunded_total",
     "Credits recon refunded by failing stuck requests (the API counts the rest).",
 )
+BLOBS = Gauge(
+    "relai_blobs", "Blobs Postgres knows to be stored (or about to be), as of the last collection."
+)
+BLOB_BYTES = Gauge(
+    "relai_blob_bytes", "Bytes of the blobs Postgres knows to be stored, as of the last collection."
+)
+FILES = Gauge(
+    "relai_files",
+    "Files (rows that refer to a blob) by purpose: upload, input, result; as of the last "
+    "collection.",
+    ["purpose"],
+)
+BLOBS_COLLECTED = Counter(
+    "relai_blobs_collected",
+    "Blobs recon deleted from the store, by reason: unreferenced (no file referred to it for "
+    "RELAI_BLOB_GRACE_S) or orphan (stored without a row for RELAI_BLOB_ORPHAN_AFTER_S).",
+    ["reason"],
+)
+BLOB_BYTES_FREED = Counter(
+    "relai_blob_freed_bytes", "Bytes recon freed in the store by collecting blobs.", ["reason"]
+)
+UPLOADS_EXPIRED = Counter(
+    "relai_uploads_expired", "Uploads recon deleted because their expires_at had passed."
+)
+
+COLLECTION_REASONS = ("unreferenced", "orphan")
+for _reason in COLLECTION_REASONS:  # at 0 from the start: a rate over them sees 0, not nothing
+    BLOBS_COLLECTED.labels(_reason)
+    BLOB_BYTES_FREED.labels(_reason)

@@ -120,12 +120,43 @@ async def post_json(
     secret: str | None = None,
 ) -> Any:
     """POST ``body`` as JSON and return the decoded JSON answer, or raise a ``ProviderError``."""
+    response = await send(
+        http, "POST", url, headers=headers, timeout=timeout, secret=secret, json=body
+    )
+    return json_of(response, secret)
+
+
+Upload = tuple[str, tuple[str, bytes, str]]
+"""A multipart file field: ``(field, (filename, bytes, media type))``."""
+
+
+async def send(
+    http: ProviderHttp,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str],
+    timeout: httpx.Timeout,
+    secret: str | None = None,
+    json: Any = None,
+    data: Mapping[str, str] | None = None,
+    files: list[Upload] | None = None,
+) -> httpx.Response:
+    """Send a request (a JSON body, or multipart ``data`` fields and ``files``) and return its
+    answer, read whole, when its status is a success; else raise a ``ProviderError``."""
     try:
-        response = await http.client().post(url, json=body, headers=headers, timeout=timeout)
+        response = await http.client().request(
+            method, url, json=json, data=data, files=files, headers=headers, timeout=timeout
+        )
         await response.aread()
     except httpx.HTTPError as exc:
         raise _transport_error(exc, secret) from exc
     _check_status(response, secret)
+    return response
+
+
+def json_of(response: httpx.Response, secret: str | None = None) -> Any:
+    """The answer's JSON, or a ``PermanentError`` quoting the start of what it was."""
     try:
         return orjson.loads(response.content)
     except orjson.JSONDecodeError as exc:
@@ -133,6 +164,11 @@ async def post_json(
             f"malformed JSON from the provider ({exc}): {_snippet(response.text, secret)}",
             secret=secret,
         ) from exc
+
+
+def media_type_of(response: httpx.Response) -> str:
+    """The answer's ``Content-Type`` without its parameters, lower-case ("" if none)."""
+    return str(response.headers.get("content-type", "")).split(";", 1)[0].strip().lower()
 
 
 @asynccontextmanager

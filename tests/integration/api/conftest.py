@@ -1,7 +1,6 @@
 """An API server (real uvicorn, in this test's event loop) on the test servers."""
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from bench.stack import free_port as free_port  # never the same port twice in a process
 from libs.accounts import NewUser
 from services.api.app import create_app
 from services.api.protocol import DeadlineProtocol
@@ -34,12 +34,6 @@ class Api:
         """The official ``openai`` SDK on this API's ``/v1``, retrying nothing (a test sees
         each answer)."""
         return openai.AsyncOpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @asynccontextmanager

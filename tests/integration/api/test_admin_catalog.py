@@ -191,3 +191,49 @@ async def test_aliases_round_trip_and_name_one_enabled_offer(
     await asyncio.sleep(0.3)  # the API reloads its catalog every 0.1 s here
     listed = (await client.get("/svc", headers=auth(alice))).json()
     assert [(o["action"], o["aliases"]) for o in listed] == [("whisper", ["quiet", "gpt-4o"])]
+
+
+async def test_file_inputs_round_trip_and_keep_out_of_deals(
+    admin_api: Api, root: NewUser, alice: NewUser, db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    client, headers = admin_api.client, auth(root)
+    await client.put("/admin/handlers", json={"id": "echo.text"}, headers=headers)
+    files = {"picture": {"types": ["image/png"], "max_bytes": 1000}, "mask": {"required": False}}
+    with_files = {**OFFER, "files": files}
+    r = await client.put("/admin/offers", json=with_files, headers=headers)
+    assert r.status_code == 201, r.text
+    (exported,) = (await client.get("/admin/catalog", headers=headers)).json()["offers"]
+    assert exported == {**with_files, "handler": "echo.text"}
+    await asyncio.sleep(0.2)
+    view = (await client.get("/svc/text/shout", headers=auth(alice))).json()
+    assert view["files"]["picture"] == {
+        "types": ["image/png"],
+        "max_bytes": 1000,
+        "max_pixels": 40_000_000,
+        "required": True,
+    }
+    assert view["inputs"]["required"] == ["words", "picture"]
+    assert view["inputs"]["properties"]["mask"]["pattern"] == "^file-[0-9a-f]{32}$"
+
+    for refused, says in (
+        ({**OFFER, "files": {"words": {}}}, "file inputs and template variables share names"),
+        ({**OFFER, "files": {"a-b": {}}}, "files.a-b"),
+        ({**OFFER, "files": {"x": {"types": ["image/svg+xml"]}}}, "files.x.types.0"),
+        ({**OFFER, "files": {"x": {"max_bytes": 60 * 2**20}}}, "files.x.max_bytes"),
+        ({**OFFER, "files": {"x": {"max_pixels": 10**9}}}, "files.x.max_pixels"),
+    ):
+        r = await client.put("/admin/offers", json=refused, headers=headers)
+        assert r.status_code == 422, r.text
+        assert says in r.text, r.text
+
+    deal = {"slug": "d", "offers": ["text/shout"]}
+    r = await client.put("/admin/deals", json=deal, headers=headers)
+    assert r.status_code == 422, r.text
+    assert "names offer 'text/shout', which takes file inputs" in r.json()["detail"]
+    assert await _counts(db_pool) == (1, 1, 0)
+    assert (await client.put("/admin/offers", json=OFFER, headers=headers)).status_code == 200
+    assert (await client.put("/admin/deals", json=deal, headers=headers)).status_code == 201
+    r = await client.put("/admin/offers", json=with_files, headers=headers)
+    assert r.status_code == 422, r.text
+    assert "deal 'd' names offer 'text/shout', which takes file inputs" in r.json()["detail"]
+    assert await db_pool.fetchval("SELECT files FROM offers") == {}

@@ -22,6 +22,7 @@ OFFER_KEYS = {
     "create_qty",
     "aliases",
     "inputs",
+    "files",
     "links",
 }
 
@@ -78,6 +79,7 @@ async def test_listing_shows_every_enabled_offer_and_no_operator_fields(
             "required": ["name", "age"],
             "additionalProperties": False,
         },
+        "files": {},
         "links": {"submit": "/svc/demo/greet"},
     }
     assert "delay_ms" not in r.text

@@ -13,15 +13,18 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
+import orjson
 import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
+from websockets.asyncio.client import connect
 
 from libs.accounts import NewUser
 from libs.telemetry import metrics_registry, serving_metrics
 from tests.integration.api.conftest import Api, auth, free_port
 from tests.integration.api.test_results import _consumer, _deliver, _result, _submit
+from tests.integration.api.test_websocket import _report
 from tests.support import create_user, load_demo_catalog
 
 SUBMIT_ROUTE = "/svc/{service_name}/{action}"
@@ -180,4 +183,37 @@ async def test_results_recorded_are_counted_by_status(
         "running": 2,
         "succeeded": 1,
         "failed": 1,
+    }
+
+
+async def test_a_requests_hops_in_the_api_are_timed(
+    api: Api, metrics: httpx.AsyncClient, db_pool: "asyncpg.Pool[Any]", redis_client: Redis
+) -> None:
+    """``commit`` for its submission, ``record`` for each result entry (Redis's time in its id),
+    ``push`` for each state change sent on its WebSocket."""
+    await load_demo_catalog(db_pool)
+    user = await create_user(db_pool, name="hops", credits=10)
+    before = await _scrape(metrics)
+
+    r = await api.client.post("/svc/demo/echo", json={"text": "hop"}, headers=auth(user))
+    assert r.status_code == 202, r.text
+    request_id = r.json()["id"]
+    async with connect(
+        f"{api.ws_url}/ws/requests/{request_id}", additional_headers=auth(user)
+    ) as ws:
+        assert orjson.loads(await asyncio.wait_for(ws.recv(), 5))["status"] == "pending"
+        await _report(redis_client, request_id, "started")
+        assert orjson.loads(await asyncio.wait_for(ws.recv(), 5))["status"] == "running"
+        await _report(redis_client, request_id, "succeeded", results=["hop"])
+        assert orjson.loads(await asyncio.wait_for(ws.recv(), 5))["status"] == "succeeded"
+    after = await _scrape(metrics)
+
+    def added(hop: str) -> float:
+        name = "relai_hop_seconds_count"
+        return _value(after, name, hop=hop) - _value(before, name, hop=hop)
+
+    assert {hop: added(hop) for hop in ("commit", "record", "push")} == {
+        "commit": 1,
+        "record": 2,
+        "push": 2,
     }

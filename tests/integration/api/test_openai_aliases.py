@@ -49,6 +49,11 @@ async def test_an_alias_is_a_model_listed_and_retrieved(
         assert "greeter" not in listed  # demo/greet is no chat model
         model = await sdk.models.retrieve("relai-echo")
         assert (model.id, model.object, model.owned_by) == ("relai-echo", "model", "demo")
+        written = await db_pool.fetchval(
+            "SELECT created_at FROM offers WHERE service = 'demo' AND action = 'ask'"
+        )
+        assert model.created == int(written.timestamp())  # when the offer was written
+        assert {m.created async for m in sdk.models.list() if m.id == "demo/ask"} == {model.created}
         assert (await sdk.models.retrieve("demo/ask")).id == "demo/ask"
         for name in ("greeter", "gpt-4o"):
             with pytest.raises(openai.NotFoundError):

@@ -92,6 +92,13 @@ async def test_duplicate_submission_returns_same_id_and_charges_nothing(
     )
     assert too_long.status_code == 400
     assert "Idempotency-Key" in too_long.json()["detail"]
+    empty = await api.client.post(
+        "/svc/demo/echo", json={"text": "same"}, headers={**auth(alice), "Idempotency-Key": ""}
+    )
+    assert empty.status_code == 400
+    assert empty.json()["detail"] == (
+        "Idempotency-Key is empty: send a key, or no Idempotency-Key header"
+    )
     assert await _balance(db_pool, alice) == (96, 4)
 
 

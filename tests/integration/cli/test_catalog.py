@@ -12,7 +12,7 @@ DEMO = ROOT / "catalog" / "demo.yaml"
 
 OFFERS = """SELECT o.id, o.service, o.action, o.price, o.prompt_template, o.handler_id,
                   o.params, o.create_qty, o.expiration, o.enabled, o.input_price,
-                  o.output_price, o.max_output_tokens, o.aliases
+                  o.output_price, o.max_output_tokens, o.aliases, o.files
            FROM offers o ORDER BY service, action"""
 DEALS = "SELECT * FROM deals ORDER BY slug"
 
@@ -27,7 +27,7 @@ async def test_demo_catalog_applies_idempotently(
 ) -> None:
     first = relai("catalog", "apply", str(DEMO))
     assert first.returncode == 0, first.stderr
-    assert "3 handlers, 6 offers, 2 deals" in first.stdout
+    assert "5 handlers, 8 offers, 2 deals" in first.stdout
     before = [dict(row) for row in await db_pool.fetch(OFFERS)]
     handlers_before = [dict(row) for row in await db_pool.fetch("SELECT * FROM handlers")]
     deals_before = [dict(row) for row in await db_pool.fetch(DEALS)]
@@ -57,10 +57,14 @@ async def test_demo_catalog_applies_idempotently(
         "demo/slow": (1, "{text}", "echo.delay"),
         "demo/stream": (1, "{text}", "echo.stream"),
         "demo/words": (1, "{text}", "echo.text"),
+        "image/draw": (2, "{text}", "image.draw"),
+        "image/grayscale": (3, "grayscale", "image.transform"),
     }
     assert {o["action"]: o["aliases"] for o in before if o["aliases"]} == {"ask": ["relai-echo"]}
     slow = next(o for o in before if o["action"] == "slow")
     assert slow["params"] == {"delay_ms": 1000}
+    grayscale = next(o for o in before if o["action"] == "grayscale")
+    assert grayscale["files"]["image"]["max_bytes"] == 10 * 1024 * 1024
     words = next(o for o in before if o["action"] == "words")
     assert (words["input_price"], words["output_price"], words["max_output_tokens"]) == (
         100,
@@ -143,12 +147,16 @@ async def test_apply_disables_what_the_file_no_longer_names(
         "echo.text": True,
         "echo.delay": False,
         "echo.stream": False,
+        "image.draw": False,
+        "image.transform": False,
         "demo/echo": True,
         "demo/ask": False,
         "demo/greet": False,
         "demo/slow": False,
         "demo/stream": False,
         "demo/words": False,
+        "image/draw": False,
+        "image/grayscale": False,
         "solo": True,
         "greet-and-echo": False,
         "echo-twice": False,

@@ -176,6 +176,8 @@ def test_banner_has_ready_to_paste_commands() -> None:
     )
 
     assert "export KEY=rk_abc" in text
+    assert "  http://127.0.0.1:8000/console\n" in text
+    assert "http://127.0.0.1:8000/admin/ui" in text
     assert (
         """curl -H "Authorization: Bearer $KEY" -H 'content-type: application/json' """
         """-d '{"text":"hello"}' http://127.0.0.1:8000/svc/demo/echo"""

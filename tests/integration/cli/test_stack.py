@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from bench.stack import free_port
 from libs.db.pool import asyncpg_dsn
 from libs.security import hash_api_key
 from services.cli.local_stack import NO_DATABASE
@@ -27,13 +28,6 @@ from tests.support import ServerUrls
 
 ROOT = Path(__file__).resolve().parents[3]
 READY = "Press Ctrl-C to stop."
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 @dataclass
@@ -138,7 +132,7 @@ async def test_run_prepares_the_database_and_stops_on_sigterm(
     )
     assert owner is not None
     assert dict(owner) == {"name": "demo", "balance": 1_000_000}
-    assert await db_pool.fetchval("SELECT count(*) FROM offers") == 6
+    assert await db_pool.fetchval("SELECT count(*) FROM offers") == 8
 
     assert first.stop() == 0
     assert "stopped" in first.text()

@@ -5,6 +5,7 @@ import socket
 from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -25,6 +26,16 @@ from services.recon.settings import ReconSettings
 from tests.support import ServerUrls
 
 Scope = MutableMapping[str, Any]
+
+
+@pytest.fixture(autouse=True)
+def blob_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Recon's blob store for this test (``RELAI_BLOB_URL``, read by every recon it starts, in
+    this process or another): a directory of its own, never the default under the working
+    directory."""
+    path = tmp_path / "recon-blobs"
+    monkeypatch.setenv("RELAI_BLOB_URL", str(path))
+    return path
 
 
 @pytest.fixture(autouse=True)

@@ -23,7 +23,7 @@ from libs.contracts import (
     TASKS_GROUP,
     TASKS_STREAM,
 )
-from libs.contracts.limits import conf_key, held_key, leases_key, spent_key
+from libs.contracts.limits import conf_key, held_key, leases_key, running_key, spent_key
 from libs.streams import ensure_group
 from services.recon.health.budgets import read_budgets
 from tests.integration.recon.conftest import closed_port, recon, settings_for
@@ -111,6 +111,7 @@ async def test_recon_reads_the_budget_a_worker_spends_under_the_keys_the_contrac
     spent = {spent_key("metered", t // window_ms) for t in (before_ms, after_ms)}
     written = {_text(k) async for k in redis_client.scan_iter(match=f"{LIMITS_PREFIX}*")}
     per_integration = {leases_key("metered"), held_key("metered"), conf_key("metered")}
+    per_integration.add(running_key("metered", "-"))  # the running lease of its (anonymous) user
     shared = {LIMITS_ACTIVE_KEY, LIMITS_KNOWN_KEY, LIMITS_LIVE_KEY}
     assert written - spent == per_integration | shared  # the waiting lists emptied and went
     assert len(written & spent) == 1

@@ -22,12 +22,14 @@ from typing import Any, Literal
 import asyncpg
 import pytest
 
+from libs.catalog import apply_catalog
+from tests.files_support import FILES_CATALOG
 from tests.integration.api.conftest import serving, settings_for
 from tests.support import ServerUrls, create_user, load_demo_catalog
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 CONFIG = Path(__file__).with_name("schemathesis.toml")
-EXAMPLES = int(os.environ.get("RELAI_FUZZ_EXAMPLES", "50"))
+EXAMPLES = int(os.environ.get("RELAI_FUZZ_EXAMPLES", "25"))
 SEED = int(os.environ.get("RELAI_FUZZ_SEED", "1"))
 TIME_S = int(os.environ.get("RELAI_FUZZ_TIME_S", "0"))
 """Fuzz on until this is spent (0: stop after ``EXAMPLES`` per operation)."""
@@ -41,10 +43,17 @@ async def test_the_api_keeps_to_its_document(
     servers: ServerUrls, db_pool: asyncpg.Pool[Any], tmp_path: Path, role: Literal["user", "admin"]
 ) -> None:
     await load_demo_catalog(db_pool)
+    async with db_pool.acquire() as conn:  # offers with file inputs too (multipart bodies)
+        await apply_catalog(conn, FILES_CATALOG, prune=False)
     caller = await create_user(db_pool, name=role, credits=10**9, role=role)
     # The fuzzer sends wrong credentials on purpose (ignored_auth), far more often than the
     # failed-authentication throttle lets an address: off here, it has its own test.
-    settings = settings_for(servers, log_level="WARNING", auth_failures_per_min=0)
+    settings = settings_for(
+        servers,
+        log_level="WARNING",
+        auth_failures_per_min=0,
+        blob_url=str(tmp_path / "blobs"),
+    )
     async with serving(settings) as api:
         process = await asyncio.create_subprocess_exec(
             str(SCHEMATHESIS),

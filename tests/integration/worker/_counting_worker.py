@@ -19,6 +19,13 @@ READY = "test:count:ready"
 """A set of the names of the workers reading."""
 NOW = "test:count:now"
 PEAK = "test:count:peak"
+
+
+def peak_key(counter: str) -> str:
+    """The peak of the calls whose params name ``counter`` (besides the global one)."""
+    return f"{PEAK}:{counter}"
+
+
 _ENTER = """
 local n = redis.call('INCR', KEYS[1])
 if n > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], n) end
@@ -32,11 +39,17 @@ class CountHold:
         self._enter = redis.register_script(_ENTER)
 
     async def execute(self, job: Job, ctx: JobContext) -> list[Any]:
-        await self._enter(keys=[NOW, PEAK])
+        counter = job.params.get("counter")
+        counted = [(NOW, PEAK)]
+        if counter:
+            counted.append((f"{NOW}:{counter}", peak_key(counter)))
+        for now, peak in counted:
+            await self._enter(keys=[now, peak])
         try:
             await asyncio.sleep(float(job.params.get("delay_ms", 100)) / 1000)
         finally:
-            await self._redis.decr(NOW)
+            for now, _ in counted:
+                await self._redis.decr(now)
         return [job.prompt]
 
 

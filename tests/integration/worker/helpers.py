@@ -1,14 +1,17 @@
 """Building blocks for the worker's integration tests: tasks in, results out, a runner around."""
 
 import asyncio
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
 
+from libs.blobs import BlobStore
 from libs.contracts import (
     DEAD_LETTERS_STREAM,
     RESULTS_STREAM,
@@ -31,8 +34,10 @@ FAST = WorkerSettings(
     worker_visibility_timeout_s=1.0,
     worker_reclaim_interval_s=0.1,
     worker_drain_timeout_s=5.0,
+    blob_url=str(Path(tempfile.gettempdir()) / "relai-test-worker-blobs"),
 )
-"""Settings that keep the suite quick: short blocks, timeouts and reclaim passes."""
+"""Settings that keep the suite quick: short blocks, timeouts and reclaim passes (and blobs in
+the machine's temporary directory, not the working one)."""
 
 
 def task(
@@ -133,6 +138,7 @@ async def running(
     consumer: str = "w1",
     registry: HandlerRegistry | None = None,
     handler_params: HandlerParams | None = None,
+    blobs: BlobStore | None = None,
 ) -> AsyncIterator[Runner]:
     """A runner running in this event loop; stopped (and drained) on exit."""
     runner = Runner(
@@ -141,6 +147,7 @@ async def running(
         settings,
         consumer=consumer,
         handler_params=handler_params,
+        blobs=blobs,
     )
     run = asyncio.create_task(runner.run())
     try:

@@ -3,13 +3,8 @@ window that defers jobs (never fails them), other integrations that keep flowing
 between users, and leases of dead workers that expire."""
 
 import asyncio
-import os
-import signal
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -30,52 +25,12 @@ from tests.integration.worker.helpers import (
     task,
     wait_finals,
 )
+from tests.integration.worker.processes import consumers_reading, worker_process
 from tests.support import ServerUrls
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 
 
 def _for(user: uuid.UUID, message: TaskMessage) -> TaskMessage:
     return message.model_copy(update={"user_id": user})
-
-
-@asynccontextmanager
-async def _worker_process(servers: ServerUrls, name: str) -> AsyncIterator[None]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": servers.database_url,
-        "REDIS_URL": servers.redis_url,
-        "RELAI_WORKER_NAME": name,
-        "RELAI_WORKER_METRICS_PORT": "0",
-        "RELAI_WORKER_BLOCK_MS": "200",
-        "RELAI_WORKER_VISIBILITY_TIMEOUT_S": "5",
-        # Two slots each: a peak of three calls at once needs both processes.
-        "RELAI_WORKER_CONCURRENCY": "2",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", _counting_worker.__name__, env=env, cwd=ROOT
-    )
-    try:
-        yield
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), 15)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-async def _consumers_reading(redis: Redis, names: set[str], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not names <= {_text(m) for m in await redis.smembers(_counting_worker.READY)}:
-        assert time.monotonic() < deadline, f"workers {names} never started reading"
-        await asyncio.sleep(0.1)
 
 
 async def test_the_concurrency_cap_holds_across_two_worker_processes(
@@ -88,8 +43,13 @@ async def test_the_concurrency_cap_holds_across_two_worker_processes(
         )
         for i in range(15)
     ]
-    async with _worker_process(servers, "p1"), _worker_process(servers, "p2"):
-        await _consumers_reading(redis_client, {"p1", "p2"})
+    # Two slots each: a peak of three calls at once needs both processes.
+    two_slots = {"RELAI_WORKER_CONCURRENCY": "2"}
+    async with (
+        worker_process(servers, "p1", **two_slots),
+        worker_process(servers, "p2", **two_slots),
+    ):
+        await consumers_reading(redis_client, {"p1", "p2"})
         await add_tasks(redis_client, tasks)
         results = await wait_finals(redis_client, len(tasks), timeout=60)
     ended = finals(results)

@@ -6,6 +6,7 @@ import pytest
 from fastapi import FastAPI
 
 from libs.catalog import PromptTemplate
+from libs.catalog.file_inputs import FileInputSpec
 from services.api.api import router
 from services.api.catalog.openapi import GENERIC_SUBMIT, install_openapi, with_offers
 from services.api.catalog.service import Offer
@@ -13,7 +14,12 @@ from services.api.text import STORABLE_PATTERN
 from tests.openapi_check import assert_openapi_3
 
 
-def _offer(service: str, action: str, template: str = "{text}") -> Offer:
+def _offer(
+    service: str,
+    action: str,
+    template: str = "{text}",
+    files: dict[str, FileInputSpec] | None = None,
+) -> Offer:
     return Offer(
         id=uuid.uuid4(),
         service=service,
@@ -23,6 +29,7 @@ def _offer(service: str, action: str, template: str = "{text}") -> Offer:
         handler="echo.text",
         create_qty=2,
         params={"secret": "operator-only"},
+        files=files or {},
     )
 
 
@@ -94,3 +101,50 @@ def test_the_generic_document_is_valid(generic: dict[str, Any]) -> None:
 def test_install_refuses_an_app_that_serves_its_own_document() -> None:
     with pytest.raises(ValueError, match="openapi_url=None"):
         install_openapi(FastAPI())
+
+
+def test_an_offer_with_file_inputs_takes_multipart_or_file_ids(generic: dict[str, Any]) -> None:
+    files = {
+        "image": FileInputSpec(types=["image/png", "image/webp"]),
+        "mask": FileInputSpec(required=False),
+    }
+    document = with_offers(generic, [_offer("img", "edit", "{prompt}", files)])
+    content = document["paths"]["/svc/img/edit"]["post"]["requestBody"]["content"]
+    file_id = {"type": "string", "pattern": "^file-[0-9a-f]{32}$"}
+    assert content["application/json"]["schema"]["properties"] == {
+        "prompt": {"type": "string", "pattern": STORABLE_PATTERN},
+        "image": file_id,
+        "mask": file_id,
+    }
+    assert content["application/json"]["schema"]["required"] == ["prompt", "image"]
+    multipart = content["multipart/form-data"]
+    assert multipart["schema"]["properties"]["image"] == {"type": "string", "format": "binary"}
+    assert multipart["schema"]["required"] == ["prompt", "image"]
+    assert multipart["schema"]["additionalProperties"] is False
+    assert multipart["encoding"]["image"] == {"contentType": "image/png, image/webp"}
+    assert (
+        "multipart/form-data"
+        not in (
+            with_offers(generic, [_offer("demo", "echo")])["paths"]["/svc/demo/echo"]["post"][
+                "requestBody"
+            ]["content"]
+        )
+    )
+    assert_openapi_3(document)
+
+
+def test_the_files_routes_are_documented(generic: dict[str, Any]) -> None:
+    paths = generic["paths"]
+    upload = paths["/files"]["post"]
+    assert set(upload["requestBody"]["content"]) == {"multipart/form-data"}
+    assert {"201", "400", "413", "422"} <= set(upload["responses"])
+    assert {"get"} <= set(paths["/files"])
+    assert {"get", "delete"} <= set(paths["/files/{file_id}"])
+    assert "409" in paths["/files/{file_id}"]["delete"]["responses"]
+    content = paths["/files/{file_id}/content"]["get"]
+    assert {"200", "304", "403", "404"} <= set(content["responses"])
+    assert "image/png" in content["responses"]["200"]["content"]
+    assert "ETag" in content["responses"]["200"]["headers"]
+    assert content["security"] == [{"bearer": []}, {}]
+    assert {p["name"] for p in content["parameters"]} == {"file_id", "expires", "signature"}
+    assert "404" in paths["/files/{file_id}/url"]["post"]["responses"]

@@ -27,8 +27,14 @@ SETTINGS: dict[str, type[CommonSettings]] = {
     "relai-dispatcher": DispatcherSettings,
     "relai-migrate": CommonSettings,
 }
-SERVERS = {"DATABASE_URL", "REDIS_URL"}
-STANDARD = {"OTEL_EXPORTER_OTLP_ENDPOINT"}
+SERVERS = {"DATABASE_URL", "DATABASE_DIRECT_URL", "REDIS_URL"}
+S3 = {"AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+"""What an S3 blob store reads from the environment (``libs.blobs``), besides RELAI_BLOB_URL."""
+STANDARD = {"OTEL_EXPORTER_OTLP_ENDPOINT", *S3, "AWS_ALLOW_HTTP"}
+FILE_PROCESSES = ("relai-api", "relai-worker", "relai-recon")
+"""The processes that read or write files' bytes."""
+FILE_URL_KEY = "RELAI_FILE_URL_KEY"
+"""The API's signed-URL key (its setting ``file_url_key``)."""
 BOOTSTRAP_VARS = {
     match
     for path in (ROOT / "config").glob("*.bootstrap.yaml")
@@ -53,7 +59,20 @@ def _named(kind: str) -> dict[str, dict[str, Any]]:
 
 
 def _workloads() -> dict[str, dict[str, Any]]:
-    return {**_named("Deployment"), **_named("Job")}
+    """Relai's own processes (the image ``relai``)."""
+    return {
+        name: workload
+        for name, workload in {**_named("Deployment"), **_named("Job")}.items()
+        if workload["spec"]["template"]["spec"]["containers"][0]["image"] == "relai"
+        and name != "pgbouncer"
+    }
+
+
+INFRASTRUCTURE = {
+    "otel-collector": ROOT / "deploy" / "otel",
+    "alertmanager": ROOT / "deploy" / "alertmanager",
+}
+"""What runs beside Relai's processes, by name, with the folder of the files its ConfigMap holds."""
 
 
 def _env_names(container: dict[str, Any]) -> set[str]:
@@ -87,7 +106,12 @@ def test_every_manifest_in_the_folder_is_listed_and_parses() -> None:
     assert set(kustomization["resources"]) == on_disk
     for document in DOCUMENTS:
         assert {"apiVersion", "kind", "metadata"} <= document.keys(), document
-    assert (ROOT / ".gitignore").read_text().count("deploy/k8s/secrets.env") == 1
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    kustomization_secrets = kustomization["secretGenerator"]
+    for generator in kustomization_secrets:
+        for env_file in [*generator.get("envs", []), *generator.get("files", [])]:
+            assert ignored.count(f"deploy/k8s/{env_file}") == 1, env_file
+            assert (K8S / f"{env_file}.example").is_file(), env_file
 
 
 @pytest.mark.parametrize(
@@ -105,6 +129,7 @@ def test_every_process_runs_a_console_script_of_this_project() -> None:
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     workloads = _workloads()
     assert set(workloads) == set(SETTINGS)
+    assert set(_named("Deployment")) - set(workloads) == {*INFRASTRUCTURE, "pgbouncer"}
     for name, workload in workloads.items():
         (container,) = workload["spec"]["template"]["spec"]["containers"]
         assert container["image"] == "relai", name
@@ -228,3 +253,139 @@ def test_metrics_are_scraped_on_operator_ports_that_no_service_exposes() -> None
         exposed = {p.get("targetPort") for p in service["spec"]["ports"]}
         assert "metrics" not in exposed, name
         assert not {p["port"] for p in service["spec"]["ports"]} & set(metrics_ports.values())
+
+
+def _env_sources(container: dict[str, Any]) -> dict[str, str]:
+    """Where each variable comes from: ``value:<v>``, ``configmap:<name>:<value>`` or
+    ``secret:<name>:<key>``."""
+    sources: dict[str, str] = {}
+    config = _named("ConfigMap")
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            name = source["configMapRef"]["name"]
+            sources |= {k: f"configmap:{name}:{v}" for k, v in config[name]["data"].items()}
+        if "secretRef" in source:
+            name = source["secretRef"]["name"]
+            sources |= {k: f"secret:{name}:{k}" for k in _secret_keys(name)}
+    for entry in container.get("env", []):
+        if "value" in entry:
+            sources[entry["name"]] = f"value:{entry['value']}"
+        elif "secretKeyRef" in entry.get("valueFrom", {}):
+            ref = entry["valueFrom"]["secretKeyRef"]
+            assert ref["key"] in _secret_keys(ref["name"]), entry
+            sources[entry["name"]] = f"secret:{ref['name']}:{ref['key']}"
+    return sources
+
+
+def test_every_process_that_handles_files_shares_one_s3_store() -> None:
+    workloads = _workloads()
+    found = {}
+    for name in FILE_PROCESSES:
+        (container,) = workloads[name]["spec"]["template"]["spec"]["containers"]
+        sources = _env_sources(container)
+        found[name] = {k: sources.get(k) for k in {"RELAI_BLOB_URL", *S3}}
+    first = found[FILE_PROCESSES[0]]
+    assert all(store == first for store in found.values()), found
+    assert None not in first.values(), first
+    assert first["RELAI_BLOB_URL"] == "configmap:relai-files:s3://relai-files"
+    assert first["AWS_ACCESS_KEY_ID"] == "secret:relai-files:AWS_ACCESS_KEY_ID"
+    assert first["AWS_SECRET_ACCESS_KEY"] == "secret:relai-files:AWS_SECRET_ACCESS_KEY"
+    for name in set(SETTINGS) - set(FILE_PROCESSES):  # no keys they have no use for
+        (container,) = workloads[name]["spec"]["template"]["spec"]["containers"]
+        assert not (S3 | {"RELAI_BLOB_URL"}) & set(_env_sources(container)), name
+    assert (ROOT / ".gitignore").read_text().count("deploy/k8s/files.env") == 1
+
+
+def test_the_api_replicas_share_one_file_url_key_from_a_secret() -> None:
+    workloads = _workloads()
+    for name in SETTINGS:
+        (container,) = workloads[name]["spec"]["template"]["spec"]["containers"]
+        source = _env_sources(container).get(FILE_URL_KEY)
+        if name == "relai-api":
+            assert source == f"secret:relai-files:{FILE_URL_KEY}"
+        else:
+            assert source is None, name
+    assert _named("Deployment")["relai-api"]["spec"]["replicas"] >= 2
+
+
+def test_the_collector_and_alertmanager_run_the_files_compose_runs() -> None:
+    """Their ConfigMaps hold deploy/otel's and deploy/alertmanager's files as they are, mounted
+    where each program reads them."""
+    configs = _named("ConfigMap")
+    collector = configs["otel-collector"]["data"]
+    assert collector == {"config.yaml": (ROOT / "deploy" / "otel" / "collector.yaml").read_text()}
+    alertmanager = configs["alertmanager"]["data"]
+    assert alertmanager == {
+        name: (INFRASTRUCTURE["alertmanager"] / name).read_text()
+        for name in ("alertmanager.yml", "start.sh")
+    }
+    deployments = _named("Deployment")
+    for name in INFRASTRUCTURE:
+        spec = deployments[name]["spec"]["template"]["spec"]
+        (volume,) = [v for v in spec["volumes"] if "configMap" in v]
+        assert volume["configMap"]["name"] == name
+        (container,) = spec["containers"]
+        (mount,) = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
+        argv = [*container.get("command", []), *container.get("args", [])]
+        assert any(mount["mountPath"] in arg for arg in argv), (name, argv)
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    for name in INFRASTRUCTURE:
+        (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        assert container["image"] == compose[name]["image"], name
+
+
+def test_traces_go_to_the_collector_service_and_alerts_to_alertmanager() -> None:
+    services = _named("Service")
+    config = _named("ConfigMap")["relai-env"]["data"]
+    endpoint = config["OTEL_EXPORTER_OTLP_ENDPOINT"].removeprefix("http://")
+    host, port = endpoint.split(":")
+    assert {p["name"]: p["port"] for p in services[host]["spec"]["ports"]}["otlp-http"] == int(port)
+    (recon,) = _named("Deployment")["relai-recon"]["spec"]["template"]["spec"]["containers"]
+    url = {e["name"]: e.get("value") for e in recon["env"]}["RELAI_RECON_ALERTMANAGER_URL"]
+    host, port = url.removeprefix("http://").split(":")
+    assert [p["port"] for p in services[host]["spec"]["ports"]] == [int(port)]
+    (alertmanager,) = _named("Deployment")["alertmanager"]["spec"]["template"]["spec"]["containers"]
+    (webhook,) = alertmanager["env"]
+    ref = webhook["valueFrom"]["secretKeyRef"]
+    assert webhook["name"] == ref["key"] == "RELAI_ALERT_WEBHOOK_URL"
+    assert ref["key"] in _secret_keys(ref["name"])
+
+
+def test_pgbouncer_pools_transactions_in_front_of_postgres_from_relais_image() -> None:
+    """The ConfigMap holds deploy/pgbouncer/pgbouncer.ini as it is (compose's), mounted with the
+    users' Secret where the command reads it; the pools go through its Service, sessions not."""
+    import configparser
+
+    ini_text = _named("ConfigMap")["pgbouncer"]["data"]["pgbouncer.ini"]
+    assert ini_text == (ROOT / "deploy" / "pgbouncer" / "pgbouncer.ini").read_text()
+    ini = configparser.ConfigParser()
+    ini.read_string(ini_text)
+    assert ini["pgbouncer"]["pool_mode"] == "transaction"
+    port = int(ini["pgbouncer"]["listen_port"])
+    deployment = _named("Deployment")["pgbouncer"]["spec"]["template"]["spec"]
+    (container,) = deployment["containers"]
+    assert container["image"] == "relai"
+    assert container["command"][0] == "pgbouncer"
+    (mount,) = container["volumeMounts"]
+    assert container["command"][1] == f"{mount['mountPath']}/pgbouncer.ini"
+    assert ini["pgbouncer"]["auth_file"] == f"{mount['mountPath']}/userlist.txt"
+    assert container["readinessProbe"]["tcpSocket"]["port"] == port
+    (volume,) = deployment["volumes"]
+    sources = volume["projected"]["sources"]
+    assert sources[0]["configMap"]["name"] == "pgbouncer"
+    assert sources[1]["secret"]["items"] == [
+        {"key": "pgbouncer-userlist.txt", "path": "userlist.txt"}
+    ]
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    (users,) = [g for g in kustomization["secretGenerator"] if g["name"] == "relai-pgbouncer"]
+    assert users["files"] == ["pgbouncer-userlist.txt"]
+    assert (K8S / "pgbouncer-userlist.txt.example").is_file()
+    service = _named("Service")["pgbouncer"]["spec"]
+    assert service["ports"][0]["port"] == port
+    example = dict(
+        line.split("=", 1)
+        for line in (K8S / "secrets.env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert f"@pgbouncer:{port}/" in example["DATABASE_URL"]
+    assert "@postgres:5432/" in example["DATABASE_DIRECT_URL"]

@@ -4,12 +4,10 @@ that load them, checked against the metrics the code really exports."""
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from prometheus_client import REGISTRY
 
@@ -21,12 +19,22 @@ from services.api.settings import ApiSettings
 from services.dispatcher.settings import DispatcherSettings
 from services.recon.settings import ReconSettings
 from services.worker.settings import WorkerSettings
+from tests.dashboards import metric_names, panel_queries
+from tests.monitoring import (
+    ALERTMANAGER_YML,
+    ALERTS_TEST_YML,
+    DISCORD_URL_PLACEHOLDER,
+    load_yaml,
+    run_tool,
+    tool,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
 DASHBOARDS = sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 PROMETHEUS = DEPLOY / "prometheus" / "prometheus.yml"
+DATASOURCES = DEPLOY / "grafana" / "provisioning" / "datasources" / "datasources.yml"
 
 METRIC_MODULES = (
     services.api.metrics,
@@ -36,13 +44,14 @@ METRIC_MODULES = (
 )
 BUILT_IN = {"up"}
 """Series Prometheus makes itself for every target."""
-PROMQL_WORDS = {
-    # aggregations, functions and keywords that may appear in our queries
-    *"sum min max avg count topk bottomk sort sort_desc by without on ignoring group_left".split(),
-    *"group_right rate irate increase delta histogram_quantile absent abs clamp_min and or".split(),
-    *"unless offset bool humanize humanizeDuration humanizePercentage".split(),
-}
 _SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum")}
+DATA_SOURCES = {
+    # type: the field of a panel's target that holds its query
+    "prometheus": "expr",
+    "grafana-postgresql-datasource": "rawSql",
+    "loki": "expr",
+    "tempo": "query",
+}
 
 
 def exported_names() -> set[str]:
@@ -55,24 +64,9 @@ def exported_names() -> set[str]:
     return {n for n in names if n.startswith("relai_")}
 
 
-def metric_names(expr: str) -> set[str]:
-    """The series names a PromQL expression reads."""
-    expr = re.sub(r'"(?:[^"\\]|\\.)*"', "", expr)  # strings
-    expr = re.sub(r"\{[^}]*\}", "", expr)  # label matchers
-    expr = re.sub(r"\[[^\]]*\]", "", expr)  # ranges
-    expr = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", "", expr)  # grouping labels
-    words = set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", expr))
-    return {w for w in words if w not in PROMQL_WORDS and not re.fullmatch(r"e\d*", w)}
-
-
 def dashboard_queries() -> list[tuple[str, str, str]]:
-    found = []
-    for path in DASHBOARDS:
-        for panel in json.loads(path.read_text())["panels"]:
-            for target in panel["targets"]:
-                if "expr" in target:
-                    found.append((path.name, panel["title"], target["expr"]))
-    return found
+    """(dashboard, panel, PromQL) of every Prometheus query of the dashboards."""
+    return [(q.dashboard, q.panel, q.text) for q in panel_queries() if q.datasource == "prometheus"]
 
 
 def alert_rules() -> list[dict[str, Any]]:
@@ -89,6 +83,8 @@ def test_the_query_parser_sees_metric_names() -> None:
 
 def test_both_dashboards_exist_and_load() -> None:
     assert {p.stem for p in DASHBOARDS} == {"operations", "business"}
+    sources = yaml.safe_load(DATASOURCES.read_text())["datasources"]
+    provisioned = {d["uid"]: d["type"] for d in sources}
     for path in DASHBOARDS:
         dashboard = json.loads(path.read_text())
         assert dashboard["uid"], path.name
@@ -98,7 +94,20 @@ def test_both_dashboards_exist_and_load() -> None:
         assert len(ids) == len(set(ids)), path.name
         for panel in dashboard["panels"]:
             assert panel["targets"], (path.name, panel["title"])
-            assert panel["datasource"]["uid"] in {"prometheus", "postgres"}
+            source = panel["datasource"]
+            assert provisioned[source["uid"]] == source["type"], (path.name, panel["title"])
+
+
+def test_every_panel_query_is_of_a_kind_a_test_runs() -> None:
+    """PromQL runs on a real Prometheus (tests/e2e/test_prometheus.py), SQL on a real Postgres
+    (tests/integration/deploy/test_dashboard_sql.py), the Loki and Tempo queries are checked
+    against what Alloy ships and the code sets (test_telemetry_stack.py): no other kind."""
+    queries = panel_queries()
+    kinds = {q.datasource for q in queries}
+    assert kinds == set(DATA_SOURCES)
+    for q in queries:
+        assert q.target.get(DATA_SOURCES[q.datasource]), (q.dashboard, q.panel)
+        assert q.text == q.target[DATA_SOURCES[q.datasource]], (q.dashboard, q.panel)
 
 
 def test_every_dashboard_query_reads_metrics_the_code_exports() -> None:
@@ -201,21 +210,118 @@ def test_the_5xx_alert_counts_server_errors_only_out_of_the_answers_given() -> N
     assert re.findall(r'status!="([^"]+)"', answers) == ["499"]
 
 
-def test_promtool_accepts_the_rules_and_the_config() -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        # CI installs Prometheus and requires the check; a fresh machine may not have it.
-        assert not os.environ.get("RELAI_REQUIRE_PROMTOOL"), "promtool is not on PATH"
-        pytest.skip("promtool is not on PATH (it ships with Prometheus); YAML checked above")
-    rules = subprocess.run(
-        [promtool, "check", "rules", str(ALERTS)], capture_output=True, text=True, check=False
-    )
-    assert rules.returncode == 0, rules.stdout + rules.stderr
+def test_promtool_accepts_the_rules_and_the_config(tmp_path: Path) -> None:
+    promtool = tool("promtool")
+    run_tool([promtool, "check", "rules", str(ALERTS)])
+    # The config as Prometheus loads it in compose, its rule file where this checkout has it.
+    config = yaml.safe_load(PROMETHEUS.read_text())
+    config["rule_files"] = [str(ALERTS)]
+    checked = tmp_path / "prometheus.yml"
+    checked.write_text(yaml.safe_dump(config))
+    run_tool([promtool, "check", "config", str(checked)])
+
+
+def test_each_alert_fires_and_stays_quiet_in_its_promtool_unit_tests() -> None:
+    promtool = tool("promtool")
+    out = run_tool([promtool, "test", "rules", ALERTS_TEST_YML.name], cwd=ALERTS_TEST_YML.parent)
+    assert "SUCCESS" in out
+    cases = load_yaml(ALERTS_TEST_YML)
+    assert cases["rule_files"] == [ALERTS.name]
+    fires: set[str] = set()
+    quiet: set[str] = set()
+    for test in cases["tests"]:
+        for case in test["alert_rule_test"]:
+            (fires if case["exp_alerts"] else quiet).add(case["alertname"])
+    names = {rule["alert"] for rule in alert_rules()}
+    assert fires == names, "an alert never seen firing"
+    assert quiet == names, "an alert never seen quiet"
+
+
+def test_every_alert_names_its_cause() -> None:
+    """A ``cause`` on each alert, one alert per cause: what Alertmanager groups and inhibits by."""
+    causes = [rule["labels"]["cause"] for rule in alert_rules()]
+    for cause in causes:
+        assert re.fullmatch(r"(\{\{ \$labels\.\w+ \}\})?[a-z_]+", cause), cause
+    assert len(causes) == len(set(causes)), "two alerts of one cause"
+
+
+def test_alertmanager_accepts_its_config_and_routes_by_cause() -> None:
+    amtool = tool("amtool")
+    run_tool([amtool, "check-config", str(ALERTMANAGER_YML)])
+    config = load_yaml(ALERTMANAGER_YML)
+    assert "cause" in config["route"]["group_by"]
+    (discord,) = [r for r in config["receivers"] if r["name"] == config["route"]["receiver"]]
+    (target,) = discord["discord_configs"]
+    assert target["webhook_url"] == DISCORD_URL_PLACEHOLDER
+    assert target["send_resolved"] is True
+    # Recon's alert silences Prometheus's of the same cause (and integration, for budgets).
+    recon = [r for r in config["inhibit_rules"] if r["source_matchers"] == ['origin="recon"']]
+    assert recon == [
+        {
+            "source_matchers": ['origin="recon"'],
+            "target_matchers": ['origin!="recon"'],
+            "equal": ["cause", "integration"],
+        }
+    ]
+
+
+def test_the_start_script_writes_the_webhook_url_into_the_config(tmp_path: Path) -> None:
+    """start.sh (compose's and Kubernetes' entrypoint), run as they run it, with this machine's
+    sh and awk; the Alertmanager it execs replaced by a stand-in that prints its arguments."""
+    url = "https://discord.com/api/webhooks/123/a-token_&?x=1"
+
+    def start(env: dict[str, str]) -> tuple[str, str]:
+        rendered = tmp_path / "alertmanager.yml"
+        done = subprocess.run(
+            ["sh", str(DEPLOY / "alertmanager" / "start.sh"), "--storage.path=/alertmanager"],
+            env={
+                "PATH": os.environ["PATH"],
+                "ALERTMANAGER_CONFIG": str(ALERTMANAGER_YML),
+                "ALERTMANAGER_RENDERED": str(rendered),
+                "ALERTMANAGER": "echo",
+                **env,
+            },
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip(), rendered.read_text()
+
+    argv, text = start({"RELAI_ALERT_WEBHOOK_URL": url})
+    assert argv == f"--config.file={tmp_path / 'alertmanager.yml'} --storage.path=/alertmanager"
+    assert text == ALERTMANAGER_YML.read_text().replace(DISCORD_URL_PLACEHOLDER, url)
+    (target,) = yaml.safe_load(text)["receivers"][0]["discord_configs"]
+    assert target["webhook_url"] == url
+    run_tool([tool("amtool"), "check-config", str(tmp_path / "alertmanager.yml")])
+    assert start({})[1] == ALERTMANAGER_YML.read_text()  # unset: left as shipped
+
+
+def test_recon_raises_only_causes_prometheus_also_alerts_on() -> None:
+    """Each cause recon alerts on has its Prometheus alert (the one recon's silences), as the
+    mapping in docs/operations.md says."""
+    source = (ROOT / "services" / "recon" / "alerts" / "rules.py").read_text()
+    recon = {key.split(":")[0] for key in re.findall(r'Alert\(\s*f?"([a-z_]+)', source)}
+    assert "workers_absent" in recon
+    prometheus = {}
+    for rule in alert_rules():
+        cause = rule["labels"]["cause"]
+        if "{{" in cause:  # templated on a label: its values are postgres and redis
+            for source_name in ("postgres", "redis"):
+                prometheus[cause.replace("{{ $labels.source }}", source_name)] = rule["alert"]
+        else:
+            prometheus[cause] = rule["alert"]
+    assert recon <= set(prometheus)
+    docs = (ROOT / "docs" / "operations.md").read_text()
+    for cause in recon:
+        row = f"| `{cause}` | `{prometheus[cause]}` |"
+        assert row in docs, row
 
 
 def test_prometheus_scrapes_each_service_on_its_metrics_port() -> None:
     config = yaml.safe_load(PROMETHEUS.read_text())
     assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    (managers,) = config["alerting"]["alertmanagers"]
+    assert managers["static_configs"] == [{"targets": ["alertmanager:9093"]}]
     ports = {
         job["job_name"]: (job["dns_sd_configs"][0]["names"], job["dns_sd_configs"][0]["port"])
         for job in config["scrape_configs"]
@@ -228,7 +334,7 @@ def test_prometheus_scrapes_each_service_on_its_metrics_port() -> None:
     }
 
 
-def test_compose_provisions_prometheus_grafana_and_jaeger() -> None:
+def test_compose_provisions_prometheus_alertmanager_and_grafana() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
 
@@ -238,24 +344,29 @@ def test_compose_provisions_prometheus_grafana_and_jaeger() -> None:
 
     prometheus = mounts("prometheus")
     assert prometheus == {"/etc/prometheus": "./deploy/prometheus"}
+    alertmanager = mounts("alertmanager")
+    assert alertmanager == {"/etc/alertmanager": "./deploy/alertmanager"}
+    assert services["alertmanager"]["entrypoint"] == ["/bin/sh", "/etc/alertmanager/start.sh"]
+    assert services["alertmanager"]["environment"] == {
+        "RELAI_ALERT_WEBHOOK_URL": "${RELAI_ALERT_WEBHOOK_URL:-}"
+    }
+    assert "9093:9093" in services["alertmanager"]["ports"]
+    assert services["recon"]["environment"]["RELAI_RECON_ALERTMANAGER_URL"] == (
+        "http://alertmanager:9093"
+    )
     grafana = mounts("grafana")
     assert grafana == {
         "/etc/grafana/provisioning": "./deploy/grafana/provisioning",
         "/var/lib/grafana/dashboards": "./deploy/grafana/dashboards",
     }
-    for source in (*prometheus.values(), *grafana.values()):
+    for source in (*prometheus.values(), *alertmanager.values(), *grafana.values()):
         assert (ROOT / source).is_dir(), source
     provider = yaml.safe_load(
         (DEPLOY / "grafana" / "provisioning" / "dashboards" / "dashboards.yml").read_text()
     )
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
-    sources = yaml.safe_load(
-        (DEPLOY / "grafana" / "provisioning" / "datasources" / "datasources.yml").read_text()
-    )
-    assert {d["uid"] for d in sources["datasources"]} == {"prometheus", "jaeger", "postgres"}
-    for name in ("api", "worker", "recon", "dispatcher", "migrate"):
-        env = services[name]["environment"]
-        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318", name
+    sources = yaml.safe_load(DATASOURCES.read_text())
+    assert {d["uid"] for d in sources["datasources"]} == {"prometheus", "tempo", "loki", "postgres"}
     assert services["recon"]["environment"]["RELAI_RECON_METRICS_PORT"] == str(
         ReconSettings().recon_metrics_port
     )

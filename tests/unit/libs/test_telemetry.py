@@ -1,5 +1,7 @@
 """Tracing off by default, on only by the standard ``OTEL_*`` variables; trace context from
-``traceparent`` strings; trace ids on log lines."""
+``traceparent`` strings; trace ids on log lines; the ages the per-hop histograms observe."""
+
+import time
 
 import pytest
 import structlog
@@ -8,7 +10,15 @@ from opentelemetry.trace import NonRecordingSpan
 
 from libs.logs import bind_request
 from libs.logs.setup import add_trace_ids
-from libs.telemetry import batch_spans, current_traceparent, link_context, quiet, span
+from libs.telemetry import (
+    batch_spans,
+    current_traceparent,
+    link_context,
+    quiet,
+    since_entry,
+    since_epoch,
+    span,
+)
 from libs.telemetry.tracing import exporter_names, setup_tracing, tracing_enabled
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -91,3 +101,12 @@ def test_request_logs_carry_the_trace_id_of_the_requests_traceparent() -> None:
     with bind_request("r-2", "not a traceparent"):
         assert "trace_id" not in structlog.contextvars.get_contextvars()
     assert "request_id" not in structlog.contextvars.get_contextvars()
+
+
+def test_a_stream_entrys_age_is_read_from_its_id_and_never_negative() -> None:
+    now_ms = int(time.time() * 1000)
+    assert 2.9 < since_entry(f"{now_ms - 3000}-7".encode()) < 4.0
+    assert 2.9 < since_entry(f"{now_ms - 3000}-0") < 4.0
+    assert since_entry(f"{now_ms + 60_000}-0") == 0.0  # a clock ahead of this one
+    assert since_epoch(time.time() + 60) == 0.0
+    assert 1.9 < since_epoch(time.time() - 2) < 3.0

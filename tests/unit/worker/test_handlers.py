@@ -25,12 +25,16 @@ def test_build_registry_lists_the_builtins() -> None:
         "echo.stream",
         "echo.text",
         "gemini.generate",
+        "gemini.images",
         "http.json",
+        "image.draw",
+        "image.transform",
         "openai.chat",
         "openai.embeddings",
+        "openai.images",
     ]
     assert "echo.text" in registry
-    assert len(registry) == 8
+    assert len(registry) == 12
 
 
 def test_each_build_is_a_new_registry() -> None:

@@ -2,7 +2,9 @@ import email.utils
 
 import pytest
 
+from services.worker.job import FileOutput
 from services.worker.providers.errors import PermanentError, TransientError
+from services.worker.providers.files import from_base64
 from services.worker.providers.http import parse_retry_after
 from services.worker.providers.http_json import fill
 from services.worker.providers.params import ProviderParams
@@ -38,3 +40,31 @@ def test_params_name_what_is_wrong() -> None:
 def test_fill_replaces_the_prompt_in_strings_only() -> None:
     template = {"q": "Q: {prompt}", "n": 1, "list": ["{prompt}", None], "{prompt}": True}
     assert fill(template, "hi") == {"q": "Q: hi", "n": 1, "list": ["hi", None], "hi": True}
+
+
+def test_fill_replaces_each_placeholder_once_and_names_a_missing_file() -> None:
+    values = {"{prompt}": "say {file:image}", "{file:image}": "QUJD", "{media_type:image}": "a/b"}
+    template = {"p": "{prompt}", "img": "data:{media_type:image};base64,{file:image}"}
+    # What the prompt says is not a placeholder: it is not filled in again.
+    assert fill(template, values) == {"p": "say {file:image}", "img": "data:a/b;base64,QUJD"}
+    assert fill("{other} {prompt}", "hi") == "{other} hi"
+    with pytest.raises(PermanentError, match="request names the input file 'face', which this"):
+        fill(["{file:face}"], values)
+
+
+@pytest.mark.parametrize(
+    ("value", "data", "media_type"),
+    [
+        ("QUJD", b"ABC", "image/png"),
+        ("data:image/webp;base64,QUJD", b"ABC", "image/webp"),
+        ("data:;base64,QUJD", b"ABC", "image/png"),
+    ],
+)
+def test_base64_files_and_data_urls(value: str, data: bytes, media_type: str) -> None:
+    assert from_base64(value, "x", "image/png") == FileOutput(data, media_type)
+
+
+@pytest.mark.parametrize("value", ["", "QUJ", "not base64!", None, 3, "data:image/png,QUJD"])
+def test_what_is_not_base64_is_named(value: object) -> None:
+    with pytest.raises(PermanentError, match="unexpected answer from the provider: out.0 is not"):
+        from_base64(value, "out.0", "image/png")

@@ -47,3 +47,13 @@ def test_metrics_port_defaults_to_9101_and_0_disables(monkeypatch: pytest.Monkey
     assert WorkerSettings().worker_metrics_port == 9101
     monkeypatch.setenv("RELAI_WORKER_METRICS_PORT", "0")
     assert WorkerSettings().worker_metrics_port == 0
+
+
+def test_a_file_result_may_have_50_mib_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RELAI_WORKER_MAX_RESULT_BYTES", raising=False)
+    assert WorkerSettings().worker_max_result_bytes == 50 * 1024 * 1024
+    monkeypatch.setenv("RELAI_WORKER_MAX_RESULT_BYTES", "1000")
+    assert WorkerSettings().worker_max_result_bytes == 1000
+    monkeypatch.setenv("RELAI_WORKER_MAX_RESULT_BYTES", "0")
+    with pytest.raises(ValueError, match="worker_max_result_bytes"):
+        WorkerSettings()

@@ -1,0 +1,101 @@
+"""What is sold: handlers, the offers on them, and deals that chain offers."""
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    Numeric,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from libs.db.models._base import Base, now
+
+
+class Handler(Base):
+    __tablename__ = "handlers"
+    __table_args__ = (CheckConstraint("id ~ '^[a-z0-9_]+\\.[a-z0-9_]+$'", name="id_format"),)
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    """``module.method``, the key of the worker's handler registry."""
+    credits: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    max_concurrency: Mapped[int | None] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_at: Mapped[datetime] = now()
+
+
+class Offer(Base):
+    __tablename__ = "offers"
+    __table_args__ = (
+        UniqueConstraint("service", "action", name="uq_offers_service_action"),
+        CheckConstraint("price >= 0", name="price_not_negative"),
+        CheckConstraint("create_qty >= 1", name="create_qty_positive"),
+        CheckConstraint(
+            "coalesce(input_price, 0) >= 0 AND coalesce(output_price, 0) >= 0",
+            name="token_prices_not_negative",
+        ),
+        CheckConstraint(
+            "max_output_tokens IS NULL OR max_output_tokens >= 1",
+            name="max_output_tokens_positive",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    service: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)
+    price: Mapped[int] = mapped_column(BigInteger)
+    prompt_template: Mapped[str] = mapped_column(Text)
+    handler_id: Mapped[str] = mapped_column(ForeignKey("handlers.id"))
+    create_qty: Mapped[int] = mapped_column(Integer, server_default="1")
+    expiration: Mapped[int | None] = mapped_column(Integer)
+    """Seconds results are kept; no expiry when null."""
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_at: Mapped[datetime] = now()
+    input_price: Mapped[Decimal | None] = mapped_column(Numeric(20, 6))
+    """Credits per 1,000 input tokens, beside ``price`` (null: input tokens cost nothing)."""
+    output_price: Mapped[Decimal | None] = mapped_column(Numeric(20, 6))
+    """Credits per 1,000 output tokens, beside ``price``."""
+    max_output_tokens: Mapped[int | None] = mapped_column(Integer)
+    """The most output tokens a request may ask for, and what is reserved when it names none."""
+    aliases: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
+    """Other names of the offer at the OpenAI-compatible door. No two enabled offers share one:
+    the constraint trigger ``offers_aliases_unique`` (migration 0018) refuses it."""
+
+
+class Deal(Base):
+    """Offers sold together: a fixed ``price`` or the sum of the offers' prices less
+    ``price_modifier`` percent, plus optional add-ons less ``addons_modifier`` percent."""
+
+    __tablename__ = "deals"
+    __table_args__ = (
+        CheckConstraint("price IS NULL OR price >= 0", name="price_not_negative"),
+        CheckConstraint(
+            "price_modifier BETWEEN 0 AND 100 AND addons_modifier BETWEEN 0 AND 100",
+            name="modifiers_are_percentages",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
+    slug: Mapped[str] = mapped_column(Text, unique=True)
+    price: Mapped[int | None] = mapped_column(BigInteger)
+    price_modifier: Mapped[Decimal] = mapped_column(Numeric(5, 2), server_default="0")
+    addons_modifier: Mapped[Decimal] = mapped_column(Numeric(5, 2), server_default="0")
+    pipeline: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    offers: Mapped[list[Any]] = mapped_column(JSONB)
+    """``[{"offer": "service/action", "mode": ...}]``, in order."""
+    addons: Mapped[list[Any]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    """``["service/action", ...]``"""
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_at: Mapped[datetime] = now()

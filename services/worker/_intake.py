@@ -1,0 +1,191 @@
+"""Parked jobs (fair scheduling, or an integration's limits; see ``_limits``): taken while this
+process has free slots, and run under their leases, those whose leases expired before in
+quarantine, one at a time (see ``_dead_letters``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+
+from libs.logs import get_logger
+from services.worker._backoff import Backoff
+from services.worker._dead_letters import QUARANTINE_FROM, retire_leased
+from services.worker._entries import Fields
+from services.worker._execute import JobExecutor
+from services.worker._limits import Lease, Limiter, Taken
+from services.worker._slots import Slots
+from services.worker._writer import ResultWriter
+
+log = get_logger(__name__)
+
+_TAKE_MOST = 100
+"""Most jobs one worker takes from one integration in one round trip."""
+
+Recover = Callable[[str, Exception, Backoff], Awaitable[None]]
+"""The runner's recovery from a failed loop pass (logs, backs off, recreates groups)."""
+
+
+async def park_entries(
+    executor: JobExecutor, entries: Sequence[tuple[bytes, Fields | None]], owned: set[bytes]
+) -> None:
+    """Park the entries just read (fair scheduling: ``executor`` parks every job), each held in
+    ``owned`` until its park acks it. If any park failed, the entries it left are given up
+    (pending, for a reclaim to park once they are idle) and the first error is raised."""
+    owned.update(entry_id for entry_id, _ in entries)
+    parked = await asyncio.gather(
+        *(executor.run(entry_id, fields) for entry_id, fields in entries),
+        return_exceptions=True,
+    )
+    failed = [e for (e, _), done in zip(entries, parked, strict=True) if done is not None]
+    if failed:
+        owned.difference_update(failed)
+        error = next(done for done in parked if done is not None)
+        raise error if isinstance(error, Exception) else RuntimeError(str(error))
+
+
+class ParkedIntake:
+    """Takes parked jobs whose integration has room, one per integration in turn, while this
+    process has free slots; an integration over its budget is left alone until its window
+    ends."""
+
+    def __init__(self, limiter: Limiter, slots: Slots, start: Callable[[Taken], None]) -> None:
+        self._limiter = limiter
+        self._slots = slots
+        self._start = start
+        self._not_before: dict[str, float] = {}
+        self._woken = asyncio.Event()
+        self._active: list[str] = []
+        """The integrations with jobs waiting, as last read, until ``_active_until``."""
+        self._active_until = 0.0
+        self._active_for_s = 0.0
+
+    def notify(self) -> None:
+        """Jobs were parked (or the process stops): look at once rather than at the next poll."""
+        self._active_until = 0.0
+        self._woken.set()
+
+    wanting: bool = False
+    """Jobs were waiting when this process last had no slot for them: its reader then blocks
+    briefly, so that slots come back to the parked jobs soon."""
+
+    async def run(self, stopping: asyncio.Event, *, poll_s: float, recover: Recover) -> None:
+        """Take parked jobs whenever this process has free slots, until ``stopping``. The
+        integrations with jobs waiting are read at most every ``poll_s`` (or when this process
+        parks some): under load a round per finished job would read them each time."""
+        self._active_for_s = poll_s
+        backoff = Backoff()
+        while not stopping.is_set():
+            await self._slots.wait_free(stopping)
+            self._woken.clear()
+            try:
+                taken = await self.take(stopping)
+            except Exception as exc:
+                await recover("limits", exc, backoff)
+                continue
+            backoff.reset()
+            if not taken and not stopping.is_set():
+                try:
+                    await asyncio.wait_for(self._woken.wait(), poll_s)
+                except TimeoutError:
+                    pass
+
+    async def take(self, stopping: asyncio.Event) -> int:
+        """One round over the integrations with waiting jobs (up to ``_TAKE_MOST`` each, so that
+        none waits on another); how many jobs were started.
+
+        When jobs were left waiting for want of a slot, slots are taken before the first round
+        trip: the stream reader, which holds every free slot while it blocks, would otherwise
+        take them back meanwhile."""
+        count = self._slots.take(_TAKE_MOST) if self.wanting else 0
+        now = asyncio.get_running_loop().time()
+        try:
+            await self._read_active(now)
+        except BaseException:
+            self._slots.release(count)
+            raise
+        self.wanting = False
+        taken = 0
+        for integration in list(self._active):
+            if stopping.is_set() or self._not_before.get(integration, 0) > now:
+                continue
+            count = count or self._slots.take(_TAKE_MOST)
+            if not count:
+                self.wanting = True
+                break
+            try:
+                got = await self._limiter.take(integration, count)
+            except BaseException:
+                self._slots.release(count)
+                raise
+            if isinstance(got, list):
+                self._slots.release(count - len(got))
+                for one in got:
+                    self._start(one)
+                taken += len(got)
+                count = 0
+                continue
+            if got is None:  # nothing waits there now: not until the next read
+                self._active.remove(integration)
+            elif got:
+                self._not_before[integration] = now + got
+        self._slots.release(count)
+        return taken
+
+    async def _read_active(self, now: float) -> None:
+        if now >= self._active_until:
+            self._active = await self._limiter.active()
+            self._active_until = now + self._active_for_s
+
+
+class LeasedJobs:
+    """The parked jobs this process runs, each under its lease (renewed with the heartbeat)."""
+
+    def __init__(
+        self,
+        executor: JobExecutor,
+        writer: ResultWriter,
+        slots: Slots,
+        *,
+        consumer: str,
+        max_crashes: int,
+        track: Callable[[asyncio.Task[None]], None],
+    ) -> None:
+        """``track`` follows every job started (its slot is given back when it ends)."""
+        self._executor = executor
+        self._writer = writer
+        self._slots = slots
+        self._consumer = consumer
+        self._max_crashes = max_crashes
+        self._track = track
+        self._leases: dict[asyncio.Task[None], Lease] = {}
+        self._quarantined = asyncio.Lock()
+        """Held by the job this process runs in quarantine."""
+
+    def leases(self) -> list[Lease]:
+        return list(self._leases.values())
+
+    def start(self, taken: Taken) -> None:
+        """Run a parked job under its lease; its slot was taken by the caller. One whose leases
+        expired before runs in quarantine, or is dead-lettered once it took its workers down
+        ``max_crashes`` times there. A job that crashes leaves its lease to expire: it then
+        waits again."""
+        if taken.crashes >= self._max_crashes:
+            retire_leased(self._writer, consumer=self._consumer, taken=taken)
+            self._slots.release()
+            return
+        if taken.expired >= QUARANTINE_FROM - 1:
+            job = self._alone(taken)
+        else:
+            job = self._executor.run_leased(taken.task, taken.lease)
+        task = asyncio.create_task(job)
+        self._leases[task] = taken.lease
+        task.add_done_callback(self._done)
+        self._track(task)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._leases.pop(task, None)
+
+    async def _alone(self, taken: Taken) -> None:
+        async with self._quarantined:
+            log.warning("task.quarantined", lease=taken.lease.id, expired=taken.expired)
+            await self._executor.run_leased(taken.task, taken.lease)

@@ -1,0 +1,145 @@
+"""Prometheus for real: Debian's ``prometheus`` scrapes the running api, workers, dispatcher and
+recon with the shipped config (its jobs and alert rules, the targets those of this stack), and
+every query of the dashboards and of the alert rules runs through its HTTP API: none errors, and
+none names a metric that was not scraped."""
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from libs.catalog import CatalogSpec, apply_catalog
+from tests.dashboards import GrafanaTime, alert_expressions, metric_names, panel_queries, substitute
+from tests.e2e.conftest import Stack
+from tests.monitoring import ALERTS_YML, Prometheus, QueryError, prometheus, prometheus_config
+
+pytestmark = pytest.mark.e2e
+
+SCRAPE_S = 1
+EXTRA = CatalogSpec.model_validate(
+    {
+        "handlers": [{"id": "image.draw"}, {"id": "echo.text"}],
+        "offers": [
+            # A file result (its bytes by handler and media), and an integration's budget.
+            {
+                "service": "demo",
+                "action": "draw",
+                "price": 1,
+                "prompt_template": "{text}",
+                "handler": "image.draw",
+                "params": {"width": 16, "height": 16},
+            },
+            {
+                "service": "demo",
+                "action": "metered",
+                "price": 1,
+                "prompt_template": "{text}",
+                "handler": "echo.text",
+                "params": {"integration": "metered", "budget": 1000, "window_s": 3600},
+            },
+        ],
+    }
+)
+
+
+@pytest.fixture
+def stack_recon() -> bool:
+    return True
+
+
+@pytest.fixture
+def stack_env(stack_env: dict[str, str]) -> dict[str, str]:
+    """Recon sampling, folding usage and counting files every half second, not every minute."""
+    return {
+        **stack_env,
+        "RELAI_RECON_METRICS_INTERVAL_S": "0.5",
+        "RELAI_RECON_USAGE_INTERVAL_S": "0.5",
+        "RELAI_RECON_USAGE_LAG_S": "0",
+        "RELAI_BLOB_COLLECT_INTERVAL_S": "0.5",
+    }
+
+
+async def _traffic(client: httpx.AsyncClient) -> None:
+    """Requests of every kind the dashboards show: succeeded (tokens), failed (refunded), a file
+    result, one under an integration's budget; each waited for until it ends."""
+    submitted = []
+    for path, body in [
+        ("/svc/demo/echo", {"text": "one two three"}),
+        ("/svc/demo/greet", {"name": "Ada", "age": "36"}),
+        ("/svc/demo/flaky", {"text": "fails"}),
+        ("/svc/demo/draw", {"text": "a cat"}),
+        ("/svc/demo/metered", {"text": "counted"}),
+    ]:
+        r = await client.post(path, json=body)
+        assert r.status_code == 202, r.text
+        submitted.append(r.json()["id"])
+    async with asyncio.timeout(30):
+        for request_id in submitted:
+            while (await client.get(f"/svc/request/{request_id}")).json()["status"] not in (
+                "succeeded",
+                "failed",
+            ):
+                await asyncio.sleep(0.1)
+
+
+async def _until_scraped(prom: Prometheus, needed: set[str], timeout: float) -> None:
+    """Until every name in ``needed`` has been scraped, and every target twice or more (a rate
+    needs two samples)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        missing = needed - await prom.names()
+        samples = await prom.query("min(count_over_time(up[1m])) >= 3 and min(up) == 1")
+        if not missing and samples["result"]:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"after {timeout}s, not scraped: {sorted(missing)}; "
+                f"targets: {await prom.targets_up()}"
+            )
+        await asyncio.sleep(0.5)
+
+
+async def test_every_dashboard_and_alert_query_runs_on_what_prometheus_scraped(
+    stack: Stack, client: httpx.AsyncClient, db_pool: "asyncpg.Pool[Any]", tmp_path: Path
+) -> None:
+    async with db_pool.acquire() as conn:
+        await apply_catalog(conn, EXTRA, prune=False)
+    await _traffic(client)
+
+    grafana = GrafanaTime(scrape_s=SCRAPE_S).values
+    queries = [
+        (f"{q.dashboard} / {q.panel}", substitute(q.text, grafana))
+        for q in panel_queries()
+        if q.datasource == "prometheus"
+    ]
+    queries += [(f"alert {name}", expr) for name, expr in alert_expressions()]
+    assert len(queries) > 50
+    needed = set().union(*(metric_names(expr) for _, expr in queries))
+
+    config = prometheus_config(
+        stack.metrics_targets, rule_files=[ALERTS_YML], interval=f"{SCRAPE_S}s"
+    )
+    async with prometheus(config, tmp_path / "prometheus") as prom:
+        await _until_scraped(prom, needed, timeout=30)
+        scraped = await prom.names()
+        failed, unknown, empty = [], [], []
+        for where, expr in queries:
+            try:
+                data = await prom.query(expr)
+            except QueryError as exc:
+                failed.append(f"{where}: {exc}")
+                continue
+            unknown += [f"{where}: {name}" for name in metric_names(expr) - scraped]
+            if not where.startswith("alert ") and not data["result"]:
+                empty.append(f"{where}: {expr}")
+        health = await prom.rule_health()
+
+    assert failed == []
+    assert unknown == []
+    # Every panel shows something: the traffic above gave each of its series a value.
+    assert empty == []
+    assert set(health.values()) == {"ok"}, health
