@@ -63,16 +63,25 @@ ON CONFLICT (hour, user_id, handler_id, integration, offer) DO UPDATE SET
     output_tokens = u.output_tokens + EXCLUDED.output_tokens, cost = u.cost + EXCLUDED.cost
 """
 
+# This hour's totals, and a zero for every series the last hour had and this one has not yet:
+# at the turn of the hour the exported gauges drop to 0 rather than vanish, so a panel or a rule
+# reading them sees "nothing yet" instead of "no data".
 _CURRENT_HOUR = """
-SELECT handler_id, integration, sum(credits) AS credits, sum(input_tokens) AS input_tokens,
-       sum(output_tokens) AS output_tokens
-FROM usage_hourly WHERE hour = date_trunc('hour', now()) GROUP BY 1, 2
+SELECT handler_id, integration,
+       coalesce(sum(credits) FILTER (WHERE hour = date_trunc('hour', now())), 0) AS credits,
+       coalesce(sum(input_tokens) FILTER (WHERE hour = date_trunc('hour', now())), 0)
+           AS input_tokens,
+       coalesce(sum(output_tokens) FILTER (WHERE hour = date_trunc('hour', now())), 0)
+           AS output_tokens
+FROM usage_hourly WHERE hour >= date_trunc('hour', now()) - interval '1 hour' GROUP BY 1, 2
 """
 
 
 _CURRENT_HOUR_BY_OFFER = """
-SELECT offer, sum(credits) AS credits, sum(cost) AS cost
-FROM usage_hourly WHERE hour = date_trunc('hour', now()) GROUP BY 1
+SELECT offer,
+       coalesce(sum(credits) FILTER (WHERE hour = date_trunc('hour', now())), 0) AS credits,
+       coalesce(sum(cost) FILTER (WHERE hour = date_trunc('hour', now())), 0) AS cost
+FROM usage_hourly WHERE hour >= date_trunc('hour', now()) - interval '1 hour' GROUP BY 1
 """
 
 

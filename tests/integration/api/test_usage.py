@@ -139,3 +139,41 @@ async def test_an_ending_committed_late_is_still_counted_once(
     row = await db_pool.fetchrow("SELECT requests, credits FROM usage_hourly")
     assert row is not None
     assert (row["requests"], row["credits"]) == (1, 5)
+
+
+async def test_at_the_turn_of_the_hour_last_hours_series_read_zero_and_older_ones_are_gone(
+    alice: NewUser, db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    async with db_pool.acquire() as conn:
+        await apply_catalog(conn, CATALOG)
+    user_id = await db_pool.fetchval("SELECT id FROM users WHERE name = 'alice'")
+    # Rows as the aggregation writes them: the hour before this one, and the hour before that.
+    for hours_ago, handler, offer, credits in [
+        (1, "echo.delay", "u/paid", 5),
+        (2, "echo.text", "u/plain", 2),
+    ]:
+        await db_pool.execute(
+            "INSERT INTO usage_hourly (hour, user_id, handler_id, integration, offer, requests,"
+            " succeeded, failed, credits, input_tokens, output_tokens, cost)"
+            " VALUES (date_trunc('hour', now()) - make_interval(hours => $1), $2, $3, '', $4,"
+            " 1, 1, 0, $5, 3, 7, 1)",
+            hours_ago,
+            user_id,
+            handler,
+            offer,
+            credits,
+        )
+
+    await UsageLoop(db_pool, interval_s=60, lag_s=0).run_once()
+
+    def sample(name: str, labels: dict[str, str]) -> float | None:
+        return REGISTRY.get_sample_value(name, labels)
+
+    assert sample("relai_usage_offer_credits", {"offer": "u/paid"}) == 0
+    assert sample("relai_usage_offer_cost_credits", {"offer": "u/paid"}) == 0
+    assert sample("relai_usage_hour_credits", {"handler": "echo.delay", "integration": ""}) == 0
+    tokens = {"handler": "echo.delay", "integration": "", "kind": "output"}
+    assert sample("relai_usage_hour_tokens", tokens) == 0
+    # Two hours ago is history: /admin/usage has it, the gauges do not.
+    assert sample("relai_usage_offer_credits", {"offer": "u/plain"}) is None
+    assert sample("relai_usage_hour_credits", {"handler": "echo.text", "integration": ""}) is None
