@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from libs.contracts.files import FileRef
 from libs.contracts.status import RequestStatus
+from libs.contracts.tiers import DEFAULT_TIER, Tier
 
 SCHEMA_VERSION = 1
 
@@ -44,6 +45,8 @@ class TaskMessage(_Message):
     files: dict[str, FileRef] | None = None
     """The request's input files by the offer's name for each; the worker reads their bytes
     from the blob store."""
+    tier: Tier = DEFAULT_TIER
+    """The tier the request asked for: under fair scheduling, the queue it waits in."""
 
 
 class ChunkMessage(_Message):
@@ -71,6 +74,10 @@ class ResultMessage(_Message):
     """Provider usage of the job (``input_tokens``, ``output_tokens`` ...), when it reported any."""
     step: int | None = Field(default=None, ge=0)
     """Copied from the task: the step of a deal's request it reports on."""
+    tier: Tier | None = None
+    """The tier the job was served at (on ``started`` and on its end): the one it asked for
+    when the worker's scheduling honoured it, else ``default``. None from a worker that does
+    not say: ``default``."""
 
 
 class RequestEvent(_Message):
