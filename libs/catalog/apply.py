@@ -33,15 +33,15 @@ ON CONFLICT (id) DO UPDATE SET
 _UPSERT_OFFER = """
 INSERT INTO offers (id, service, action, price, prompt_template, handler_id, create_qty,
                     expiration, params, enabled, input_price, output_price, max_output_tokens,
-                    aliases, files)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                    aliases, files, tiers, default_tier)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 ON CONFLICT (service, action) DO UPDATE SET
     price = EXCLUDED.price, prompt_template = EXCLUDED.prompt_template,
     handler_id = EXCLUDED.handler_id, create_qty = EXCLUDED.create_qty,
     expiration = EXCLUDED.expiration, params = EXCLUDED.params, enabled = EXCLUDED.enabled,
     input_price = EXCLUDED.input_price, output_price = EXCLUDED.output_price,
     max_output_tokens = EXCLUDED.max_output_tokens, aliases = EXCLUDED.aliases,
-    files = EXCLUDED.files
+    files = EXCLUDED.files, tiers = EXCLUDED.tiers, default_tier = EXCLUDED.default_tier
 """
 
 _UPSERT_DEAL = """
@@ -157,6 +157,8 @@ def offer_row(o: OfferSpec) -> tuple[object, ...]:
         o.max_output_tokens,
         list(o.aliases),
         {name: spec.model_dump() for name, spec in o.files.items()},
+        dict(o.tiers),
+        o.default_tier,
     )
 
 

@@ -12,7 +12,8 @@ from libs.db import PgConnection
 _HANDLERS = "SELECT id, credits, params, max_concurrency, enabled FROM handlers ORDER BY id"
 _OFFERS = """
 SELECT service, action, price, prompt_template, handler_id AS handler, create_qty, expiration,
-       params, enabled, input_price, output_price, max_output_tokens, aliases, files
+       params, enabled, input_price, output_price, max_output_tokens, aliases, files, tiers,
+       default_tier
 FROM offers ORDER BY service, action
 """
 _DEALS = """

@@ -116,6 +116,15 @@ def input_token_bound(texts: Sequence[str]) -> int:
     return size + TEXT_OVERHEAD_TOKENS * len(texts) + REPLY_PRIMING_TOKENS
 
 
+def at_percent(credits: int, percent: int) -> int:
+    """``percent`` of ``credits``, rounded up to whole credits: what a priority tier costs
+    (``tier_percent``). At 100 or more, ``at_percent(x, p) * 100 // p == x`` for every ``x``:
+    the outcome statement gets back what ``default`` costs that way."""
+    if credits < 0 or percent < 1:
+        raise ValueError("credits cannot be negative, and a percentage is at least 1")
+    return -(-credits * percent // 100)
+
+
 def token_cost(prices: TokenPrices, input_tokens: int, output_tokens: int) -> int:
     """``base + ceil((input_tokens * input_per_1k + output_tokens * output_per_1k) / 1000)``,
     in exact arithmetic."""

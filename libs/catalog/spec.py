@@ -24,6 +24,7 @@ from libs.catalog.file_inputs import FILE_INPUT_NAME, FILE_INPUTS_MAX, FileInput
 from libs.catalog.numbers import CREDITS_MAX, INT32_MAX, JSON_EXACT, JSON_INTEGER, JsonInt
 from libs.catalog.template import PromptTemplate
 from libs.contracts import HandlerId
+from libs.contracts.tiers import DEFAULT_TIER, Tier
 from libs.security.params import credential_problem
 
 _SLUG = r"^[a-z0-9][a-z0-9_-]*$"
@@ -33,6 +34,12 @@ Alias = Annotated[
     str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
 ]
 """Another name of an offer (``gpt-4o-mini``): never a ``/``, so never a ``service/action``."""
+
+
+TIER_PERCENT_MAX = 1000
+"""The dearest a tier may be: ten times the offer's prices."""
+TierPercent = Annotated[int, Field(ge=1, le=TIER_PERCENT_MAX), JSON_INTEGER]
+"""What a tier costs, as a percentage of the offer's prices (``default`` is 100)."""
 
 
 TOKEN_PRICE_MAX = 10**9
@@ -191,6 +198,12 @@ class OfferSpec(_Entry):
         Field(max_length=FILE_INPUTS_MAX),
     ] = Field(default_factory=dict)
     """The offer's file inputs by name (an identifier, not one of the template's variables)."""
+    tiers: dict[Literal["flex", "priority"], TierPercent] = Field(default_factory=dict)
+    """The priority tiers it sells beside ``default``, each at a percentage of its prices
+    (``{"flex": 50, "priority": 200}``): a request at a tier reserves and pays that much of what
+    it would at ``default``, rounded up to whole credits."""
+    default_tier: Tier = DEFAULT_TIER
+    """The tier of a request that names none: ``default`` or one of ``tiers``."""
 
     @property
     def token_priced(self) -> bool:
@@ -204,6 +217,15 @@ class OfferSpec(_Entry):
                 "file inputs and template variables share names: "
                 + ", ".join(clash)
                 + " (a submission's field is one or the other)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _default_tier_is_sold(self) -> Self:
+        if self.default_tier != DEFAULT_TIER and self.default_tier not in self.tiers:
+            raise ValueError(
+                f"default_tier {self.default_tier!r} is not one of the offer's tiers "
+                f"(default, {', '.join(self.tiers) or 'and no other'})"
             )
         return self
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from libs.contracts import TaskMessage
 from libs.contracts.files import FileRef
+from libs.contracts.tiers import DEFAULT_TIER, Tier
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,9 +26,13 @@ class Run:
     options: dict[str, Any] | None = None
     files: dict[str, FileRef] | None = None
     """Input files by name (``libs.contracts.files``)."""
+    tier: Tier = DEFAULT_TIER
+    """The priority tier its request asked for (``libs.contracts.tiers``)."""
 
 
 def _task(run: Run, **fields: Any) -> str:
+    if run.tier != DEFAULT_TIER:
+        fields["tier"] = run.tier
     message = TaskMessage(
         handler=run.handler,
         prompt=run.prompt,
@@ -62,9 +67,18 @@ def redrive(
     traceparent: str | None,
     attempt: int,
     step: int | None = None,
+    user_id: uuid.UUID | None = None,
 ) -> str:
-    """Attempt ``attempt`` (> 1) of a job whose earlier attempt was lost."""
-    return _task(run, request_id=request_id, traceparent=traceparent, attempt=attempt, step=step)
+    """Attempt ``attempt`` (> 1) of a job whose earlier attempt was lost; ``user_id`` keeps its
+    place among its user's jobs under fair scheduling."""
+    return _task(
+        run,
+        request_id=request_id,
+        traceparent=traceparent,
+        attempt=attempt,
+        step=step,
+        user_id=user_id,
+    )
 
 
 def next_step(run: Run, *, request_id: uuid.UUID, traceparent: str | None, step: int) -> str:

@@ -31,6 +31,11 @@ from libs.ledger import movements as ledger
 #   (what it was accepted at, when nothing says it cost less). A delivered request (a success,
 #   or a cancel that charges what streamed) records what it cost the operator: its handler's
 #   ``credits``.
+#   A request is charged at its tier (``tier_percent`` of the offer's prices, rounded up): its
+#   price was reserved so. Served at a cheaper tier than it asked for (a worker that does not
+#   honour tiers serves ``default``), it is charged at ``default``: ``at_tier * 100 /
+#   tier_percent`` rounded down gives back exactly what ``default`` costs, since ``at_tier``
+#   is that rounded up by a factor of at least 1. Never at a dearer one than it asked for.
 #   ``unseen_start``: the request was never written as running (its start came in the same
 #   batch, or in one not committed yet): started_at and finished_at are then the same now().
 #   A request cancelled before it started keeps no started_at.
@@ -39,12 +44,13 @@ from libs.ledger import movements as ledger
 _RECORD = f"""
 WITH outcome AS (
     SELECT * FROM unnest($3::uuid[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[],
-                         $9::bigint[])
-        AS t(id, attempt, status, results, error, usage, spent)
+                         $9::bigint[], $11::text[])
+        AS t(id, attempt, status, results, error, usage, spent, tier)
 ), start AS (
-    SELECT * FROM unnest($1::uuid[], $2::int[]) AS t(id, attempt)
+    SELECT * FROM unnest($1::uuid[], $2::int[], $10::text[]) AS t(id, attempt, tier)
 ), started AS (
-    UPDATE requests r SET status = 'running', started_at = now(), updated_at = now()
+    UPDATE requests r SET status = 'running', started_at = now(), updated_at = now(),
+        served_tier = coalesce(s.tier, r.served_tier)
     FROM start s
     WHERE r.id = s.id AND s.attempt >= r.attempt AND r.status = 'pending'
       AND r.id <> ALL($3::uuid[]) AND r.deal_id IS NULL
@@ -55,6 +61,7 @@ WITH outcome AS (
         started_at = CASE WHEN o.status = 'cancelled' THEN r.started_at
                           ELSE coalesce(r.started_at, now()) END,
         finished_at = now(), updated_at = now(),
+        served_tier = coalesce(o.tier, r.served_tier),
         cost = CASE WHEN o.status = 'succeeded' OR o.spent > 0
                     THEN (SELECT h.credits FROM offers f JOIN handlers h ON h.id = f.handler_id
                           WHERE f.id = r.offer_id) END
@@ -63,20 +70,28 @@ WITH outcome AS (
       AND r.deal_id IS NULL
     RETURNING r.id, r.user_id, r.price, r.pricing, r.status, r.results, r.error, r.updated_at,
               r.traceparent, r.usage, r.started_at = r.finished_at AS unseen_start,
-              r.created_at, r.finished_at
+              r.created_at, r.finished_at, r.tier_percent,
+              CASE WHEN r.tier_percent > 100 AND r.served_tier IS DISTINCT FROM r.tier
+                   THEN 100 ELSE r.tier_percent END AS billed_percent
 ), succeeded_results AS (
     SELECT user_id, id AS request_id, NULL::int AS step, results
     FROM done WHERE status = 'succeeded'
 ), {result_files.register("succeeded_results")}, endings AS (
     SELECT user_id, id AS request_id, NULL::int AS step, status, created_at, finished_at
     FROM done
-), {outbox.events("endings")}, ended AS (
-    SELECT d.user_id, d.id AS request_id, NULL::int AS step, d.status, d.price,
-           coalesce(o.spent, CASE WHEN d.status = 'succeeded' AND d.pricing IS NOT NULL
-                                       AND d.usage IS NOT NULL
-                                  THEN least({token_cost_sql("d.pricing", "d.usage")},
-                                             d.price)::bigint END) AS spent
+), {outbox.events("endings")}, charged AS (
+    SELECT d.*, coalesce(o.spent, CASE WHEN d.status = 'succeeded' AND d.pricing IS NOT NULL
+                                            AND d.usage IS NOT NULL
+                                       THEN least(ceil({token_cost_sql("d.pricing", "d.usage")}
+                                                       * d.tier_percent * 0.01), d.price)::bigint
+                                       WHEN d.status = 'succeeded' AND d.billed_percent <>
+                                            d.tier_percent THEN d.price END) AS at_tier
     FROM done d JOIN outcome o ON o.id = d.id
+), ended AS (
+    SELECT c.user_id, c.id AS request_id, NULL::int AS step, c.status, c.price,
+           CASE WHEN c.billed_percent = c.tier_percent THEN c.at_tier
+                ELSE c.at_tier * 100 / c.tier_percent END AS spent
+    FROM charged c
 ), moves AS {ledger.ending("ended", spent="e.spent")}, {ledger.apply("moves")}
 SELECT id, user_id, status, results, error, updated_at, traceparent, usage,
        false AS unseen_start, 0::bigint AS settled, 0::bigint AS refunded
@@ -95,6 +110,8 @@ FROM done
 class Started:
     request_id: uuid.UUID
     attempt: int
+    tier: str | None = None
+    """The tier its job is served at, as its worker reported it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +126,9 @@ class Ended:
     """What the request costs, when not the ledger's default (for a success, its price, or at
     per-token prices what its usage costs; nothing otherwise): a cancelled request whose output
     was streamed is charged for it."""
+    tier: str | None = None
+    """The tier its job was served at, as its worker reported it (None: as its start said, or
+    ``default`` when nothing did)."""
 
 
 async def record_outcomes(
@@ -131,6 +151,8 @@ async def record_outcomes(
         [e.error for e in ended],
         [None if e.usage is None else orjson.dumps(e.usage).decode() for e in ended],
         [e.spent for e in ended],
+        [s.tier for s in started],
+        [e.tier for e in ended],
     )
 
 

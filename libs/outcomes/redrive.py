@@ -29,8 +29,9 @@ from libs.streams import Entry
 # updated_at (or holds the lock). Its input files go on the task again, as its first run had
 # them.
 _LOCK = f"""
-SELECT r.id, r.attempt, r.prompt, r.traceparent, o.handler_id, o.create_qty,
-       h.params || o.params AS params, r.messages, r.options, {input_files_json("r.id")} AS files
+SELECT r.id, r.user_id, r.attempt, r.prompt, r.traceparent, o.handler_id, o.create_qty,
+       h.params || o.params AS params, r.messages, r.options, {input_files_json("r.id")} AS files,
+       r.tier
 FROM requests r JOIN offers o ON o.id = r.offer_id JOIN handlers h ON h.id = o.handler_id
 WHERE r.id = $1 AND ($2::timestamptz IS NULL OR r.updated_at = $2)
   AND r.status IN ('pending', 'running')
@@ -90,13 +91,21 @@ class Locked:
     attempt: int
     traceparent: str | None
     run: outbox.Run
+    user_id: uuid.UUID | None = None
 
 
 def _run(row: Record) -> outbox.Run:
     chat = {"messages": row["messages"], "options": row["options"]} if "messages" in row else {}
     files = file_refs(row["files"]) if "files" in row else None
+    tier = {"tier": row["tier"]} if "tier" in row else {}
     return outbox.Run(
-        row["handler_id"], row["prompt"], row["params"], row["create_qty"], files=files, **chat
+        row["handler_id"],
+        row["prompt"],
+        row["params"],
+        row["create_qty"],
+        files=files,
+        **chat,
+        **tier,
     )
 
 
@@ -108,7 +117,7 @@ async def lock_request(
     row = await conn.fetchrow(_LOCK, request_id, updated_at)
     if row is None:
         return None
-    return Locked(row["id"], row["attempt"], row["traceparent"], _run(row))
+    return Locked(row["id"], row["attempt"], row["traceparent"], _run(row), row["user_id"])
 
 
 async def redrive(conn: PgConnection, request: Locked) -> None:
@@ -118,6 +127,7 @@ async def redrive(conn: PgConnection, request: Locked) -> None:
         request_id=request.id,
         traceparent=request.traceparent,
         attempt=request.attempt + 1,
+        user_id=request.user_id,
     )
     await conn.execute(_REDRIVE, request.id, request.attempt + 1, payload)
 

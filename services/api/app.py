@@ -65,6 +65,7 @@ CORS_REQUEST_HEADERS = [
     "Content-Type",
     "Idempotency-Key",
     "Relai-Webhook-Url",
+    "Relai-Tier",
     "traceparent",
     "If-None-Match",
 ]

@@ -49,6 +49,9 @@ class Offer(Base):
             "max_output_tokens IS NULL OR max_output_tokens >= 1",
             name="max_output_tokens_positive",
         ),
+        CheckConstraint(
+            "default_tier IN ('flex', 'default', 'priority')", name="default_tier_known"
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
@@ -72,6 +75,11 @@ class Offer(Base):
     aliases: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
     """Other names of the offer at the OpenAI-compatible door. No two enabled offers share one:
     the constraint trigger ``offers_aliases_unique`` (migration 0018) refuses it."""
+    tiers: Mapped[dict[str, int]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    """The priority tiers it sells beside ``default`` (``flex``, ``priority``), each at a
+    percentage of its prices: ``{"flex": 50, "priority": 200}``."""
+    default_tier: Mapped[str] = mapped_column(Text, server_default="default")
+    """The tier of a request that names none."""
 
 
 class Deal(Base):

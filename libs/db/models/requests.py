@@ -16,6 +16,11 @@ class Request(Base):
     __table_args__ = (
         CheckConstraint(f"status IN {STATUSES}", name="status"),
         CheckConstraint("num_nonnulls(offer_id, deal_id) = 1", name="one_target"),
+        CheckConstraint(
+            "tier IN ('flex', 'default', 'priority') AND (served_tier IS NULL OR served_tier IN "
+            "('flex', 'default', 'priority')) AND tier_percent >= 1",
+            name="tiers_known",
+        ),
         Index(
             "ix_requests_finished",
             "finished_at",
@@ -80,6 +85,14 @@ class Request(Base):
     most it can cost, and its end settles what its usage costs."""
     cost: Mapped[int | None] = mapped_column(BigInteger)
     """What it cost the operator: its handler's ``credits``, recorded when it is delivered."""
+    tier: Mapped[str] = mapped_column(Text, server_default="default")
+    """The priority tier it asked for (``libs.contracts.tiers``)."""
+    tier_percent: Mapped[int] = mapped_column(Integer, server_default="100")
+    """The percentage of the offer's prices its tier costs: ``price`` (and, at per-token prices,
+    what its usage costs) is that percentage of the offer's, rounded up."""
+    served_tier: Mapped[str | None] = mapped_column(Text)
+    """The tier its job was served at, as its worker reported it; when cheaper than ``tier`` it
+    is what the request is billed at."""
 
 
 class RequestStep(Base):

@@ -7,7 +7,7 @@ import asyncpg
 _ENABLED_OFFERS = """
 SELECT o.id, o.service, o.action, o.price, o.prompt_template, o.handler_id, o.create_qty,
        h.params || o.params AS params, o.input_price, o.output_price, o.max_output_tokens,
-       o.aliases, o.files, o.created_at
+       o.aliases, o.files, o.created_at, o.tiers, o.default_tier
 FROM offers o JOIN handlers h ON h.id = o.handler_id
 WHERE o.enabled AND h.enabled
 """

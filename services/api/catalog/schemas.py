@@ -70,6 +70,11 @@ class OfferView(BaseModel):
     most bytes and pixels, and whether it is required. Send them as parts of a
     ``multipart/form-data`` body, or as the ids of your uploads (``POST /files``) in a JSON
     one."""
+    tiers: dict[str, int]
+    """The priority tiers it sells (``flex``, ``default``, ``priority``), each as a percentage
+    of the prices above: name one with the ``Relai-Tier`` header (``service_tier`` at ``/v1``)."""
+    default_tier: str
+    """The tier of a request that names none."""
     links: OfferLinks
 
 
@@ -118,5 +123,7 @@ def offer_view(offer: Offer) -> OfferView:
         aliases=list(offer.aliases),
         inputs=inputs_schema(offer),
         files=dict(offer.files),
+        tiers=offer.tiers_sold,
+        default_tier=offer.default_tier,
         links=OfferLinks(submit=submit_path(offer.service, offer.action)),
     )

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from libs.catalog import PromptTemplate, TemplateError
 from libs.catalog.file_inputs import FileInputSpec
+from libs.contracts.tiers import DEFAULT_TIER
 from libs.logs import get_logger
 from services.api.catalog import repository
 
@@ -43,6 +44,19 @@ class Offer:
     """The offer's file inputs by name (never one of the template's variables)."""
     created_at: datetime | None = None
     """When the offer was first written (the ``created`` of its model at ``/v1``)."""
+    tiers: Mapping[str, int] = field(default_factory=dict)
+    """The priority tiers it sells beside ``default``, each at a percentage of its prices."""
+    default_tier: str = DEFAULT_TIER
+    """The tier of a request that names none."""
+
+    def tier_percent(self, tier: str) -> int | None:
+        """What ``tier`` costs as a percentage of the offer's prices; None when not sold."""
+        return 100 if tier == DEFAULT_TIER else self.tiers.get(tier)
+
+    @property
+    def tiers_sold(self) -> dict[str, int]:
+        """Every tier the offer sells, ``default`` included, by percentage of its prices."""
+        return {DEFAULT_TIER: 100, **self.tiers}
 
     @property
     def token_priced(self) -> bool:
@@ -146,6 +160,8 @@ class OfferCatalog:
                     aliases=tuple(r["aliases"]),
                     files=files,
                     created_at=r["created_at"],
+                    tiers=dict(r["tiers"]),
+                    default_tier=r["default_tier"],
                 )
                 self._offers[(offer.service, offer.action)] = offer
                 self._aliases.update(dict.fromkeys(offer.aliases, offer))

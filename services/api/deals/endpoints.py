@@ -6,7 +6,7 @@ from services.api.deals import service
 from services.api.deals.dependencies import DealsDep
 from services.api.deals.schemas import DealBody, DealSubmitted, DealView, deal_view
 from services.api.deps import PoolDep
-from services.api.errors import NotFound
+from services.api.errors import InvalidInputs, NotFound
 from services.api.state import app_state
 from services.api.submission import SUBMIT_ERRORS, SUBMIT_HEADERS, StepView, links_for
 
@@ -45,6 +45,11 @@ async def submit_deal(
     deal = await deals.get(slug)
     if deal is None:
         raise NotFound(f"no enabled deal {slug}")
+    if request.headers.get(submission.TIER_HEADER) not in (None, "", "auto", "default"):
+        raise InvalidInputs(
+            f"a deal is served at the default tier: {submission.TIER_HEADER} names the tier of "
+            "a single offer's request"
+        )
     idempotency_key = submission.idempotency_key(request.headers.get("idempotency-key"))
     order = service.order_for(deal, body.inputs, body.addons)
     done = await app_state(request).submitter.submit(

@@ -68,8 +68,16 @@ def completion(final: Final, model: str) -> dict[str, Any]:
             for index, text in enumerate(text_of(row["results"]))
         ],
         "usage": usage_of(row["usage"]),
+        "service_tier": service_tier(row),
         "system_fingerprint": None,
     }
+
+
+def service_tier(row: Any) -> str:
+    """The tier a request was served at (``served_tier``), or until it starts, the one it
+    asked for."""
+    served: str | None = row["served_tier"]
+    return served if served is not None else str(row["tier"])
 
 
 def _event(data: dict[str, Any]) -> bytes:

@@ -117,7 +117,11 @@ async def chat_completions(
     body.refuse_unsupported()
     offer = await service.model(catalog, body.model)
     order = service.chat_order(
-        offer, chat_messages(body), body.options(), max_output_tokens=body.output_tokens
+        offer,
+        chat_messages(body),
+        body.options(),
+        max_output_tokens=body.output_tokens,
+        tier=body.service_tier,
     )
     done = await service.submit(request, user, order)
     if not body.stream:
@@ -149,7 +153,11 @@ async def create_response(
     body.refuse_unsupported()
     offer = await service.model(catalog, body.model)
     order = service.chat_order(
-        offer, body.messages(), body.options(), max_output_tokens=body.max_output_tokens
+        offer,
+        body.messages(),
+        body.options(),
+        max_output_tokens=body.max_output_tokens,
+        tier=body.service_tier,
     )
     done = await service.submit(request, user, order)
     state = app_state(request)

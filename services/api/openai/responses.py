@@ -18,7 +18,7 @@ import asyncpg
 import orjson
 
 from libs.contracts import RequestStatus
-from services.api.openai.completions import KEEPALIVE
+from services.api.openai.completions import KEEPALIVE, service_tier
 from services.api.openai.follow import Chunk, Final, StillRunning, Tick
 
 PREFIX = "resp_"
@@ -102,6 +102,7 @@ def response(
         "tools": [],
         "top_p": None,
         "usage": _usage(row["usage"]),
+        "service_tier": service_tier(row),
         "metadata": {},
     }
 

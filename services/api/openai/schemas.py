@@ -55,6 +55,9 @@ class _Sampling(BaseModel):
     """The caller's end user, for their own records: not sent on."""
     metadata: dict[str, str] | None = None
     store: StrictBool | None = None
+    service_tier: Literal["auto", "default", "flex", "priority"] | None = None
+    """The priority tier to be served at, among those the model's offer sells (``auto``: its
+    default); the answer's ``service_tier`` is the one it was served at."""
 
 
 class ChatCompletionBody(_Sampling):

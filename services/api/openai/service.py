@@ -16,6 +16,7 @@ from typing import Any
 from starlette.requests import Request
 
 from libs.contracts import RequestStatus
+from libs.contracts.tiers import DEFAULT_TIER
 from services.api import submission
 from services.api.auth.service import Principal
 from services.api.catalog.service import Offer, OfferCatalog
@@ -88,15 +89,21 @@ def chat_order(
     options: dict[str, Any],
     *,
     max_output_tokens: int | None,
+    tier: str | None = None,
 ) -> Order:
-    """The conversation as a request to ``offer``: its last turn rendered by the offer's
-    template is the prompt (and that turn's content), at the price the core sets for it."""
+    """The conversation as a request to ``offer`` at ``tier`` (``service_tier``): its last turn
+    rendered by the offer's template is the prompt (and that turn's content), at the price the
+    core sets for it."""
     (variable,) = offer.template.variables
+    chosen = submission.tier_of(offer, tier)
     last = messages[-1]["content"]
     prompt = offer.template.render({variable: last})
     turns = [*messages[:-1], {"role": "user", "content": prompt}]
     price, pricing = submission.priced(
-        offer, input_texts=[t["content"] for t in turns], max_output_tokens=max_output_tokens
+        offer,
+        input_texts=[t["content"] for t in turns],
+        max_output_tokens=max_output_tokens,
+        percent=chosen.percent,
     )
     cap = max_output_tokens if max_output_tokens is not None else offer.max_output_tokens
     if cap is not None:
@@ -105,12 +112,15 @@ def chat_order(
     return Order(
         name=model_id(offer),
         handler=offer.handler,
-        key=(str(offer.id), "chat", turns, options),
+        key=(str(offer.id), "chat", turns, options)
+        + ((chosen.tier,) if chosen.tier != DEFAULT_TIER else ()),
         inputs={variable: last},
         price=price,
         jobs=(Job(offer, prompt, price, messages=turns, options=options),),
         offer_id=offer.id,
         pricing=pricing,
+        tier=chosen.tier,
+        tier_percent=chosen.percent,
     )
 
 

@@ -17,7 +17,13 @@ from services.api.requests import service
 from services.api.requests.inputs import offer_inputs
 from services.api.requests.schemas import AskBody, Cancelled, RequestPage, RequestView
 from services.api.state import app_state
-from services.api.submission import SUBMIT_ERRORS, SUBMIT_HEADERS, StepView, Submitted, links_for
+from services.api.submission import (
+    OFFER_SUBMIT_HEADERS,
+    SUBMIT_ERRORS,
+    StepView,
+    Submitted,
+    links_for,
+)
 from services.api.submission import reads as repository
 from services.api.submission.cancel import cancel
 from services.api.text import STORABLE_PATTERN
@@ -41,7 +47,9 @@ async def _submit(
     rather than through one dependency each: on the hottest route, resolving dependencies cost
     a fifth of the API's CPU."""
     idempotency_key = submission.idempotency_key(request.headers.get("idempotency-key"))
-    order = submission.offer_order(offer, inputs, files)
+    order = submission.offer_order(
+        offer, inputs, files, tier=request.headers.get(submission.TIER_HEADER)
+    )
     done = await app_state(request).submitter.submit(
         user=user,
         order=order,
@@ -72,7 +80,7 @@ def _view(row: Any) -> RequestView:
     response_model=Submitted,
     responses=SUBMIT_ERRORS,
     openapi_extra={
-        "parameters": SUBMIT_HEADERS,
+        "parameters": OFFER_SUBMIT_HEADERS,
         "requestBody": {
             "required": True,
             "content": {
@@ -110,7 +118,7 @@ async def submit(service_name: str, action: str, request: Request, user: Current
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Submitted,
     responses=SUBMIT_ERRORS,
-    openapi_extra={"parameters": SUBMIT_HEADERS},
+    openapi_extra={"parameters": OFFER_SUBMIT_HEADERS},
 )
 async def ask(
     body: AskBody, request: Request, user: CurrentUser, catalog: CatalogDep, settings: SettingsDep

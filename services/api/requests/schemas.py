@@ -26,6 +26,11 @@ class RequestView(BaseModel):
     usage: dict[str, int] | None = None
     """Provider usage of the job that ended the request (``input_tokens``, ``output_tokens``)."""
     price: int
+    tier: str = "default"
+    """The priority tier it asked for (``Relai-Tier``); ``price`` is that tier's."""
+    served_tier: str | None = None
+    """The tier its job was served at, once it started: the one asked for where the workers
+    honour tiers, else ``default``; when that is cheaper, it is what the request is billed at."""
     attempt: int
     created_at: datetime
     updated_at: datetime

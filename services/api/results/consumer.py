@@ -176,7 +176,7 @@ class ResultsConsumer:
 
     async def handle(self, entries: list[Entry]) -> None:
         """Write one batch; then, in one round trip, acknowledge it and publish what changed."""
-        started: dict[uuid.UUID, int] = {}
+        started: dict[uuid.UUID, ResultMessage] = {}
         finished: dict[uuid.UUID, ResultMessage] = {}
         traceparents: list[str | None] = []
         steps: list[ResultMessage] = []
@@ -190,11 +190,7 @@ class ResultsConsumer:
             if message.step is not None:
                 steps.append(message)
                 continue
-            request_id = message.request_id
-            if message.kind == "started":
-                started[request_id] = max(message.attempt, started.get(request_id, 0))
-            elif request_id not in finished or finished[request_id].attempt < message.attempt:
-                finished[request_id] = message
+            _keep_latest(started if message.kind == "started" else finished, message)
         with batch_spans("relai.results.persist", traceparents):
             rows = await self._write(started, finished)
             settled, refunded = credits_moved(rows)
@@ -216,11 +212,11 @@ class ResultsConsumer:
 
     @_transient_db
     async def _write(
-        self, started: dict[uuid.UUID, int], finished: dict[uuid.UUID, ResultMessage]
+        self, started: dict[uuid.UUID, ResultMessage], finished: dict[uuid.UUID, ResultMessage]
     ) -> list[asyncpg.Record]:
         return await record_outcomes(
             self._pool,
-            started=[Started(request_id, attempt) for request_id, attempt in started.items()],
+            started=[Started(m.request_id, m.attempt, m.tier) for m in started.values()],
             ended=[
                 Ended(
                     m.request_id,
@@ -229,6 +225,7 @@ class ResultsConsumer:
                     results=m.results if m.kind == "succeeded" else None,
                     error=m.error if m.kind == "failed" else None,
                     usage=m.usage,
+                    tier=m.tier,
                 )
                 for m in finished.values()
             ],
@@ -273,3 +270,10 @@ def _events(rows: list[asyncpg.Record]) -> bytes:
         if r["status"] == RequestStatus.FAILED:
             log.info("request.failed", request_id=str(r["id"]), error=r["error"])
     return EVENT_BATCH.dump_json(events_of(rows), exclude_none=True)
+
+
+def _keep_latest(latest: dict[uuid.UUID, ResultMessage], message: ResultMessage) -> None:
+    """Keep ``message`` in ``latest`` unless one of a later attempt of its request is there."""
+    kept = latest.get(message.request_id)
+    if kept is None or kept.attempt < message.attempt:
+        latest[message.request_id] = message

@@ -5,6 +5,7 @@ from services.api.submission.pricing import (
     charged_when_cancelled_streaming,
     priced,
     request_texts,
+    tier_of,
 )
 from services.api.submission.repository import steps_of
 from services.api.submission.rules import (
@@ -15,8 +16,10 @@ from services.api.submission.rules import (
     valid_traceparent,
 )
 from services.api.submission.schemas import (
+    OFFER_SUBMIT_HEADERS,
     SUBMIT_ERRORS,
     SUBMIT_HEADERS,
+    TIER_HEADER,
     Links,
     StepView,
     Submitted,
@@ -26,8 +29,10 @@ from services.api.submission.service import Job, Order, Submission, SubmittedFil
 from services.api.webhooks.urls import WEBHOOK_URL_HEADER
 
 __all__ = [
+    "OFFER_SUBMIT_HEADERS",
     "SUBMIT_ERRORS",
     "SUBMIT_HEADERS",
+    "TIER_HEADER",
     "WEBHOOK_URL_HEADER",
     "Job",
     "Links",
@@ -47,5 +52,6 @@ __all__ = [
     "new_traceparent",
     "priced",
     "request_texts",
+    "tier_of",
     "valid_traceparent",
 ]

@@ -77,6 +77,7 @@ async def cancel(
                         price=row["price"],
                         pricing=row["pricing"],
                         input_texts=request_texts(row["prompt"], row["messages"]),
+                        percent=row["tier_percent"],
                     )
                 ended = Ended(
                     request_id, row["attempt"], "cancelled", error=CANCELLED_ERROR, spent=spent

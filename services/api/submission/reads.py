@@ -13,8 +13,8 @@ import asyncpg
 from libs.files.uploads import input_files_json
 
 _STATE = (
-    "SELECT status, price, attempt, deal_id IS NOT NULL AS deal, pricing, prompt, messages "
-    "FROM requests WHERE id = $1 AND user_id = $2"
+    "SELECT status, price, attempt, deal_id IS NOT NULL AS deal, pricing, prompt, messages, "
+    "tier_percent FROM requests WHERE id = $1 AND user_id = $2"
 )
 
 DRAIN_WINDOW_S = 60.0
@@ -53,7 +53,7 @@ WHERE user_id = $1 AND status IN ('succeeded', 'failed')
 _VIEW_COLUMNS = """
 r.id, coalesce(o.service, 'deal') AS service, coalesce(o.action, d.slug) AS action, r.deal_id,
 r.status, r.inputs, r.results, r.error, r.usage, r.price, r.attempt,
-r.created_at, r.updated_at, r.started_at, r.finished_at
+r.created_at, r.updated_at, r.started_at, r.finished_at, r.tier, r.served_tier
 """
 _INPUT_FILES = f"{input_files_json('r.id')} AS input_files"
 

@@ -24,7 +24,7 @@ from libs.ledger import movements as ledger
 
 _REQUEST_COLUMNS = (
     "id, user_id, offer_id, deal_id, inputs, prompt, price, traceparent, idempotency_key, "
-    "messages, options, pricing, webhook_url"
+    "messages, options, pricing, webhook_url, tier, tier_percent"
 )
 
 _STEPS_ONE = """, steps AS (
@@ -36,12 +36,12 @@ _STEPS_ONE = """, steps AS (
 
 
 def _insert_one(*, steps: bool, files: bool = False) -> str:
-    # The chat parameters and the one-off webhook URL come after the steps' parameters, the
-    # input files' after them.
-    chat = "$17, $18, $19, $20" if steps else "$11, $12, $13, $14"
+    # The chat parameters, the one-off webhook URL and the tier come after the steps'
+    # parameters, the input files' after them.
+    chat = "$17, $18, $19, $20, $21, $22" if steps else "$11, $12, $13, $14, $15, $16"
     input_files = ""
     if files:
-        first = 21 if steps else 15
+        first = 23 if steps else 17
         input_files = ", " + uploads.input_files_cte(request="ins", user="$2", first=first)
     return f"""
 WITH ins AS (
@@ -72,10 +72,10 @@ _INSERT_MANY = f"""
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[],
                          $7::bigint[], $8::text[], $9::text[], $19::text[], $20::text[],
-                         $21::text[], $22::text[])
+                         $21::text[], $22::text[], $23::text[], $24::int[])
         WITH ORDINALITY
         AS t(id, user_id, offer_id, deal_id, inputs, prompt, price, traceparent, idempotency_key,
-             messages, options, pricing, webhook_url, ord)
+             messages, options, pricing, webhook_url, tier, tier_percent, ord)
 ), fresh AS (
     SELECT DISTINCT ON (i.id) i.* FROM input i
     WHERE NOT EXISTS (SELECT 1 FROM requests r WHERE r.id = i.id)
@@ -83,7 +83,8 @@ WITH input AS (
 ), {ledger.affordable("fresh", name="affordable")}, ins AS (
     INSERT INTO requests ({_REQUEST_COLUMNS})
     SELECT id, user_id, offer_id, deal_id, inputs::jsonb, prompt, price, traceparent,
-           idempotency_key, messages::jsonb, options::jsonb, pricing::jsonb, webhook_url
+           idempotency_key, messages::jsonb, options::jsonb, pricing::jsonb, webhook_url, tier,
+           tier_percent
     FROM affordable
     ON CONFLICT (id) DO NOTHING
     RETURNING id, user_id, price
@@ -167,6 +168,8 @@ class NewRequest:
     files: tuple[uploads.InputFile, ...] = ()
     """The request's input files (their blobs registered and stored already), written by the
     one-request statement only: ``insert_many`` does not take them (see the batcher)."""
+    tier: str = "default"
+    tier_percent: int = 100
 
 
 @contextmanager
@@ -206,7 +209,7 @@ async def insert_one(db: PgPool | PgConnection, new: NewRequest) -> bool:
             [s.price for s in new.steps],
             [s.prompt for s in new.steps],
         ]
-    args += [new.messages, new.options, new.pricing, new.webhook_url]
+    args += [new.messages, new.options, new.pricing, new.webhook_url, new.tier, new.tier_percent]
     if new.files:
         args += uploads.input_files_args(new.files)
         statement = _INSERT_ONE_WITH_STEPS_AND_FILES if new.steps else _INSERT_ONE_WITH_FILES
@@ -261,6 +264,8 @@ async def insert_many(db: PgPool | PgConnection, batch: list[NewRequest]) -> set
         [_json(n.options) for n in batch],
         [_json(n.pricing) for n in batch],
         [n.webhook_url for n in batch],
+        [n.tier for n in batch],
+        [n.tier_percent for n in batch],
     )
     return {row["id"] for row in rows}
 

@@ -10,6 +10,9 @@ from libs.contracts import RequestStatus
 from services.api.submission.rules import IDEMPOTENCY_KEY_MAX
 from services.api.webhooks.urls import URL_MAX, URL_PATTERN, WEBHOOK_URL_HEADER
 
+TIER_HEADER = "Relai-Tier"
+"""The priority tier a submission to a single offer asks for (``libs.contracts.tiers``)."""
+
 SUBMIT_HEADERS = [
     {
         "name": "Idempotency-Key",
@@ -33,6 +36,20 @@ SUBMIT_HEADERS = [
         "description": "A one-off URL the request's final state is sent to (request.* events, "
         "signed with the caller's one-off secret: POST /webhooks/secret), held to the rules of "
         "webhook endpoints' URLs.",
+    },
+]
+
+OFFER_SUBMIT_HEADERS = [
+    *SUBMIT_HEADERS,
+    {
+        "name": TIER_HEADER,
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "enum": ["auto", "flex", "default", "priority"]},
+        "description": "The priority tier to be served at, among those the offer sells (its "
+        "tiers): priority first and dearer, flex when there is room and cheaper. Absent or auto: "
+        "the offer's default_tier. The request is billed at the tier it is served at when that "
+        "is cheaper (GET shows served_tier).",
     },
 ]
 

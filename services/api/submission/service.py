@@ -24,6 +24,7 @@ from libs import outbox
 from libs.blobs import BlobStore
 from libs.contracts import RequestStatus
 from libs.contracts.files import input_file_id
+from libs.contracts.tiers import DEFAULT_TIER, Tier
 from libs.db import PgPool
 from libs.files import uploads
 from libs.ledger import ShortBalance
@@ -110,6 +111,10 @@ class Order:
     """The request's input files: each job's task carries them (``files``, by name), the
     request keeps a copy of each (``input_file_id``) and its ``inputs`` name those copies. Their
     sha256s are part of ``key``."""
+    tier: Tier = DEFAULT_TIER
+    """The priority tier asked for (a single offer's; a deal's is ``default``)."""
+    tier_percent: int = 100
+    """What ``tier`` costs as a percentage of the offer's prices: ``price`` is that much."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,6 +292,7 @@ class Submitter:
                 messages=job.messages,
                 options=job.options,
                 files=refs,
+                tier=order.tier,
             )
             payloads.append(
                 outbox.first_run(
@@ -319,6 +325,8 @@ class Submitter:
             pricing=order.pricing,
             webhook_url=webhook_url,
             files=files,
+            tier=order.tier,
+            tier_percent=order.tier_percent,
         )
 
 

@@ -23,6 +23,8 @@ OFFER_KEYS = {
     "aliases",
     "inputs",
     "files",
+    "tiers",
+    "default_tier",
     "links",
 }
 
@@ -80,6 +82,8 @@ async def test_listing_shows_every_enabled_offer_and_no_operator_fields(
             "additionalProperties": False,
         },
         "files": {},
+        "tiers": {"default": 100},
+        "default_tier": "default",
         "links": {"submit": "/svc/demo/greet"},
     }
     assert "delay_ms" not in r.text

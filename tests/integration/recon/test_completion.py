@@ -38,7 +38,8 @@ from tests.support import ServerUrls
 async def test_stuck_request_is_redriven_exactly_once_by_racing_runs(
     db_pool: "asyncpg.Pool[Any]", redis_client: Redis, status: str, with_file: bool
 ) -> None:
-    """A re-driven task is the first one again, its input files included."""
+    """A re-driven task is the first one again, its input files and its user included (fair
+    scheduling keeps it among that user's jobs)."""
     request_id, _ = await submitted(db_pool, status=status, with_file=with_file)
 
     first, second = await asyncio.gather(
@@ -65,6 +66,7 @@ async def test_stuck_request_is_redriven_exactly_once_by_racing_runs(
         params={"delay_ms": 300},
         create_qty=1,
         files={"image": input_file(request_id).ref()} if with_file else None,
+        user_id=await db_pool.fetchval("SELECT user_id FROM requests WHERE id = $1", request_id),
     )
     if with_file:
         assert task.files == {

@@ -58,7 +58,7 @@ def test_each_offer_gets_its_submit_path_with_its_inputs(generic: dict[str, Any]
         "$ref": "#/components/schemas/Submitted"
     }
     headers = {p["name"] for p in operation["parameters"]}
-    assert headers == {"Idempotency-Key", "traceparent", "Relai-Webhook-Url"}
+    assert headers == {"Idempotency-Key", "traceparent", "Relai-Webhook-Url", "Relai-Tier"}
     view = document["paths"]["/svc/demo/greet"]["get"]
     assert view["parameters"] == []
     assert view["responses"]["200"] == generic["paths"][GENERIC_SUBMIT]["get"]["responses"]["200"]
