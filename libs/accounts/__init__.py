@@ -19,9 +19,15 @@ from libs.accounts.keys import (
 )
 from libs.accounts.names import NAME_MAX, check_user_name, name_problem
 from libs.accounts.users import NewUser, add_api_key, create_user, grant_credits
+from libs.accounts.weights import WEIGHT_MAX, mirror_weight, mirror_weights, set_weight, weights
 
 __all__ = [
     "NAME_MAX",
+    "WEIGHT_MAX",
+    "mirror_weight",
+    "mirror_weights",
+    "set_weight",
+    "weights",
     "BalanceOverflowError",
     "IdentityExistsError",
     "InvalidUserNameError",

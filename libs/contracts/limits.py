@@ -30,6 +30,10 @@ LIMITS_LIVE_KEY = f"{LIMITS_PREFIX}live"
 """Set of the request ids whose job waits for, or runs under, an integration's limits: in
 flight although no stream holds them."""
 
+LIMITS_WEIGHTS_KEY = f"{LIMITS_PREFIX}weights"
+"""Hash of the users whose weight is not 1, user id → weight: under fair scheduling, how many of
+a user's jobs are taken per turn (a mirror of ``users.weight``, rebuilt by recon)."""
+
 FAIR_QUEUE = "@fair"
 """The queue every job without an integration waits in under fair scheduling
 (``RELAI_WORKER_SCHEDULING=fair``): its users are served round-robin like an integration's, with

@@ -28,6 +28,7 @@ from services.recon.completion.service import CompletionLoop
 from services.recon.expiry.service import ExpiryLoop
 from services.recon.files.service import ORPHANS_LOCK, FilesCollector
 from services.recon.metrics.service import MetricsSampler
+from services.recon.scheduling.weights import WeightsLoop
 from services.recon.settings import ReconSettings, get_settings
 from services.recon.state import ReconState
 from services.recon.usage.service import UsageLoop
@@ -45,8 +46,8 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
         policy = alert_policy(settings, config)
         # min_size=0: recon must start, and report, while Postgres is down. Eight: the loops
         # (completion, expiry, usage, metrics, alerts, webhook retention, files and their orphan
-        # sweep) and a health check's two reads (the pipeline, and webhooks apart) seldom wait
-        # for one another.
+        # sweep, weights) and a health check's two reads (the pipeline, and webhooks apart)
+        # seldom wait for one another.
         pool = await create_pool(
             settings.database_url, min_size=0, max_size=8, pooled=settings.database_pooled
         )
@@ -107,6 +108,7 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
         usage = UsageLoop(
             pool, interval_s=settings.recon_usage_interval_s, lag_s=settings.recon_usage_lag_s
         )
+        weights = WeightsLoop(pool, redis, interval_s=settings.recon_weights_interval_s)
         sampler = MetricsSampler(
             pool,
             redis,
@@ -125,6 +127,7 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
                 asyncio.create_task(usage.run_forever(), name="recon-usage"),
                 asyncio.create_task(retention.run_forever(), name="recon-webhook-retention"),
                 asyncio.create_task(files.run_forever(), name="recon-files"),
+                asyncio.create_task(weights.run_forever(), name="recon-weights"),
             ]
         try:
             yield ReconState(

@@ -25,6 +25,8 @@ class ReconSettings(CommonSettings):
     """A stuck request already run this many times is failed and refunded instead."""
     recon_completion_batch: int = Field(default=1000, ge=1)
     """Most candidates looked at per run."""
+    recon_weights_interval_s: float = Field(default=10.0, gt=0)
+    """Seconds between two copies of the users' scheduling weights from Postgres into Redis."""
     recon_usage_interval_s: float = Field(default=60.0, gt=0)
     """Seconds between two runs of the usage aggregation."""
     recon_usage_lag_s: float = Field(default=10.0, ge=0)

@@ -3,7 +3,16 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, LargeBinary, Text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    Text,
+)
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -16,6 +25,7 @@ class User(Base):
         CheckConstraint("role IN ('user', 'admin')", name="role"),
         CheckConstraint("balance >= 0", name="balance_not_negative"),
         CheckConstraint("reserved >= 0", name="reserved_not_negative"),
+        CheckConstraint("weight BETWEEN 1 AND 100", name="weight_range"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True)
@@ -26,6 +36,8 @@ class User(Base):
     reserved: Mapped[int] = mapped_column(BigInteger, server_default="0")
     """Credits held by requests that have not ended yet."""
     created_at: Mapped[datetime] = now()
+    weight: Mapped[int] = mapped_column(Integer, server_default="1")
+    """Under fair scheduling, how many of the user's jobs are taken per turn (1 to 100)."""
 
 
 class ApiKey(Base):

@@ -1,4 +1,5 @@
-"""Administration: users, credits and API keys. Every route needs the admin role (403)."""
+"""Administration: users, credits, scheduling weights and API keys. Every route needs the
+admin role (403)."""
 
 import uuid
 from typing import Annotated, Any
@@ -21,8 +22,10 @@ from services.api.admin.schemas import (
     NewKey,
     NewUserBody,
     UserView,
+    Weight,
+    WeightBody,
 )
-from services.api.deps import PoolDep
+from services.api.deps import PoolDep, RedisDep
 from services.api.errors import Conflict, NotFound
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses=ADMIN_ONLY)
@@ -80,6 +83,22 @@ async def grant(name: UserName, body: GrantBody, _: AdminUser, pool: PoolDep) ->
         except accounts.BalanceOverflowError as exc:
             raise Conflict(str(exc)) from exc
     return Balance(balance=balance)
+
+
+@router.put("/users/{name}/weight", response_model=Weight, responses=NO_SUCH_USER)
+async def set_weight(
+    name: UserName, body: WeightBody, _: AdminUser, pool: PoolDep, redis: RedisDep
+) -> Weight:
+    """Set how many of the user's jobs fair scheduling takes per turn (1 to 100; 1 for
+    everyone at first). Written to Postgres, then to the workers' mirror in Redis (recon
+    rebuilds the mirror from Postgres every few seconds, should this second write fail)."""
+    async with pool.acquire() as conn, conn.transaction():
+        try:
+            user_id = await accounts.set_weight(conn, user=name, weight=body.weight)
+        except accounts.UnknownUserError as exc:
+            raise NotFound(str(exc)) from exc
+    await accounts.mirror_weight(redis, user_id, body.weight)
+    return Weight(name=name, weight=body.weight)
 
 
 @router.post(

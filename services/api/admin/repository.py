@@ -6,10 +6,11 @@ from typing import Any
 import asyncpg
 
 _USERS = """
-SELECT id, name, role, balance, reserved, created_at FROM users ORDER BY name LIMIT $1 OFFSET $2
+SELECT id, name, role, balance, reserved, created_at, weight FROM users ORDER BY name
+LIMIT $1 OFFSET $2
 """
 
-_USER = "SELECT id, name, role, balance, reserved, created_at FROM users WHERE name = $1"
+_USER = "SELECT id, name, role, balance, reserved, created_at, weight FROM users WHERE name = $1"
 
 
 async def list_users(pool: asyncpg.Pool[Any], *, limit: int, offset: int) -> list[asyncpg.Record]:

@@ -4,6 +4,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from libs.accounts import WEIGHT_MAX
 from libs.catalog.numbers import JsonInt
 from services.api.auth.schemas import Me
 from services.api.text import StorableText, UserName
@@ -14,8 +15,24 @@ NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
 MAX_CREDITS = 10**15
 """Most credits one grant (or opening balance) may add."""
 
-UserView = Me
-"""An account as its owner sees it at ``GET /me``."""
+
+class UserView(Me):
+    """An account as its owner sees it at ``GET /me``, and its scheduling weight."""
+
+    weight: int = 1
+    """Under fair scheduling, how many of the user's jobs are taken per turn where a user of
+    weight 1 gets one (``PUT /admin/users/{name}/weight``)."""
+
+
+class WeightBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    weight: JsonInt = Field(ge=1, le=WEIGHT_MAX)
+
+
+class Weight(BaseModel):
+    name: str
+    weight: int
 
 
 class NewUserBody(BaseModel):

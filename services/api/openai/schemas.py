@@ -55,9 +55,10 @@ class _Sampling(BaseModel):
     """The caller's end user, for their own records: not sent on."""
     metadata: dict[str, str] | None = None
     store: StrictBool | None = None
-    service_tier: Literal["auto", "default", "flex", "priority"] | None = None
+    service_tier: Annotated[str, Field(max_length=20)] | None = None
     """The priority tier to be served at, among those the model's offer sells (``auto``: its
-    default); the answer's ``service_tier`` is the one it was served at."""
+    default; one it does not sell is refused, naming those it does); the answer's
+    ``service_tier`` is the one it was served at."""
 
 
 class ChatCompletionBody(_Sampling):

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
@@ -221,7 +222,7 @@ def test_the_catalog_refuses_a_default_tier_it_does_not_sell_and_percentages_out
 async def test_the_sdk_asks_with_service_tier_and_reads_the_tier_it_was_served_at(
     api: Api, alice: NewUser, db_pool: "asyncpg.Pool[Any]", redis_client: Redis
 ) -> None:
-    hello = [{"role": "user", "content": "hello"}]
+    hello: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello"}]
     async with api.openai(alice.api_key) as sdk:
         with pytest.raises(openai.UnprocessableEntityError) as refused:
             await sdk.chat.completions.create(
