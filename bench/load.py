@@ -33,6 +33,8 @@ class LoadResult:
     failed: int = 0
     submit_started: dict[str, float] = field(default_factory=dict)
     finished: dict[str, float] = field(default_factory=dict)
+    started: dict[str, float] = field(default_factory=dict)
+    """When each request was first seen running (or final, when the push folded the two)."""
     outstanding: set[str] = field(default_factory=set)
     """Submitted, not yet seen final."""
     reconnects: int = 0
@@ -60,12 +62,18 @@ class LoadResult:
         )
 
     def percentile(self, p: float) -> float:
-        values = self.latencies_ms()
-        if not values:
-            return float("nan")
-        if len(values) == 1:
-            return values[0]
-        return statistics.quantiles(values, n=1000, method="inclusive")[int(p * 10) - 1]
+        return _percentile(self.latencies_ms(), p)
+
+    def waits_ms(self) -> list[float]:
+        """Submit → started, of every request seen started."""
+        return sorted(
+            (self.started[i] - t) * 1000
+            for i, t in self.submit_started.items()
+            if i in self.started
+        )
+
+    def wait_percentile(self, p: float) -> float:
+        return _percentile(self.waits_ms(), p)
 
     @property
     def throughput(self) -> float:
@@ -78,6 +86,14 @@ class LoadResult:
     def drain_after_last_submit_s(self) -> float:
         ends = [self.finished[i] for i in self.submit_started if i in self.finished]
         return max(ends) - self.last_submit if ends else float("nan")
+
+
+def _percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=1000, method="inclusive")[int(p * 10) - 1]
 
 
 async def _watch(http: aiohttp.ClientSession, result: LoadResult, ready: asyncio.Event) -> None:
@@ -97,6 +113,8 @@ async def _watch(http: aiohttp.ClientSession, result: LoadResult, ready: asyncio
                 state = orjson.loads(message.data)
                 if last_change is None or state["updated_at"] > last_change:
                     last_change = state["updated_at"]
+                if state["status"] == "running" or state["status"] in FINAL:
+                    result.started.setdefault(state["id"], time.perf_counter())
                 if state["status"] in FINAL and state["id"] not in result.finished:
                     result.finished[state["id"]] = time.perf_counter()
                     result.outstanding.discard(state["id"])
@@ -140,16 +158,19 @@ async def run_load(
     concurrency: int = 64,
     timeout_s: float = 120.0,
     result: LoadResult | None = None,
+    headers: dict[str, str] | None = None,
 ) -> LoadResult:
     """Submit ``total`` requests to ``path``: as fast as ``concurrency`` connections allow when
-    ``rate`` is None, else at ``rate`` per second. Returns once every submitted request is final
-    (or ``timeout_s`` after the last submit). A caller that passes ``result`` can watch it fill
-    meanwhile (e.g. wait for ``submitted``)."""
+    ``rate`` is None, else at ``rate`` per second, each with ``headers`` besides the key's.
+    Returns once every submitted request is final (or ``timeout_s`` after the last submit). A
+    caller that passes ``result`` can watch it fill meanwhile (e.g. wait for ``submitted``)."""
     result = result or LoadResult(name=name, offered_rps=rate)
     # The generator's own collector pauses would show up as the system's latency.
     gc.disable()
     try:
-        return await _run(api_url, key, result, path, total, rate, concurrency, timeout_s)
+        return await _run(
+            api_url, key, result, path, total, rate, concurrency, timeout_s, headers or {}
+        )
     finally:
         gc.enable()
 
@@ -163,8 +184,10 @@ async def _run(
     rate: float | None,
     concurrency: int,
     timeout_s: float,
+    extra_headers: dict[str, str],
 ) -> LoadResult:
     headers = {"Authorization": f"Bearer {key}"}
+    submit_headers = {"content-type": "application/json", **extra_headers}
     run_id = uuid.uuid4().hex[:8]
     counter = itertools.count()
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
@@ -176,9 +199,7 @@ async def _run(
         async def submit_one() -> None:
             body = orjson.dumps({"text": f"{run_id}-{next(counter)}"})
             started = time.perf_counter()
-            async with http.post(
-                path, data=body, headers={"content-type": "application/json"}
-            ) as response:
+            async with http.post(path, data=body, headers=submit_headers) as response:
                 payload = await response.read()
             result.record_submit(response.status, payload, started)
 

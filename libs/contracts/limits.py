@@ -16,6 +16,8 @@ Per integration, each key is ``LIMITS_PREFIX + integration + part``:
 - ``SPENT`` + window index (``now_ms // window``): credits spent in that window.
 """
 
+from libs.contracts.tiers import DEFAULT_TIER, Tier
+
 LIMITS_PREFIX = "relai:limits:"
 """``relai:limits:{integration}{part}``: shared leases, budgets and waiting jobs per integration."""
 
@@ -35,9 +37,27 @@ LIMITS_WEIGHTS_KEY = f"{LIMITS_PREFIX}weights"
 a user's jobs are taken per turn (a mirror of ``users.weight``, rebuilt by recon)."""
 
 FAIR_QUEUE = "@fair"
-"""The queue every job without an integration waits in under fair scheduling
-(``RELAI_WORKER_SCHEDULING=fair``): its users are served round-robin like an integration's, with
-neither a concurrency cap nor a budget. Not a valid integration name, so no offer can share it."""
+"""The queue every job without an integration that asks for the ``default`` tier waits in under
+fair scheduling (``RELAI_WORKER_SCHEDULING=fair``): its users are served round-robin like an
+integration's, with neither a concurrency cap nor a budget. Not a valid integration name, so no
+offer can share it."""
+
+PRIORITY_QUEUE = "@priority"
+"""Where a job asking for the ``priority`` tier waits under fair scheduling, as in ``FAIR_QUEUE``;
+workers take the tiers' queues by weight (see ``services.worker._stride``)."""
+
+FLEX_QUEUE = "@flex"
+"""Where a job asking for the ``flex`` tier waits under fair scheduling, as in ``FAIR_QUEUE``."""
+
+TIER_QUEUES: dict[Tier, str] = {
+    "flex": FLEX_QUEUE,
+    DEFAULT_TIER: FAIR_QUEUE,
+    "priority": PRIORITY_QUEUE,
+}
+"""Each tier's queue. None is a valid integration name (``@`` is neither a letter nor a digit)."""
+
+QUEUE_TIERS: dict[str, Tier] = {queue: tier for tier, queue in TIER_QUEUES.items()}
+"""The tier whose jobs a queue holds, for the tiers' queues only."""
 
 LEASES = ":leases"
 HELD = ":held"
@@ -50,6 +70,11 @@ SPENT = ":spent:"
 CONF_MAX = "max"
 CONF_BUDGET = "budget"
 CONF_WINDOW = "window"
+
+
+def tier_queue(tier: Tier) -> str:
+    """The queue a job asking for ``tier`` waits in under fair scheduling."""
+    return TIER_QUEUES[tier]
 
 
 def leases_key(integration: str) -> str:

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from libs.contracts import TASKS_GROUP, TASKS_STREAM, ResultMessage, TaskMessage
 from libs.contracts.streams import MESSAGE_FIELD
+from libs.contracts.tiers import DEFAULT_TIER
 from libs.logs import bind_request, get_logger
 from libs.streams import encode
 from services.worker._entries import Fields, salvage
@@ -101,6 +102,7 @@ def retire(
             kind="failed",
             error=reason,
             worker=consumer,
+            tier=DEFAULT_TIER,  # a stream entry: arrival order, or reclaimed from a dead worker
         )
         writer.add(encode(message), ack=entry_id, dead_letter=dead)
 
@@ -134,5 +136,6 @@ def retire_leased(writer: ResultWriter, *, consumer: str, taken: Taken) -> None:
             error=reason,
             worker=consumer,
             step=task.step,
+            tier=taken.lease.tier,
         )
         writer.add(encode(message), release=taken.lease, dead_letter=dead)

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from libs.blobs import BlobStore
 from libs.contracts import ResultMessage, TaskMessage
 from libs.contracts.streams import MESSAGE_FIELD
+from libs.contracts.tiers import DEFAULT_TIER, Tier
 from libs.logs import bind_request, get_logger
 from libs.security.params import credential_problem
 from libs.streams import decode, encode
@@ -19,7 +20,7 @@ from services.worker._chunks import ChunkPublisher
 from services.worker._entries import Fields, describe_invalid, salvage, salvage_step
 from services.worker._files import FileResults, has_files
 from services.worker._job_telemetry import handler_attrs, job_attrs, record_usage, usage_counts
-from services.worker._limits import FAIR, Lease, Limiter, limits_of
+from services.worker._limits import TIER_LIMITS, Lease, Limiter, limits_of
 from services.worker._writer import Encoded, ResultWriter
 from services.worker.job import Handler, HandlerError, Job, JobContext
 from services.worker.metrics import (
@@ -63,7 +64,8 @@ class JobExecutor:
         fair: bool = False,
     ) -> None:
         """``blobs`` holds the jobs' input files and receives their file results; ``fair``
-        parks every job (those without an integration in ``FAIR_QUEUE``)."""
+        parks every job (those without an integration in the queue of the tier they ask for,
+        ``TIER_LIMITS``)."""
         self._registry = registry
         zero_for(registry)
         self._read = blobs.get if blobs is not None else None
@@ -111,10 +113,12 @@ class JobExecutor:
         ):
             if lease is None and entry_id is not None and await self._parked(entry_id, task):
                 return
+            # Served at its tier only when taken from its tier's queue (fair scheduling).
+            tier = DEFAULT_TIER if lease is None else lease.tier
             start = time.perf_counter()
             ctx = JobContext(self._chunks.sink_for(task) if self._chunks else None)
             try:
-                results, error = await self._execute(task, ctx)
+                results, error = await self._execute(task, ctx, tier)
             except _Cancelled:
                 # Acked without a result: the cancellation already ended the request.
                 log.info("job.cancelled", handler=task.handler, attempt=task.attempt)
@@ -126,12 +130,12 @@ class JobExecutor:
             message: Encoded | None = None
             if error is None:
                 try:
-                    message = self._message(task, "succeeded", results=results, usage=usage)
+                    message = self._message(task, "succeeded", tier, results=results, usage=usage)
                 except ValueError as exc:
                     error = f"results are not JSON-serializable: {exc}"
             if message is None:
                 log.warning("job.failed", handler=task.handler, attempt=task.attempt, error=error)
-                message = self._message(task, "failed", error=error, usage=usage)
+                message = self._message(task, "failed", tier, error=error, usage=usage)
             self._writer.add(message, ack=entry_id, release=lease)
             JOBS.labels(handler, "succeeded" if error is None else "failed").inc()
 
@@ -143,7 +147,8 @@ class JobExecutor:
         try:
             limits = limits_of(self._job(task).params)
         except HandlerError as exc:
-            self._writer.add(self._message(task, "failed", error=str(exc)), ack=entry_id)
+            failed = self._message(task, "failed", DEFAULT_TIER, error=str(exc))
+            self._writer.add(failed, ack=entry_id)
             JOBS.labels(
                 task.handler if task.handler in self._registry else UNKNOWN_HANDLER, "failed"
             ).inc()
@@ -151,26 +156,26 @@ class JobExecutor:
         if limits is None:
             if not self._fair:
                 return False
-            limits = FAIR
+            limits = TIER_LIMITS[task.tier]
         raw = task.model_dump_json(exclude_none=True).encode()
         await self._limiter.park(entry_id, task, raw, limits)
         log.debug("job.parked", integration=limits.integration)
         return True
 
     async def _execute(
-        self, task: TaskMessage, ctx: JobContext
+        self, task: TaskMessage, ctx: JobContext, tier: Tier
     ) -> tuple[list[object] | None, str | None]:
         try:
             handler = self._registry.get(task.handler)
         except UnknownHandlerError as exc:
             return None, str(exc)
         if self._cancels is None:
-            return await self._call(task, handler, ctx)
+            return await self._call(task, handler, ctx, tier)
         with self._cancels.watch(task.request_id) as watch:
             try:
                 if await self._cancels.is_marked(task.request_id):
                     raise _Cancelled
-                return await self._call(task, handler, ctx)
+                return await self._call(task, handler, ctx, tier)
             except asyncio.CancelledError:
                 # Cancelled for the request (see ``Cancellations.cancel``), unless the worker is
                 # also stopping: then the job is left to the drain like any other.
@@ -180,9 +185,9 @@ class JobExecutor:
                 raise _Cancelled from None
 
     async def _call(
-        self, task: TaskMessage, handler: Handler, ctx: JobContext
+        self, task: TaskMessage, handler: Handler, ctx: JobContext, tier: Tier
     ) -> tuple[list[object] | None, str | None]:
-        self._writer.add(self._message(task, "started"))
+        self._writer.add(self._message(task, "started", tier))
         log.debug("job.started", handler=task.handler, attempt=task.attempt)
         timeout_s = self._timeout_s
         try:
@@ -231,6 +236,7 @@ class JobExecutor:
         self,
         task: TaskMessage,
         kind: Kind,
+        tier: Tier,
         *,
         results: list[object] | None = None,
         error: str | None = None,
@@ -248,6 +254,7 @@ class JobExecutor:
                 worker=self._consumer,
                 usage=usage,
                 step=task.step,
+                tier=tier,
             )
         )
 
@@ -272,6 +279,7 @@ class JobExecutor:
                 error=f"malformed task: {reason}",
                 worker=self._consumer,
                 step=salvage_step(fields),
+                tier=DEFAULT_TIER if lease is None else lease.tier,
             )
             self._writer.add(encode(message), ack=entry_id, release=lease)
 

@@ -5,8 +5,11 @@ quarantine, one at a time (see ``_dead_letters``)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import bisect
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
+from libs.contracts.limits import QUEUE_TIERS, tier_queue
+from libs.contracts.tiers import Tier
 from libs.logs import get_logger
 from services.worker._backoff import Backoff
 from services.worker._dead_letters import QUARANTINE_FROM, retire_leased
@@ -14,12 +17,17 @@ from services.worker._entries import Fields
 from services.worker._execute import JobExecutor
 from services.worker._limits import Lease, Limiter, Taken
 from services.worker._slots import Slots
+from services.worker._stride import Stride
 from services.worker._writer import ResultWriter
 
 log = get_logger(__name__)
 
 _TAKE_MOST = 100
-"""Most jobs one worker takes from one integration in one round trip."""
+"""Most jobs one worker takes in one turn (from an integration, or shared between the tiers)."""
+
+_TIERS_TURN = ""
+"""The turn of the tiers' queues in a round, beside the integrations' (named so as to sort
+first, as their ``@`` names did)."""
 
 Recover = Callable[[str, Exception, Backoff], Awaitable[None]]
 """The runner's recovery from a failed loop pass (logs, backs off, recreates groups)."""
@@ -44,20 +52,32 @@ async def park_entries(
 
 
 class ParkedIntake:
-    """Takes parked jobs whose integration has room, one per integration in turn, while this
-    process has free slots; an integration over its budget is left alone until its window
+    """Takes parked jobs while this process has free slots. A round gives a turn to each queue
+    with jobs waiting: the tiers' queues one turn together, their slots shared out by weight
+    (``_stride``), and each integration's one, starting where the last round ran out of slots
+    so that none is starved. An integration over its budget is left alone until its window
     ends."""
 
-    def __init__(self, limiter: Limiter, slots: Slots, start: Callable[[Taken], None]) -> None:
+    def __init__(
+        self,
+        limiter: Limiter,
+        slots: Slots,
+        start: Callable[[Taken], None],
+        *,
+        tier_weights: Mapping[Tier, int],
+    ) -> None:
         self._limiter = limiter
         self._slots = slots
         self._start = start
+        self._stride = Stride({tier_queue(tier): w for tier, w in tier_weights.items()})
         self._not_before: dict[str, float] = {}
         self._woken = asyncio.Event()
         self._active: list[str] = []
-        """The integrations with jobs waiting, as last read, until ``_active_until``."""
+        """The queues with jobs waiting, as last read, until ``_active_until``."""
         self._active_until = 0.0
         self._active_for_s = 0.0
+        self._resume = _TIERS_TURN
+        """The turn the next round starts with: the first one the last round had no slot for."""
 
     def notify(self) -> None:
         """Jobs were parked (or the process stops): look at once rather than at the next poll."""
@@ -70,8 +90,8 @@ class ParkedIntake:
 
     async def run(self, stopping: asyncio.Event, *, poll_s: float, recover: Recover) -> None:
         """Take parked jobs whenever this process has free slots, until ``stopping``. The
-        integrations with jobs waiting are read at most every ``poll_s`` (or when this process
-        parks some): under load a round per finished job would read them each time."""
+        queues with jobs waiting are read at most every ``poll_s`` (or when this process parks
+        some): under load a round per finished job would read them each time."""
         self._active_for_s = poll_s
         backoff = Backoff()
         while not stopping.is_set():
@@ -90,8 +110,8 @@ class ParkedIntake:
                     pass
 
     async def take(self, stopping: asyncio.Event) -> int:
-        """One round over the integrations with waiting jobs (up to ``_TAKE_MOST`` each, so that
-        none waits on another); how many jobs were started.
+        """One round over the queues with waiting jobs (up to ``_TAKE_MOST`` a turn); how many
+        jobs were started.
 
         When jobs were left waiting for want of a slot, slots are taken before the first round
         trip: the stream reader, which holds every free slot while it blocks, would otherwise
@@ -105,31 +125,75 @@ class ParkedIntake:
             raise
         self.wanting = False
         taken = 0
-        for integration in list(self._active):
-            if stopping.is_set() or self._not_before.get(integration, 0) > now:
+        for turn in self._turns():
+            if stopping.is_set():
+                break
+            if self._not_before.get(turn, 0) > now:
                 continue
             count = count or self._slots.take(_TAKE_MOST)
             if not count:
                 self.wanting = True
+                self._resume = turn
                 break
-            try:
-                got = await self._limiter.take(integration, count)
-            except BaseException:
-                self._slots.release(count)
-                raise
-            if isinstance(got, list):
-                self._slots.release(count - len(got))
-                for one in got:
-                    self._start(one)
-                taken += len(got)
-                count = 0
-                continue
-            if got is None:  # nothing waits there now: not until the next read
-                self._active.remove(integration)
-            elif got:
-                self._not_before[integration] = now + got
+            if turn == _TIERS_TURN:
+                started, count = await self._take_tiers(count)
+            else:
+                started, count = await self._take_integration(turn, count, now)
+            taken += started
         self._slots.release(count)
         return taken
+
+    def _turns(self) -> list[str]:
+        """This round's turns, from ``_resume`` on (or the next one, if it is gone)."""
+        turns = sorted({_TIERS_TURN if queue in QUEUE_TIERS else queue for queue in self._active})
+        first = bisect.bisect_left(turns, self._resume)
+        return turns[first:] + turns[:first]
+
+    async def _take_tiers(self, count: int) -> tuple[int, int]:
+        """Share ``count`` slots between the tiers' queues with jobs waiting, by stride; the jobs
+        started and the slots left. A queue that gives fewer jobs than its share (it ran dry,
+        or its users run their most) is left out for the rest of the round, and its unused
+        share goes to the others."""
+        waiting = [queue for queue in self._active if queue in QUEUE_TIERS]
+        taken = 0
+        while count and waiting:
+            for queue, share in self._stride.plan(waiting, count):
+                try:
+                    got = await self._limiter.take(queue, share)
+                except BaseException:
+                    self._slots.release(count)
+                    raise
+                if isinstance(got, list):
+                    self._stride.served(queue, len(got))
+                    self._start_all(got)
+                    taken += len(got)
+                    count -= len(got)
+                    if len(got) == share:
+                        continue
+                elif got is None:  # nothing waits there now: not until the next read
+                    self._active.remove(queue)
+                waiting.remove(queue)
+        return taken, count
+
+    async def _take_integration(self, integration: str, count: int, now: float) -> tuple[int, int]:
+        """Up to ``count`` jobs of ``integration``: the jobs started and the slots left."""
+        try:
+            got = await self._limiter.take(integration, count)
+        except BaseException:
+            self._slots.release(count)
+            raise
+        if isinstance(got, list):
+            self._start_all(got)
+            return len(got), count - len(got)
+        if got is None:  # nothing waits there now: not until the next read
+            self._active.remove(integration)
+        elif got:
+            self._not_before[integration] = now + got
+        return 0, count
+
+    def _start_all(self, taken: list[Taken]) -> None:
+        for one in taken:
+            self._start(one)
 
     async def _read_active(self, now: float) -> None:
         if now >= self._active_until:

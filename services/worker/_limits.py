@@ -35,7 +35,8 @@ from libs.contracts.limits import (
     CONF_BUDGET,
     CONF_MAX,
     CONF_WINDOW,
-    FAIR_QUEUE,
+    QUEUE_TIERS,
+    TIER_QUEUES,
     conf_key,
     held_key,
     leases_key,
@@ -46,6 +47,7 @@ from libs.contracts.limits import (
     wait_key,
     wait_prefix,
 )
+from libs.contracts.tiers import DEFAULT_TIER, Tier
 from services.worker._coalesce import Coalescer
 from services.worker.job import HandlerError
 
@@ -198,9 +200,15 @@ class Limits:
     cost: int
 
 
-FAIR = Limits(FAIR_QUEUE, None, None, 60.0, 1)
-"""Where a job without an integration waits under fair scheduling: no cap, no budget, its user
-served in turn with the others."""
+TIER_LIMITS: dict[Tier, Limits] = {
+    tier: Limits(queue, None, None, 60.0, 1) for tier, queue in TIER_QUEUES.items()
+}
+"""Where a job without an integration waits under fair scheduling, by the tier it asks for: no
+cap, no budget, its user served in turn with the others; the tiers' queues are taken by weight
+(``_stride``)."""
+
+FAIR = TIER_LIMITS[DEFAULT_TIER]
+"""The ``default`` tier's: where every job without an integration waited before tiers."""
 
 
 def limits_of(params: Mapping[str, Any]) -> Limits | None:
@@ -241,6 +249,12 @@ class Lease:
     id: str
     request_id: uuid.UUID
     user: str = _ANONYMOUS
+
+    @property
+    def tier(self) -> Tier:
+        """The tier its job is served at: its tier's queue's (fair scheduling), or ``default``
+        under an integration's limits, where tiers are not honoured."""
+        return QUEUE_TIERS.get(self.integration, DEFAULT_TIER)
 
 
 @dataclass(frozen=True, slots=True)

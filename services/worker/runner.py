@@ -119,7 +119,9 @@ class Runner:
             max_crashes=settings.worker_max_crashes,
             track=self._track,
         )
-        self._parked_intake = ParkedIntake(self.limiter, self._slots, self._leased.start)
+        self._parked_intake = ParkedIntake(
+            self.limiter, self._slots, self._leased.start, tier_weights=settings.worker_tier_weights
+        )
         self._reclaimer = Reclaimer(
             redis,
             self.consumer,

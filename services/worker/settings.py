@@ -1,8 +1,9 @@
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from libs.contracts.tiers import TIERS, Tier
 from libs.settings import CommonSettings
 
 
@@ -39,17 +40,38 @@ class WorkerSettings(CommonSettings):
     """``fifo`` runs the tasks stream in arrival order. ``fair`` moves every task from the stream
     to its user's waiting list as soon as it is read (holding no slot) and runs the users' jobs
     round-robin, across every worker process, like an integration's (see ``_limits``): one
-    user's burst no longer holds back the others'. Every worker of a deployment should use the
-    same value."""
+    user's burst no longer holds back the others'. Under ``fair`` each priority tier has a queue
+    of its own (``RELAI_WORKER_TIER_WEIGHTS``); under ``fifo`` every job is served at
+    ``default``. Every worker of a deployment should use the same value."""
     worker_max_running_per_user: int = Field(default=0, ge=0)
     """The most parked jobs (fair scheduling's, or an integration's) one user runs at once
     across every worker, per queue; 0 for no cap. Counted from live leases, so a dead worker's
     count until they expire and none can leak. Every worker should use the same value."""
+    worker_tier_weights: dict[Tier, int] = {
+        "priority": 16,
+        "default": 4,
+        "flex": 1,
+    }
+    """Under fair scheduling, each priority tier's share of a worker's slots while several tiers
+    have jobs waiting (a JSON object naming every tier, each weight >= 1): with the defaults, a
+    steady ``priority`` load leaves ``flex`` about 1 slot in 17, and ``priority`` jobs submitted
+    behind any backlog of the others start as the next slots free. A tier alone takes every
+    slot. Jobs under an integration's limits wait in its queue whatever their tier."""
     worker_name: str | None = None
     """Consumer name in the group; ``<hostname>-<pid>`` when unset."""
     worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
     """Port of this process's Prometheus ``/metrics``; 0 disables it, and a port already taken
     only warns."""
+
+    @field_validator("worker_tier_weights")
+    @classmethod
+    def _every_tier_weighed(cls, value: dict[Tier, int]) -> dict[Tier, int]:
+        missing = [tier for tier in TIERS if tier not in value]
+        if missing:
+            raise ValueError(f"every tier needs a weight; missing: {', '.join(missing)}")
+        if min(value.values()) < 1:
+            raise ValueError("every tier's weight must be at least 1")
+        return value
 
 
 @lru_cache

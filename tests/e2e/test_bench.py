@@ -82,12 +82,28 @@ def test_a_small_bench_run_completes_every_request(servers: ServerUrls, tmp_path
     assert 100 <= pushes <= 200, run.stdout
 
 
-def test_the_noisy_neighbour_bench_runs_in_both_orders(servers: ServerUrls) -> None:
-    run = _bench(servers, "bench.fairness", "--burst", "100", "--others", "3", "--slots", "5")
+def test_the_fairness_bench_runs_its_three_scenarios_in_both_orders(servers: ServerUrls) -> None:
+    run = _bench(
+        servers,
+        *("bench.fairness", "--burst", "100", "--others", "3", "--slots", "5"),
+        *("--flex", "60", "--priority", "3", "--load-s", "2", "--flex-behind", "3"),
+    )
     assert run.returncode == 0, run.stderr[-2000:]
+    # The noisy neighbour, then the priority tier: p50 / p99 figures, a goal and whether it was
+    # met, in each order.
     rows = re.findall(
         r"^(fifo|fair)\s+([\d.]+) / ([\d.]+)\s+([\d.]+) / ([\d.]+)\s+[\d.]+\s+(yes|no)",
         run.stdout,
         flags=re.MULTILINE,
     )
-    assert [row[0] for row in rows] == ["fifo", "fair"], run.stdout
+    assert [row[0] for row in rows] == ["fifo", "fair"] * 2, run.stdout
+    # Starvation: the flex jobs ended per second under the priority load, and how many of all.
+    starved = re.findall(
+        r"^(fifo|fair)\s+([\d.]+)\s+(\d+) of (\d+)\s+[\d.]+\s+(yes|no)$",
+        run.stdout,
+        flags=re.MULTILINE,
+    )
+    assert [row[0] for row in starved] == ["fifo", "fair"], run.stdout
+    assert all(row[3] == "3" for row in starved), run.stdout
+    # In arrival order, no flex job submitted behind the load ends before it.
+    assert starved[0][2] == "0", run.stdout

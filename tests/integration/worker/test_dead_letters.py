@@ -46,6 +46,7 @@ async def test_a_task_that_took_its_workers_down_in_quarantine_is_dead_lettered(
         await wait_pending(redis_client, 0)
 
     assert (failed.request_id, failed.kind, failed.attempt) == (poison.request_id, "failed", 1)
+    assert failed.tier == "default"  # a stream entry: in arrival order, served at default
     assert "delivered 4 times" in (failed.error or "")
     assert "2 of them while it ran alone in quarantine" in (failed.error or "")
     (dead,) = await dead_letters(redis_client)

@@ -6,6 +6,7 @@ still runs."""
 
 import asyncio
 
+import pytest
 from redis.asyncio import Redis
 
 from libs.contracts import (
@@ -15,9 +16,10 @@ from libs.contracts import (
     TASKS_STREAM,
     TaskMessage,
 )
-from libs.contracts.limits import FAIR_QUEUE, held_key, leases_key
+from libs.contracts.limits import FAIR_QUEUE, held_key, leases_key, tier_queue
+from libs.contracts.tiers import Tier
 from libs.streams import ensure_group
-from services.worker._limits import FAIR, Limiter, Taken
+from services.worker._limits import TIER_LIMITS, Limiter, Taken
 from tests.integration.worker.helpers import (
     FAST,
     add_tasks,
@@ -33,15 +35,16 @@ LEASE_S = 0.2
 
 
 async def _held_and_lost(redis: Redis, message: TaskMessage, times: int) -> Taken:
-    """Park ``message`` in the fair queue, then take it ``times`` times under leases that expire
-    (workers that die holding it); the last take's view of it."""
+    """Park ``message`` in its tier's queue, then take it ``times`` times under leases that
+    expire (workers that die holding it); the last take's view of it."""
     await ensure_group(redis, TASKS_STREAM, TASKS_GROUP)
     (entry_id,) = await add_tasks(redis, [message])
     dying = Limiter(redis, lease_ttl_s=LEASE_S, on_parked=lambda _: None)
-    await dying.park(entry_id, message, message.model_dump_json().encode(), FAIR)
+    limits = TIER_LIMITS[message.tier]
+    await dying.park(entry_id, message, message.model_dump_json().encode(), limits)
     last = None
     for _ in range(times):
-        taken = await dying.take(FAIR_QUEUE)
+        taken = await dying.take(limits.integration)
         assert isinstance(taken, list)
         (last,) = taken
         await asyncio.sleep(LEASE_S + 0.05)
@@ -62,23 +65,26 @@ async def test_expired_leases_are_counted_and_runs_in_quarantine_become_crashes(
     assert again[0].task == message.model_dump_json().encode()
 
 
+@pytest.mark.parametrize("tier", ["default", "priority"])
 async def test_a_parked_job_that_took_its_workers_down_in_quarantine_is_dead_lettered(
-    redis_client: Redis,
+    redis_client: Redis, tier: Tier
 ) -> None:
-    poison = task(prompt="poison")
+    poison = task(prompt="poison").model_copy(update={"tier": tier})
     await _held_and_lost(redis_client, poison, 4)  # its next take has 2 crashes: the limit
 
     async with running(redis_client, SETTINGS):
         (failed,) = finals(await wait_finals(redis_client, 1))
 
     assert (failed.request_id, failed.kind) == (poison.request_id, "failed")
+    assert failed.tier == tier  # taken from its tier's queue: served (and refunded) at it
     assert "lease expired 4 times" in (failed.error or "")
     assert "2 of them while it ran alone in quarantine" in (failed.error or "")
     (dead,) = await dead_letters(redis_client)
     assert TaskMessage.model_validate_json(dead[1][b"m"]).request_id == poison.request_id
     assert (dead[1][b"deliveries"], dead[1][b"crashes"]) == (b"4", b"2")
-    assert await redis_client.zcard(leases_key(FAIR_QUEUE)) == 0
-    assert await redis_client.hlen(held_key(FAIR_QUEUE)) == 0
+    assert dead[1][b"integration"] == tier_queue(tier).encode()
+    assert await redis_client.zcard(leases_key(tier_queue(tier))) == 0
+    assert await redis_client.hlen(held_key(tier_queue(tier))) == 0
     assert await redis_client.scard(LIMITS_LIVE_KEY) == 0
 
 

@@ -5,6 +5,9 @@ they are given."""
 import pytest
 
 from libs.contracts import limits
+from libs.contracts.tiers import TIERS
+from services.worker._limits import limits_of
+from services.worker.job import HandlerError
 
 NAME = "openai"
 
@@ -48,3 +51,14 @@ def test_the_layout_is_the_one_redis_holds_today() -> None:
     assert limits.wait_key(NAME, "u1") == "relai:limits:openai:wait:u1"
     assert limits.spent_key(NAME, 42) == "relai:limits:openai:spent:42"
     assert limits.LIMITS_KNOWN_KEY == "relai:limits:known"
+
+
+def test_each_tier_has_a_queue_no_integration_can_share() -> None:
+    assert limits.tier_queue("default") == limits.FAIR_QUEUE == "@fair"
+    assert limits.tier_queue("priority") == "@priority"
+    assert limits.tier_queue("flex") == "@flex"
+    assert set(limits.TIER_QUEUES) == set(TIERS)
+    assert {limits.QUEUE_TIERS[limits.tier_queue(tier)] for tier in TIERS} == set(TIERS)
+    for tier in TIERS:
+        with pytest.raises(HandlerError, match="integration must be a name"):
+            limits_of({"integration": limits.tier_queue(tier), "max_concurrency": 1})

@@ -57,3 +57,26 @@ def test_a_file_result_may_have_50_mib_unless_set(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("RELAI_WORKER_MAX_RESULT_BYTES", "0")
     with pytest.raises(ValueError, match="worker_max_result_bytes"):
         WorkerSettings()
+
+
+def test_tier_weights_default_and_read_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RELAI_WORKER_TIER_WEIGHTS", raising=False)
+    assert WorkerSettings().worker_tier_weights == {"priority": 16, "default": 4, "flex": 1}
+    monkeypatch.setenv("RELAI_WORKER_TIER_WEIGHTS", '{"priority": 8, "default": 2, "flex": 1}')
+    assert WorkerSettings().worker_tier_weights == {"priority": 8, "default": 2, "flex": 1}
+
+
+@pytest.mark.parametrize(
+    ("weights", "problem"),
+    [
+        ('{"priority": 8, "default": 2}', "missing: flex"),
+        ('{"priority": 8, "default": 0, "flex": 1}', "must be at least 1"),
+        ('{"urgent": 9, "priority": 8, "default": 2, "flex": 1}', "'flex', 'default' or"),
+    ],
+)
+def test_tier_weights_name_every_tier_each_at_least_one(
+    monkeypatch: pytest.MonkeyPatch, weights: str, problem: str
+) -> None:
+    monkeypatch.setenv("RELAI_WORKER_TIER_WEIGHTS", weights)
+    with pytest.raises(ValueError, match=problem):
+        WorkerSettings()
