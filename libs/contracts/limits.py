@@ -11,6 +11,7 @@ Per integration, each key is ``LIMITS_PREFIX + integration + part``:
 - ``WAIT`` + user: list, that user's waiting jobs;
 - ``RUNNING`` + user: zset, lease id → expiry (ms): the leases of that user's jobs, so that a
   cap per user counts only the live ones;
+- ``TURNS``: hash, user → jobs taken in a row in their current turn (users of weight > 1);
 - ``CONF``: hash of ``CONF_MAX`` (concurrency), ``CONF_BUDGET`` (credits per window) and
   ``CONF_WINDOW`` (ms), as the last parked job gave them;
 - ``SPENT`` + window index (``now_ms // window``): credits spent in that window.
@@ -64,6 +65,7 @@ HELD = ":held"
 USERS = ":users"
 WAIT = ":wait:"
 RUNNING = ":running:"
+TURNS = ":turns"
 CONF = ":conf"
 SPENT = ":spent:"
 
@@ -105,6 +107,10 @@ def running_prefix(integration: str) -> str:
 
 def running_key(integration: str, user: str) -> str:
     return f"{running_prefix(integration)}{user}"
+
+
+def turns_key(integration: str) -> str:
+    return f"{LIMITS_PREFIX}{integration}{TURNS}"
 
 
 def conf_key(integration: str) -> str:

@@ -35,6 +35,7 @@ from libs.contracts.limits import (
     CONF_BUDGET,
     CONF_MAX,
     CONF_WINDOW,
+    LIMITS_WEIGHTS_KEY,
     QUEUE_TIERS,
     TIER_QUEUES,
     conf_key,
@@ -43,6 +44,7 @@ from libs.contracts.limits import (
     running_key,
     running_prefix,
     spent_prefix,
+    turns_key,
     users_key,
     wait_key,
     wait_prefix,
@@ -73,7 +75,11 @@ return 1
 # it expired: ``expired`` leases in all, ``crashes`` of them on runs in quarantine (taken with
 # ``expired`` >= ARGV[10]), which the worker runs alone (see ``_dead_letters``).
 
-# KEYS: active, leases, held, users, conf.
+# A user's turn is as many jobs as their weight (the weights' mirror, ``libs.accounts.weights``;
+# 1 when absent): one of weight w stays at the head of the round-robin until w of their jobs
+# were taken in a row (``turns`` counts them), then goes to the back.
+
+# KEYS: active, leases, held, users, conf, weights, turns.
 # ARGV: waiting lists' head, spent counters' head, lease, ttl (ms), integration, most, conf
 # fields, the expired leases from which a run is in quarantine, running sets' head, the most
 # jobs one user may run at once (0: no cap).
@@ -138,6 +144,7 @@ while n < most do
       if n == 0 then return {1, 0} end
       break
     end
+    redis.call('HDEL', KEYS[7], user)
     redis.call('RPUSH', users, redis.call('LPOP', users))
   else
     local queue = wait .. user
@@ -156,7 +163,15 @@ while n < most do
     redis.call('LPOP', users)
     redis.call('LPOP', queue)
     if redis.call('LLEN', queue) > 0 then
-      redis.call('RPUSH', users, user)
+      local weight = tonumber(redis.call('HGET', KEYS[6], user) or '1') or 1
+      if weight > 1 and redis.call('HINCRBY', KEYS[7], user, 1) < weight then
+        redis.call('LPUSH', users, user)
+      else
+        redis.call('HDEL', KEYS[7], user)
+        redis.call('RPUSH', users, user)
+      end
+    else
+      redis.call('HDEL', KEYS[7], user)
     end
     if spent_key then
       redis.call('INCRBY', spent_key, cost)
@@ -354,6 +369,8 @@ class Limiter:
                 held_key(integration),
                 users_key(integration),
                 conf_key(integration),
+                LIMITS_WEIGHTS_KEY,
+                turns_key(integration),
             ],
             args=[
                 wait_prefix(integration),

@@ -29,6 +29,8 @@ def _row(status: str, *, started: bool, results: list[str] | None = None) -> dic
         "created_at": NOW,
         "started_at": NOW if started else None,
         "deal_id": None,
+        "tier": "default",
+        "served_tier": "default" if started else None,
     }
 
 
