@@ -40,8 +40,10 @@ class RequestView(BaseModel):
     steps: list[StepView] | None = None
     """A deal's request: each step's status, price and results."""
     queue_position: int | None = None
-    """While pending: 1 + the caller's own pending requests for the same handler submitted
-    earlier. Other users' requests are not counted: it tells nothing of their activity."""
+    """While pending: 1 + the caller's own pending requests for the same handler and tier
+    submitted earlier; exact up to 100, past it the coarse step below (200, 500, 1000...: at
+    least that many ahead). Other users' requests are not counted: it tells nothing of their
+    activity."""
     queue_eta_s: int | None = None
     """While pending: about how many seconds until it ends, from its position and the rate at
     which the caller's requests for the same handler ended in the last minute; none when none

@@ -20,19 +20,21 @@ _STATE = (
 DRAIN_WINDOW_S = 60.0
 """How far back the rate at which a user's requests end is measured (ETAs, ``Retry-After``)."""
 
-# The same user's pending requests for the same handler submitted before this one, and how many
-# of their requests for that handler ended in the last $2 seconds: another user's activity is
-# none of their business.
+# The same user's pending requests for the same handler and tier submitted before this one
+# (counted up to $3), and how many of their requests for that handler ended in the last $2
+# seconds: another user's activity is none of their business.
 _PLACE = """
 WITH me AS (
-    SELECT r.id, r.user_id, r.created_at, o.handler_id
+    SELECT r.id, r.user_id, r.created_at, r.tier, o.handler_id
     FROM requests r JOIN offers o ON o.id = r.offer_id
     WHERE r.id = $1
 )
 SELECT
-    (SELECT count(*) FROM requests r JOIN offers o ON o.id = r.offer_id, me
-     WHERE r.user_id = me.user_id AND r.status = 'pending'
-       AND (r.created_at, r.id) < (me.created_at, me.id) AND o.handler_id = me.handler_id)
+    (SELECT count(*) FROM (
+        SELECT 1 FROM requests r JOIN offers o ON o.id = r.offer_id, me
+        WHERE r.user_id = me.user_id AND r.status = 'pending' AND r.tier = me.tier
+          AND (r.created_at, r.id) < (me.created_at, me.id) AND o.handler_id = me.handler_id
+        LIMIT $3) s)
         AS ahead,
     (SELECT count(*) FROM requests r JOIN offers o ON o.id = r.offer_id, me
      WHERE r.user_id = me.user_id AND r.status IN ('succeeded', 'failed')
@@ -135,15 +137,28 @@ async def queue_place(pool: asyncpg.Pool[Any], request_id: uuid.UUID) -> tuple[i
     """How many of its user's pending requests for the same handler were submitted before it,
     and how many of the user's requests for that handler ended in the last
     ``DRAIN_WINDOW_S``."""
-    row = await pool.fetchrow(_PLACE, request_id, DRAIN_WINDOW_S)
+    row = await pool.fetchrow(_PLACE, request_id, DRAIN_WINDOW_S, PLACE_COUNTED)
     return (int(row["ahead"]), int(row["ended"])) if row else (0, 0)
+
+
+PLACE_COUNTED = 10_000
+"""The most requests ahead counted: past it a place reads as this many (counting a user's whole
+backlog on every read would cost more than the answer is worth)."""
+PLACE_EXACT = 100
+"""Places up to this one are exact; past it they read rounded down to a coarse step (at least
+that many ahead), which is all a place that far back can promise under fair scheduling."""
+_PLACE_STEPS = (100, 200, 500, 1_000, 2_000, 5_000, 10_000)
 
 
 def place_of(ahead: int, ended: int) -> tuple[int, int | None]:
     """``(queue_position, queue_eta_s)`` from ``queue_place``'s counts: the ETA is the position
-    over the rate at which the user's requests ended, none when none did."""
-    position = 1 + ahead
-    return position, math.ceil(position * DRAIN_WINDOW_S / ended) if ended else None
+    over the rate at which the user's requests ended, none when none did. Past ``PLACE_EXACT``,
+    the position is the coarse step below it (its ETA the exact one's)."""
+    exact = 1 + ahead
+    position = exact
+    if exact > PLACE_EXACT:
+        position = max(step for step in _PLACE_STEPS if step <= exact)
+    return position, math.ceil(exact * DRAIN_WINDOW_S / ended) if ended else None
 
 
 async def ended_recently(pool: asyncpg.Pool[Any], user_id: uuid.UUID) -> int:

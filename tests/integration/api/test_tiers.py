@@ -237,3 +237,18 @@ async def test_the_sdk_asks_with_service_tier_and_reads_the_tier_it_was_served_a
     assert (done.choices[0].message.content, done.service_tier) == ("hello", "default")
     request_id = str(uuid.UUID(hex=done.id.removeprefix("chatcmpl-")))
     assert await _ledger(db_pool, request_id) == {"reserve": 10, "settle": 5, "release": 5}
+
+
+@pytest.mark.usefixtures("tiers")
+async def test_a_place_in_the_queue_counts_the_requests_of_the_same_tier(
+    api: Api, alice: NewUser
+) -> None:
+    defaults = [(await _submit(api, alice, "fixed", f"d{i}")).json()["id"] for i in range(3)]
+    urgent = (await _submit(api, alice, "fixed", "u", "priority")).json()["id"]
+
+    async def position(request_id: str) -> object:
+        r = await api.client.get(f"/svc/request/{request_id}", headers=auth(alice))
+        return r.json()["queue_position"]
+
+    assert [await position(i) for i in defaults] == [1, 2, 3]
+    assert await position(urgent) == 1  # not behind the default tier's three
