@@ -43,6 +43,7 @@ BENCH_CATALOG = CatalogSpec.model_validate(
                 "prompt_template": "{text}",
                 "handler": "echo.delay",
                 "params": {"delay_ms": 1000},
+                "tiers": {"flex": 50, "priority": 200},
             },
             {
                 "service": "bench",
@@ -51,6 +52,7 @@ BENCH_CATALOG = CatalogSpec.model_validate(
                 "prompt_template": "{text}",
                 "handler": "echo.delay",
                 "params": {"delay_ms": 50},
+                "tiers": {"flex": 50, "priority": 200},
             },
         ],
     }

@@ -20,7 +20,7 @@ from services.worker._chunks import ChunkPublisher
 from services.worker._entries import Fields, describe_invalid, salvage, salvage_step
 from services.worker._files import FileResults, has_files
 from services.worker._job_telemetry import handler_attrs, job_attrs, record_usage, usage_counts
-from services.worker._limits import TIER_LIMITS, Lease, Limiter, limits_of
+from services.worker._limits import TIER_LIMITS, Lease, Limiter, Taken, limits_of
 from services.worker._writer import Encoded, ResultWriter
 from services.worker.job import Handler, HandlerError, Job, JobContext
 from services.worker.metrics import (
@@ -86,19 +86,24 @@ class JobExecutor:
         with JOBS_IN_FLIGHT.track_inprogress():
             await self._run(entry_id, fields, None)
 
-    async def run_leased(self, taken: bytes, lease: Lease) -> None:
-        """Run a parked job taken under ``lease``; its final result is buffered together with
+    async def run_leased(self, taken: Taken) -> None:
+        """Run a parked job taken under its lease; its final result is buffered together with
         the lease's release."""
         with JOBS_IN_FLIGHT.track_inprogress():
-            await self._run(None, {MESSAGE_FIELD: taken}, lease)
+            await self._run(None, {MESSAGE_FIELD: taken.task}, taken.lease, taken.message)
 
     async def _run(
-        self, entry_id: bytes | None, fields: Fields | None, lease: Lease | None
+        self,
+        entry_id: bytes | None,
+        fields: Fields | None,
+        lease: Lease | None,
+        decoded: TaskMessage | None = None,
     ) -> None:
+        """``decoded``: the task already decoded from ``fields`` (a parked job's)."""
         try:
             if fields is None:
                 raise KeyError(entry_id)
-            task = decode(TaskMessage, fields)
+            task = decoded if decoded is not None else decode(TaskMessage, fields)
         except (KeyError, ValueError) as exc:
             self._reject(entry_id, fields, describe_invalid(exc), lease)
             JOBS.labels(UNKNOWN_HANDLER, "failed").inc()
@@ -111,7 +116,11 @@ class JobExecutor:
             job_span("relai.worker.job", traceparent=task.traceparent, attributes=attributes),
             bind_request(task.request_id, task.traceparent),
         ):
-            if lease is None and entry_id is not None and await self._parked(entry_id, task):
+            if (
+                lease is None
+                and entry_id is not None
+                and await self._parked(entry_id, task, fields[MESSAGE_FIELD])
+            ):
                 return
             # Served at its tier only when taken from its tier's queue (fair scheduling).
             tier = DEFAULT_TIER if lease is None else lease.tier
@@ -139,9 +148,10 @@ class JobExecutor:
             self._writer.add(message, ack=entry_id, release=lease)
             JOBS.labels(handler, "succeeded" if error is None else "failed").inc()
 
-    async def _parked(self, entry_id: bytes, task: TaskMessage) -> bool:
-        """Park the task if its integration has limits, or under fair scheduling; a task whose
-        limits are invalid fails."""
+    async def _parked(self, entry_id: bytes, task: TaskMessage, raw: bytes) -> bool:
+        """Park the task (``raw``: its JSON as the relay published it, which it decodes to) if
+        its integration has limits, or under fair scheduling; a task whose limits are invalid
+        fails."""
         if self._limiter is None:
             return False
         try:
@@ -157,7 +167,6 @@ class JobExecutor:
             if not self._fair:
                 return False
             limits = TIER_LIMITS[task.tier]
-        raw = task.model_dump_json(exclude_none=True).encode()
         await self._limiter.park(entry_id, task, raw, limits)
         log.debug("job.parked", integration=limits.integration)
         return True

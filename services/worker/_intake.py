@@ -240,7 +240,7 @@ class LeasedJobs:
         if taken.expired >= QUARANTINE_FROM - 1:
             job = self._alone(taken)
         else:
-            job = self._executor.run_leased(taken.task, taken.lease)
+            job = self._executor.run_leased(taken)
         task = asyncio.create_task(job)
         self._leases[task] = taken.lease
         task.add_done_callback(self._done)
@@ -252,4 +252,4 @@ class LeasedJobs:
     async def _alone(self, taken: Taken) -> None:
         async with self._quarantined:
             log.warning("task.quarantined", lease=taken.lease.id, expired=taken.expired)
-            await self._executor.run_leased(taken.task, taken.lease)
+            await self._executor.run_leased(taken)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from libs.contracts import (
     LIMITS_ACTIVE_KEY,
@@ -51,157 +52,11 @@ from libs.contracts.limits import (
 )
 from libs.contracts.tiers import DEFAULT_TIER, Tier
 from services.worker._coalesce import Coalescer
+from services.worker._limits_scripts import PARK, RENEW, TAKE
 from services.worker.job import HandlerError
 
 _ANONYMOUS = "-"
 _CONF_FIELDS = (CONF_MAX, CONF_BUDGET, CONF_WINDOW)
-
-# KEYS: tasks stream, active, live, known, the user's waiting list, users, conf.
-# ARGV: group, entry id, user, job, integration, request id, then conf fields and values.
-_PARK = """
-if redis.call('RPUSH', KEYS[5], ARGV[4]) == 1 then
-  redis.call('RPUSH', KEYS[6], ARGV[3])
-end
-redis.call('HSET', KEYS[7], unpack(ARGV, 7))
-redis.call('SADD', KEYS[2], ARGV[5])
-redis.call('SADD', KEYS[3], ARGV[6])
-redis.call('SADD', KEYS[4], ARGV[5])
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-return 1
-"""
-
-# A waiting job is ``{cost} {task}``, or ``{cost},{expired},{crashes} {task}`` once a lease on
-# it expired: ``expired`` leases in all, ``crashes`` of them on runs in quarantine (taken with
-# ``expired`` >= ARGV[10]), which the worker runs alone (see ``_dead_letters``).
-
-# A user's turn is as many jobs as their weight (the weights' mirror, ``libs.accounts.weights``;
-# 1 when absent): one of weight w stays at the head of the round-robin until w of their jobs
-# were taken in a row (``turns`` counts them), then goes to the back.
-
-# KEYS: active, leases, held, users, conf, weights, turns.
-# ARGV: waiting lists' head, spent counters' head, lease, ttl (ms), integration, most, conf
-# fields, the expired leases from which a run is in quarantine, running sets' head, the most
-# jobs one user may run at once (0: no cap).
-# Takes up to ARGV[6] jobs. Returns {0} nothing waiting, {1, 0} at capacity (or every waiting
-# user at theirs), {1, ms} over budget until the window ends in ms, or
-# {2, lease, user, job, lease, user, job, ...} for the jobs taken.
-_TAKE = """
-local wait, spent_head, lease = ARGV[1], ARGV[2], ARGV[3]
-local ttl, most, quarantine = tonumber(ARGV[4]), tonumber(ARGV[6]), tonumber(ARGV[10])
-local running_head, per_user = ARGV[11], tonumber(ARGV[12])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local leases, held, users = KEYS[2], KEYS[3], KEYS[4]
-local function parse(job)
-  local sep = string.find(job, ' ', 1, true)
-  local cost, expired, crashes = string.match(string.sub(job, 1, sep - 1), '^(%d+),?(%d*),?(%d*)$')
-  return tonumber(cost), tonumber(expired) or 0, tonumber(crashes) or 0, string.sub(job, sep + 1)
-end
-for _, dead in ipairs(redis.call('ZRANGEBYSCORE', leases, '-inf', now)) do
-  local job = redis.call('HGET', held, dead)
-  if job then
-    local sep = string.find(job, '\\n', 1, true)
-    local user = string.sub(job, 1, sep - 1)
-    local cost, expired, crashes, task = parse(string.sub(job, sep + 1))
-    if expired >= quarantine then crashes = crashes + 1 end
-    local again = cost .. ',' .. (expired + 1) .. ',' .. crashes .. ' ' .. task
-    if redis.call('LPUSH', wait .. user, again) == 1 then
-      redis.call('LPUSH', users, user)
-    end
-    redis.call('SADD', KEYS[1], ARGV[5])
-    redis.call('HDEL', held, dead)
-    redis.call('ZREM', running_head .. user, dead)
-  end
-  redis.call('ZREM', leases, dead)
-end
-local conf = redis.call('HMGET', KEYS[5], ARGV[7], ARGV[8], ARGV[9])
-local max, budget, window = tonumber(conf[1]), tonumber(conf[2]), tonumber(conf[3])
-local taken = {2}
-local n, skipped = 0, 0
-while n < most do
-  local user = redis.call('LINDEX', users, 0)
-  if not user then
-    if n == 0 then
-      -- Active while leases live, so that one whose worker died is found when it expires.
-      if redis.call('ZCARD', leases) == 0 then
-        redis.call('SREM', KEYS[1], ARGV[5])
-      end
-      return {0}
-    end
-    break
-  end
-  if max and redis.call('ZCARD', leases) >= max then
-    if n == 0 then return {1, 0} end
-    break
-  end
-  local running = running_head .. user
-  if per_user > 0 and redis.call('ZCOUNT', running, now, '+inf') >= per_user then
-    -- This user runs their most already (live leases only: a dead worker's count as long as
-    -- they would hold the job): their turn passes to the next user.
-    skipped = skipped + 1
-    if skipped >= redis.call('LLEN', users) then
-      if n == 0 then return {1, 0} end
-      break
-    end
-    redis.call('HDEL', KEYS[7], user)
-    redis.call('RPUSH', users, redis.call('LPOP', users))
-  else
-    local queue = wait .. user
-    local job = redis.call('LINDEX', queue, 0)
-    local cost = parse(job)
-    local spent_key
-    if budget and window then
-      local index = math.floor(now / window)
-      spent_key = spent_head .. index
-      local spent = tonumber(redis.call('GET', spent_key) or '0')
-      if spent + cost > budget then
-        if n == 0 then return {1, (index + 1) * window - now} end
-        break
-      end
-    end
-    redis.call('LPOP', users)
-    redis.call('LPOP', queue)
-    if redis.call('LLEN', queue) > 0 then
-      local weight = tonumber(redis.call('HGET', KEYS[6], user) or '1') or 1
-      if weight > 1 and redis.call('HINCRBY', KEYS[7], user, 1) < weight then
-        redis.call('LPUSH', users, user)
-      else
-        redis.call('HDEL', KEYS[7], user)
-        redis.call('RPUSH', users, user)
-      end
-    else
-      redis.call('HDEL', KEYS[7], user)
-    end
-    if spent_key then
-      redis.call('INCRBY', spent_key, cost)
-      redis.call('PEXPIRE', spent_key, window * 2)
-    end
-    n, skipped = n + 1, 0
-    local id = lease .. '-' .. n
-    redis.call('ZADD', leases, now + ttl, id)
-    redis.call('ZADD', running, now + ttl, id)
-    redis.call('HSET', held, id, user .. '\\n' .. job)
-    table.insert(taken, id)
-    table.insert(taken, user)
-    table.insert(taken, job)
-  end
-end
-return taken
-"""
-
-# KEYS: per lease, its integration's leases and its user's running set. ARGV: ttl (ms), then
-# each lease id.
-_RENEW = """
-local t = redis.call('TIME')
-local expiry = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
-local renewed = 0
-for i = 1, #ARGV - 1 do
-  renewed = renewed + redis.call('ZADD', KEYS[2 * i - 1], 'XX', 'CH', expiry, ARGV[i + 1])
-  redis.call('ZADD', KEYS[2 * i], 'XX', expiry, ARGV[i + 1])
-end
-return renewed
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,15 +136,17 @@ class Taken:
     """Leases on this job that expired (its worker died or stalled while holding it)."""
     crashes: int = 0
     """Of those, the ones on runs in quarantine: each took its worker down itself."""
+    message: TaskMessage | None = None
+    """``task`` decoded (once: the run uses it as it is)."""
 
 
 def _taken(integration: str, lease_id: bytes, user: bytes, job: bytes) -> Taken:
     """A taken job from the take script's ``{cost}[,{expired},{crashes}] {task}``."""
     head, raw = job.split(b" ", 1)
     _cost, expired, crashes = (head.split(b",") + [b"0", b"0"])[:3]
-    request_id = TaskMessage.model_validate_json(raw).request_id
-    lease = Lease(integration, lease_id.decode(), request_id, user.decode())
-    return Taken(lease, raw, int(expired), int(crashes))
+    message = TaskMessage.model_validate_json(raw)
+    lease = Lease(integration, lease_id.decode(), message.request_id, user.decode())
+    return Taken(lease, raw, int(expired), int(crashes), message)
 
 
 class Limiter:
@@ -309,9 +166,9 @@ class Limiter:
         self._max_running_per_user = max_running_per_user
         self._lease_ttl_ms = max(1, int(lease_ttl_s * 1000))
         self._on_parked = on_parked
-        self._park = redis.register_script(_PARK)
-        self._take = redis.register_script(_TAKE)
-        self._renew = redis.register_script(_RENEW)
+        self._park = redis.register_script(PARK)
+        self._take = redis.register_script(TAKE)
+        self._renew = redis.register_script(RENEW)
         self._parks = Coalescer(self._park_all)
 
     async def park(self, entry_id: bytes, task: TaskMessage, raw: bytes, limits: Limits) -> None:
@@ -346,11 +203,23 @@ class Limiter:
         self._on_parked([entry_id])
 
     async def _park_all(self, parks: list[tuple[list[str], list[Any]]]) -> list[None]:
-        """The parks of every job reading at the same time, in one round trip."""
-        pipe = self._redis.pipeline(transaction=False)
-        for keys, args in parks:
-            await self._park(keys=keys, args=args, client=pipe)
-        await pipe.execute()
+        """The parks of every job reading at the same time, in one round trip: ``EVALSHA``s
+        in a pipeline, without the ``SCRIPT EXISTS`` round trip redis-py's pipelines make
+        before each batch of scripts. A Redis that does not have the script (restarted, failed
+        over) refuses every one of them alike, and none ran: it is loaded, and the batch sent
+        again."""
+        for attempt in range(2):
+            pipe = self._redis.pipeline(transaction=False)
+            for keys, args in parks:
+                pipe.execute_command("EVALSHA", self._park.sha, len(keys), *keys, *args)
+            try:
+                await pipe.execute()
+            except NoScriptError:
+                if attempt:
+                    raise
+                await self._redis.script_load(PARK)
+                continue
+            break
         return [None] * len(parks)
 
     async def active(self) -> list[str]:

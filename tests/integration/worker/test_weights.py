@@ -1,7 +1,7 @@
 """Users' weights under fair scheduling: a user of weight w is taken w jobs per turn where a
 user of weight 1 is taken one, in one take script call or across many, by every worker process;
 a turn's count never outlives the user's waiting jobs, and a weight changed in the mirror counts
-from the next take."""
+from the next take. And the parks they are taken from survive a Redis that lost the script."""
 
 import uuid
 from typing import Any
@@ -95,3 +95,23 @@ async def test_two_worker_processes_share_slots_by_weight(
     # While both wait, three of the heavy user's jobs run for one of the light user's: of the
     # first 40 to end, 30 are theirs (a few either way: four slots take and end in any order).
     assert 26 <= ended[:40].count("heavy") <= 34, ended
+
+
+async def test_parks_go_through_after_redis_lost_the_script(redis_client: Redis) -> None:
+    """Parks are sent as EVALSHA without asking Redis first whether it has the script: one
+    that lost it (restarted, failed over) refuses them all, and they are sent again once it
+    is loaded; each job is parked once."""
+    user = uuid.uuid4()
+    first = await _parked(redis_client, [_of(user, "before")])
+    await redis_client.script_flush()
+    jobs = [_of(user, "after")]
+    await add_tasks(redis_client, jobs)
+    entries = await redis_client.xrange(TASKS_STREAM) or []
+    entry_id, _ = entries[-1]
+    assert isinstance(entry_id, bytes)
+    await first.park(entry_id, jobs[0], jobs[0].model_dump_json().encode(), FAIR)
+
+    taken = await first.take(FAIR_QUEUE, 10)
+    assert isinstance(taken, list)
+    assert sorted(t.message.prompt for t in taken if t.message) == ["after", "before"]
+    assert await redis_client.xlen(TASKS_STREAM) == 0
