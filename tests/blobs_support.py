@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench.stack import free_port
 
 _MOTO = Path(sys.executable).with_name("moto_server")
 _buckets = itertools.count(1)
@@ -48,18 +49,11 @@ class S3Server:
         return f"s3://{name}"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 @contextmanager
 def moto_server(log: Path, *, timeout: float = 30.0) -> Iterator[S3Server]:
     """moto's S3 on a free local port, until the block ends (then stopped, and killed if it
     lingers)."""
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     with log.open("wb") as out:
         proc = subprocess.Popen(

@@ -1,7 +1,6 @@
 """Recon served in the test's event loop, with its lifespan run as uvicorn runs it; the alert
 loop with a local webhook receiver and a clock of the test's."""
 
-import socket
 from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 
+from bench.stack import free_port
 from libs.contracts import EPOCH_KEY
 from services.recon.alerts.leader import Leadership
 from services.recon.alerts.loop import AlertLoop
@@ -60,10 +60,8 @@ async def recon(settings: ReconSettings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
+    """A port nothing listens on (and no other helper of this process hands out)."""
+    return free_port()
 
 
 def settings_for(servers: ServerUrls, **overrides: Any) -> ReconSettings:

@@ -4,7 +4,6 @@ set, and with ``PROMETHEUS_MULTIPROC_DIR`` the sum over every process's files.""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -14,17 +13,12 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY, generate_latest
 
+from bench.stack import free_port
 from libs.telemetry import bearer_matches, metrics_registry, serving_metrics, start_metrics_server
 from services.worker.metrics import JOBS_IN_FLIGHT
 
 SERVICE = "test"
 TOKEN = "a-metrics-token-of-some-length"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _scrape(port: int, path: str = "/metrics", headers: dict[str, str] | None = None) -> bytes:
@@ -47,7 +41,7 @@ def test_port_zero_disables_the_server() -> None:
 
 
 def test_serves_metrics_and_a_taken_port_only_warns() -> None:
-    port = _free_port()
+    port = free_port()
     server = start_metrics_server(port, addr="127.0.0.1", service=SERVICE)
     assert server is not None
     try:
@@ -60,7 +54,7 @@ def test_serves_metrics_and_a_taken_port_only_warns() -> None:
 
 
 def test_serving_metrics_stops_the_server_at_the_end_of_its_block() -> None:
-    port = _free_port()
+    port = free_port()
     with serving_metrics(port, "127.0.0.1", service=SERVICE) as server:
         assert server is not None
         assert b"relai_jobs_in_flight" in _scrape(port)
@@ -69,7 +63,7 @@ def test_serving_metrics_stops_the_server_at_the_end_of_its_block() -> None:
 
 
 def test_only_the_metrics_path_is_served() -> None:
-    port = _free_port()
+    port = free_port()
     with serving_metrics(port, "127.0.0.1", service=SERVICE):
         for path in ("/", "/other", "/metrics/x", "/favicon.ico"):
             refused = _refused(port, path)
@@ -78,7 +72,7 @@ def test_only_the_metrics_path_is_served() -> None:
 
 
 def test_with_a_token_a_scrape_without_it_is_refused() -> None:
-    port = _free_port()
+    port = free_port()
     with serving_metrics(port, "127.0.0.1", service=SERVICE, token=TOKEN):
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
             refused = _refused(port, **headers)
