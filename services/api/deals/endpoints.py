@@ -45,7 +45,7 @@ async def submit_deal(
     deal = await deals.get(slug)
     if deal is None:
         raise NotFound(f"no enabled deal {slug}")
-    if request.headers.get(submission.TIER_HEADER) not in (None, "", "auto", "default"):
+    if request.headers.get(submission.TIER_HEADER) not in (None, "auto", "default"):
         raise InvalidInputs(
             f"a deal is served at the default tier: {submission.TIER_HEADER} names the tier of "
             "a single offer's request"

@@ -41,7 +41,7 @@ class TierChoice:
 def tier_of(offer: Offer, asked: str | None) -> TierChoice:
     """The tier a request to ``offer`` is served at: the one it names (``auto`` or none: the
     offer's default). One the offer does not sell is a 422 naming those it does."""
-    name = offer.default_tier if asked in (None, "", "auto") else asked
+    name = offer.default_tier if asked in (None, "auto") else asked
     percent = offer.tier_percent(name) if name in TIERS else None
     if percent is None:
         sold = ", ".join(offer.tiers_sold)

@@ -123,7 +123,12 @@ async def test_a_tier_sets_the_price_and_names_a_request_of_its_own(
 async def test_a_tier_the_offer_does_not_sell_is_422_naming_those_it_does_and_writes_nothing(
     api: Api, alice: NewUser, db_pool: "asyncpg.Pool[Any]"
 ) -> None:
-    for action, tier in [("plain", "priority"), ("batch", "priority"), ("fixed", "urgent")]:
+    for action, tier in [
+        ("plain", "priority"),
+        ("batch", "priority"),
+        ("fixed", "urgent"),
+        ("fixed", ""),  # an empty header names no tier the offer sells either
+    ]:
         r = await _submit(api, alice, action, "x", tier)
         assert r.status_code == 422, r.text
         assert f"tier {tier!r} is not sold by tier/{action}" in r.json()["detail"]
