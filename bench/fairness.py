@@ -29,6 +29,7 @@ queue of a few seconds rather than all in flight at once.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -109,9 +110,7 @@ class StarvationFigures:
 
     @property
     def load_s(self) -> float:
-        return max(self.load.finished.values(), default=self.load.first_submit) - (
-            self.load.first_submit
-        )
+        return self.load.done_after_first_submit_s
 
     @property
     def _contended(self) -> float:
@@ -207,6 +206,10 @@ async def _starvation(
     return StarvationFigures(mode, load, behind)
 
 
+def _p50_p99(percentile: Callable[[float], float]) -> str:
+    return f"{percentile(50):.0f} / {percentile(99):.0f}"
+
+
 def table(figures: list[Figures]) -> str:
     header = (
         f"{'scheduling':<12}{'B idle p50/p99 ms':>20}{'B behind A p50/p99 ms':>24}"
@@ -214,14 +217,10 @@ def table(figures: list[Figures]) -> str:
     )
     lines = [header, "-" * len(header)]
     for f in figures:
-        idle = f"{f.idle.percentile(50):.0f} / {f.idle.percentile(99):.0f}"
-        behind = f"{f.behind.percentile(50):.0f} / {f.behind.percentile(99):.0f}"
-        a_done = max(f.burst.finished.values(), default=f.burst.first_submit) - (
-            f.burst.first_submit
-        )
+        idle, behind = _p50_p99(f.idle.percentile), _p50_p99(f.behind.percentile)
         lines.append(
             f"{f.mode:<12}{idle:>20}{behind:>24}{f.goal_ms:>13.0f}"
-            f"{'yes' if f.met else 'no':>5}{a_done:>10.1f}"
+            f"{'yes' if f.met else 'no':>5}{f.burst.done_after_first_submit_s:>10.1f}"
         )
     return "\n".join(lines)
 
@@ -233,14 +232,10 @@ def priority_table(figures: list[PriorityFigures]) -> str:
     )
     lines = [header, "-" * len(header)]
     for f in figures:
-        idle = f"{f.idle.wait_percentile(50):.0f} / {f.idle.wait_percentile(99):.0f}"
-        behind = f"{f.behind.wait_percentile(50):.0f} / {f.behind.wait_percentile(99):.0f}"
-        flex_done = max(f.backlog.finished.values(), default=f.backlog.first_submit) - (
-            f.backlog.first_submit
-        )
+        idle, behind = _p50_p99(f.idle.wait_percentile), _p50_p99(f.behind.wait_percentile)
         lines.append(
             f"{f.mode:<12}{idle:>22}{behind:>30}{f.goal_ms:>13.0f}"
-            f"{'yes' if f.met else 'no':>5}{flex_done:>13.1f}"
+            f"{'yes' if f.met else 'no':>5}{f.backlog.done_after_first_submit_s:>13.1f}"
         )
     return "\n".join(lines)
 

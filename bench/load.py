@@ -83,6 +83,11 @@ class LoadResult:
         return len(ends) / max(max(ends) - self.first_submit, 1e-9)
 
     @property
+    def done_after_first_submit_s(self) -> float:
+        """From the first submit to the last request seen final (0 when none was)."""
+        return max(self.finished.values(), default=self.first_submit) - self.first_submit
+
+    @property
     def drain_after_last_submit_s(self) -> float:
         ends = [self.finished[i] for i in self.submit_started if i in self.finished]
         return max(ends) - self.last_submit if ends else float("nan")
