@@ -17,7 +17,7 @@ from libs.accounts import NewUser
 from libs.catalog import CatalogSpec, OfferSpec, apply_catalog
 from libs.outcomes import Ended, Started, record_outcomes
 from tests.integration.api.conftest import Api, auth
-from tests.integration.api.test_token_pricing import _ended, _ledger, _wallet
+from tests.integration.api.money_helpers import ended, ledger_of, wallet_of
 from tests.integration.worker.helpers import running
 
 CATALOG = CatalogSpec.model_validate(
@@ -116,7 +116,7 @@ async def test_a_tier_sets_the_price_and_names_a_request_of_its_own(
     )
     assert row is not None
     assert (row["tier"], row["tier_percent"]) == ("flex", 25)
-    assert await _wallet(db_pool, alice) == (100 - 5 - 10 - 3 - 1, 5 + 10 + 3 + 1)
+    assert await wallet_of(db_pool, alice) == (100 - 5 - 10 - 3 - 1, 5 + 10 + 3 + 1)
 
 
 @pytest.mark.usefixtures("tiers")
@@ -139,7 +139,7 @@ async def test_a_tier_the_offer_does_not_sell_is_422_naming_those_it_does_and_wr
     assert deal.status_code == 422, deal.text
     assert "a deal is served at the default tier" in deal.json()["detail"]
     assert await db_pool.fetchval("SELECT count(*) FROM requests") == 0
-    assert await _wallet(db_pool, alice) == (100, 0)
+    assert await wallet_of(db_pool, alice) == (100, 0)
 
 
 @pytest.mark.usefixtures("tiers")
@@ -165,11 +165,11 @@ async def test_billed_at_the_tier_served_when_cheaper_than_the_one_asked_for(
         ],
     )
 
-    assert await _ledger(db_pool, served_priority) == {"reserve": 10, "settle": 10}
-    assert await _ledger(db_pool, served_default) == {"reserve": 10, "settle": 5, "release": 5}
+    assert await ledger_of(db_pool, served_priority) == {"reserve": 10, "settle": 10}
+    assert await ledger_of(db_pool, served_default) == {"reserve": 10, "settle": 5, "release": 5}
     # Served better than flex, still billed flex: never a dearer tier than asked for.
-    assert await _ledger(db_pool, flex_served_default) == {"reserve": 3, "settle": 3}
-    assert await _ledger(db_pool, unsaid) == {"reserve": 10, "settle": 5, "release": 5}
+    assert await ledger_of(db_pool, flex_served_default) == {"reserve": 3, "settle": 3}
+    assert await ledger_of(db_pool, unsaid) == {"reserve": 10, "settle": 5, "release": 5}
     served = await db_pool.fetch(
         "SELECT id, served_tier FROM requests WHERE id = ANY($1::uuid[])", ids
     )
@@ -179,7 +179,7 @@ async def test_billed_at_the_tier_served_when_cheaper_than_the_one_asked_for(
         ids[2]: "default",
         ids[3]: None,
     }
-    assert await _wallet(db_pool, alice) == (100 - 10 - 5 - 3 - 5, 0)
+    assert await wallet_of(db_pool, alice) == (100 - 10 - 5 - 3 - 5, 0)
 
 
 @pytest.mark.usefixtures("tiers")
@@ -199,18 +199,18 @@ async def test_a_token_priced_request_at_a_tier_pays_that_share_of_its_usage(
         ended=[Ended(uuid.UUID(request_id), 1, "succeeded", results=["hi"], usage=usage)],
     )
     # 1 + ceil(200 / 1000) = 2, at 150 %: 3.
-    assert await _ledger(db_pool, request_id) == {"reserve": 5, "settle": 3, "release": 2}
+    assert await ledger_of(db_pool, request_id) == {"reserve": 5, "settle": 3, "release": 2}
 
     # A worker that does not honour tiers serves it at default, and bills default's 2.
     r = await _submit(api, alice, "tokens", "ho", "priority")
     async with running(redis_client):
-        body = await _ended(api, alice, r.json()["id"])
+        body = await ended(api, alice, r.json()["id"])
     assert (body["status"], body["tier"], body["served_tier"]) == (
         "succeeded",
         "priority",
         "default",
     )
-    assert await _ledger(db_pool, r.json()["id"]) == {"reserve": 5, "settle": 2, "release": 3}
+    assert await ledger_of(db_pool, r.json()["id"]) == {"reserve": 5, "settle": 2, "release": 3}
 
 
 def test_the_catalog_refuses_a_default_tier_it_does_not_sell_and_percentages_out_of_range() -> None:
@@ -241,7 +241,7 @@ async def test_the_sdk_asks_with_service_tier_and_reads_the_tier_it_was_served_a
     # This worker runs in arrival order: served at default, and billed so.
     assert (done.choices[0].message.content, done.service_tier) == ("hello", "default")
     request_id = str(uuid.UUID(hex=done.id.removeprefix("chatcmpl-")))
-    assert await _ledger(db_pool, request_id) == {"reserve": 10, "settle": 5, "release": 5}
+    assert await ledger_of(db_pool, request_id) == {"reserve": 10, "settle": 5, "release": 5}
 
 
 @pytest.mark.usefixtures("tiers")

@@ -16,6 +16,7 @@ from libs.accounts import NewUser
 from libs.catalog import CatalogSpec, apply_catalog
 from libs.contracts import chunks_stream
 from tests.integration.api.conftest import Api, auth
+from tests.integration.api.money_helpers import ended, ledger_of, wallet_of
 from tests.integration.worker.helpers import running
 from tests.support import create_user
 
@@ -55,31 +56,6 @@ async def token_offers(api: Api, db_pool: "asyncpg.Pool[Any]") -> None:
         await apply_catalog(conn, CATALOG, prune=False)
 
 
-async def _ledger(pool: "asyncpg.Pool[Any]", request_id: str) -> dict[str, int]:
-    rows = await pool.fetch(
-        "SELECT kind, amount FROM credit_ledger WHERE request_id = $1", uuid.UUID(request_id)
-    )
-    return {r["kind"]: r["amount"] for r in rows}
-
-
-async def _wallet(pool: "asyncpg.Pool[Any]", user: NewUser) -> tuple[int, int]:
-    row = await pool.fetchrow("SELECT balance, reserved FROM users WHERE id = $1", user.id)
-    assert row is not None
-    return row["balance"], row["reserved"]
-
-
-async def _ended(api: Api, user: NewUser, request_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 10
-    while True:
-        body: dict[str, Any] = (
-            await api.client.get(f"/svc/request/{request_id}", headers=auth(user))
-        ).json()
-        if body["status"] not in ("pending", "running"):
-            return body
-        assert time.monotonic() < deadline, body
-        await asyncio.sleep(0.05)
-
-
 @pytest.mark.usefixtures("token_offers")
 async def test_a_request_reserves_its_most_and_settles_what_its_usage_cost(
     api: Api, alice: NewUser, db_pool: "asyncpg.Pool[Any]", redis_client: Redis
@@ -90,16 +66,16 @@ async def test_a_request_reserves_its_most_and_settles_what_its_usage_cost(
     assert r.status_code == 202, r.text
     request_id = r.json()["id"]
     assert r.json()["price"] == 54
-    assert await _ledger(db_pool, request_id) == {"reserve": 54}
-    assert await _wallet(db_pool, alice) == (46, 54)
+    assert await ledger_of(db_pool, request_id) == {"reserve": 54}
+    assert await wallet_of(db_pool, alice) == (46, 54)
 
     async with running(redis_client):
-        body = await _ended(api, alice, request_id)
+        body = await ended(api, alice, request_id)
 
     # echo.text reports a token a word: 3 in, 3 out: 2 + ceil((3 * 100 + 3 * 250) / 1000) = 4.
     assert (body["status"], body["usage"]) == ("succeeded", {"input_tokens": 3, "output_tokens": 3})
-    assert await _ledger(db_pool, request_id) == {"reserve": 54, "settle": 4, "release": 50}
-    assert await _wallet(db_pool, alice) == (96, 0)
+    assert await ledger_of(db_pool, request_id) == {"reserve": 54, "settle": 4, "release": 50}
+    assert await wallet_of(db_pool, alice) == (96, 0)
     row = await db_pool.fetchrow(
         "SELECT pricing, cost FROM requests WHERE id = $1", uuid.UUID(request_id)
     )
@@ -117,7 +93,7 @@ async def test_a_short_balance_is_402_naming_the_most_the_request_can_cost(
     assert r.status_code == 402, r.text
     assert r.json()["price"] == 54
     assert "costs 54 credits" in r.json()["detail"]
-    assert await _wallet(db_pool, poor) == (53, 0)
+    assert await wallet_of(db_pool, poor) == (53, 0)
     assert await db_pool.fetchval("SELECT count(*) FROM requests") == 0
 
 
@@ -141,9 +117,9 @@ async def test_a_cancel_after_output_streamed_charges_the_input_only(
         cancelled = await api.client.post(f"/svc/request/{request_id}/cancel", headers=auth(alice))
         assert cancelled.status_code == 200, cancelled.text
         assert cancelled.json()["refunded"] == 10
-    assert await _ledger(db_pool, request_id) == {"reserve": 19, "settle": 9, "refund": 10}
-    assert await _wallet(db_pool, alice) == (91, 0)
-    assert (await _ended(api, alice, request_id))["status"] == "cancelled"
+    assert await ledger_of(db_pool, request_id) == {"reserve": 19, "settle": 9, "refund": 10}
+    assert await wallet_of(db_pool, alice) == (91, 0)
+    assert (await ended(api, alice, request_id))["status"] == "cancelled"
 
 
 @pytest.mark.usefixtures("token_offers")
@@ -154,5 +130,5 @@ async def test_a_cancel_before_output_refunds_everything(
     request_id = r.json()["id"]
     cancelled = await api.client.post(f"/svc/request/{request_id}/cancel", headers=auth(alice))
     assert cancelled.json()["refunded"] == 54
-    assert await _ledger(db_pool, request_id) == {"reserve": 54, "refund": 54}
-    assert await _wallet(db_pool, alice) == (100, 0)
+    assert await ledger_of(db_pool, request_id) == {"reserve": 54, "refund": 54}
+    assert await wallet_of(db_pool, alice) == (100, 0)
