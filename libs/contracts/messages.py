@@ -10,6 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from libs.contracts.files import FileRef
+from libs.contracts.models import Route
 from libs.contracts.status import RequestStatus
 from libs.contracts.tiers import DEFAULT_TIER, Tier
 
@@ -47,6 +48,8 @@ class TaskMessage(_Message):
     from the blob store."""
     tier: Tier = DEFAULT_TIER
     """The tier the request asked for: under fair scheduling, the queue it waits in."""
+    route: Route | None = None
+    """For an offer of a model: the deployments that serve it (``libs.contracts.models``)."""
 
 
 class ChunkMessage(_Message):
@@ -78,6 +81,9 @@ class ResultMessage(_Message):
     """The tier the job was served at (on ``started`` and on its end): the one it asked for
     when the worker's scheduling honoured it, else ``default``. None from a worker that does
     not say: ``default``."""
+    deployment: str | None = None
+    """On the end of a job of a model: the deployment (integration) whose answer it reports,
+    or, for a failure, the last one called. None for a job without a route."""
 
 
 class RequestEvent(_Message):

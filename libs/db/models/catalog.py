@@ -9,7 +9,9 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Float,
     ForeignKey,
+    Index,
     Integer,
     Numeric,
     Text,
@@ -80,6 +82,52 @@ class Offer(Base):
     percentage of its prices: ``{"flex": 50, "priority": 200}``."""
     default_tier: Mapped[str] = mapped_column(Text, server_default="default")
     """The tier of a request that names none."""
+    model: Mapped[str | None] = mapped_column(Text)
+    """The model it runs (``libs.db.models.catalog.Model``): its requests are routed to the
+    model's deployments and checked against its context window."""
+    model_version: Mapped[str | None] = mapped_column(Text)
+    """A pinned version of ``model``; null: the model's default version when submitted."""
+
+
+class Model(Base):
+    """A model version and the deployments (operator integrations) that serve it."""
+
+    __tablename__ = "models"
+    __table_args__ = (
+        CheckConstraint(
+            "context_window >= 1 AND max_output_tokens >= 1 "
+            "AND max_output_tokens <= context_window",
+            name="token_limits",
+        ),
+        Index("uq_models_default", "name", unique=True, postgresql_where=text("is_default")),
+    )
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    version: Mapped[str] = mapped_column(Text, primary_key=True)
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    handler_id: Mapped[str] = mapped_column(ForeignKey("handlers.id"))
+    """The provider kind: the handler that calls it (``openai.chat``)."""
+    provider_model: Mapped[str] = mapped_column(Text)
+    """The name the provider knows it by."""
+    context_window: Mapped[int] = mapped_column(Integer)
+    max_output_tokens: Mapped[int] = mapped_column(Integer)
+    input_modalities: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), server_default=text("'{text}'::text[]")
+    )
+    output_modalities: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), server_default=text("'{text}'::text[]")
+    )
+    tokenizer: Mapped[str | None] = mapped_column(Text)
+    """The tiktoken encoding that counts its tokens; null: the conservative estimate."""
+    deployments: Mapped[list[Any]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    """``[{"integration", "weight", "max_concurrency", "model"}]`` (``libs.contracts.models``)."""
+    max_attempts: Mapped[int] = mapped_column(Integer, server_default="4")
+    cooldown_s: Mapped[float] = mapped_column(Float, server_default="30")
+    idempotent: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    is_default: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    """The version an offer that pins none is routed to; one per name."""
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_at: Mapped[datetime] = now()
 
 
 class Deal(Base):

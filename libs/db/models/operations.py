@@ -106,6 +106,8 @@ class UsageHour(Base):
     output_tokens: Mapped[int] = mapped_column(BigInteger, server_default="0")
     offer: Mapped[str] = mapped_column(Text, primary_key=True, server_default="")
     """``service/action``; a deal's step counts under its own offer."""
+    model: Mapped[str] = mapped_column(Text, primary_key=True, server_default="")
+    """``name@version`` of the model that served it, for an offer of a model."""
     cost: Mapped[int] = mapped_column(BigInteger, server_default="0")
     """What the delivered requests cost the operator: their handlers' ``credits``."""
 

@@ -93,6 +93,11 @@ class Request(Base):
     served_tier: Mapped[str | None] = mapped_column(Text)
     """The tier its job was served at, as its worker reported it; when cheaper than ``tier`` it
     is what the request is billed at."""
+    model: Mapped[str | None] = mapped_column(Text)
+    """For an offer of a model: the model's name, and the version it was routed to."""
+    model_version: Mapped[str | None] = mapped_column(Text)
+    deployment: Mapped[str | None] = mapped_column(Text)
+    """The deployment (operator integration) whose answer it got, or the last one called."""
 
 
 class RequestStep(Base):

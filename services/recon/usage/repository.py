@@ -30,8 +30,10 @@ _MOVE_MARK = "UPDATE recon_marks SET at = $2 WHERE name = $1"
 # cost the operator, folded into the hour each ended in, per offer.
 _AGGREGATE = """
 WITH ended AS (
-    SELECT r.user_id, o.handler_id, coalesce((h.params || o.params) ->> 'integration', '') AS
-           integration, o.service || '/' || o.action AS offer, r.finished_at,
+    SELECT r.user_id, o.handler_id,
+           coalesce(r.deployment, (h.params || o.params) ->> 'integration', '') AS integration,
+           o.service || '/' || o.action AS offer,
+           coalesce(r.model || '@' || r.model_version, '') AS model, r.finished_at,
            coalesce(r.cost, 0) AS cost,
            (SELECT coalesce(sum(l.amount), 0) FROM credit_ledger l
             WHERE l.request_id = r.id AND l.kind = 'settle') AS credits,
@@ -41,7 +43,7 @@ WITH ended AS (
     WHERE r.finished_at > $1 AND r.finished_at <= $2
     UNION ALL
     SELECT r.user_id, o.handler_id, coalesce((h.params || o.params) ->> 'integration', ''),
-           o.service || '/' || o.action, s.finished_at, 0,
+           o.service || '/' || o.action, '', s.finished_at, 0,
            (SELECT coalesce(sum(l.amount), 0) FROM credit_ledger l
             WHERE l.request_id = s.request_id AND l.step = s.idx AND l.kind = 'settle'),
            coalesce((s.usage ->> 'input_tokens')::bigint, 0),
@@ -50,13 +52,13 @@ WITH ended AS (
     JOIN offers o ON o.id = s.offer_id JOIN handlers h ON h.id = o.handler_id
     WHERE s.finished_at > $1 AND s.finished_at <= $2
 )
-INSERT INTO usage_hourly AS u (hour, user_id, handler_id, integration, offer, requests,
+INSERT INTO usage_hourly AS u (hour, user_id, handler_id, integration, offer, model, requests,
                                succeeded, failed, credits, input_tokens, output_tokens, cost)
-SELECT date_trunc('hour', finished_at), user_id, handler_id, integration, offer, count(*),
+SELECT date_trunc('hour', finished_at), user_id, handler_id, integration, offer, model, count(*),
        count(*) FILTER (WHERE credits > 0), count(*) FILTER (WHERE credits = 0),
        sum(credits), sum(input_tokens), sum(output_tokens), sum(cost)
-FROM ended GROUP BY 1, 2, 3, 4, 5
-ON CONFLICT (hour, user_id, handler_id, integration, offer) DO UPDATE SET
+FROM ended GROUP BY 1, 2, 3, 4, 5, 6
+ON CONFLICT (hour, user_id, handler_id, integration, offer, model) DO UPDATE SET
     requests = u.requests + EXCLUDED.requests, succeeded = u.succeeded + EXCLUDED.succeeded,
     failed = u.failed + EXCLUDED.failed, credits = u.credits + EXCLUDED.credits,
     input_tokens = u.input_tokens + EXCLUDED.input_tokens,
