@@ -25,6 +25,7 @@ from services.recon.alerts.notifier import WebhookNotifier, webhook_client
 from services.recon.alerts.policy import alert_policy
 from services.recon.api import router
 from services.recon.completion.service import CompletionLoop
+from services.recon.deployments.service import DeploymentsLoop
 from services.recon.expiry.service import ExpiryLoop
 from services.recon.files.service import ORPHANS_LOCK, FilesCollector
 from services.recon.metrics.service import MetricsSampler
@@ -46,8 +47,8 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
         policy = alert_policy(settings, config)
         # min_size=0: recon must start, and report, while Postgres is down. Eight: the loops
         # (completion, expiry, usage, metrics, alerts, webhook retention, files and their orphan
-        # sweep, weights) and a health check's two reads (the pipeline, and webhooks apart)
-        # seldom wait for one another.
+        # sweep, weights, deployments) and a health check's two reads (the pipeline, and webhooks
+        # apart) seldom wait for one another.
         pool = await create_pool(
             settings.database_url, min_size=0, max_size=8, pooled=settings.database_pooled
         )
@@ -109,6 +110,7 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
             pool, interval_s=settings.recon_usage_interval_s, lag_s=settings.recon_usage_lag_s
         )
         weights = WeightsLoop(pool, redis, interval_s=settings.recon_weights_interval_s)
+        deployments = DeploymentsLoop(pool, redis, interval_s=settings.recon_deployments_interval_s)
         sampler = MetricsSampler(
             pool,
             redis,
@@ -128,6 +130,7 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
                 asyncio.create_task(retention.run_forever(), name="recon-webhook-retention"),
                 asyncio.create_task(files.run_forever(), name="recon-files"),
                 asyncio.create_task(weights.run_forever(), name="recon-weights"),
+                asyncio.create_task(deployments.run_forever(), name="recon-deployments"),
             ]
         try:
             yield ReconState(
@@ -137,6 +140,7 @@ def create_app(settings: ReconSettings | None = None) -> FastAPI:
                 completion=completion,
                 expiry=expiry,
                 files=files,
+                deployments=deployments,
                 alert_policy=policy,
             ).lifespan_state()
         finally:

@@ -6,6 +6,7 @@ from redis.asyncio import Redis
 from libs.db import PgPool
 from services.recon.alerts.policy import AlertPolicySource
 from services.recon.completion.service import CompletionLoop
+from services.recon.deployments.service import DeploymentsLoop
 from services.recon.expiry.service import ExpiryLoop
 from services.recon.files.service import FilesCollector
 from services.recon.settings import ReconSettings
@@ -36,6 +37,10 @@ def _files(request: Request) -> FilesCollector:
     return recon_state(request).files
 
 
+def _deployments(request: Request) -> DeploymentsLoop:
+    return recon_state(request).deployments
+
+
 def _alert_policy(request: Request) -> AlertPolicySource:
     return recon_state(request).alert_policy
 
@@ -46,4 +51,5 @@ RedisDep = Annotated[Redis, Depends(_redis)]
 CompletionDep = Annotated[CompletionLoop, Depends(_completion)]
 ExpiryDep = Annotated[ExpiryLoop, Depends(_expiry)]
 FilesDep = Annotated[FilesCollector, Depends(_files)]
+DeploymentsDep = Annotated[DeploymentsLoop, Depends(_deployments)]
 AlertPolicyDep = Annotated[AlertPolicySource, Depends(_alert_policy)]

@@ -27,6 +27,9 @@ class ReconSettings(CommonSettings):
     """Most candidates looked at per run."""
     recon_weights_interval_s: float = Field(default=10.0, gt=0)
     """Seconds between two copies of the users' scheduling weights from Postgres into Redis."""
+    recon_deployments_interval_s: float = Field(default=5.0, gt=0)
+    """Seconds between two reads of the models' deployments: in flight, cooling down, calls and
+    errors of the last 5 minutes (``/health`` and the ``relai_deployment_*`` gauges)."""
     recon_usage_interval_s: float = Field(default=60.0, gt=0)
     """Seconds between two runs of the usage aggregation."""
     recon_usage_lag_s: float = Field(default=10.0, ge=0)

@@ -12,6 +12,7 @@ from starlette.requests import HTTPConnection
 from libs.db import PgPool
 from services.recon.alerts.policy import AlertPolicySource
 from services.recon.completion.service import CompletionLoop
+from services.recon.deployments.service import DeploymentsLoop
 from services.recon.expiry.service import ExpiryLoop
 from services.recon.files.service import FilesCollector
 from services.recon.settings import ReconSettings
@@ -27,6 +28,7 @@ class ReconState:
     completion: CompletionLoop
     expiry: ExpiryLoop
     files: FilesCollector
+    deployments: DeploymentsLoop
     alert_policy: AlertPolicySource
 
     def lifespan_state(self) -> dict[str, Any]:

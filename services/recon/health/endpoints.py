@@ -4,6 +4,7 @@ from services.recon.alerts.rules import evaluate
 from services.recon.dependencies import (
     AlertPolicyDep,
     CompletionDep,
+    DeploymentsDep,
     ExpiryDep,
     FilesDep,
     PoolDep,
@@ -21,7 +22,8 @@ router = APIRouter(tags=["health"])
     responses={status.HTTP_503_SERVICE_UNAVAILABLE: {"model": Health}},
     summary=(
         "Postgres and Redis reachability, outbox backlog, stream lag, oldest open request,"
-        " completion loop, webhook deliveries waiting, files and their collection"
+        " completion loop, webhook deliveries waiting, files and their collection, models'"
+        " deployments"
     ),
 )
 async def health(
@@ -31,10 +33,13 @@ async def health(
     completion: CompletionDep,
     expiry: ExpiryDep,
     files: FilesDep,
+    deployments: DeploymentsDep,
     alert_policy: AlertPolicyDep,
     response: Response,
 ) -> Health:
-    """200 when Postgres and Redis both answer, 503 otherwise; the body says what failed."""
+    """200 when Postgres and Redis both answer, 503 otherwise; the body says what failed. Like
+    the backlog, a model whose deployments are all cooling down is a figure here (``all_down``)
+    and an alert of Prometheus's, not an unavailable recon."""
     report = await service.check_health(
         pool=pool,
         redis=redis,
@@ -47,6 +52,7 @@ async def health(
     ]
     report.expiry = expiry.report()
     report.files = files.report()
+    report.models = deployments.report()
     if report.status != "ok":
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     return report

@@ -3,6 +3,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from services.recon.completion.schemas import CompletionReport
+from services.recon.deployments.schemas import ModelHealth
 from services.recon.expiry.schemas import ExpiryReport
 from services.recon.files.schemas import FilesReport
 from services.recon.webhooks.schemas import WebhookFigures
@@ -76,4 +77,12 @@ class Health(BaseModel):
         default=None,
         description="Blobs and files as of the last collection, and what the collection removed "
         "(figures kept by the collection, so that a health check reads no table).",
+    )
+    models: dict[str, dict[str, ModelHealth]] | None = Field(
+        default=None,
+        description="Each enabled model's deployments by model name, then version, as of the "
+        "deployments loop's last read (RELAI_RECON_DEPLOYMENTS_INTERVAL_S): in flight, cooling "
+        "down, calls, errors and latency of the last 5 minutes, and whether all are down. Null "
+        "before the first read or when the last failed, which does not make the report "
+        "unavailable.",
     )

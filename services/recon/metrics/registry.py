@@ -129,3 +129,36 @@ COLLECTION_REASONS = ("unreferenced", "orphan")
 for _reason in COLLECTION_REASONS:  # at 0 from the start: a rate over them sees 0, not nothing
     BLOBS_COLLECTED.labels(_reason)
     BLOB_BYTES_FREED.labels(_reason)
+
+# Per model version and deployment (an integration's name): catalog data, bounded by the
+# catalog; the series of a model or deployment no longer enabled are removed.
+DEPLOYMENT_IN_FLIGHT = Gauge(
+    "relai_deployment_in_flight",
+    "Calls running on a deployment of a model version now (workers' leases not expired).",
+    ["model", "version", "deployment"],
+)
+DEPLOYMENT_COOLING = Gauge(
+    "relai_deployment_cooling",
+    "1 while a deployment is cooling down after failures (nothing new is sent to it), else 0.",
+    ["model", "version", "deployment"],
+)
+DEPLOYMENT_ERROR_RATE = Gauge(
+    "relai_deployment_error_rate",
+    "Share of a deployment's calls that failed over the last 5 minutes; absent with no call.",
+    ["model", "version", "deployment"],
+)
+DEPLOYMENT_LATENCY = Gauge(
+    "relai_deployment_latency_seconds",
+    "Mean latency of a deployment's calls over the last 5 minutes; absent with no call.",
+    ["model", "version", "deployment"],
+)
+MODEL_DEPLOYMENTS_UP = Gauge(
+    "relai_model_deployments_up",
+    "Deployments of a model version not cooling down.",
+    ["model", "version"],
+)
+MODEL_DEPLOYMENTS = Gauge(
+    "relai_model_deployments",
+    "Deployments of a model version in the catalog.",
+    ["model", "version"],
+)
