@@ -11,8 +11,17 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from libs.catalog import CatalogSpec, apply_catalog
+from libs.contracts.models import (
+    STAT_ERRORS,
+    STAT_LATENCY_MS,
+    STAT_OK,
+    cool_key,
+    inflight_key,
+    minute_key,
+)
 from tests.dashboards import GrafanaTime, alert_expressions, metric_names, panel_queries, substitute
 from tests.e2e.conftest import Stack
 from tests.monitoring import ALERTS_YML, Prometheus, QueryError, prometheus, prometheus_config
@@ -60,6 +69,7 @@ def stack_env(stack_env: dict[str, str]) -> dict[str, str]:
         "RELAI_RECON_USAGE_INTERVAL_S": "0.5",
         "RELAI_RECON_USAGE_LAG_S": "0",
         "RELAI_BLOB_COLLECT_INTERVAL_S": "0.5",
+        "RELAI_RECON_DEPLOYMENTS_INTERVAL_S": "0.5",
     }
 
 
@@ -86,6 +96,24 @@ async def _traffic(client: httpx.AsyncClient) -> None:
                 await asyncio.sleep(0.1)
 
 
+async def _deployments(pool: "asyncpg.Pool[Any]", redis: Redis) -> None:
+    """A model with two deployments, as the catalog and the workers leave them: one with calls
+    in the last minutes (its error rate and latency), one cooling down."""
+    await pool.execute(
+        """INSERT INTO models (name, version, handler_id, provider_model, context_window,
+                               max_output_tokens, deployments, is_default)
+           VALUES ('llama3', '2024-07', 'echo.text', 'llama3', 8192, 1024, $1, true)""",
+        [{"integration": "alpha"}, {"integration": "beta"}],
+    )
+    seconds, _ = await redis.time()
+    await redis.zadd(inflight_key("alpha"), {"call-1": (seconds + 3600) * 1000})
+    await redis.hset(
+        minute_key("alpha", seconds // 60),
+        mapping={STAT_OK: 3, STAT_ERRORS: 1, STAT_LATENCY_MS: 800},
+    )
+    await redis.set(cool_key("beta"), "http_503", ex=3600)
+
+
 async def _until_scraped(prom: Prometheus, needed: set[str], timeout: float) -> None:
     """Until every name in ``needed`` has been scraped, and every target twice or more (a rate
     needs two samples)."""
@@ -104,10 +132,15 @@ async def _until_scraped(prom: Prometheus, needed: set[str], timeout: float) -> 
 
 
 async def test_every_dashboard_and_alert_query_runs_on_what_prometheus_scraped(
-    stack: Stack, client: httpx.AsyncClient, db_pool: "asyncpg.Pool[Any]", tmp_path: Path
+    stack: Stack,
+    client: httpx.AsyncClient,
+    db_pool: "asyncpg.Pool[Any]",
+    redis_client: Redis,
+    tmp_path: Path,
 ) -> None:
     async with db_pool.acquire() as conn:
         await apply_catalog(conn, EXTRA, prune=False)
+    await _deployments(db_pool, redis_client)
     await _traffic(client)
 
     grafana = GrafanaTime(scrape_s=SCRAPE_S).values

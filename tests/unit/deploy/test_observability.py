@@ -160,6 +160,7 @@ def test_every_alert_reads_metrics_the_code_exports() -> None:
         "RelaiWebhookBacklogOld",
         "RelaiWebhookDeliveriesFailing",
         "RelaiWebhookEndpointsDisabled",
+        "ModelAllDeploymentsDown",
     } <= names
     for rule in rules:
         assert metric_names(rule["expr"]) <= exported, rule["alert"]
@@ -188,6 +189,37 @@ def test_the_operations_dashboard_shows_webhook_deliveries() -> None:
             "relai_webhook_deliveries_failed_last_hour",
         },
     }
+
+
+def test_the_operations_dashboard_shows_each_models_deployments() -> None:
+    operations = json.loads((DEPLOY / "grafana" / "dashboards" / "operations.json").read_text())
+    reads = {
+        panel["title"]: set().union(*(metric_names(t["expr"]) for t in panel["targets"]))
+        for panel in operations["panels"]
+        if "model deployments" in panel["title"].lower()
+    }
+    assert reads == {
+        "Model deployments up, per model version": {
+            "relai_model_deployments_up",
+            "relai_model_deployments",
+        },
+        "Model deployments cooling down": {"relai_deployment_cooling"},
+        "Model deployments: calls in flight": {"relai_deployment_in_flight"},
+        "Model deployments: error rate (5 min)": {"relai_deployment_error_rate"},
+        "Model deployments: mean latency (5 min)": {"relai_deployment_latency_seconds"},
+    }
+    # One figure per model version and deployment, however many recon replicas report it.
+    for panel in operations["panels"]:
+        if panel["title"] in reads:
+            for target in panel["targets"]:
+                assert target["expr"].startswith("max by (model, version"), target["expr"]
+
+
+def test_all_deployments_down_is_alerted_only_for_a_model_version_that_has_some() -> None:
+    (rule,) = [r for r in alert_rules() if r["alert"] == "ModelAllDeploymentsDown"]
+    assert rule["expr"] == "relai_model_deployments_up == 0 and relai_model_deployments > 0"
+    assert rule["for"] == "1m"
+    assert rule["labels"]["severity"] == "critical"
 
 
 def test_the_webhook_alerts_watch_the_dispatcher_job_and_recons_threshold() -> None:
