@@ -160,7 +160,7 @@ def test_every_alert_reads_metrics_the_code_exports() -> None:
         "RelaiWebhookBacklogOld",
         "RelaiWebhookDeliveriesFailing",
         "RelaiWebhookEndpointsDisabled",
-        "ModelAllDeploymentsDown",
+        "RelaiModelAllDeploymentsDown",
     } <= names
     for rule in rules:
         assert metric_names(rule["expr"]) <= exported, rule["alert"]
@@ -216,7 +216,7 @@ def test_the_operations_dashboard_shows_each_models_deployments() -> None:
 
 
 def test_all_deployments_down_is_alerted_only_for_a_model_version_that_has_some() -> None:
-    (rule,) = [r for r in alert_rules() if r["alert"] == "ModelAllDeploymentsDown"]
+    (rule,) = [r for r in alert_rules() if r["alert"] == "RelaiModelAllDeploymentsDown"]
     assert rule["expr"] == "relai_model_deployments_up == 0 and relai_model_deployments > 0"
     assert rule["for"] == "1m"
     assert rule["labels"]["severity"] == "critical"
