@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import asyncpg
 
+from libs.catalog.models import ModelSpec, split_ref
 from libs.catalog.spec import (
     CatalogSpec,
     DealSpec,
@@ -30,18 +31,46 @@ ON CONFLICT (id) DO UPDATE SET
     max_concurrency = EXCLUDED.max_concurrency, enabled = EXCLUDED.enabled
 """
 
+_UPSERT_MODEL = """
+INSERT INTO models (name, version, description, handler_id, provider_model, context_window,
+                    max_output_tokens, input_modalities, output_modalities, tokenizer,
+                    deployments, max_attempts, cooldown_s, idempotent, is_default, enabled)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+ON CONFLICT (name, version) DO UPDATE SET
+    description = EXCLUDED.description, handler_id = EXCLUDED.handler_id,
+    provider_model = EXCLUDED.provider_model, context_window = EXCLUDED.context_window,
+    max_output_tokens = EXCLUDED.max_output_tokens,
+    input_modalities = EXCLUDED.input_modalities,
+    output_modalities = EXCLUDED.output_modalities, tokenizer = EXCLUDED.tokenizer,
+    deployments = EXCLUDED.deployments, max_attempts = EXCLUDED.max_attempts,
+    cooldown_s = EXCLUDED.cooldown_s, idempotent = EXCLUDED.idempotent,
+    is_default = EXCLUDED.is_default, enabled = EXCLUDED.enabled
+"""
+# The default moves from one version to another: the old one lets go first (one default per
+# name is a unique index, checked row by row).
+_CLEAR_DEFAULTS = """
+UPDATE models SET is_default = false
+WHERE is_default AND name = ANY($1::text[]) AND name || '@' || version <> ALL($2::text[])
+"""
+_DISABLE_MODELS = """
+UPDATE models SET enabled = false, is_default = false
+WHERE enabled AND name || '@' || version <> ALL($1::text[])
+"""
+
 _UPSERT_OFFER = """
 INSERT INTO offers (id, service, action, price, prompt_template, handler_id, create_qty,
                     expiration, params, enabled, input_price, output_price, max_output_tokens,
-                    aliases, files, tiers, default_tier)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                    aliases, files, tiers, default_tier, model, model_version)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+        $19)
 ON CONFLICT (service, action) DO UPDATE SET
     price = EXCLUDED.price, prompt_template = EXCLUDED.prompt_template,
     handler_id = EXCLUDED.handler_id, create_qty = EXCLUDED.create_qty,
     expiration = EXCLUDED.expiration, params = EXCLUDED.params, enabled = EXCLUDED.enabled,
     input_price = EXCLUDED.input_price, output_price = EXCLUDED.output_price,
     max_output_tokens = EXCLUDED.max_output_tokens, aliases = EXCLUDED.aliases,
-    files = EXCLUDED.files, tiers = EXCLUDED.tiers, default_tier = EXCLUDED.default_tier
+    files = EXCLUDED.files, tiers = EXCLUDED.tiers, default_tier = EXCLUDED.default_tier,
+    model = EXCLUDED.model, model_version = EXCLUDED.model_version
 """
 
 _UPSERT_DEAL = """
@@ -159,6 +188,29 @@ def offer_row(o: OfferSpec) -> tuple[object, ...]:
         {name: spec.model_dump() for name, spec in o.files.items()},
         dict(o.tiers),
         o.default_tier,
+        *(split_ref(o.model) if o.model is not None else (None, None)),
+    )
+
+
+def model_row(m: ModelSpec) -> tuple[object, ...]:
+    """The columns of ``m``, as ``_UPSERT_MODEL`` takes them."""
+    return (
+        m.name,
+        m.version,
+        m.description,
+        m.handler,
+        m.provider_model or m.name,
+        m.context_window,
+        m.max_output_tokens,
+        list(m.input_modalities),
+        list(m.output_modalities),
+        m.tokenizer,
+        [d.model_dump(exclude_none=True) for d in m.deployments],
+        m.max_attempts,
+        m.cooldown_s,
+        m.idempotent,
+        m.default,
+        m.enabled,
     )
 
 
@@ -275,10 +327,14 @@ async def apply_catalog(
             _UPSERT_HANDLER,
             [handler_row(h) for h in spec.handlers],
         )
+        defaults = [m for m in spec.models if m.default]
+        await conn.execute(_CLEAR_DEFAULTS, [m.name for m in defaults], [m.ref for m in defaults])
+        await conn.executemany(_UPSERT_MODEL, [model_row(m) for m in spec.models])
         await conn.executemany(_UPSERT_OFFER, [(uuid.uuid4(), *offer_row(o)) for o in spec.offers])
         await conn.executemany(_UPSERT_DEAL, [(uuid.uuid4(), *deal_row(d)) for d in spec.deals])
         if prune:
             await conn.execute(_DISABLE_HANDLERS, [h.id for h in spec.handlers])
+            await conn.execute(_DISABLE_MODELS, [m.ref for m in spec.models])
             await conn.execute(_DISABLE_OFFERS, [f"{o.service}/{o.action}" for o in spec.offers])
             await conn.execute(_DISABLE_DEALS, [d.slug for d in spec.deals])
         refused = await conn.fetchrow(_DEAL_NAMING_NOT_FOR_DEALS)

@@ -13,8 +13,15 @@ _HANDLERS = "SELECT id, credits, params, max_concurrency, enabled FROM handlers 
 _OFFERS = """
 SELECT service, action, price, prompt_template, handler_id AS handler, create_qty, expiration,
        params, enabled, input_price, output_price, max_output_tokens, aliases, files, tiers,
-       default_tier
+       default_tier, CASE WHEN model IS NOT NULL THEN model || coalesce('@' || model_version, '')
+       END AS model
 FROM offers ORDER BY service, action
+"""
+_MODELS = """
+SELECT name, version, description, handler_id AS handler, provider_model, context_window,
+       max_output_tokens, input_modalities, output_modalities, tokenizer, deployments,
+       max_attempts, cooldown_s, idempotent, is_default AS default, enabled
+FROM models ORDER BY name, version
 """
 _DEALS = """
 SELECT slug, offers, addons, price, price_modifier, addons_modifier, pipeline, enabled
@@ -28,7 +35,10 @@ async def export_catalog(conn: PgConnection) -> CatalogSpec:
     handlers = [dict(r) for r in await conn.fetch(_HANDLERS)]
     offers = [dict(r) for r in await conn.fetch(_OFFERS)]
     deals = [dict(r) for r in await conn.fetch(_DEALS)]
-    return CatalogSpec.model_validate({"handlers": handlers, "offers": offers, "deals": deals})
+    models = [dict(r) for r in await conn.fetch(_MODELS)]
+    return CatalogSpec.model_validate(
+        {"handlers": handlers, "models": models, "offers": offers, "deals": deals}
+    )
 
 
 def catalog_data(spec: CatalogSpec) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
 from libs.catalog.file_inputs import FILE_INPUT_NAME, FILE_INPUTS_MAX, FileInputSpec
+from libs.catalog.models import ModelRef, ModelSpec, check_models, resolve_ref
 from libs.catalog.numbers import CREDITS_MAX, INT32_MAX, JSON_EXACT, JSON_INTEGER, JsonInt
 from libs.catalog.template import PromptTemplate
 from libs.contracts import HandlerId
@@ -204,6 +205,9 @@ class OfferSpec(_Entry):
     it would at ``default``, rounded up to whole credits."""
     default_tier: Tier = DEFAULT_TIER
     """The tier of a request that names none: ``default`` or one of ``tiers``."""
+    model: ModelRef | None = None
+    """The model it runs, ``name`` (its default version when submitted) or ``name@version``:
+    its requests must fit that version's context window and are routed to its deployments."""
 
     @property
     def token_priced(self) -> bool:
@@ -340,8 +344,27 @@ class CatalogSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     handlers: list[HandlerSpec] = Field(default_factory=list)
+    models: list[ModelSpec] = Field(default_factory=list)
     offers: list[OfferSpec] = Field(default_factory=list)
     deals: list[DealSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _models_hold_together(self) -> "CatalogSpec":
+        check_models(self.models, {h.id for h in self.handlers})
+        for offer in self.offers:
+            if offer.model is None or not offer.enabled:
+                continue
+            name = f"{offer.service}/{offer.action}"
+            try:
+                model = resolve_ref(offer.model, self.models)
+            except ValueError as exc:
+                raise ValueError(f"offer {name}: {exc}") from None
+            if model.handler != offer.handler:
+                raise ValueError(
+                    f"offer {name} runs handler {offer.handler!r} but its model {model.ref} "
+                    f"is called by {model.handler!r}"
+                )
+        return self
 
     @model_validator(mode="after")
     def _deals_name_known_offers(self) -> "CatalogSpec":

@@ -10,6 +10,7 @@ from typing import Any
 
 from libs.contracts import TaskMessage
 from libs.contracts.files import FileRef
+from libs.contracts.models import Route
 from libs.contracts.tiers import DEFAULT_TIER, Tier
 
 
@@ -28,6 +29,8 @@ class Run:
     """Input files by name (``libs.contracts.files``)."""
     tier: Tier = DEFAULT_TIER
     """The priority tier its request asked for (``libs.contracts.tiers``)."""
+    route: Route | None = None
+    """The deployments of the model it runs (``libs.contracts.models``), if any."""
 
 
 def _task(run: Run, **fields: Any) -> str:
@@ -41,6 +44,7 @@ def _task(run: Run, **fields: Any) -> str:
         messages=run.messages,
         options=run.options,
         files=run.files,
+        route=run.route,
         **fields,
     )
     return message.model_dump_json(exclude_none=True)

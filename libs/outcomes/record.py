@@ -44,8 +44,8 @@ from libs.ledger import movements as ledger
 _RECORD = f"""
 WITH outcome AS (
     SELECT * FROM unnest($3::uuid[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[],
-                         $9::bigint[], $11::text[])
-        AS t(id, attempt, status, results, error, usage, spent, tier)
+                         $9::bigint[], $11::text[], $12::text[])
+        AS t(id, attempt, status, results, error, usage, spent, tier, deployment)
 ), start AS (
     SELECT * FROM unnest($1::uuid[], $2::int[], $10::text[]) AS t(id, attempt, tier)
 ), started AS (
@@ -62,6 +62,7 @@ WITH outcome AS (
                           ELSE coalesce(r.started_at, now()) END,
         finished_at = now(), updated_at = now(),
         served_tier = coalesce(o.tier, r.served_tier),
+        deployment = coalesce(o.deployment, r.deployment),
         cost = CASE WHEN o.status = 'succeeded' OR o.spent > 0
                     THEN (SELECT h.credits FROM offers f JOIN handlers h ON h.id = f.handler_id
                           WHERE f.id = r.offer_id) END
@@ -129,6 +130,8 @@ class Ended:
     tier: str | None = None
     """The tier its job was served at, as its worker reported it (None: as its start said, or
     ``default`` when nothing did)."""
+    deployment: str | None = None
+    """For a job of a model: the deployment whose answer it reports, or the last one called."""
 
 
 async def record_outcomes(
@@ -153,6 +156,7 @@ async def record_outcomes(
         [e.spent for e in ended],
         [s.tier for s in started],
         [e.tier for e in ended],
+        [e.deployment for e in ended],
     )
 
 

@@ -29,6 +29,7 @@ import asyncpg
 
 from libs import outbox
 from libs.catalog import PipelineMode, PromptTemplate
+from libs.catalog.models import route_from, route_sql
 from libs.catalog.pipeline import passed_on, render_next
 from libs.db import PgConnection
 from libs.files import results as result_files
@@ -83,8 +84,9 @@ WITH prompted AS (
 SELECT 1
 """
 
-_NEXT_STEP = """
-SELECT s.idx, o.prompt_template, o.handler_id, o.create_qty, h.params || o.params AS params
+_NEXT_STEP = f"""
+SELECT s.idx, o.prompt_template, o.handler_id, o.create_qty, h.params || o.params AS params,
+       {route_sql("o.model", "o.model_version")} AS route
 FROM request_steps s JOIN offers o ON o.id = s.offer_id JOIN handlers h ON h.id = o.handler_id
 WHERE s.request_id = $1 AND s.role = 'primary' AND s.idx > $2 AND s.status = 'pending'
 ORDER BY s.idx LIMIT 1
@@ -317,7 +319,13 @@ async def _pass_on(
     if nxt is None:
         return
     prompt = render_next(PromptTemplate.parse(nxt["prompt_template"]), request["inputs"], output)
-    run = outbox.Run(nxt["handler_id"], prompt, nxt["params"], nxt["create_qty"])
+    run = outbox.Run(
+        nxt["handler_id"],
+        prompt,
+        nxt["params"],
+        nxt["create_qty"],
+        route=route_from(nxt["route"]),
+    )
     payload = outbox.next_step(
         run, request_id=request["id"], traceparent=request["traceparent"], step=nxt["idx"]
     )

@@ -46,6 +46,39 @@ class OfferLinks(BaseModel):
     submit: str
 
 
+class ModelInfo(BaseModel):
+    """The model version an offer runs."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    name: str
+    version: str
+    """The version its requests are routed to now (the model's default unless the offer pins
+    one); each request keeps the version it was routed to (``model`` on the request)."""
+    description: str
+    context_window: int
+    """The most tokens a request may hold, input and output together: a longer one is refused
+    at submission (422) before anything is reserved."""
+    max_output_tokens: int
+    input_modalities: list[str]
+    output_modalities: list[str]
+
+
+def model_info(offer: Offer) -> ModelInfo | None:
+    m = offer.model
+    if m is None:
+        return None
+    return ModelInfo(
+        name=m.name,
+        version=m.version,
+        description=m.description,
+        context_window=m.context_window,
+        max_output_tokens=m.max_output_tokens,
+        input_modalities=list(m.input_modalities),
+        output_modalities=list(m.output_modalities),
+    )
+
+
 class OfferView(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True)
 
@@ -75,6 +108,8 @@ class OfferView(BaseModel):
     of the prices above: name one with the ``Relai-Tier`` header (``service_tier`` at ``/v1``)."""
     default_tier: str
     """The tier of a request that names none."""
+    model: ModelInfo | None = None
+    """The model it runs, if it names one."""
     links: OfferLinks
 
 
@@ -125,5 +160,6 @@ def offer_view(offer: Offer) -> OfferView:
         files=dict(offer.files),
         tiers=offer.tiers_sold,
         default_tier=offer.default_tier,
+        model=model_info(offer),
         links=OfferLinks(submit=submit_path(offer.service, offer.action)),
     )

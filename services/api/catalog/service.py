@@ -14,11 +14,49 @@ from pydantic import ValidationError
 
 from libs.catalog import PromptTemplate, TemplateError
 from libs.catalog.file_inputs import FileInputSpec
+from libs.catalog.models import ModelSpec
+from libs.contracts.models import Route
 from libs.contracts.tiers import DEFAULT_TIER
 from libs.logs import get_logger
 from services.api.catalog import repository
 
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class OfferModel:
+    """The model version an offer runs (``libs.catalog.models``)."""
+
+    name: str
+    version: str
+    description: str
+    context_window: int
+    max_output_tokens: int
+    tokenizer: str | None
+    input_modalities: tuple[str, ...]
+    output_modalities: tuple[str, ...]
+    route: Route | None
+    """Its deployments, put in each task; None when the handler's params say where it runs."""
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> OfferModel:
+        spec = ModelSpec.model_validate(
+            {
+                **{k: v for k, v in row.items() if k != "handler_id"},
+                "handler": row["handler_id"],
+            }
+        )
+        return cls(
+            name=spec.name,
+            version=spec.version,
+            description=spec.description,
+            context_window=spec.context_window,
+            max_output_tokens=spec.max_output_tokens,
+            tokenizer=spec.tokenizer,
+            input_modalities=tuple(spec.input_modalities),
+            output_modalities=tuple(spec.output_modalities),
+            route=spec.route(),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +86,8 @@ class Offer:
     """The priority tiers it sells beside ``default``, each at a percentage of its prices."""
     default_tier: str = DEFAULT_TIER
     """The tier of a request that names none."""
+    model: OfferModel | None = None
+    """The model version it runs, if it names one."""
 
     def tier_percent(self, tier: str) -> int | None:
         """What ``tier`` costs as a percentage of the offer's prices; None when not sold."""
@@ -145,6 +185,16 @@ class OfferCatalog:
                         error=str(exc),
                     )
                     continue
+                try:
+                    model = _model(r)
+                except (ValidationError, ValueError) as exc:
+                    # Its model is gone, disabled or has no default: nothing could route it.
+                    log.error(
+                        "offer.model_refused",
+                        offer=f"{r['service']}/{r['action']}",
+                        error=str(exc),
+                    )
+                    continue
                 offer = Offer(
                     id=r["id"],
                     service=r["service"],
@@ -162,6 +212,7 @@ class OfferCatalog:
                     created_at=r["created_at"],
                     tiers=dict(r["tiers"]),
                     default_tier=r["default_tier"],
+                    model=model,
                 )
                 self._offers[(offer.service, offer.action)] = offer
                 self._aliases.update(dict.fromkeys(offer.aliases, offer))
@@ -169,6 +220,15 @@ class OfferCatalog:
                 sorted(self._offers.values(), key=lambda o: (o.service, o.action))
             )
             self._loaded_at = time.monotonic()
+
+
+def _model(row: asyncpg.Record) -> OfferModel | None:
+    """The model version an offer's row names, or None when it names no model."""
+    if row["model_name"] is None:
+        return None
+    if row["model"] is None:
+        raise ValueError(f"model {row['model_name']!r} has no enabled version to route to")
+    return OfferModel.of(row["model"])
 
 
 def _file_inputs(value: Any, template: PromptTemplate) -> dict[str, FileInputSpec]:

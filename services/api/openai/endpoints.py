@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from libs.contracts import RequestStatus
 from services.api.auth.dependencies import CurrentUser
 from services.api.auth.service import Principal
+from services.api.catalog.schemas import model_info
 from services.api.catalog.service import Offer
 from services.api.deps import CatalogDep
 from services.api.errors import BadRequest, Conflict, NotFound
@@ -43,12 +44,16 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def _model(offer: Offer, name: str) -> dict[str, Any]:
+    """OpenAI's model object; for an offer of a model, also the version it is routed to, its
+    context window and its output limit (``model_info``)."""
     created = offer.created_at
+    info = model_info(offer)
     return {
         "id": name,
         "object": "model",
         "created": 0 if created is None else int(created.timestamp()),
         "owned_by": offer.service,
+        **({"model_info": info.model_dump()} if info is not None else {}),
     }
 
 

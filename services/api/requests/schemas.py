@@ -31,6 +31,8 @@ class RequestView(BaseModel):
     served_tier: str | None = None
     """The tier its job was served at, once it started: the one asked for where the workers
     honour tiers, else ``default``; when that is cheaper, it is what the request is billed at."""
+    model: str | None = None
+    """For an offer of a model: ``name@version``, the model version it was routed to."""
     attempt: int
     created_at: datetime
     updated_at: datetime

@@ -226,6 +226,7 @@ class ResultsConsumer:
                     error=m.error if m.kind == "failed" else None,
                     usage=m.usage,
                     tier=m.tier,
+                    deployment=m.deployment,
                 )
                 for m in finished.values()
             ],

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
 
-from libs.catalog import TokenPrices, input_token_bound, token_cost
+from libs.catalog import TokenPrices, input_token_bound, token_cost, tokens
 from libs.catalog.pricing import at_percent
 from libs.contracts.tiers import TIERS, Tier
 from services.api.catalog.service import Offer
@@ -52,6 +52,39 @@ def tier_of(offer: Offer, asked: str | None) -> TierChoice:
     return TierChoice(cast(Tier, name), percent)
 
 
+def check_context(
+    offer: Offer, *, input_texts: Sequence[str], max_output_tokens: int | None
+) -> None:
+    """Refuse (422, before anything is reserved) a request to an offer of a model whose input
+    and the output it may ask for cannot fit the model's context window, naming both numbers;
+    and one that asks for more output than the model gives. Its output is ``max_output_tokens``
+    when asked, else the offer's cap, else the model's."""
+    model = offer.model
+    if model is None:
+        return
+    if max_output_tokens is not None and max_output_tokens > model.max_output_tokens:
+        raise InvalidInputs(
+            f"max_tokens is {max_output_tokens}; model {model.name}@{model.version} writes at "
+            f"most {model.max_output_tokens}",
+            limit=model.max_output_tokens,
+        )
+    output = max_output_tokens or offer.max_output_tokens or model.max_output_tokens
+    output = min(output, model.max_output_tokens)
+    count, exact = tokens.counter(model.tokenizer)
+    prompt = count(input_texts)
+    if prompt + output > model.context_window:
+        counted = "counted" if exact else "estimated"
+        raise InvalidInputs(
+            f"the input is {prompt} tokens ({counted}) and {output} output tokens are asked "
+            f"for: {prompt + output} tokens do not fit the context window of model "
+            f"{model.name}@{model.version}, {model.context_window} tokens",
+            input_tokens=prompt,
+            output_tokens=output,
+            context_window=model.context_window,
+            counted=counted,
+        )
+
+
 def priced(
     offer: Offer,
     *,
@@ -63,7 +96,9 @@ def priced(
     ``percent`` of the offer's prices (its tier's), rounded up.
 
     ``max_output_tokens`` is what the request asks for, if anything: at token prices it defaults
-    to the offer's ``max_output_tokens``, and more than that is a 422 naming the cap."""
+    to the offer's ``max_output_tokens``, and more than that is a 422 naming the cap. An offer
+    of a model first checks the request fits its context (``check_context``)."""
+    check_context(offer, input_texts=input_texts, max_output_tokens=max_output_tokens)
     if not offer.token_priced:
         return at_percent(offer.price, percent), None
     cap = offer.max_output_tokens

@@ -55,7 +55,8 @@ WHERE user_id = $1 AND status IN ('succeeded', 'failed')
 _VIEW_COLUMNS = """
 r.id, coalesce(o.service, 'deal') AS service, coalesce(o.action, d.slug) AS action, r.deal_id,
 r.status, r.inputs, r.results, r.error, r.usage, r.price, r.attempt,
-r.created_at, r.updated_at, r.started_at, r.finished_at, r.tier, r.served_tier
+r.created_at, r.updated_at, r.started_at, r.finished_at, r.tier, r.served_tier,
+r.model || '@' || r.model_version AS model
 """
 _INPUT_FILES = f"{input_files_json('r.id')} AS input_files"
 

@@ -24,7 +24,7 @@ from libs.ledger import movements as ledger
 
 _REQUEST_COLUMNS = (
     "id, user_id, offer_id, deal_id, inputs, prompt, price, traceparent, idempotency_key, "
-    "messages, options, pricing, webhook_url, tier, tier_percent"
+    "messages, options, pricing, webhook_url, tier, tier_percent, model, model_version"
 )
 
 _STEPS_ONE = """, steps AS (
@@ -38,10 +38,14 @@ _STEPS_ONE = """, steps AS (
 def _insert_one(*, steps: bool, files: bool = False) -> str:
     # The chat parameters, the one-off webhook URL and the tier come after the steps'
     # parameters, the input files' after them.
-    chat = "$17, $18, $19, $20, $21, $22" if steps else "$11, $12, $13, $14, $15, $16"
+    chat = (
+        "$17, $18, $19, $20, $21, $22, $23, $24"
+        if steps
+        else "$11, $12, $13, $14, $15, $16, $17, $18"
+    )
     input_files = ""
     if files:
-        first = 23 if steps else 17
+        first = 25 if steps else 19
         input_files = ", " + uploads.input_files_cte(request="ins", user="$2", first=first)
     return f"""
 WITH ins AS (
@@ -72,10 +76,12 @@ _INSERT_MANY = f"""
 WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[],
                          $7::bigint[], $8::text[], $9::text[], $19::text[], $20::text[],
-                         $21::text[], $22::text[], $23::text[], $24::int[])
+                         $21::text[], $22::text[], $23::text[], $24::int[], $25::text[],
+                         $26::text[])
         WITH ORDINALITY
         AS t(id, user_id, offer_id, deal_id, inputs, prompt, price, traceparent, idempotency_key,
-             messages, options, pricing, webhook_url, tier, tier_percent, ord)
+             messages, options, pricing, webhook_url, tier, tier_percent, model, model_version,
+             ord)
 ), fresh AS (
     SELECT DISTINCT ON (i.id) i.* FROM input i
     WHERE NOT EXISTS (SELECT 1 FROM requests r WHERE r.id = i.id)
@@ -84,7 +90,7 @@ WITH input AS (
     INSERT INTO requests ({_REQUEST_COLUMNS})
     SELECT id, user_id, offer_id, deal_id, inputs::jsonb, prompt, price, traceparent,
            idempotency_key, messages::jsonb, options::jsonb, pricing::jsonb, webhook_url, tier,
-           tier_percent
+           tier_percent, model, model_version
     FROM affordable
     ON CONFLICT (id) DO NOTHING
     RETURNING id, user_id, price
@@ -170,6 +176,8 @@ class NewRequest:
     one-request statement only: ``insert_many`` does not take them (see the batcher)."""
     tier: str = "default"
     tier_percent: int = 100
+    model: tuple[str, str] | None = None
+    """The name and version of the model a single offer's request runs, if any."""
 
 
 @contextmanager
@@ -210,6 +218,7 @@ async def insert_one(db: PgPool | PgConnection, new: NewRequest) -> bool:
             [s.prompt for s in new.steps],
         ]
     args += [new.messages, new.options, new.pricing, new.webhook_url, new.tier, new.tier_percent]
+    args += list(new.model or (None, None))
     if new.files:
         args += uploads.input_files_args(new.files)
         statement = _INSERT_ONE_WITH_STEPS_AND_FILES if new.steps else _INSERT_ONE_WITH_FILES
@@ -266,6 +275,8 @@ async def insert_many(db: PgPool | PgConnection, batch: list[NewRequest]) -> set
         [n.webhook_url for n in batch],
         [n.tier for n in batch],
         [n.tier_percent for n in batch],
+        [n.model[0] if n.model else None for n in batch],
+        [n.model[1] if n.model else None for n in batch],
     )
     return {row["id"] for row in rows}
 

@@ -259,6 +259,7 @@ class Submitter:
         webhook_url: str | None,
     ) -> repository.NewRequest:
         steps = order.deal_id is not None
+        model = order.jobs[0].offer.model
         files = tuple(
             uploads.InputFile(
                 id=input_file_id(request_id, f.name),
@@ -293,6 +294,7 @@ class Submitter:
                 options=job.options,
                 files=refs,
                 tier=order.tier,
+                route=job.offer.model.route if job.offer.model is not None else None,
             )
             payloads.append(
                 outbox.first_run(
@@ -327,6 +329,7 @@ class Submitter:
             files=files,
             tier=order.tier,
             tier_percent=order.tier_percent,
+            model=None if steps or model is None else (model.name, model.version),
         )
 
 

@@ -21,6 +21,7 @@ OFFER_KEYS = {
     "max_output_tokens",
     "create_qty",
     "aliases",
+    "model",
     "inputs",
     "files",
     "tiers",
@@ -84,6 +85,7 @@ async def test_listing_shows_every_enabled_offer_and_no_operator_fields(
         "files": {},
         "tiers": {"default": 100},
         "default_tier": "default",
+        "model": None,
         "links": {"submit": "/svc/demo/greet"},
     }
     assert "delay_ms" not in r.text
