@@ -31,13 +31,14 @@ from services.worker._cancel import Cancellations
 from services.worker._chunks import ChunkPublisher
 from services.worker._dead_letters import QUARANTINE_FROM
 from services.worker._entries import Fields
-from services.worker._execute import HandlerParams, JobExecutor
+from services.worker._execute import DeploymentParams, HandlerParams, JobExecutor
 from services.worker._intake import LeasedJobs, ParkedIntake, park_entries
 from services.worker._limits import Limiter
 from services.worker._quarantine import Quarantine
 from services.worker._reclaim import Reclaimer
 from services.worker._slots import Slots
 from services.worker._writer import ResultWriter
+from services.worker.providers.routing import Routes
 from services.worker.registry import HandlerRegistry
 from services.worker.settings import WorkerSettings
 
@@ -65,6 +66,7 @@ class Runner:
         *,
         consumer: str | None = None,
         handler_params: HandlerParams | None = None,
+        deployment_params: DeploymentParams | None = None,
         blobs: BlobStore | None = None,
     ) -> None:
         self.redis = redis
@@ -102,6 +104,8 @@ class Runner:
             blobs=self.blobs,
             max_result_bytes=settings.worker_max_result_bytes,
             fair=settings.worker_scheduling == "fair",
+            routes=Routes(redis),
+            deployment_params=deployment_params,
         )
         self._quarantine = Quarantine(
             redis,
