@@ -22,8 +22,7 @@ from services.worker._files import FileResults, has_files
 from services.worker._job_telemetry import handler_attrs, job_attrs, record_usage, usage_counts
 from services.worker._limits import TIER_LIMITS, Lease, Limiter, Taken, limits_of
 from services.worker._writer import Encoded, ResultWriter
-from services.worker.job import Handler, HandlerError, Job, JobContext
-from services.worker.job import CallRouter
+from services.worker.job import CallRouter, Handler, HandlerError, Job, JobContext
 from services.worker.metrics import (
     HOP_PICKUP,
     JOB_DURATION,

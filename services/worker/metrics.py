@@ -72,6 +72,7 @@ def zero_for(handlers: Iterable[str]) -> None:
         JOB_RETRIES.labels(handler)
         RETRIES.labels(handler)
 
+
 DEPLOYMENT_CALLS = Counter(
     "relai_deployment_calls_total",
     "Provider calls of jobs of a model, by model, deployment and outcome (ok; error: a 5xx or an "

@@ -8,7 +8,8 @@ XACK are written in one MULTI/EXEC (see ``ResultWriter``). Beside the jobs, thre
   the free slots, each entry parked in its user's waiting list at once;
 - reclaim: XAUTOCLAIM takes over entries idle longer than the visibility timeout, i.e. entries
   whose consumer died, and runs them like new ones (``_reclaim``);
-- heartbeat: see ``Runner._heartbeat_loop``;
+- heartbeat: see ``Runner._heartbeat_loop``; it also renews the leases of the calls in flight on
+  models' deployments (``providers.routing``);
 - limits: takes parked jobs (an integration's, or every job under fair scheduling) once they
   may run (``_limits``, ``_intake``).
 """
@@ -92,6 +93,7 @@ class Runner:
             quarantine_after=QUARANTINE_FROM - 1,
             max_running_per_user=settings.worker_max_running_per_user,
         )
+        self.routes = Routes(redis, lease_s=settings.worker_visibility_timeout_s)
         self._executor = JobExecutor(
             registry,
             self._writer,
@@ -104,7 +106,7 @@ class Runner:
             blobs=self.blobs,
             max_result_bytes=settings.worker_max_result_bytes,
             fair=settings.worker_scheduling == "fair",
-            routes=Routes(redis),
+            routes=self.routes,
             deployment_params=deployment_params,
         )
         self._quarantine = Quarantine(
@@ -362,6 +364,7 @@ class Runner:
             await asyncio.sleep(interval)
             try:
                 await self.limiter.renew(self._leased.leases())
+                await self.routes.renew()
             except Exception as exc:
                 log.warning("worker.lease_renewal_failed", error=describe(exc))
             ids = list(self._owned)

@@ -113,7 +113,8 @@ class FakeProvider:
 
     async def restart(self) -> None:
         """Listen again on the same port, answering as before."""
-        assert self._runner is not None and self._site is None
+        assert self._runner is not None
+        assert self._site is None
         self.dead = False
         self._site = await _listen(self._runner, int(self.url.rsplit(":", 1)[1]))
 

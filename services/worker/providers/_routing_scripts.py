@@ -98,3 +98,18 @@ ms = math.floor(ms)
 if ms >= 1 then redis.call('SET', KEYS[2], ARGV[8], 'PX', ms) end
 return ms
 """
+
+# KEYS: the in-flight zsets of the calls held, one per call. ARGV: lease (ms), the calls' ids.
+# Renews the leases of the calls still held (never one released meanwhile).
+RENEW = """
+local lease = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, 'XX', now + lease, ARGV[i + 1])
+  if redis.call('PTTL', key) < lease + 60000 then
+    redis.call('PEXPIRE', key, lease + 60000)
+  end
+end
+return #KEYS
+"""

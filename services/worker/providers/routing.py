@@ -2,8 +2,9 @@
 
 Each call goes to the deployment with the fewest calls in flight per unit of weight, among those
 not cooling down and under their ``max_concurrency`` (ties drawn at random by weight, so that
-idle traffic splits by weight), under a lease in Redis that a dead worker's call loses when its
-job's time is up. When none is free the call waits for one, within the job's timeout.
+idle traffic splits by weight), under a lease in Redis that the worker renews while the call
+runs (with its heartbeat), so that a dead worker's calls stop counting soon. When none is free
+the call waits for one, within the job's timeout.
 
 A call that failed goes to another deployment (or, if none other is free, the same once its
 cooldown ends) only when the first did not answer: refused or dropped connections, 5xx, 429.
@@ -40,7 +41,7 @@ from libs.contracts.models import (
 )
 from libs.logs import get_logger
 from services.worker.metrics import DEPLOYMENT_CALL_SECONDS, DEPLOYMENT_CALLS, DEPLOYMENT_FAILOVERS
-from services.worker.providers._routing_scripts import FINISH, PICK
+from services.worker.providers._routing_scripts import FINISH, PICK, RENEW
 from services.worker.providers.errors import (
     BrokenStreamError,
     PermanentError,
@@ -53,8 +54,6 @@ log = get_logger(__name__)
 
 T = TypeVar("T")
 
-_LEASE_MARGIN_S = 1.0
-"""A lease outlives its job's timeout by this much: the job is cancelled before it expires."""
 _WAIT_FIRST_S = 0.02
 _WAIT_MAX_S = 0.25
 """How often a call waiting for a deployment under its cap looks again (doubling up to this)."""
@@ -95,13 +94,20 @@ def cooldown_ms(route: Route) -> tuple[int, int]:
 
 
 class Routes:
-    """The deployments' shared state in Redis: leases, cooldowns, health. One per worker."""
+    """The deployments' shared state in Redis: leases, cooldowns, health. One per worker,
+    whose heartbeat calls ``renew`` more often than every ``lease_s``."""
 
-    def __init__(self, redis: Redis, *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, redis: Redis, *, lease_s: float = 30.0, rng: random.Random | None = None
+    ) -> None:
         self._redis = redis
         self._pick = redis.register_script(PICK)
         self._finish = redis.register_script(FINISH)
+        self._renew = redis.register_script(RENEW)
+        self._lease_ms = max(1, round(lease_s * 1000))
         self._rng = rng or random.Random()
+        self._held: dict[str, str] = {}
+        """The deployment of each call of this worker under a lease, by call id."""
 
     def router(
         self, route: Route, params: Mapping[str, Mapping[str, Any]], *, timeout_s: float
@@ -110,11 +116,10 @@ class Routes:
         those configured on this worker; ``timeout_s`` is the job's."""
         return Router(self, route, params, timeout_s=timeout_s)
 
-    async def pick(
-        self, deployments: list[Deployment], failed: set[str], call_id: str, lease_s: float
-    ) -> _Picked:
+    async def pick(self, deployments: list[Deployment], failed: set[str], call_id: str) -> _Picked:
+        """Lease the deployment to call (see ``PICK``), if one is free."""
         keys: list[str] = []
-        args: list[str | int | float] = [call_id, max(1, round(lease_s * 1000)), self._rng.random()]
+        args: list[str | int | float] = [call_id, self._lease_ms, self._rng.random()]
         for d in deployments:
             keys += [inflight_key(d.integration), cool_key(d.integration)]
             failed_flag = 1 if d.integration in failed else 0
@@ -122,7 +127,16 @@ class Routes:
         keys.append(DEPLOY_KNOWN_KEY)
         index, cooling, full, earliest = await self._pick(keys=keys, args=args)
         name = deployments[int(index) - 1].integration if int(index) else None
+        if name is not None:
+            self._held[call_id] = name
         return _Picked(name, int(cooling), int(full), int(earliest))
+
+    async def renew(self) -> None:
+        """Renew the leases of this worker's calls in flight."""
+        held = list(self._held.items())
+        if held:
+            keys = [inflight_key(name) for _, name in held]
+            await self._renew(keys=keys, args=[self._lease_ms, *(i for i, _ in held)])
 
     async def finish(
         self,
@@ -137,6 +151,7 @@ class Routes:
     ) -> int:
         """Release the call's lease and count it: ``outcome`` ok, fail (against the
         deployment) or none. Returns the cooldown it started (ms), or 0."""
+        self._held.pop(call_id, None)
         base, cap = cooldown_ms(route)
         keys = [inflight_key(name), cool_key(name), fails_key(name)]
         keys.append(minute_key(name, int(time.time()) // 60))
@@ -252,7 +267,7 @@ class Router:
                 reason=str(error) if error is not None else "",
             )
         except (RedisError, OSError) as exc:
-            # The lease expires with the job's time; the call's stats are lost.
+            # Its lease, no longer renewed, expires; the call's stats are lost.
             log.warning("deployment.finish_failed", deployment=name, error=str(exc))
             return
         if cooling_ms:
@@ -268,8 +283,7 @@ class Router:
         wait_s = _WAIT_FIRST_S
         while True:
             remaining = self._deadline - time.monotonic()
-            lease_s = max(remaining, 0.0) + _LEASE_MARGIN_S
-            picked = await self._routes.pick(self._deployments, failed, call_id, lease_s)
+            picked = await self._routes.pick(self._deployments, failed, call_id)
             if picked.name is not None:
                 return picked.name, call_id
             if picked.full == 0:  # every one cooling down

@@ -21,7 +21,7 @@ from services.worker.providers import ProviderHttp
 from services.worker.runner import Runner
 from services.worker.settings import WorkerSettings
 from tests.fakes.provider import FakeProvider
-from tests.integration.worker.helpers import FAST, add_tasks, finals, running, wait_finals
+from tests.integration.worker.helpers import FAST, add_tasks, finals, running, wait_results
 from tests.support import ServerUrls
 
 MODEL = "llama"
@@ -87,9 +87,14 @@ async def run_all(
 ) -> dict[uuid.UUID, ResultMessage]:
     """Submit ``tasks`` to a running worker; their final results by request."""
     await add_tasks(redis, tasks)
-    ended = finals(await wait_finals(redis, len(tasks), timeout=timeout))
-    assert len(ended) == len(tasks), "a job ended more than once"
-    return {r.request_id: r for r in ended}
+    ids = {t.request_id for t in tasks}
+
+    def ended(results: list[ResultMessage]) -> list[ResultMessage]:
+        return [r for r in finals(results) if r.request_id in ids]
+
+    results = await wait_results(redis, lambda rs: len(ended(rs)) >= len(ids), timeout=timeout)
+    assert len(ended(results)) == len(ids), "a job ended more than once"
+    return {r.request_id: r for r in ended(results)}
 
 
 def served(fake: FakeProvider) -> int:
