@@ -22,7 +22,7 @@ from services.worker._files import FileResults, has_files
 from services.worker._job_telemetry import handler_attrs, job_attrs, record_usage, usage_counts
 from services.worker._limits import TIER_LIMITS, Lease, Limiter, Taken, limits_of
 from services.worker._writer import Encoded, ResultWriter
-from services.worker.job import Handler, HandlerError, Job, JobContext
+from services.worker.job import CallRouter, Handler, HandlerError, Job, JobContext
 from services.worker.metrics import (
     HOP_PICKUP,
     JOB_DURATION,
@@ -32,6 +32,7 @@ from services.worker.metrics import (
     UNKNOWN_HANDLER,
     zero_for,
 )
+from services.worker.providers.routing import Routes
 from services.worker.registry import HandlerRegistry, UnknownHandlerError
 
 log = get_logger(__name__)
@@ -41,6 +42,11 @@ Kind = Literal["started", "succeeded", "failed"]
 HandlerParams = Callable[[str, Mapping[str, Any]], Mapping[str, Any]]
 """The params a job runs with, from its handler id and the params its task carries (the central
 config ``worker`` lays its own over them, and its integrations' URLs and keys)."""
+
+DeploymentParams = Callable[[Mapping[str, Any], Mapping[str, Any], str], Mapping[str, Any] | None]
+"""The params of a job's calls to a deployment, from the job's params, the params its task
+carries and the deployment's integration: the integration's URL, key and headers laid over the
+job's; None when the worker's config has no such integration."""
 
 
 class _Cancelled(Exception):
@@ -62,10 +68,13 @@ class JobExecutor:
         blobs: BlobStore | None = None,
         max_result_bytes: int = 50 * 1024 * 1024,
         fair: bool = False,
+        routes: Routes | None = None,
+        deployment_params: DeploymentParams | None = None,
     ) -> None:
         """``blobs`` holds the jobs' input files and receives their file results; ``fair``
         parks every job (those without an integration in the queue of the tier they ask for,
-        ``TIER_LIMITS``)."""
+        ``TIER_LIMITS``); ``routes`` sends the calls of jobs of a model to its deployments,
+        each called with its ``deployment_params``."""
         self._registry = registry
         zero_for(registry)
         self._read = blobs.get if blobs is not None else None
@@ -78,6 +87,8 @@ class JobExecutor:
         self._cancels = cancels
         self._limiter = limiter
         self._fair = fair
+        self._routes = routes
+        self._deployment_params = deployment_params
 
     async def run(self, entry_id: bytes, fields: Fields | None) -> None:
         """Run the entry's job; its final result is buffered together with the entry's ack.
@@ -135,16 +146,26 @@ class JobExecutor:
                 JOBS.labels(handler, "cancelled").inc()
                 return
             usage = usage_counts(ctx)
+            deployment = ctx.deployment
             JOB_DURATION.labels(handler).observe(time.perf_counter() - start)
             message: Encoded | None = None
             if error is None:
                 try:
-                    message = self._message(task, "succeeded", tier, results=results, usage=usage)
+                    message = self._message(
+                        task,
+                        "succeeded",
+                        tier,
+                        results=results,
+                        usage=usage,
+                        deployment=deployment,
+                    )
                 except ValueError as exc:
                     error = f"results are not JSON-serializable: {exc}"
             if message is None:
                 log.warning("job.failed", handler=task.handler, attempt=task.attempt, error=error)
-                message = self._message(task, "failed", tier, error=error, usage=usage)
+                message = self._message(
+                    task, "failed", tier, error=error, usage=usage, deployment=deployment
+                )
             self._writer.add(message, ack=entry_id, release=lease)
             JOBS.labels(handler, "succeeded" if error is None else "failed").inc()
 
@@ -202,6 +223,8 @@ class JobExecutor:
         try:
             job = self._job(task)
             timeout_s = job_timeout(job.params, self._timeout_s)
+            if task.route is not None:
+                ctx.router = self._router(task, job, timeout_s)
             async with asyncio.timeout(timeout_s) as deadline:
                 attributes = handler_attrs(task) if tracing_enabled() else None
                 with span("relai.handler", attributes=attributes) as current:
@@ -241,6 +264,29 @@ class JobExecutor:
             return job
         return dataclasses.replace(job, params=self._handler_params(task.handler, job.params))
 
+    def _router(self, task: TaskMessage, job: Job, timeout_s: float) -> CallRouter:
+        """Where the calls of a job of a model go: its deployments this worker can call."""
+        route = task.route
+        assert route is not None
+        if self._routes is None:
+            raise HandlerError(f"model {route.model}: this worker does not route jobs of models")
+        params: dict[str, Mapping[str, Any]] = {}
+        for d in route.deployments:
+            found = (
+                self._deployment_params(job.params, task.params, d.integration)
+                if self._deployment_params is not None
+                else None
+            )
+            if found is not None:
+                params[d.integration] = {**found, "model": d.model or route.provider_model}
+        if not params:
+            names = ", ".join(d.integration for d in route.deployments)
+            raise HandlerError(
+                f"model {route.model}: none of its deployments ({names}) is an integration "
+                "this worker's config has"
+            )
+        return self._routes.router(route, params, timeout_s=timeout_s)
+
     def _message(
         self,
         task: TaskMessage,
@@ -250,6 +296,7 @@ class JobExecutor:
         results: list[object] | None = None,
         error: str | None = None,
         usage: dict[str, int] | None = None,
+        deployment: str | None = None,
     ) -> Encoded:
         return encode(
             ResultMessage(
@@ -264,6 +311,7 @@ class JobExecutor:
                 usage=usage,
                 step=task.step,
                 tier=tier,
+                deployment=deployment,
             )
         )
 

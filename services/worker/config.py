@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from libs.config import ConfigWatcher, Integration, WorkerConfig
-from services.worker._execute import HandlerParams
+from services.worker._execute import DeploymentParams, HandlerParams
 from services.worker.job import HandlerError
 
 CONFIG_ID = "worker"
@@ -23,6 +23,25 @@ def handler_params(watcher: ConfigWatcher) -> HandlerParams:
         config = loaded.data
         merged = {**params, **config.handlers.get(handler, {})}
         return with_integration(merged, params, config.integrations)
+
+    return params_for
+
+
+def deployment_params(watcher: ConfigWatcher) -> DeploymentParams:
+    """A job of a model calls each of its deployments as if its params named the deployment's
+    integration; one the loaded config does not have is not called."""
+
+    def params_for(
+        merged: Mapping[str, Any], catalog: Mapping[str, Any], integration: str
+    ) -> Mapping[str, Any] | None:
+        loaded = watcher.get(CONFIG_ID)
+        if loaded is None or not isinstance(loaded.data, WorkerConfig):
+            return None
+        found = loaded.data.integrations.get(integration)
+        if found is None:
+            return None
+        named = {**merged, "integration": integration}
+        return with_integration(named, catalog, {integration: found})
 
     return params_for
 

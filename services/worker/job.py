@@ -4,11 +4,13 @@ import builtins
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from libs.contracts import TaskMessage
 from libs.contracts.files import FileRef
+
+T = TypeVar("T")
 
 BlobReader = Callable[[str], Awaitable[bytes]]
 """The bytes of a blob by its sha256; ``FileNotFoundError`` when it is not stored."""
@@ -111,15 +113,38 @@ async def _discard(chunk: str) -> None:
     return None
 
 
+class CallRouter(Protocol):
+    """Sends each provider call of a job of a model to one of the model's deployments, and
+    again to another when one did not answer (``providers.routing``)."""
+
+    @property
+    def deployment(self) -> str | None:
+        """The deployment last called: whose answer the job reports, or its last failure."""
+        ...
+
+    async def call(self, attempt: Callable[[Mapping[str, Any]], Awaitable[T]]) -> T:
+        """``await attempt(params)`` with the params of a deployment (its integration's URL
+        and key, its model's name), on as many deployments as it takes."""
+        ...
+
+
 class JobContext:
     """What a handler may do besides returning results: stream partial output, report usage."""
 
-    __slots__ = ("_sink", "usage")
+    __slots__ = ("_sink", "router", "usage")
 
-    def __init__(self, sink: ChunkSink | None = None) -> None:
+    def __init__(self, sink: ChunkSink | None = None, router: CallRouter | None = None) -> None:
         self._sink = sink or _discard
         self.usage: dict[str, int] = {}
         """Provider usage counts of this job (``input_tokens``, ``output_tokens`` ...)."""
+        self.router = router
+        """For a job of a model (its task has a ``route``): where its provider calls go. Handlers
+        that make no provider call ignore it."""
+
+    @property
+    def deployment(self) -> str | None:
+        """The deployment whose answer (or last failure) a job of a model reports."""
+        return self.router.deployment if self.router is not None else None
 
     async def emit(self, chunk: str) -> None:
         """Publish a piece of partial output as soon as it is known (token streaming)."""

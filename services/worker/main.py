@@ -10,8 +10,8 @@ from libs.logs import configure_logging, get_logger
 from libs.security.ssrf import UrlPolicy
 from libs.streams import create_redis
 from libs.telemetry import quiet, serving_metrics, setup_tracing
-from services.worker._execute import HandlerParams
-from services.worker.config import handler_params
+from services.worker._execute import DeploymentParams, HandlerParams
+from services.worker.config import deployment_params, handler_params
 from services.worker.handlers import build_registry
 from services.worker.providers import ProviderHttp
 from services.worker.runner import Runner
@@ -23,17 +23,28 @@ log = get_logger(__name__)
 async def serve(settings: WorkerSettings) -> None:
     """Load the central config (if any), then run the worker, following config activations."""
     async with watching(settings, os.environ) as config:
-        await _serve(settings, handler_params(config) if config is not None else None)
+        if config is None:
+            await _serve(settings, None, None)
+        else:
+            await _serve(settings, handler_params(config), deployment_params(config))
 
 
-async def _serve(settings: WorkerSettings, params: HandlerParams | None) -> None:
+async def _serve(
+    settings: WorkerSettings, params: HandlerParams | None, deployments: DeploymentParams | None
+) -> None:
     """Build the worker's resources, run until a stop signal, drain, and release them."""
     redis = create_redis(settings.redis_url)
     http = ProviderHttp(
         max_connections=settings.worker_concurrency,
         policy=UrlPolicy.from_allow(settings.ssrf_allow),
     )
-    runner = Runner(redis, build_registry(http=http), settings, handler_params=params)
+    runner = Runner(
+        redis,
+        build_registry(http=http),
+        settings,
+        handler_params=params,
+        deployment_params=deployments,
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runner.stop)

@@ -71,3 +71,24 @@ def zero_for(handlers: Iterable[str]) -> None:
     for handler in handlers:
         JOB_RETRIES.labels(handler)
         RETRIES.labels(handler)
+
+
+DEPLOYMENT_CALLS = Counter(
+    "relai_deployment_calls_total",
+    "Provider calls of jobs of a model, by model, deployment and outcome (ok; error: a 5xx or an "
+    "error in the answer; rate_limited: a 429; timeout: no answer in time; connection: refused "
+    "or dropped; rejected: a 4xx or a malformed answer, the request's fault).",
+    ["model", "deployment", "outcome"],
+)
+DEPLOYMENT_CALL_SECONDS = Histogram(
+    "relai_deployment_call_seconds",
+    "Time one provider call of a job of a model took, by model and deployment.",
+    ["model", "deployment"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0),
+)
+DEPLOYMENT_FAILOVERS = Counter(
+    "relai_deployment_failovers_total",
+    "Calls of jobs of a model sent again, to another deployment or the same, after one that "
+    "did not answer, by model.",
+    ["model"],
+)

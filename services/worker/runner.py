@@ -8,7 +8,8 @@ XACK are written in one MULTI/EXEC (see ``ResultWriter``). Beside the jobs, thre
   the free slots, each entry parked in its user's waiting list at once;
 - reclaim: XAUTOCLAIM takes over entries idle longer than the visibility timeout, i.e. entries
   whose consumer died, and runs them like new ones (``_reclaim``);
-- heartbeat: see ``Runner._heartbeat_loop``;
+- heartbeat: see ``Runner._heartbeat_loop``; it also renews the leases of the calls in flight on
+  models' deployments (``providers.routing``);
 - limits: takes parked jobs (an integration's, or every job under fair scheduling) once they
   may run (``_limits``, ``_intake``).
 """
@@ -31,13 +32,14 @@ from services.worker._cancel import Cancellations
 from services.worker._chunks import ChunkPublisher
 from services.worker._dead_letters import QUARANTINE_FROM
 from services.worker._entries import Fields
-from services.worker._execute import HandlerParams, JobExecutor
+from services.worker._execute import DeploymentParams, HandlerParams, JobExecutor
 from services.worker._intake import LeasedJobs, ParkedIntake, park_entries
 from services.worker._limits import Limiter
 from services.worker._quarantine import Quarantine
 from services.worker._reclaim import Reclaimer
 from services.worker._slots import Slots
 from services.worker._writer import ResultWriter
+from services.worker.providers.routing import Routes
 from services.worker.registry import HandlerRegistry
 from services.worker.settings import WorkerSettings
 
@@ -65,6 +67,7 @@ class Runner:
         *,
         consumer: str | None = None,
         handler_params: HandlerParams | None = None,
+        deployment_params: DeploymentParams | None = None,
         blobs: BlobStore | None = None,
     ) -> None:
         self.redis = redis
@@ -90,6 +93,7 @@ class Runner:
             quarantine_after=QUARANTINE_FROM - 1,
             max_running_per_user=settings.worker_max_running_per_user,
         )
+        self.routes = Routes(redis, lease_s=settings.worker_visibility_timeout_s)
         self._executor = JobExecutor(
             registry,
             self._writer,
@@ -102,6 +106,8 @@ class Runner:
             blobs=self.blobs,
             max_result_bytes=settings.worker_max_result_bytes,
             fair=settings.worker_scheduling == "fair",
+            routes=self.routes,
+            deployment_params=deployment_params,
         )
         self._quarantine = Quarantine(
             redis,
@@ -358,6 +364,7 @@ class Runner:
             await asyncio.sleep(interval)
             try:
                 await self.limiter.renew(self._leased.leases())
+                await self.routes.renew()
             except Exception as exc:
                 log.warning("worker.lease_renewal_failed", error=describe(exc))
             ids = list(self._owned)

@@ -9,6 +9,7 @@ its usage one token per word. The server records every call and the most calls i
 
 import asyncio
 import socket
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -69,6 +70,8 @@ class Call:
     query: str
     headers: dict[str, str]
     body: Any
+    at: float = field(default_factory=time.monotonic)
+    """When it arrived (``time.monotonic``)."""
 
 
 @dataclass
@@ -77,8 +80,16 @@ class FakeProvider:
     calls: list[Call] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
+    dead: bool = False
+    """Killed (``kill``): it answers nothing, dropping every connection."""
+    dropped: int = 0
+    """Requests that came, on a connection opened before, while it was dead."""
     _script: deque[Reply] = field(default_factory=deque)
     _closing: asyncio.Event = field(default_factory=asyncio.Event)
+    _runner: web.AppRunner | None = None
+    _site: web.SockSite | None = None
+    _open: set[asyncio.Transport] = field(default_factory=set)
+    """The connections of the requests in flight."""
 
     def script(self, *replies: Reply) -> None:
         self._script.extend(replies)
@@ -90,10 +101,34 @@ class FakeProvider:
         except TimeoutError:
             pass
 
+    async def kill(self) -> None:
+        """Die as a killed server does: stop listening, and drop the connections of the requests
+        in flight without an answer (and any other as soon as a request comes on it)."""
+        self.dead = True
+        if self._site is not None:
+            await self._site.stop()
+            self._site = None
+        for transport in list(self._open):
+            transport.abort()
+
+    async def restart(self) -> None:
+        """Listen again on the same port, answering as before."""
+        assert self._runner is not None
+        assert self._site is None
+        self.dead = False
+        self._site = await _listen(self._runner, int(self.url.rsplit(":", 1)[1]))
+
     def _next(self) -> Reply:
         return self._script.popleft() if self._script else Reply.ok()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        transport = request.transport
+        assert transport is not None
+        if self.dead:
+            self.dropped += 1
+            transport.abort()
+            return web.Response(status=503)
+        self._open.add(transport)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -110,6 +145,7 @@ class FakeProvider:
             return await self._answer(request, body, self._next())
         finally:
             self.in_flight -= 1
+            self._open.discard(transport)
 
     async def _answer(self, request: web.Request, body: Any, reply: Reply) -> web.StreamResponse:
         if reply.kind == "hang":
@@ -346,14 +382,21 @@ async def fake_provider() -> AsyncIterator[FakeProvider]:
     app.router.add_route("POST", "/{tail:.*}", handle)
     runner = web.AppRunner(app, shutdown_timeout=1.0, access_log=None)
     await runner.setup()
-    # Bound here, before anyone else can pick the same free port.
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    site = web.SockSite(runner, sock, backlog=2048)
-    await site.start()
-    fake.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    fake._runner = runner
+    fake._site = await _listen(runner, 0)
+    fake.url = fake._site.name
     try:
         yield fake
     finally:
         fake._closing.set()
         await runner.cleanup()
+
+
+async def _listen(runner: web.AppRunner, port: int) -> web.SockSite:
+    # Bound here, before anyone else can pick the same free port; reusable once killed.
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    site = web.SockSite(runner, sock, backlog=2048)
+    await site.start()
+    return site

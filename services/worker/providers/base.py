@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from services.worker.job import Job, JobContext
-from services.worker.providers.errors import PermanentError, TransientError
+from services.worker.providers.errors import BrokenStreamError, PermanentError, TransientError
 from services.worker.providers.http import ProviderHttp
 from services.worker.providers.params import ProviderParams
 from services.worker.providers.retry import with_retries
@@ -69,16 +69,27 @@ class ProviderHandler(ABC):
                 emitted = True
                 await ctx.emit(chunk)
 
-        async def attempt() -> Reply:
+        async def attempt(used: ProviderParams, used_key: str | None) -> Reply:
             try:
-                return await self.call(job, params, key, want, emit)
+                return await self.call(job, used, used_key, want, emit)
             except TransientError as exc:
                 if emitted:
                     # Subscribers already saw part of this answer: a retry would repeat it.
-                    raise PermanentError(f"stream broke after partial output: {exc}") from exc
+                    raise BrokenStreamError(f"stream broke after partial output: {exc}") from exc
                 raise
 
-        return await with_retries(self.name, params, attempt)
+        async def on_deployment(raw: Mapping[str, Any]) -> Reply:
+            self._http.check_params(raw)
+            deployed = self.params_model.parse(raw)
+            return await attempt(deployed, deployed.key())
+
+        async def retried() -> Reply:
+            return await attempt(params, key)
+
+        if ctx.router is not None:
+            # A job of a model: each call to one of its deployments, failing over between them.
+            return await ctx.router.call(on_deployment)
+        return await with_retries(self.name, params, retried)
 
     @abstractmethod
     async def call(self, job: Job, params: Any, key: str | None, want: int, emit: Emit) -> Reply:

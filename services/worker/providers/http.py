@@ -215,7 +215,11 @@ def sse_json(event: ServerSentEvent, secret: str | None = None) -> Any:
 
 def _transport_error(exc: httpx.HTTPError, secret: str | None) -> ProviderError:
     if isinstance(exc, httpx.TimeoutException):
-        return TransientError(f"provider timed out ({type(exc).__name__})", secret=secret)
+        # A connect or pool timeout sent nothing; a read or write timeout may have sent it all.
+        sent = isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout)
+        return TransientError(
+            f"provider timed out ({type(exc).__name__})", secret=secret, maybe_running=sent
+        )
     if isinstance(exc, httpx.TransportError):
         return TransientError(
             f"cannot reach the provider ({type(exc).__name__}: {exc})", secret=secret
@@ -233,7 +237,7 @@ def _check_status(response: httpx.Response, secret: str | None) -> None:
         raise PermanentError(f"provider redirected ({status}) to {location!r}; not followed")
     if status in _TRANSIENT_STATUS or status >= 500:
         retry_after = parse_retry_after(response.headers.get("retry-after"))
-        raise TransientError(detail, secret=secret, retry_after=retry_after)
+        raise TransientError(detail, secret=secret, retry_after=retry_after, status=status)
     raise PermanentError(detail, secret=secret)
 
 

@@ -65,6 +65,9 @@ async def with_retries(handler: str, params: ProviderParams, call: Callable[[], 
         attempts = retrying.statistics.get("attempt_number", 1)
         if attempts > 1:
             raise TransientError(
-                f"{exc} (gave up after {attempts} attempts)", retry_after=exc.retry_after
+                f"{exc} (gave up after {attempts} attempts)",
+                retry_after=exc.retry_after,
+                status=exc.status,
+                maybe_running=exc.maybe_running,
             ) from exc
         raise

@@ -1,19 +1,23 @@
 """``python -m tests.integration.worker._counting_worker``: a real worker process whose registry
 also has ``count.hold``, a handler that counts in Redis how many of its calls run at once across
-every process, so that a test can check a shared cap from outside the limiter."""
+every process, so that a test can check a shared cap from outside the limiter. With
+``RELAI_CONFIG_FILE`` it follows the central config as ``relai-worker`` does."""
 
 import asyncio
+import os
 import signal
 from typing import Any
 
 from redis.asyncio import Redis
 
+from libs.config import ConfigWatcher, watching
 from libs.logs import configure_logging
 from libs.streams import create_redis
+from services.worker.config import deployment_params, handler_params
 from services.worker.handlers import build_registry
 from services.worker.job import Job, JobContext
 from services.worker.runner import Runner
-from services.worker.settings import get_settings
+from services.worker.settings import WorkerSettings, get_settings
 
 READY = "test:count:ready"
 """A set of the names of the workers reading."""
@@ -56,10 +60,22 @@ class CountHold:
 async def main() -> None:
     settings = get_settings()
     configure_logging(service="worker", level="WARNING", json=True)
+    async with watching(settings, os.environ) as config:
+        await _run(settings, config)
+
+
+async def _run(settings: WorkerSettings, config: ConfigWatcher | None) -> None:
+    """With ``RELAI_CONFIG_FILE``, following the central config ``worker`` as the worker does."""
     redis = create_redis(settings.redis_url)
     registry = build_registry()
     registry.register("count.hold", CountHold(redis))
-    runner = Runner(redis, registry, settings)
+    runner = Runner(
+        redis,
+        registry,
+        settings,
+        handler_params=handler_params(config) if config is not None else None,
+        deployment_params=deployment_params(config) if config is not None else None,
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, runner.stop)

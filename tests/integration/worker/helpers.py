@@ -21,7 +21,7 @@ from libs.contracts import (
     TaskMessage,
 )
 from libs.streams import decode, encode
-from services.worker._execute import HandlerParams
+from services.worker._execute import DeploymentParams, HandlerParams
 from services.worker._limits import Limiter, limits_of
 from services.worker.handlers import build_registry
 from services.worker.registry import HandlerRegistry
@@ -138,6 +138,7 @@ async def running(
     consumer: str = "w1",
     registry: HandlerRegistry | None = None,
     handler_params: HandlerParams | None = None,
+    deployment_params: DeploymentParams | None = None,
     blobs: BlobStore | None = None,
 ) -> AsyncIterator[Runner]:
     """A runner running in this event loop; stopped (and drained) on exit."""
@@ -147,6 +148,7 @@ async def running(
         settings,
         consumer=consumer,
         handler_params=handler_params,
+        deployment_params=deployment_params,
         blobs=blobs,
     )
     run = asyncio.create_task(runner.run())
