@@ -29,7 +29,21 @@ N = int(os.environ.get("RELAI_CHAOS_N", "40"))
 CREDITS = 1_000_000
 CATALOG = CatalogSpec.model_validate(
     {
-        "handlers": [{"id": "echo.delay"}, {"id": "crash.now"}],
+        "handlers": [{"id": "echo.delay"}, {"id": "crash.now"}, {"id": "openai.chat"}],
+        "models": [
+            {
+                # Served by two fake model servers (``test_failover``): integrations of the
+                # central config ``worker`` that only that scenario configures.
+                "name": "chaos-llm",
+                "version": "1",
+                "handler": "openai.chat",
+                "context_window": 4096,
+                "max_output_tokens": 256,
+                "deployments": [{"integration": "model_a"}, {"integration": "model_b"}],
+                "cooldown_s": 5,
+                "default": True,
+            }
+        ],
         "offers": [
             {
                 "service": "chaos",
@@ -46,6 +60,14 @@ CATALOG = CatalogSpec.model_validate(
                 "prompt_template": "{text}",
                 "handler": "echo.delay",
                 "params": {"delay_ms": 100, "failure_rate": 0.4},
+            },
+            {
+                "service": "chaos",
+                "action": "model",
+                "price": 3,
+                "prompt_template": "{text}",
+                "handler": "openai.chat",
+                "model": "chaos-llm",
             },
             {
                 "service": "chaos",

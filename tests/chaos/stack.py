@@ -105,8 +105,11 @@ class ChaosStack:
         database_url: str,
         redis: RedisServer | SentinelSet,
         pgbouncer: bool = False,
+        worker_env: Mapping[str, str] | None = None,
     ) -> None:
         self.workdir = workdir
+        self._worker_env = dict(worker_env or {})
+        """More settings of the workers (``RELAI_CONFIG_FILE`` to follow the central config)."""
         self.redis = redis
         # The embedded Postgres listens on a Unix socket only: the proxy forwards to that socket,
         # not to 127.0.0.1:5432 (nothing there on a fresh machine, another server on others).
@@ -171,7 +174,7 @@ class ChaosStack:
         api = [console_script("relai-api"), "--port", str(self.api_port), "--workers", "2"]
         self._add("api", api)
         for name in WORKERS:
-            self._add(name, [console_script("relai-worker")])
+            self._add(name, [console_script("relai-worker")], **self._worker_env)
         self._add("recon", [console_script("relai-recon")])
         self._add("dispatcher", [console_script("relai-dispatcher")])
         for name in self._processes:
