@@ -1,0 +1,87 @@
+"""A request of a model end to end: submitted over HTTP, routed by a worker across the model's
+servers (fake providers of the OpenAI wire format), its end recorded by the API's results
+consumer. The deployment that answered is kept; when every deployment fails, the request fails
+after the model's ``max_attempts`` calls and is refunded."""
+
+from typing import Any
+
+import asyncpg
+from redis.asyncio import Redis
+
+from libs.accounts import NewUser
+from libs.catalog import CatalogSpec, apply_catalog
+from tests.fakes.provider import Reply, fake_provider
+from tests.integration.api.conftest import Api, auth
+from tests.integration.api.money_helpers import ended, ledger_of, wallet_of
+from tests.integration.worker.routing_support import configure, routing_worker
+from tests.support import ServerUrls
+
+CATALOG = CatalogSpec.model_validate(
+    {
+        "handlers": [{"id": "openai.chat"}],
+        "models": [
+            {
+                "name": "llm",
+                "version": "2",
+                "handler": "openai.chat",
+                "context_window": 1000,
+                "max_output_tokens": 100,
+                "deployments": [{"integration": "model_a"}, {"integration": "model_b"}],
+                "max_attempts": 3,
+                "cooldown_s": 0.2,
+                "default": True,
+            }
+        ],
+        "offers": [
+            {
+                "service": "routed",
+                "action": "chat",
+                "price": 4,
+                "prompt_template": "{text}",
+                "handler": "openai.chat",
+                "model": "llm",
+            }
+        ],
+    }
+)
+
+
+async def _submit(api: Api, user: NewUser, text: str) -> str:
+    r = await api.client.post("/svc/routed/chat", json={"text": text}, headers=auth(user))
+    assert r.status_code == 202, r.text
+    request_id: str = r.json()["id"]
+    return request_id
+
+
+async def test_the_deployment_that_answered_is_kept_and_every_one_down_is_refunded(
+    api: Api,
+    alice: NewUser,
+    servers: ServerUrls,
+    db_pool: "asyncpg.Pool[Any]",
+    redis_client: Redis,
+) -> None:
+    async with db_pool.acquire() as conn:
+        await apply_catalog(conn, CATALOG, prune=False)
+    async with fake_provider() as a, fake_provider() as b:
+        watcher = await configure(servers, db_pool, {"model_a": a, "model_b": b})
+        a.script(Reply.error(503))  # model_a fails first: the call goes to model_b
+        async with routing_worker(redis_client, watcher):
+            served = await ended(api, alice, await _submit(api, alice, "hello"))
+            assert served["status"] == "succeeded", served
+            assert served["model"] == "llm@2"
+            deployment = await db_pool.fetchval(
+                "SELECT deployment FROM requests WHERE id = $1::uuid", served["id"]
+            )
+            assert deployment == "model_b"
+            assert await ledger_of(db_pool, served["id"]) == {"reserve": 4, "settle": 4}
+
+            a.script(*[Reply.error(500)] * 5)
+            b.script(*[Reply.error(502)] * 5)
+            calls = len(a.calls) + len(b.calls)
+            down = await ended(api, alice, await _submit(api, alice, "nobody answers"))
+    assert down["status"] == "failed", down
+    assert "model_a" in down["error"]
+    assert "model_b" in down["error"]
+    assert len(a.calls) + len(b.calls) - calls == 3  # the model's max_attempts
+    assert await ledger_of(db_pool, down["id"]) == {"reserve": 4, "refund": 4}
+    assert await wallet_of(db_pool, alice) == (100 - 4, 0)
