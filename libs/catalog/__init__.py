@@ -3,16 +3,20 @@
 from libs.catalog.apply import (
     AliasTakenError,
     FileInputsDealError,
+    ModelInUseError,
     NotForDealsError,
     TokenPricedDealError,
     UnknownReferenceError,
     apply_catalog,
     disable,
+    disable_model,
     upsert_deal,
     upsert_handler,
+    upsert_model,
     upsert_offer,
 )
 from libs.catalog.export import catalog_data, catalog_yaml, export_catalog
+from libs.catalog.models import ModelSpec
 from libs.catalog.pricing import (
     TokenPrices,
     deal_price,
@@ -35,11 +39,13 @@ from libs.catalog.template import PromptTemplate, TemplateError
 
 __all__ = [
     "AliasTakenError",
+    "ModelInUseError",
     "CatalogSpec",
     "DealSpec",
     "DealStepSpec",
     "FileInputsDealError",
     "HandlerSpec",
+    "ModelSpec",
     "NotForDealsError",
     "OfferSpec",
     "PipelineMode",
@@ -53,6 +59,7 @@ __all__ = [
     "catalog_yaml",
     "deal_price",
     "disable",
+    "disable_model",
     "discounted",
     "export_catalog",
     "input_token_bound",
@@ -62,5 +69,6 @@ __all__ = [
     "token_cost_sql",
     "upsert_deal",
     "upsert_handler",
+    "upsert_model",
     "upsert_offer",
 ]

@@ -122,7 +122,27 @@ WHERE d.enabled AND {_NOT_FOR_DEALS}
 ORDER BY 1, 2 LIMIT 1
 """
 
+_MODEL_HANDLER = """
+SELECT handler_id FROM models
+WHERE name = $1 AND enabled AND (version = $2 OR ($2::text IS NULL AND is_default))
+"""
+# An enabled offer left without a model version to route to.
+_STRANDED_OFFER = """
+SELECT o.service || '/' || o.action AS offer,
+       o.model || coalesce('@' || o.model_version, '') AS model
+FROM offers o
+WHERE o.enabled AND o.model IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM models m
+    WHERE m.enabled AND m.name = o.model
+      AND (m.version = o.model_version OR (o.model_version IS NULL AND m.is_default)))
+ORDER BY 1 LIMIT 1
+"""
+_CLEAR_DEFAULT = "UPDATE models SET is_default = false WHERE name = $1 AND version <> $2"
+
 _DISABLE = {
+    "model": """
+    UPDATE models SET enabled = false, is_default = false WHERE name || '@' || version = $1
+    RETURNING name""",
     "handler": "UPDATE handlers SET enabled = false WHERE id = $1 RETURNING id",
     "offer": "UPDATE offers SET enabled = false WHERE service || '/' || action = $1 RETURNING id",
     "deal": "UPDATE deals SET enabled = false WHERE slug = $1 RETURNING id",
@@ -144,6 +164,19 @@ class TokenPricedDealError(NotForDealsError):
 class FileInputsDealError(NotForDealsError):
     """A deal would name an offer with file inputs: a deal's inputs are text (its steps share
     them), so such offers are sold on their own."""
+
+
+class ModelInUseError(ValueError):
+    """A change would leave an enabled offer without a model version to route to."""
+
+
+async def _no_stranded_offer(conn: PgConnection) -> None:
+    row = await conn.fetchrow(_STRANDED_OFFER)
+    if row is not None:
+        raise ModelInUseError(
+            f"offer {row['offer']} would have no enabled version of model {row['model']} to "
+            "route to: make another version the default first, or disable the offer"
+        )
 
 
 class AliasTakenError(ValueError):
@@ -242,6 +275,19 @@ async def upsert_offer(conn: PgConnection, o: OfferSpec) -> bool:
     when its handler does not exist, ``TokenPricedDealError`` (``FileInputsDealError``) when it
     has token prices (file inputs) and an enabled deal names it, ``AliasTakenError`` when it is
     enabled and another enabled offer has one of its aliases."""
+    if o.model is not None and o.enabled:
+        name, version = split_ref(o.model)
+        handler = await conn.fetchval(_MODEL_HANDLER, name, version)
+        if handler is None:
+            raise UnknownReferenceError(
+                f"unknown model {o.model!r}"
+                + ("" if version else " (or it has no enabled default version)")
+            )
+        if handler != o.handler:
+            raise UnknownReferenceError(
+                f"offer {o.service}/{o.action} runs handler {o.handler!r} but its model "
+                f"{o.model} is called by {handler!r}"
+            )
     if o.token_priced or o.files:
         row = await conn.fetchrow(_DEAL_NAMING, f"{o.service}/{o.action}")
         if row is not None:
@@ -253,6 +299,32 @@ async def upsert_offer(conn: PgConnection, o: OfferSpec) -> bool:
             )
     except asyncpg.ForeignKeyViolationError as exc:
         raise UnknownReferenceError(f"unknown handler {o.handler!r}") from exc
+
+
+async def upsert_model(conn: PgConnection, m: ModelSpec) -> bool:
+    """Create or update one model version; True when it was created. As the default, it takes
+    over from the name's other versions in the same transaction. Raises
+    ``UnknownReferenceError`` when its handler does not exist."""
+    async with conn.transaction():
+        if m.default:
+            await conn.execute(_CLEAR_DEFAULT, m.name, m.version)
+        try:
+            created = await conn.fetchval(_UPSERT_MODEL + _RETURNING_CREATED, *model_row(m))
+        except asyncpg.ForeignKeyViolationError as exc:
+            raise UnknownReferenceError(f"unknown handler {m.handler!r}") from exc
+        await _no_stranded_offer(conn)
+        return bool(created)
+
+
+async def disable_model(conn: PgConnection, ref: str) -> bool:
+    """Disable the model version ``ref`` (``name@version``); False if none. Raises
+    ``ModelInUseError``, having changed nothing, when an enabled offer routes to it (pinned to
+    it, or to the model's default and it is the default)."""
+    async with conn.transaction():
+        if not await disable(conn, "model", ref):
+            return False
+        await _no_stranded_offer(conn)
+        return True
 
 
 async def upsert_deal(conn: PgConnection, deal: DealSpec) -> bool:
@@ -278,8 +350,11 @@ def _refuse_deal(slug: str, offer: str, *, token_priced: bool) -> None:
     raise FileInputsDealError(files_in_deal(slug, offer))
 
 
-async def disable(conn: PgConnection, kind: Literal["handler", "offer", "deal"], name: str) -> bool:
-    """Disable the handler, offer (``service/action``) or deal ``name``; False if none."""
+async def disable(
+    conn: PgConnection, kind: Literal["model", "handler", "offer", "deal"], name: str
+) -> bool:
+    """Disable the model version (``name@version``), handler, offer (``service/action``) or
+    deal ``name``; False if none."""
     return await conn.fetchval(_DISABLE[kind], name) is not None
 
 
@@ -337,6 +412,7 @@ async def apply_catalog(
             await conn.execute(_DISABLE_MODELS, [m.ref for m in spec.models])
             await conn.execute(_DISABLE_OFFERS, [f"{o.service}/{o.action}" for o in spec.offers])
             await conn.execute(_DISABLE_DEALS, [d.slug for d in spec.deals])
+        await _no_stranded_offer(conn)
         refused = await conn.fetchrow(_DEAL_NAMING_NOT_FOR_DEALS)
         if refused is not None:
             _refuse_deal(refused["slug"], refused["name"], token_priced=refused["token_priced"])

@@ -1,7 +1,7 @@
-"""Administration of the catalog: handlers, offers and deals. Every route needs the admin role
-(403). Bodies are the entries of the catalog file; an invalid template, an unknown handler or
-an unknown offer, a deal naming an offer with token prices or file inputs, or an alias another
-enabled offer has, is 422 and writes nothing. API processes see a change within
+"""Administration of the catalog: handlers, models, offers and deals. Every route needs the
+admin role (403). Bodies are the entries of the catalog file; an invalid template, an unknown
+handler, model or offer, a deal naming an offer with token prices or file inputs, or an alias
+another enabled offer has, is 422 and writes nothing. API processes see a change within
 ``RELAI_CATALOG_REFRESH_S`` (a new name at once)."""
 
 from typing import Any, Literal
@@ -9,7 +9,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Response, status
 
 from libs import catalog
-from libs.catalog import DealSpec, HandlerSpec, OfferSpec
+from libs.catalog import DealSpec, HandlerSpec, ModelSpec, OfferSpec
 from libs.catalog.apply import check_params_urls
 from libs.security.ssrf import UnsafeUrlError, UrlPolicy
 from services.api.admin.dependencies import ADMIN_ONLY, AdminUser
@@ -18,7 +18,7 @@ from services.api.errors import InvalidInputs, NotFound
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses=ADMIN_ONLY)
 
-Kind = Literal["handler", "offer", "deal"]
+Kind = Literal["model", "handler", "offer", "deal"]
 CREATED: dict[int | str, dict[str, Any]] = {201: {"description": "Created"}}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such entry"}}
 
@@ -60,6 +60,41 @@ async def put_handler(
     async with pool.acquire() as conn:
         _created(response, await catalog.upsert_handler(conn, body))
     return body
+
+
+@router.put(
+    "/models",
+    response_model=ModelSpec,
+    responses={**CREATED, 422: {"description": "An unknown handler, or limits that do not hold"}},
+)
+async def put_model(body: ModelSpec, _: AdminUser, pool: PoolDep, response: Response) -> ModelSpec:
+    """Create (201) or update (200) the model version ``body.name@body.version``. As
+    ``default``, it takes over from the name's other versions: the offers that pin none route
+    their next requests to it (within ``RELAI_CATALOG_REFRESH_S``), requests already submitted
+    keep theirs. Deployments name the operator's integrations, never a URL or a key."""
+    async with pool.acquire() as conn:
+        try:
+            _created(response, await catalog.upsert_model(conn, body))
+        except (catalog.UnknownReferenceError, catalog.ModelInUseError) as exc:
+            raise InvalidInputs(str(exc)) from exc
+    return body
+
+
+@router.post(
+    "/models/{name}/{version}/disable",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**NOT_FOUND, 422: {"description": "An enabled offer routes to it"}},
+)
+async def disable_model(name: str, version: str, _: AdminUser, pool: PoolDep) -> None:
+    """Disable a model version; 422 while an enabled offer routes to it (pinned to it, or to
+    the model's default and it is the default): switch the default first."""
+    async with pool.acquire() as conn:
+        try:
+            found = await catalog.disable_model(conn, f"{name}@{version}")
+        except catalog.ModelInUseError as exc:
+            raise InvalidInputs(str(exc)) from exc
+    if not found:
+        raise NotFound(f"no model {name}@{version}")
 
 
 @router.put(

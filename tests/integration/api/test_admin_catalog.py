@@ -237,3 +237,75 @@ async def test_file_inputs_round_trip_and_keep_out_of_deals(
     assert r.status_code == 422, r.text
     assert "deal 'd' names offer 'text/shout', which takes file inputs" in r.json()["detail"]
     assert await db_pool.fetchval("SELECT files FROM offers") == {}
+
+
+MODEL = {
+    "name": "llama3",
+    "version": "v1",
+    "handler": "openai.chat",
+    "context_window": 200,
+    "max_output_tokens": 50,
+    "deployments": [{"integration": "vllm_a", "weight": 2}],
+    "default": True,
+}
+
+
+async def test_admin_adds_a_version_switches_the_default_and_an_offer_follows(
+    admin_api: Api, root: NewUser, alice: NewUser, db_pool: "asyncpg.Pool[Any]"
+) -> None:
+    client, headers = admin_api.client, auth(root)
+    offer = {**OFFER, "handler": "openai.chat", "model": "llama3"}
+    # No model yet: the offer naming it is refused, as one naming a handler that is missing.
+    assert (
+        await client.put("/admin/handlers", json={"id": "openai.chat"}, headers=headers)
+    ).status_code == 201
+    refused = await client.put("/admin/offers", json=offer, headers=headers)
+    assert refused.status_code == 422, refused.text
+    assert "unknown model 'llama3'" in refused.json()["detail"]
+    assert (await client.put("/admin/models", json=MODEL, headers=headers)).status_code == 201
+    assert (await client.put("/admin/models", json=MODEL, headers=headers)).status_code == 200
+    assert (await client.put("/admin/offers", json=offer, headers=headers)).status_code == 201
+    # A model whose handler is unknown, or whose output cannot fit its window: 422.
+    for bad in ({**MODEL, "handler": "nope.none"}, {**MODEL, "max_output_tokens": 201}):
+        r = await client.put("/admin/models", json=bad, headers=headers)
+        assert r.status_code == 422, r.text
+    # Non-admins cannot.
+    assert (await client.put("/admin/models", json=MODEL, headers=auth(alice))).status_code == 403
+
+    async def routed_to() -> str:
+        for _ in range(100):
+            offers = (await client.get("/svc", headers=auth(alice))).json()
+            found = [o for o in offers if o["action"] == "shout"]
+            if found:
+                return str(found[0]["model"]["version"])
+            await asyncio.sleep(0.05)
+        raise AssertionError("the offer never showed")
+
+    assert await routed_to() == "v1"
+    v2 = {**MODEL, "version": "v2", "context_window": 400}
+    assert (await client.put("/admin/models", json=v2, headers=headers)).status_code == 201
+    for _ in range(100):
+        if await routed_to() == "v2":
+            break
+        await asyncio.sleep(0.05)
+    assert await routed_to() == "v2"
+    defaults = await db_pool.fetch("SELECT version FROM models WHERE is_default")
+    assert [r["version"] for r in defaults] == ["v2"]
+
+    # The offer routes to v2, the default: it cannot go until another version is.
+    r = await client.post("/admin/models/llama3/v2/disable", headers=headers)
+    assert r.status_code == 422, r.text
+    assert "offer text/shout would have no enabled version of model llama3" in r.json()["detail"]
+    unset = await client.put("/admin/models", json={**v2, "default": False}, headers=headers)
+    assert unset.status_code == 422, unset.text
+    assert (await client.put("/admin/models", json=MODEL, headers=headers)).status_code == 200
+    r = await client.post("/admin/models/llama3/v2/disable", headers=headers)
+    assert r.status_code == 204, r.text
+    assert (
+        await client.post("/admin/models/llama3/v9/disable", headers=headers)
+    ).status_code == 404
+    catalog = (await client.get("/admin/catalog", headers=headers)).json()
+    assert {(m["version"], m.get("enabled", True)) for m in catalog["models"]} == {
+        ("v1", True),
+        ("v2", False),
+    }
