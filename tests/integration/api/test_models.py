@@ -26,7 +26,7 @@ from libs.streams import Entry
 from services.recon.usage.service import UsageLoop
 from tests.integration.api.conftest import Api, auth, serving, settings_for
 from tests.integration.api.money_helpers import ledger_of, wallet_of
-from tests.support import ServerUrls
+from tests.support import ServerUrls, create_user
 
 LLAMA = {
     "name": "llama3",
@@ -269,6 +269,16 @@ async def test_the_deployment_that_served_a_request_is_kept_and_counted_in_usage
         "requests": 1,
         "credits": 2,
     }
+    root = await create_user(db_pool, name="root", credits=0, role="admin")
+    served = await models.client.get(
+        "/admin/usage", params={"model": "llama3@v1"}, headers=auth(root)
+    )
+    assert served.status_code == 200, served.text
+    assert [(u["integration"], u["model"], u["requests"]) for u in served.json()] == [
+        ("vllm_b", "llama3@v1", 1)
+    ]
+    other = await models.client.get("/admin/usage", params={"model": "x@1"}, headers=auth(root))
+    assert other.json() == []
 
 
 @pytest.mark.parametrize(
