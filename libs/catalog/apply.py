@@ -60,9 +60,9 @@ WHERE enabled AND name || '@' || version <> ALL($1::text[])
 _UPSERT_OFFER = """
 INSERT INTO offers (id, service, action, price, prompt_template, handler_id, create_qty,
                     expiration, params, enabled, input_price, output_price, max_output_tokens,
-                    aliases, files, tiers, default_tier, model, model_version)
+                    aliases, files, tiers, default_tier, model, model_version, fallbacks)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-        $19)
+        $19, $20)
 ON CONFLICT (service, action) DO UPDATE SET
     price = EXCLUDED.price, prompt_template = EXCLUDED.prompt_template,
     handler_id = EXCLUDED.handler_id, create_qty = EXCLUDED.create_qty,
@@ -70,7 +70,8 @@ ON CONFLICT (service, action) DO UPDATE SET
     input_price = EXCLUDED.input_price, output_price = EXCLUDED.output_price,
     max_output_tokens = EXCLUDED.max_output_tokens, aliases = EXCLUDED.aliases,
     files = EXCLUDED.files, tiers = EXCLUDED.tiers, default_tier = EXCLUDED.default_tier,
-    model = EXCLUDED.model, model_version = EXCLUDED.model_version
+    model = EXCLUDED.model, model_version = EXCLUDED.model_version,
+    fallbacks = EXCLUDED.fallbacks
 """
 
 _UPSERT_DEAL = """
@@ -126,15 +127,25 @@ _MODEL_HANDLER = """
 SELECT handler_id FROM models
 WHERE name = $1 AND enabled AND (version = $2 OR ($2::text IS NULL AND is_default))
 """
-# An enabled offer left without a model version to route to.
-_STRANDED_OFFER = """
+
+
+def _resolves(name: str, version: str) -> str:
+    """SQL: an enabled version of model ``name`` is ``version``, or (null) its default."""
+    return f"""EXISTS (SELECT 1 FROM models m WHERE m.enabled AND m.name = {name}
+        AND (m.version = {version} OR ({version} IS NULL AND m.is_default)))"""
+
+
+_FALLBACK_NAME = "split_part(f ->> 'model', '@', 1)"
+_FALLBACK_VERSION = "nullif(split_part(f ->> 'model', '@', 2), '')"
+# An enabled offer left without a model version to route to, or with a fallback that names none.
+_STRANDED_OFFER = f"""
 SELECT o.service || '/' || o.action AS offer,
        o.model || coalesce('@' || o.model_version, '') AS model
 FROM offers o
-WHERE o.enabled AND o.model IS NOT NULL AND NOT EXISTS (
-    SELECT 1 FROM models m
-    WHERE m.enabled AND m.name = o.model
-      AND (m.version = o.model_version OR (o.model_version IS NULL AND m.is_default)))
+WHERE o.enabled AND o.model IS NOT NULL AND (
+    NOT {_resolves("o.model", "o.model_version")}
+    OR EXISTS (SELECT 1 FROM jsonb_array_elements(o.fallbacks) f
+               WHERE NOT {_resolves(_FALLBACK_NAME, _FALLBACK_VERSION)}))
 ORDER BY 1 LIMIT 1
 """
 _CLEAR_DEFAULT = "UPDATE models SET is_default = false WHERE name = $1 AND version <> $2"
@@ -174,8 +185,9 @@ async def _no_stranded_offer(conn: PgConnection) -> None:
     row = await conn.fetchrow(_STRANDED_OFFER)
     if row is not None:
         raise ModelInUseError(
-            f"offer {row['offer']} would have no enabled version of model {row['model']} to "
-            "route to: make another version the default first, or disable the offer"
+            f"offer {row['offer']} would have no enabled version of model {row['model']} (or "
+            "of one of its fallbacks) to route to: make another version the default first, or "
+            "disable the offer"
         )
 
 
@@ -222,6 +234,7 @@ def offer_row(o: OfferSpec) -> tuple[object, ...]:
         dict(o.tiers),
         o.default_tier,
         *(split_ref(o.model) if o.model is not None else (None, None)),
+        [f.model_dump() for f in o.fallbacks],
     )
 
 
@@ -293,12 +306,17 @@ async def upsert_offer(conn: PgConnection, o: OfferSpec) -> bool:
         if row is not None:
             _refuse_deal(row["slug"], row["name"], token_priced=o.token_priced)
     try:
-        with _aliases_checked():
-            return bool(
-                await conn.fetchval(_UPSERT_OFFER + _RETURNING_CREATED, uuid.uuid4(), *offer_row(o))
-            )
+        async with conn.transaction():
+            with _aliases_checked():
+                created = await conn.fetchval(
+                    _UPSERT_OFFER + _RETURNING_CREATED, uuid.uuid4(), *offer_row(o)
+                )
+            await _no_stranded_offer(conn)
+            return bool(created)
     except asyncpg.ForeignKeyViolationError as exc:
         raise UnknownReferenceError(f"unknown handler {o.handler!r}") from exc
+    except ModelInUseError as exc:
+        raise UnknownReferenceError(str(exc)) from exc
 
 
 async def upsert_model(conn: PgConnection, m: ModelSpec) -> bool:

@@ -14,7 +14,7 @@ _OFFERS = """
 SELECT service, action, price, prompt_template, handler_id AS handler, create_qty, expiration,
        params, enabled, input_price, output_price, max_output_tokens, aliases, files, tiers,
        default_tier, CASE WHEN model IS NOT NULL THEN model || coalesce('@' || model_version, '')
-       END AS model
+       END AS model, fallbacks
 FROM offers ORDER BY service, action
 """
 _MODELS = """

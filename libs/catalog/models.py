@@ -7,7 +7,8 @@ An offer refers to a model as ``name`` (its default version when submitted) or `
 deployments (``libs.contracts.models.Route``).
 """
 
-from typing import Annotated, Any, Literal, Self
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal, Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
@@ -37,6 +38,18 @@ def split_ref(ref: str) -> tuple[str, str | None]:
     """``name@version`` as ``(name, version)``; a bare name as ``(name, None)``."""
     name, _, version = ref.partition("@")
     return name, version or None
+
+
+class FallbackSpec(BaseModel):
+    """A model an offer's requests may be served by when every deployment of its own model
+    failed without an answer, and what that costs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: ModelRef
+    percent: Annotated[int, Field(ge=1, le=100), JSON_INTEGER] = 100
+    """What a request served by it pays, as a percentage of what it would pay (at its tier):
+    never more than the model it asked for."""
 
 
 def _text_only() -> list[Modality]:
@@ -141,6 +154,63 @@ def check_models(models: list[ModelSpec], handlers: set[str]) -> None:
             defaults[model.name] = model.version
 
 
+class _OfferOfModel(Protocol):
+    @property
+    def service(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def handler(self) -> str: ...
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def fallbacks(self) -> list[FallbackSpec]: ...
+
+
+def check_offer_models(offers: Sequence[_OfferOfModel], models: list[ModelSpec]) -> None:
+    """What holds between a catalog's offers and its models: an enabled offer's model and
+    fallbacks name enabled versions called by the offer's handler; fallbacks need a model, are
+    other models than it, and are listed once each."""
+    for offer in offers:
+        name = f"{offer.service}/{offer.action}"
+        fallbacks = [split_ref(f.model)[0] for f in offer.fallbacks]
+        if fallbacks and offer.model is None:
+            raise ValueError(f"offer {name} has fallbacks but no model")
+        if len(set(fallbacks)) != len(fallbacks):
+            raise ValueError(f"offer {name} lists a fallback model twice")
+        if offer.model is None or not offer.enabled:
+            continue
+        try:
+            model = resolve_ref(offer.model, models)
+        except ValueError as exc:
+            raise ValueError(f"offer {name}: {exc}") from None
+        if model.handler != offer.handler:
+            raise ValueError(
+                f"offer {name} runs handler {offer.handler!r} but its model {model.ref} "
+                f"is called by {model.handler!r}"
+            )
+        _check_fallbacks(name, offer, model, models)
+
+
+def _check_fallbacks(
+    name: str, offer: _OfferOfModel, model: ModelSpec, models: list[ModelSpec]
+) -> None:
+    for fallback in offer.fallbacks:
+        try:
+            other = resolve_ref(fallback.model, models)
+        except ValueError as exc:
+            raise ValueError(f"offer {name}, fallback: {exc}") from None
+        if other.handler != offer.handler:
+            raise ValueError(
+                f"offer {name}: fallback {other.ref} is called by {other.handler!r}, "
+                f"not the offer's handler {offer.handler!r}"
+            )
+        if other.name == model.name:
+            raise ValueError(f"offer {name}: {other.ref} is its own model, not a fallback")
+
+
 def resolve_ref(ref: str, models: list[ModelSpec]) -> ModelSpec:
     """The enabled model version ``ref`` names (its default when unpinned); a ``ValueError``
     naming what is missing otherwise."""
@@ -155,15 +225,36 @@ def resolve_ref(ref: str, models: list[ModelSpec]) -> ModelSpec:
     raise ValueError(f"model {name}@{version} is not an enabled model of the catalog")
 
 
-def route_sql(name: str, version: str) -> str:
+def with_fallbacks(route: Route | None, fallbacks: list[Route]) -> Route | None:
+    """``route`` calling ``fallbacks`` (those with deployments) when it cannot answer."""
+    if route is None or not fallbacks:
+        return route
+    return route.model_copy(update={"fallbacks": fallbacks})
+
+
+def _route_object(m: str) -> str:
+    return f"""jsonb_build_object(
+        'model', {m}.name, 'version', {m}.version, 'provider_model', {m}.provider_model,
+        'deployments', {m}.deployments, 'max_attempts', {m}.max_attempts,
+        'cooldown_s', {m}.cooldown_s, 'idempotent', {m}.idempotent)"""
+
+
+def route_sql(name: str, version: str, fallbacks: str | None = None) -> str:
     """SQL of the route (as jsonb, or null) of the model named by the SQL expressions ``name``
-    and ``version``: that version, else (``version`` null) the model's enabled default. What a
-    job queued again (a re-drive, a pipeline's next step) is routed by, read with
-    ``route_from``."""
-    return f"""(SELECT jsonb_build_object(
-        'model', m.name, 'version', m.version, 'provider_model', m.provider_model,
-        'deployments', m.deployments, 'max_attempts', m.max_attempts,
-        'cooldown_s', m.cooldown_s, 'idempotent', m.idempotent)
+    and ``version``: that version, else (``version`` null) the model's enabled default; with
+    ``fallbacks`` (an offer's ``fallbacks`` column), those of its fallbacks that have
+    deployments, in order. What a job queued again (a re-drive, a pipeline's next step) is
+    routed by, read with ``route_from``."""
+    more = ""
+    if fallbacks is not None:
+        more = f""" || jsonb_build_object('fallbacks', (
+        SELECT coalesce(jsonb_agg({_route_object("fm")} ORDER BY x.ord), '[]'::jsonb)
+        FROM jsonb_array_elements({fallbacks}) WITH ORDINALITY AS x(f, ord)
+        JOIN models fm ON fm.enabled AND fm.name = split_part(x.f ->> 'model', '@', 1)
+         AND (fm.version = nullif(split_part(x.f ->> 'model', '@', 2), '')
+              OR (split_part(x.f ->> 'model', '@', 2) = '' AND fm.is_default))
+        WHERE jsonb_array_length(fm.deployments) > 0))"""
+    return f"""(SELECT {_route_object("m")}{more}
      FROM models m WHERE m.name = {name}
        AND (m.version = {version} OR ({version} IS NULL AND m.is_default AND m.enabled)))"""
 

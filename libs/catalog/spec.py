@@ -21,7 +21,13 @@ from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
 from libs.catalog.file_inputs import FILE_INPUT_NAME, FILE_INPUTS_MAX, FileInputSpec
-from libs.catalog.models import ModelRef, ModelSpec, check_models, resolve_ref
+from libs.catalog.models import (
+    FallbackSpec,
+    ModelRef,
+    ModelSpec,
+    check_models,
+    check_offer_models,
+)
 from libs.catalog.numbers import CREDITS_MAX, INT32_MAX, JSON_EXACT, JSON_INTEGER, JsonInt
 from libs.catalog.template import PromptTemplate
 from libs.contracts import HandlerId
@@ -208,6 +214,9 @@ class OfferSpec(_Entry):
     model: ModelRef | None = None
     """The model it runs, ``name`` (its default version when submitted) or ``name@version``:
     its requests must fit that version's context window and are routed to its deployments."""
+    fallbacks: Annotated[list[FallbackSpec], Field(max_length=3)] = Field(default_factory=list)
+    """Models that serve its requests, in order, when every deployment of ``model`` failed
+    without an answer; each priced at its ``percent`` of the request's price."""
 
     @property
     def token_priced(self) -> bool:
@@ -351,19 +360,7 @@ class CatalogSpec(BaseModel):
     @model_validator(mode="after")
     def _models_hold_together(self) -> "CatalogSpec":
         check_models(self.models, {h.id for h in self.handlers})
-        for offer in self.offers:
-            if offer.model is None or not offer.enabled:
-                continue
-            name = f"{offer.service}/{offer.action}"
-            try:
-                model = resolve_ref(offer.model, self.models)
-            except ValueError as exc:
-                raise ValueError(f"offer {name}: {exc}") from None
-            if model.handler != offer.handler:
-                raise ValueError(
-                    f"offer {name} runs handler {offer.handler!r} but its model {model.ref} "
-                    f"is called by {model.handler!r}"
-                )
+        check_offer_models(self.offers, self.models)
         return self
 
     @model_validator(mode="after")

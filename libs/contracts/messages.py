@@ -84,6 +84,9 @@ class ResultMessage(_Message):
     deployment: str | None = None
     """On the end of a job of a model: the deployment (integration) whose answer it reports,
     or, for a failure, the last one called. None for a job without a route."""
+    model: str | None = None
+    """With ``deployment``: ``name@version`` of the model it called (one of the route's
+    fallbacks when the model itself could not answer)."""
 
 
 class RequestEvent(_Message):

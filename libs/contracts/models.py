@@ -64,6 +64,14 @@ class Route(BaseModel):
     idempotent: bool = False
     """Whether a call that timed out after it was sent may be sent again, to this deployment or
     another: the first may still be running (and billing). False: the job fails instead."""
+    fallbacks: list["Route"] = Field(default_factory=list, max_length=3)
+    """Other models to call, in order, when every deployment of this one failed without an
+    answer (never after a call that may still be running); each without fallbacks of its own.
+    The result names the model that answered (``ResultMessage.model``)."""
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}@{self.version}"
 
 
 DEPLOY_PREFIX = "relai:deploy:"

@@ -36,6 +36,10 @@ from libs.ledger import movements as ledger
 #   honour tiers serves ``default``), it is charged at ``default``: ``at_tier * 100 /
 #   tier_percent`` rounded down gives back exactly what ``default`` costs, since ``at_tier``
 #   is that rounded up by a factor of at least 1. Never at a dearer one than it asked for.
+#   Served by one of its offer's fallback models (``ResultMessage.model``), it pays that model's
+#   percentage (``requests.model_percents``, at most 100) of that: ``at_tier * billed_percent /
+#   tier_percent`` rounded down, ``billed_percent`` being the tier's percentage billed times the
+#   fallback's over 100. The request then shows the model that served it.
 #   ``unseen_start``: the request was never written as running (its start came in the same
 #   batch, or in one not committed yet): started_at and finished_at are then the same now().
 #   A request cancelled before it started keeps no started_at.
@@ -44,8 +48,8 @@ from libs.ledger import movements as ledger
 _RECORD = f"""
 WITH outcome AS (
     SELECT * FROM unnest($3::uuid[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[],
-                         $9::bigint[], $11::text[], $12::text[])
-        AS t(id, attempt, status, results, error, usage, spent, tier, deployment)
+                         $9::bigint[], $11::text[], $12::text[], $13::text[])
+        AS t(id, attempt, status, results, error, usage, spent, tier, deployment, model)
 ), start AS (
     SELECT * FROM unnest($1::uuid[], $2::int[], $10::text[]) AS t(id, attempt, tier)
 ), started AS (
@@ -63,6 +67,8 @@ WITH outcome AS (
         finished_at = now(), updated_at = now(),
         served_tier = coalesce(o.tier, r.served_tier),
         deployment = coalesce(o.deployment, r.deployment),
+        model = coalesce(split_part(o.model, '@', 1), r.model),
+        model_version = coalesce(split_part(o.model, '@', 2), r.model_version),
         cost = CASE WHEN o.status = 'succeeded' OR o.spent > 0
                     THEN (SELECT h.credits FROM offers f JOIN handlers h ON h.id = f.handler_id
                           WHERE f.id = r.offer_id) END
@@ -72,8 +78,10 @@ WITH outcome AS (
     RETURNING r.id, r.user_id, r.price, r.pricing, r.status, r.results, r.error, r.updated_at,
               r.traceparent, r.usage, r.started_at = r.finished_at AS unseen_start,
               r.created_at, r.finished_at, r.tier_percent,
-              CASE WHEN r.tier_percent > 100 AND r.served_tier IS DISTINCT FROM r.tier
-                   THEN 100 ELSE r.tier_percent END AS billed_percent
+              greatest(1, CASE WHEN r.tier_percent > 100 AND r.served_tier IS DISTINCT FROM r.tier
+                               THEN 100 ELSE r.tier_percent END
+                          * coalesce((r.model_percents ->> (r.model || '@' || r.model_version))
+                                     ::int, 100) / 100) AS billed_percent
 ), succeeded_results AS (
     SELECT user_id, id AS request_id, NULL::int AS step, results
     FROM done WHERE status = 'succeeded'
@@ -91,7 +99,7 @@ WITH outcome AS (
 ), ended AS (
     SELECT c.user_id, c.id AS request_id, NULL::int AS step, c.status, c.price,
            CASE WHEN c.billed_percent = c.tier_percent THEN c.at_tier
-                ELSE c.at_tier * 100 / c.tier_percent END AS spent
+                ELSE c.at_tier * c.billed_percent / c.tier_percent END AS spent
     FROM charged c
 ), moves AS {ledger.ending("ended", spent="e.spent")}, {ledger.apply("moves")}
 SELECT id, user_id, status, results, error, updated_at, traceparent, usage,
@@ -132,6 +140,9 @@ class Ended:
     ``default`` when nothing did)."""
     deployment: str | None = None
     """For a job of a model: the deployment whose answer it reports, or the last one called."""
+    model: str | None = None
+    """With ``deployment``: ``name@version`` of the model it called (a fallback, when the
+    request's own model could not answer: it then pays that fallback's percentage)."""
 
 
 async def record_outcomes(
@@ -157,6 +168,7 @@ async def record_outcomes(
         [s.tier for s in started],
         [e.tier for e in ended],
         [e.deployment for e in ended],
+        [e.model for e in ended],
     )
 
 

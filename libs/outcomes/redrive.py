@@ -32,7 +32,7 @@ from libs.streams import Entry
 _LOCK = f"""
 SELECT r.id, r.user_id, r.attempt, r.prompt, r.traceparent, o.handler_id, o.create_qty,
        h.params || o.params AS params, r.messages, r.options, {input_files_json("r.id")} AS files,
-       r.tier, {route_sql("r.model", "r.model_version")} AS route
+       r.tier, {route_sql("r.model", "r.model_version", "o.fallbacks")} AS route
 FROM requests r JOIN offers o ON o.id = r.offer_id JOIN handlers h ON h.id = o.handler_id
 WHERE r.id = $1 AND ($2::timestamptz IS NULL OR r.updated_at = $2)
   AND r.status IN ('pending', 'running')
@@ -60,7 +60,7 @@ FOR UPDATE OF r SKIP LOCKED
 # A deal's steps that were queued (they have a prompt) and have not ended: those a worker lost.
 _OPEN_STEPS = f"""
 SELECT s.idx, s.attempt, s.prompt, r.traceparent, o.handler_id, o.create_qty,
-       h.params || o.params AS params, {route_sql("o.model", "o.model_version")} AS route
+       h.params || o.params AS params, {route_sql("o.model", "o.model_version", "o.fallbacks")} AS route
 FROM request_steps s JOIN requests r ON r.id = s.request_id
 JOIN offers o ON o.id = s.offer_id JOIN handlers h ON h.id = o.handler_id
 WHERE s.request_id = $1 AND s.prompt IS NOT NULL AND s.status IN ('pending', 'running')

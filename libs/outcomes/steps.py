@@ -86,7 +86,7 @@ SELECT 1
 
 _NEXT_STEP = f"""
 SELECT s.idx, o.prompt_template, o.handler_id, o.create_qty, h.params || o.params AS params,
-       {route_sql("o.model", "o.model_version")} AS route
+       {route_sql("o.model", "o.model_version", "o.fallbacks")} AS route
 FROM request_steps s JOIN offers o ON o.id = s.offer_id JOIN handlers h ON h.id = o.handler_id
 WHERE s.request_id = $1 AND s.role = 'primary' AND s.idx > $2 AND s.status = 'pending'
 ORDER BY s.idx LIMIT 1

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from libs.blobs import BlobStore
 from libs.contracts import ResultMessage, TaskMessage
+from libs.contracts.models import Route
 from libs.contracts.streams import MESSAGE_FIELD
 from libs.contracts.tiers import DEFAULT_TIER, Tier
 from libs.logs import bind_request, get_logger
@@ -32,7 +33,7 @@ from services.worker.metrics import (
     UNKNOWN_HANDLER,
     zero_for,
 )
-from services.worker.providers.routing import Routes
+from services.worker.providers.routing import Chain, Routes
 from services.worker.registry import HandlerRegistry, UnknownHandlerError
 
 log = get_logger(__name__)
@@ -146,7 +147,7 @@ class JobExecutor:
                 JOBS.labels(handler, "cancelled").inc()
                 return
             usage = usage_counts(ctx)
-            deployment = ctx.deployment
+            deployment, served = ctx.deployment, ctx.served_model
             JOB_DURATION.labels(handler).observe(time.perf_counter() - start)
             message: Encoded | None = None
             if error is None:
@@ -158,13 +159,20 @@ class JobExecutor:
                         results=results,
                         usage=usage,
                         deployment=deployment,
+                        model=served,
                     )
                 except ValueError as exc:
                     error = f"results are not JSON-serializable: {exc}"
             if message is None:
                 log.warning("job.failed", handler=task.handler, attempt=task.attempt, error=error)
                 message = self._message(
-                    task, "failed", tier, error=error, usage=usage, deployment=deployment
+                    task,
+                    "failed",
+                    tier,
+                    error=error,
+                    usage=usage,
+                    deployment=deployment,
+                    model=served,
                 )
             self._writer.add(message, ack=entry_id, release=lease)
             JOBS.labels(handler, "succeeded" if error is None else "failed").inc()
@@ -265,11 +273,28 @@ class JobExecutor:
         return dataclasses.replace(job, params=self._handler_params(task.handler, job.params))
 
     def _router(self, task: TaskMessage, job: Job, timeout_s: float) -> CallRouter:
-        """Where the calls of a job of a model go: its deployments this worker can call."""
+        """Where the calls of a job of a model go: its deployments this worker can call, then
+        its fallbacks' (those of which this worker can call some)."""
         route = task.route
         assert route is not None
-        if self._routes is None:
+        routes = self._routes
+        if routes is None:
             raise HandlerError(f"model {route.model}: this worker does not route jobs of models")
+        routers = []
+        for each in (route, *route.fallbacks):
+            params = self._params_of(each, task, job)
+            if params:
+                routers.append(routes.router(each, params, timeout_s=timeout_s))
+        if not routers:
+            names = ", ".join(d.integration for d in route.deployments)
+            raise HandlerError(
+                f"model {route.model}: none of its deployments ({names}) is an integration "
+                "this worker's config has"
+            )
+        return Chain(routers)
+
+    def _params_of(self, route: Route, task: TaskMessage, job: Job) -> dict[str, Mapping[str, Any]]:
+        """The params of each deployment of ``route`` this worker's config has."""
         params: dict[str, Mapping[str, Any]] = {}
         for d in route.deployments:
             found = (
@@ -279,13 +304,7 @@ class JobExecutor:
             )
             if found is not None:
                 params[d.integration] = {**found, "model": d.model or route.provider_model}
-        if not params:
-            names = ", ".join(d.integration for d in route.deployments)
-            raise HandlerError(
-                f"model {route.model}: none of its deployments ({names}) is an integration "
-                "this worker's config has"
-            )
-        return self._routes.router(route, params, timeout_s=timeout_s)
+        return params
 
     def _message(
         self,
@@ -297,6 +316,7 @@ class JobExecutor:
         error: str | None = None,
         usage: dict[str, int] | None = None,
         deployment: str | None = None,
+        model: str | None = None,
     ) -> Encoded:
         return encode(
             ResultMessage(
@@ -312,6 +332,7 @@ class JobExecutor:
                 step=task.step,
                 tier=tier,
                 deployment=deployment,
+                model=model,
             )
         )
 

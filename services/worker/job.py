@@ -122,6 +122,12 @@ class CallRouter(Protocol):
         """The deployment last called: whose answer the job reports, or its last failure."""
         ...
 
+    @property
+    def served(self) -> str | None:
+        """``name@version`` of the model of that deployment (a fallback's, when one was
+        called); None before any call."""
+        ...
+
     async def call(self, attempt: Callable[[Mapping[str, Any]], Awaitable[T]]) -> T:
         """``await attempt(params)`` with the params of a deployment (its integration's URL
         and key, its model's name), on as many deployments as it takes."""
@@ -145,6 +151,11 @@ class JobContext:
     def deployment(self) -> str | None:
         """The deployment whose answer (or last failure) a job of a model reports."""
         return self.router.deployment if self.router is not None else None
+
+    @property
+    def served_model(self) -> str | None:
+        """``name@version`` of the model that deployment serves."""
+        return self.router.served if self.router is not None else None
 
     async def emit(self, chunk: str) -> None:
         """Publish a piece of partial output as soon as it is known (token streaming)."""

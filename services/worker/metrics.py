@@ -92,3 +92,9 @@ DEPLOYMENT_FAILOVERS = Counter(
     "did not answer, by model.",
     ["model"],
 )
+DEPLOYMENT_FALLBACKS = Counter(
+    "relai_model_fallbacks_total",
+    "Jobs of a model sent to its next fallback model after every call of this one failed "
+    "without an answer, by the model that failed.",
+    ["model"],
+)

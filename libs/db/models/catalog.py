@@ -87,6 +87,9 @@ class Offer(Base):
     model's deployments and checked against its context window."""
     model_version: Mapped[str | None] = mapped_column(Text)
     """A pinned version of ``model``; null: the model's default version when submitted."""
+    fallbacks: Mapped[list[Any]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    """``[{"model": "name[@version]", "percent": p}]``: models that serve its requests, in
+    order, when every deployment of ``model`` failed without an answer."""
 
 
 class Model(Base):

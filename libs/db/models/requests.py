@@ -96,6 +96,9 @@ class Request(Base):
     model: Mapped[str | None] = mapped_column(Text)
     """For an offer of a model: the model's name, and the version it was routed to."""
     model_version: Mapped[str | None] = mapped_column(Text)
+    model_percents: Mapped[dict[str, int] | None] = mapped_column(JSONB)
+    """``{"name@version": percent}`` of the fallback models it may be served by: served by one,
+    it pays that percentage of its price (at its tier)."""
     deployment: Mapped[str | None] = mapped_column(Text)
     """The deployment (operator integration) whose answer it got, or the last one called."""
 

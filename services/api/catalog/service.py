@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from libs.catalog import PromptTemplate, TemplateError
 from libs.catalog.file_inputs import FileInputSpec
-from libs.catalog.models import ModelSpec
+from libs.catalog.models import ModelSpec, with_fallbacks
 from libs.contracts.models import Route
 from libs.contracts.tiers import DEFAULT_TIER
 from libs.logs import get_logger
@@ -88,6 +88,23 @@ class Offer:
     """The tier of a request that names none."""
     model: OfferModel | None = None
     """The model version it runs, if it names one."""
+    fallbacks: tuple[tuple[OfferModel, int], ...] = ()
+    """The models that serve its requests when every deployment of ``model`` failed without
+    an answer, in order, each with the percentage of the price a request served by it pays."""
+
+    @property
+    def route(self) -> Route | None:
+        """Where its jobs run: its model's deployments, then its fallbacks' (None: where the
+        handler's params say)."""
+        if self.model is None:
+            return None
+        fallbacks = [m.route for m, _ in self.fallbacks if m.route is not None]
+        return with_fallbacks(self.model.route, fallbacks)
+
+    @property
+    def model_percents(self) -> dict[str, int] | None:
+        """What a request served by each fallback pays, by ``name@version``."""
+        return {f"{m.name}@{m.version}": p for m, p in self.fallbacks} or None
 
     def tier_percent(self, tier: str) -> int | None:
         """What ``tier`` costs as a percentage of the offer's prices; None when not sold."""
@@ -213,6 +230,9 @@ class OfferCatalog:
                     tiers=dict(r["tiers"]),
                     default_tier=r["default_tier"],
                     model=model,
+                    fallbacks=tuple(
+                        (OfferModel.of(f["model"]), f["percent"]) for f in r["fallbacks"]
+                    ),
                 )
                 self._offers[(offer.service, offer.action)] = offer
                 self._aliases.update(dict.fromkeys(offer.aliases, offer))

@@ -227,6 +227,7 @@ class ResultsConsumer:
                     usage=m.usage,
                     tier=m.tier,
                     deployment=m.deployment,
+                    model=m.model,
                 )
                 for m in finished.values()
             ],

@@ -24,7 +24,8 @@ from libs.ledger import movements as ledger
 
 _REQUEST_COLUMNS = (
     "id, user_id, offer_id, deal_id, inputs, prompt, price, traceparent, idempotency_key, "
-    "messages, options, pricing, webhook_url, tier, tier_percent, model, model_version"
+    "messages, options, pricing, webhook_url, tier, tier_percent, model, model_version, "
+    "model_percents"
 )
 
 _STEPS_ONE = """, steps AS (
@@ -39,13 +40,13 @@ def _insert_one(*, steps: bool, files: bool = False) -> str:
     # The chat parameters, the one-off webhook URL and the tier come after the steps'
     # parameters, the input files' after them.
     chat = (
-        "$17, $18, $19, $20, $21, $22, $23, $24"
+        "$17, $18, $19, $20, $21, $22, $23, $24, $25"
         if steps
-        else "$11, $12, $13, $14, $15, $16, $17, $18"
+        else "$11, $12, $13, $14, $15, $16, $17, $18, $19"
     )
     input_files = ""
     if files:
-        first = 25 if steps else 19
+        first = 26 if steps else 20
         input_files = ", " + uploads.input_files_cte(request="ins", user="$2", first=first)
     return f"""
 WITH ins AS (
@@ -77,11 +78,11 @@ WITH input AS (
     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[],
                          $7::bigint[], $8::text[], $9::text[], $19::text[], $20::text[],
                          $21::text[], $22::text[], $23::text[], $24::int[], $25::text[],
-                         $26::text[])
+                         $26::text[], $27::text[])
         WITH ORDINALITY
         AS t(id, user_id, offer_id, deal_id, inputs, prompt, price, traceparent, idempotency_key,
              messages, options, pricing, webhook_url, tier, tier_percent, model, model_version,
-             ord)
+             model_percents, ord)
 ), fresh AS (
     SELECT DISTINCT ON (i.id) i.* FROM input i
     WHERE NOT EXISTS (SELECT 1 FROM requests r WHERE r.id = i.id)
@@ -90,7 +91,7 @@ WITH input AS (
     INSERT INTO requests ({_REQUEST_COLUMNS})
     SELECT id, user_id, offer_id, deal_id, inputs::jsonb, prompt, price, traceparent,
            idempotency_key, messages::jsonb, options::jsonb, pricing::jsonb, webhook_url, tier,
-           tier_percent, model, model_version
+           tier_percent, model, model_version, model_percents::jsonb
     FROM affordable
     ON CONFLICT (id) DO NOTHING
     RETURNING id, user_id, price
@@ -178,6 +179,8 @@ class NewRequest:
     tier_percent: int = 100
     model: tuple[str, str] | None = None
     """The name and version of the model a single offer's request runs, if any."""
+    model_percents: dict[str, int] | None = None
+    """Its fallback models' percentages of its price, by ``name@version``."""
 
 
 @contextmanager
@@ -218,7 +221,7 @@ async def insert_one(db: PgPool | PgConnection, new: NewRequest) -> bool:
             [s.prompt for s in new.steps],
         ]
     args += [new.messages, new.options, new.pricing, new.webhook_url, new.tier, new.tier_percent]
-    args += list(new.model or (None, None))
+    args += [*(new.model or (None, None)), new.model_percents]
     if new.files:
         args += uploads.input_files_args(new.files)
         statement = _INSERT_ONE_WITH_STEPS_AND_FILES if new.steps else _INSERT_ONE_WITH_FILES
@@ -277,6 +280,7 @@ async def insert_many(db: PgPool | PgConnection, batch: list[NewRequest]) -> set
         [n.tier_percent for n in batch],
         [n.model[0] if n.model else None for n in batch],
         [n.model[1] if n.model else None for n in batch],
+        [_json(n.model_percents) for n in batch],
     )
     return {row["id"] for row in rows}
 

@@ -294,7 +294,7 @@ class Submitter:
                 options=job.options,
                 files=refs,
                 tier=order.tier,
-                route=job.offer.model.route if job.offer.model is not None else None,
+                route=job.offer.route,
             )
             payloads.append(
                 outbox.first_run(
@@ -330,6 +330,7 @@ class Submitter:
             tier=order.tier,
             tier_percent=order.tier_percent,
             model=None if steps or model is None else (model.name, model.version),
+            model_percents=None if steps else order.jobs[0].offer.model_percents,
         )
 
 

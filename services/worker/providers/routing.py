@@ -40,7 +40,12 @@ from libs.contracts.models import (
     minute_key,
 )
 from libs.logs import get_logger
-from services.worker.metrics import DEPLOYMENT_CALL_SECONDS, DEPLOYMENT_CALLS, DEPLOYMENT_FAILOVERS
+from services.worker.metrics import (
+    DEPLOYMENT_CALL_SECONDS,
+    DEPLOYMENT_CALLS,
+    DEPLOYMENT_FAILOVERS,
+    DEPLOYMENT_FALLBACKS,
+)
 from services.worker.providers._routing_scripts import FINISH, PICK, RENEW
 from services.worker.providers.errors import (
     BrokenStreamError,
@@ -61,6 +66,12 @@ _WAIT_MAX_S = 0.25
 
 class RouteError(ProviderError):
     """A job of a model found no deployment to answer it."""
+
+    def __init__(self, message: str, *, fall_back: bool = True) -> None:
+        super().__init__(message)
+        self.fall_back = fall_back
+        """Whether another model may be called instead: not after a call that may still be
+        running."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +204,11 @@ class Router:
     def model(self) -> str:
         return self._route.model
 
+    @property
+    def served(self) -> str:
+        """``name@version`` of the model this router calls."""
+        return self._route.ref
+
     async def call(self, attempt: Callable[[Mapping[str, Any]], Awaitable[T]]) -> T:
         tried: list[str] = []
         last: TransientError | None = None
@@ -214,7 +230,8 @@ class Router:
             raise RouteError(
                 f"model {self.model}: deployment {name} timed out after the request was sent "
                 f"({exc}); not sent again, since the model is not idempotent and the first call "
-                "may still be running"
+                "may still be running",
+                fall_back=False,
             ) from exc
         if len(tried) >= self._route.max_attempts:
             raise RouteError(
@@ -314,6 +331,36 @@ class Router:
         if last is not None:
             message += f"; last error: {last}"
         return message
+
+
+class Chain:
+    """A job's routers in order, the model's then its fallbacks' (``Route.fallbacks``): the
+    next is called only when every call of the one before failed without an answer."""
+
+    def __init__(self, routers: list[Router]) -> None:
+        assert routers
+        self._routers = routers
+        self._current = routers[0]
+
+    @property
+    def deployment(self) -> str | None:
+        return self._current.deployment
+
+    @property
+    def served(self) -> str | None:
+        return self._current.served if self._current.deployment is not None else None
+
+    async def call(self, attempt: Callable[[Mapping[str, Any]], Awaitable[T]]) -> T:
+        for router in self._routers:
+            self._current = router
+            try:
+                return await router.call(attempt)
+            except RouteError as exc:
+                if not exc.fall_back or router is self._routers[-1]:
+                    raise
+                log.info("model.fallback", model=router.served, error=str(exc))
+                DEPLOYMENT_FALLBACKS.labels(router.model).inc()
+        raise AssertionError("unreachable")
 
 
 def _retry_after_max_s(params: Mapping[str, Any]) -> float:

@@ -3,6 +3,8 @@ servers (fake providers of the OpenAI wire format), its end recorded by the API'
 consumer. The deployment that answered is kept; when every deployment fails, the request fails
 after the model's ``max_attempts`` calls and is refunded."""
 
+import asyncio
+import uuid
 from typing import Any
 
 import asyncpg
@@ -10,6 +12,7 @@ from redis.asyncio import Redis
 
 from libs.accounts import NewUser
 from libs.catalog import CatalogSpec, apply_catalog
+from libs.outcomes.redrive import lock_request
 from tests.fakes.provider import Reply, fake_provider
 from tests.integration.api.conftest import Api, auth
 from tests.integration.api.money_helpers import ended, ledger_of, wallet_of
@@ -30,7 +33,16 @@ CATALOG = CatalogSpec.model_validate(
                 "max_attempts": 3,
                 "cooldown_s": 0.2,
                 "default": True,
-            }
+            },
+            {
+                "name": "small",
+                "version": "1",
+                "handler": "openai.chat",
+                "context_window": 1000,
+                "max_output_tokens": 100,
+                "deployments": [{"integration": "model_c"}],
+                "default": True,
+            },
         ],
         "offers": [
             {
@@ -40,14 +52,23 @@ CATALOG = CatalogSpec.model_validate(
                 "prompt_template": "{text}",
                 "handler": "openai.chat",
                 "model": "llm",
-            }
+            },
+            {
+                "service": "routed",
+                "action": "cheaper",
+                "price": 4,
+                "prompt_template": "{text}",
+                "handler": "openai.chat",
+                "model": "llm",
+                "fallbacks": [{"model": "small", "percent": 50}],
+            },
         ],
     }
 )
 
 
-async def _submit(api: Api, user: NewUser, text: str) -> str:
-    r = await api.client.post("/svc/routed/chat", json={"text": text}, headers=auth(user))
+async def _submit(api: Api, user: NewUser, text: str, action: str = "chat") -> str:
+    r = await api.client.post(f"/svc/routed/{action}", json={"text": text}, headers=auth(user))
     assert r.status_code == 202, r.text
     request_id: str = r.json()["id"]
     return request_id
@@ -85,3 +106,42 @@ async def test_the_deployment_that_answered_is_kept_and_every_one_down_is_refund
     assert len(a.calls) + len(b.calls) - calls == 3  # the model's max_attempts
     assert await ledger_of(db_pool, down["id"]) == {"reserve": 4, "refund": 4}
     assert await wallet_of(db_pool, alice) == (100 - 4, 0)
+
+
+async def test_a_fallback_model_serves_when_every_deployment_failed_and_costs_its_percent(
+    api: Api,
+    alice: NewUser,
+    servers: ServerUrls,
+    db_pool: "asyncpg.Pool[Any]",
+    redis_client: Redis,
+) -> None:
+    async with db_pool.acquire() as conn:
+        await apply_catalog(conn, CATALOG, prune=False)
+    async with fake_provider() as a, fake_provider() as b, fake_provider() as c:
+        watcher = await configure(servers, db_pool, {"model_a": a, "model_b": b, "model_c": c})
+        a.script(*[Reply.error(500)] * 5)
+        b.script(*[Reply.error(503)] * 5)
+        request_id = await _submit(api, alice, "both down", "cheaper")
+        for _ in range(200):  # published by the relay: a re-drive could take it now
+            if not await db_pool.fetchval("SELECT count(*) FROM outbox"):
+                break
+            await asyncio.sleep(0.05)
+        async with db_pool.acquire() as conn, conn.transaction():
+            locked = await lock_request(conn, uuid.UUID(request_id))
+            assert locked is not None
+            assert locked.run.route is not None
+            # A re-drive would route it the same way: the model, then its fallback.
+            assert [f.ref for f in locked.run.route.fallbacks] == ["small@1"]
+        async with routing_worker(redis_client, watcher):
+            served = await ended(api, alice, request_id)
+    assert served["status"] == "succeeded", served
+    assert served["model"] == "small@1"
+    assert (len(a.calls) + len(b.calls), len(c.calls)) == (3, 1)
+    row = await db_pool.fetchrow(
+        "SELECT deployment, model_percents FROM requests WHERE id = $1", uuid.UUID(request_id)
+    )
+    assert row is not None
+    assert (row["deployment"], row["model_percents"]) == ("model_c", {"small@1": 50})
+    # Half of its price, the rest released: never more than it reserved.
+    assert await ledger_of(db_pool, request_id) == {"reserve": 4, "settle": 2, "release": 2}
+    assert await wallet_of(db_pool, alice) == (100 - 2, 0)

@@ -19,6 +19,7 @@ from libs.contracts.models import (
     STAT_LATENCY_MS,
     STAT_OK,
     Deployment,
+    Route,
     cool_key,
     fails_key,
     inflight_key,
@@ -226,3 +227,37 @@ async def test_a_timeout_after_sending_is_sent_elsewhere_only_when_idempotent(
         assert result.error is not None
         assert "deployment stuck timed out after the request was sent" in result.error
         assert "not sent again" in result.error
+
+
+async def test_a_fallback_model_is_called_only_after_calls_that_did_not_answer(
+    servers: ServerUrls, db_pool: "asyncpg.Pool[Any]", redis_client: Redis, fakes: Fakes
+) -> None:
+    primary, fallback = fakes
+    primary.script(Reply.error(503), Reply.error(503), Reply.ok(delay_s=3))
+    watcher = await configure(servers, db_pool, {"primary": primary, "fallback": fallback})
+    small = Route(
+        model="small",
+        version="1",
+        provider_model="small-1",
+        deployments=[Deployment(integration="fallback")],
+    )
+    the_route = route(
+        Deployment(integration="primary"), max_attempts=2, cooldown_s=0.05, fallbacks=[small]
+    )
+    down, stuck = job(the_route), job(the_route, timeout_s=0.3)
+    async with routing_worker(redis_client, watcher, concurrency=1):
+        answered = (await run_all(redis_client, [down]))[down.request_id]
+        # The primary's call times out after it was sent: it may still run, so no fallback.
+        timed_out = (await run_all(redis_client, [stuck]))[stuck.request_id]
+    assert (answered.kind, answered.deployment, answered.model) == (
+        "succeeded",
+        "fallback",
+        "small@1",
+    )
+    assert fallback.calls[0].body["model"] == "small-1"
+    assert (timed_out.kind, timed_out.deployment, timed_out.model) == (
+        "failed",
+        "primary",
+        f"{MODEL}@1",
+    )
+    assert len(fallback.calls) == 1
