@@ -1,7 +1,10 @@
 """The admin panel in Chromium against the real processes: no panel for a non-admin, users and
 keys, an offer's price edited (and the console showing the new price), the admin API's 422 for
-an invalid entry, central configs without their secrets, dead letters, stuck requests and
-usage."""
+an invalid entry, model versions added, made the default and disabled (and the refusal to
+disable the one an offer routes to), central configs without their secrets, dead letters, stuck
+requests and usage."""
+
+from typing import Any
 
 import orjson
 import pytest
@@ -86,6 +89,80 @@ async def test_an_admin_edits_a_price_and_the_console_shows_it(
         assert await price.text_content() == "7 credits"
     finally:
         await console.close()
+
+
+async def _new_entry(page: Page, kind: str, key: str, entry: dict[str, Any]) -> None:
+    """Open the catalog's editor for a new ``kind`` entry, save ``entry`` as its JSON and wait
+    until it is listed as ``key``."""
+    section = page.locator("section.catalog-kind", has=page.locator(f"#catalog-{kind}"))
+    await section.get_by_role("button", name="New").click()
+    await page.fill("#entry-json", orjson.dumps(entry).decode())
+    await page.click("#save")
+    await page.locator(f'#catalog-{kind} tr[data-entry="{key}"]').wait_for()
+
+
+async def test_model_versions_are_added_made_default_and_disabled(
+    ui_stack: UiStack, page: Page
+) -> None:
+    model = {
+        "name": "tiny",
+        "version": "2024-01",
+        "default": True,
+        "handler": "echo.text",
+        "context_window": 4096,
+        "max_output_tokens": 512,
+        "deployments": [{"integration": "box_a", "weight": 3, "max_concurrency": 8}],
+    }
+    await sign_in(page, f"{ui_stack.url}/admin/ui#catalog", ui_stack.admin.api_key)
+    await page.wait_for_selector("#catalog-models")
+    await _new_entry(page, "models", "tiny@2024-01", model)
+    first = page.locator('#catalog-models tr[data-entry="tiny@2024-01"]')
+    cells = await first.locator("td").all_text_contents()
+    assert cells[:7] == ["tiny", "2024-01", "default", "echo.text", "4096", "512", "box_a ×3 (8)"]
+
+    second = {**model, "version": "2024-06", "default": False, "context_window": 8192}
+    second["deployments"] = [{"integration": "box_a"}, {"integration": "box_b", "weight": 2}]
+    await _new_entry(page, "models", "tiny@2024-06", second)
+    row = page.locator('#catalog-models tr[data-entry="tiny@2024-06"]')
+    assert "box_a ×1, box_b ×2" in (await row.text_content() or "")
+    await row.get_by_role("button", name="Make default").click()
+    await first.get_by_role("button", name="Make default").wait_for()
+    defaults = await ui_stack.pool.fetch(
+        "SELECT version FROM models WHERE name = 'tiny' AND is_default AND enabled"
+    )
+    assert [r["version"] for r in defaults] == ["2024-06"]
+
+    offer = {
+        "service": "models",
+        "action": "tiny",
+        "price": 1,
+        "prompt_template": "{text}",
+        "handler": "echo.text",
+        "model": "tiny",
+    }
+    await _new_entry(page, "offers", "models/tiny", offer)
+    listed = page.locator('#catalog-offers tr[data-entry="models/tiny"]')
+    assert "model tiny" in (await listed.text_content() or "")
+
+    # The offer routes to the default: disabling it is refused, in the admin API's words.
+    await row.get_by_role("button", name="Disable").click()
+    error = page.locator("#catalog-models-out .error")
+    await error.wait_for()
+    words = await error.text_content() or ""
+    assert words.startswith("422 invalid_inputs: offer models/tiny would have no enabled version")
+
+    await first.get_by_role("button", name="Disable").click()
+    await first.get_by_role("button", name="Enable").wait_for()
+    enabled = await ui_stack.pool.fetch(
+        "SELECT version FROM models WHERE name = 'tiny' AND enabled ORDER BY version"
+    )
+    assert [r["version"] for r in enabled] == ["2024-06"]
+    await page.locator("#catalog-models").scroll_into_view_if_needed()
+    await screenshot(page, "admin-models")
+
+    async with ui_stack.client(ui_stack.admin) as client:  # the console tests list the offers
+        r = await client.post("/admin/offers/models/tiny/disable")
+        assert r.status_code == 204, r.text
 
 
 async def test_users_are_created_granted_and_their_keys_rotated_and_revoked(

@@ -156,14 +156,35 @@ async function usersPage() {
   await load();
 }
 
-// ---- Catalog: handlers, offers and deals, edited as the catalog file's entries
+// ---- Catalog: handlers, models, offers and deals, edited as the catalog file's entries
+
+/** A model's deployments as `integration ×weight (cap)`; none: its handler's params say where. */
+function deployments(model) {
+  const list = model.deployments || [];
+  if (!list.length) return h("span", { class: "muted" }, "handler's params");
+  return list.map((d) => `${d.integration} ×${d.weight || 1}${d.max_concurrency ? ` (${d.max_concurrency})` : ""}`).join(", ");
+}
 
 const KINDS = {
   handlers: { key: (e) => e.id, disable: (e) => `/admin/handlers/${encodeURIComponent(e.id)}/disable`,
     summary: (e) => `${e.credits || 0} credits${e.params && e.params.integration ? ` · ${e.params.integration}` : ""}`,
     blank: { id: "group.name", credits: 0, params: {} } },
+  models: { key: (e) => `${e.name}@${e.version}`, disable: (e) => `/admin/models/${encodeURIComponent(e.name)}/${encodeURIComponent(e.version)}/disable`,
+    columns: [
+      ["Name", (e) => h("code", {}, e.name)],
+      ["Version", (e) => h("code", {}, e.version)],
+      ["Default", (e) => (e.default ? "default" : "")],
+      ["Handler", (e) => e.handler],
+      ["Context window", (e) => String(e.context_window), "num"],
+      ["Max output", (e) => String(e.max_output_tokens), "num"],
+      ["Deployments", deployments],
+    ],
+    // The offers that pin no version route their next requests to the default.
+    actions: (e, save, status) => (e.default || e.enabled === false ? [] : [
+      actionButton("Make default", () => save({ ...e, default: true }), status, { class: "secondary" })]),
+    blank: { name: "model-name", version: "1", handler: "echo.text", context_window: 8192, max_output_tokens: 1024, deployments: [] } },
   offers: { key: (e) => `${e.service}/${e.action}`, disable: (e) => `/admin/offers/${e.service}/${e.action}/disable`,
-    summary: (e) => `${e.price} credit${e.price === 1 ? "" : "s"} · ${e.handler}`,
+    summary: (e) => `${e.price} credit${e.price === 1 ? "" : "s"} · ${e.handler}${e.model ? ` · model ${e.model}` : ""}`,
     blank: { service: "svc", action: "act", price: 1, prompt_template: "{text}", handler: "echo.text" } },
   deals: { key: (e) => e.slug, disable: (e) => `/admin/deals/${encodeURIComponent(e.slug)}/disable`,
     summary: (e) => (e.offers || []).map((o) => (typeof o === "string" ? o : o.offer)).join(" + "),
@@ -200,21 +221,23 @@ async function catalogPage() {
   async function load() {
     const data = await api("/admin/catalog");
     show(sections, Object.entries(KINDS).map(([kind, spec]) => {
-      const status = h("div");
+      const status = h("div", { id: `catalog-${kind}-out` });
       const entries = data[kind] || [];
+      const columns = spec.columns || [["Name", (e) => h("code", {}, spec.key(e))], ["", spec.summary]];
+      const save = async (entry) => { await api(`/admin/${kind}`, { method: "PUT", json: entry }); await load(); };
       return h("section", { class: "catalog-kind" },
         h("h2", {}, kind[0].toUpperCase() + kind.slice(1), " ", h("button", { type: "button", class: "secondary", onclick: () => edit(kind, spec.blank, true) }, "New")),
-        table(`catalog-${kind}`, ["Name", "", "Enabled", ""], entries.map((entry) => {
+        table(`catalog-${kind}`, [...columns.map(([heading]) => heading), "Enabled", ""], entries.map((entry) => {
           const enabled = entry.enabled !== false;
           return h("tr", { "data-entry": spec.key(entry) },
-            h("td", {}, h("code", {}, spec.key(entry))),
-            h("td", {}, spec.summary(entry)),
+            columns.map(([, cell, cls]) => h("td", { class: cls }, cell(entry))),
             h("td", {}, enabled ? "yes" : "no"),
             h("td", {},
               h("button", { type: "button", class: "edit", onclick: () => edit(kind, entry, false) }, "Edit"),
+              spec.actions ? spec.actions(entry, save, status) : [],
               enabled
                 ? actionButton("Disable", async () => { await api(spec.disable(entry), { method: "POST" }); await load(); }, status)
-                : actionButton("Enable", async () => { await api(`/admin/${kind}`, { method: "PUT", json: { ...entry, enabled: true } }); await load(); }, status)));
+                : actionButton("Enable", () => save({ ...entry, enabled: true }), status)));
         })),
         status);
     }));
