@@ -8,6 +8,7 @@ from services.api.admin import catalog_endpoints as admin_catalog
 from services.api.admin import config_endpoints as admin_configs
 from services.api.admin import endpoints as admin
 from services.api.admin import operations_endpoints as admin_operations
+from services.api.admin import prompt_endpoints as admin_prompts
 from services.api.admin import usage_endpoints as admin_usage
 from services.api.auth import endpoints as auth
 from services.api.catalog import endpoints as catalog
@@ -35,6 +36,7 @@ def routes(*, multipart_max_bytes: int | None = None) -> APIRouter:
     router.include_router(ws.router)
     router.include_router(admin.router)
     router.include_router(admin_catalog.router)
+    router.include_router(admin_prompts.router)
     router.include_router(admin_usage.router)
     router.include_router(admin_configs.router)
     router.include_router(admin_operations.router)
