@@ -156,7 +156,7 @@ async function usersPage() {
   await load();
 }
 
-// ---- Catalog: handlers, offers and deals, edited as the catalog file's entries
+// ---- Catalog: handlers, offers, deals and prompt templates, edited as the catalog file's entries
 
 const KINDS = {
   handlers: { key: (e) => e.id, disable: (e) => `/admin/handlers/${encodeURIComponent(e.id)}/disable`,
@@ -168,7 +168,13 @@ const KINDS = {
   deals: { key: (e) => e.slug, disable: (e) => `/admin/deals/${encodeURIComponent(e.slug)}/disable`,
     summary: (e) => (e.offers || []).map((o) => (typeof o === "string" ? o : o.offer)).join(" + "),
     blank: { slug: "new-deal", offers: ["demo/echo"], price_modifier: 0 } },
+  prompt_templates: { title: "Prompt templates", noun: "prompt template", path: "prompt-templates", flag: "active",
+    key: (e) => e.name, disable: (e) => `/admin/prompt-templates/${encodeURIComponent(e.name)}/disable`,
+    summary: (e) => [e.category || "general", ...(e.tags || [])].join(" · "),
+    blank: { name: "new-template", category: "general", template: "{text}", example_input: { text: "an example" } } },
 };
+const kindPath = (kind) => `/admin/${KINDS[kind].path || kind}`;
+const kindFlag = (kind) => KINDS[kind].flag || "enabled";
 
 async function catalogPage() {
   const editor = h("div", { id: "editor" });
@@ -178,8 +184,8 @@ async function catalogPage() {
     text.value = JSON.stringify(entry, null, 2);
     const out = h("div", { id: "editor-out" });
     show(editor, h("section", { class: "card" },
-      h("h2", {}, isNew ? `New ${kind.slice(0, -1)}` : `Edit ${KINDS[kind].key(entry)}`),
-      h("p", { class: "muted" }, `PUT /admin/${kind}: the admin API checks it (422 names the problem; nothing is written).`),
+      h("h2", {}, isNew ? `New ${KINDS[kind].noun || kind.slice(0, -1)}` : `Edit ${KINDS[kind].key(entry)}`),
+      h("p", { class: "muted" }, `PUT ${kindPath(kind)}: the admin API checks it (422 names the problem; nothing is written).`),
       text,
       h("p", {}, actionButton("Save", async () => {
         let body;
@@ -188,7 +194,7 @@ async function catalogPage() {
         } catch (error) {
           throw new Error(`not JSON: ${error.message}`);
         }
-        await api(`/admin/${kind}`, { method: "PUT", json: body });
+        await api(kindPath(kind), { method: "PUT", json: body });
         show(editor);
         await load();
       }, out, { id: "save" }), " ", h("button", { type: "button", class: "secondary", onclick: () => show(editor) }, "Close")),
@@ -203,9 +209,9 @@ async function catalogPage() {
       const status = h("div");
       const entries = data[kind] || [];
       return h("section", { class: "catalog-kind" },
-        h("h2", {}, kind[0].toUpperCase() + kind.slice(1), " ", h("button", { type: "button", class: "secondary", onclick: () => edit(kind, spec.blank, true) }, "New")),
+        h("h2", {}, spec.title || kind[0].toUpperCase() + kind.slice(1), " ", h("button", { type: "button", class: "secondary", onclick: () => edit(kind, spec.blank, true) }, "New")),
         table(`catalog-${kind}`, ["Name", "", "Enabled", ""], entries.map((entry) => {
-          const enabled = entry.enabled !== false;
+          const enabled = entry[kindFlag(kind)] !== false;
           return h("tr", { "data-entry": spec.key(entry) },
             h("td", {}, h("code", {}, spec.key(entry))),
             h("td", {}, spec.summary(entry)),
@@ -214,7 +220,7 @@ async function catalogPage() {
               h("button", { type: "button", class: "edit", onclick: () => edit(kind, entry, false) }, "Edit"),
               enabled
                 ? actionButton("Disable", async () => { await api(spec.disable(entry), { method: "POST" }); await load(); }, status)
-                : actionButton("Enable", async () => { await api(`/admin/${kind}`, { method: "PUT", json: { ...entry, enabled: true } }); await load(); }, status)));
+                : actionButton("Enable", async () => { await api(kindPath(kind), { method: "PUT", json: { ...entry, [kindFlag(kind)]: true } }); await load(); }, status)));
         })),
         status);
     }));
