@@ -44,6 +44,7 @@ TABLES = (
     "deals",
     "offers",
     "handlers",
+    "prompt_templates",
     "api_keys",
     "users",
     "usage_hourly",

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import asyncpg
 
+from libs.catalog import prompt_store
 from libs.catalog.models import ModelSpec, split_ref
 from libs.catalog.spec import (
     CatalogSpec,
@@ -405,7 +406,8 @@ async def apply_catalog(
     prune: bool = True,
     ssrf_allow: Iterable[str] = (),
 ) -> None:
-    """Upsert every handler, offer and deal of ``spec`` in one transaction, after checking the
+    """Upsert every handler, model, offer, deal and prompt template of ``spec`` in one
+    transaction (a template keeps its ``usage_count``), after checking the
     URLs in their params against the SSRF guard (``ssrf_allow``: what ``RELAI_SSRF_ALLOW`` lets
     through; an unsafe URL writes nothing); with ``prune``, also disable those it does not name.
     An enabled deal left naming a token-priced offer (one the file does not name, without
@@ -425,11 +427,16 @@ async def apply_catalog(
         await conn.executemany(_UPSERT_MODEL, [model_row(m) for m in spec.models])
         await conn.executemany(_UPSERT_OFFER, [(uuid.uuid4(), *offer_row(o)) for o in spec.offers])
         await conn.executemany(_UPSERT_DEAL, [(uuid.uuid4(), *deal_row(d)) for d in spec.deals])
+        await conn.executemany(
+            prompt_store.UPSERT,
+            [prompt_store.template_row(t) for t in spec.prompt_templates],
+        )
         if prune:
             await conn.execute(_DISABLE_HANDLERS, [h.id for h in spec.handlers])
             await conn.execute(_DISABLE_MODELS, [m.ref for m in spec.models])
             await conn.execute(_DISABLE_OFFERS, [f"{o.service}/{o.action}" for o in spec.offers])
             await conn.execute(_DISABLE_DEALS, [d.slug for d in spec.deals])
+            await conn.execute(prompt_store.DISABLE_OTHERS, [t.name for t in spec.prompt_templates])
         await _no_stranded_offer(conn)
         refused = await conn.fetchrow(_DEAL_NAMING_NOT_FOR_DEALS)
         if refused is not None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import yaml
 
+from libs.catalog import prompt_store
 from libs.catalog.spec import CatalogSpec, json_number
 from libs.db import PgConnection
 
@@ -30,14 +31,22 @@ FROM deals ORDER BY slug
 
 
 async def export_catalog(conn: PgConnection) -> CatalogSpec:
-    """Every handler, offer and deal, enabled or not, read in the caller's transaction (a
-    repeatable-read one gives them as of one instant)."""
+    """Every handler, model, offer, deal and prompt template, enabled (active) or not, read in
+    the caller's transaction (a repeatable-read one gives them as of one instant). A template's
+    ``usage_count`` is runtime data, left out."""
     handlers = [dict(r) for r in await conn.fetch(_HANDLERS)]
     offers = [dict(r) for r in await conn.fetch(_OFFERS)]
     deals = [dict(r) for r in await conn.fetch(_DEALS)]
     models = [dict(r) for r in await conn.fetch(_MODELS)]
+    templates = [dict(r) for r in await conn.fetch(prompt_store.SELECT)]
     return CatalogSpec.model_validate(
-        {"handlers": handlers, "models": models, "offers": offers, "deals": deals}
+        {
+            "handlers": handlers,
+            "models": models,
+            "offers": offers,
+            "deals": deals,
+            "prompt_templates": templates,
+        }
     )
 
 

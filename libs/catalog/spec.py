@@ -1,4 +1,5 @@
-"""The declarative catalog file: handlers and offers, validated before anything is written."""
+"""The declarative catalog file: handlers, models, offers, deals and prompt templates, validated
+before anything is written."""
 
 from decimal import Decimal
 from pathlib import Path
@@ -29,6 +30,7 @@ from libs.catalog.models import (
     check_offer_models,
 )
 from libs.catalog.numbers import CREDITS_MAX, INT32_MAX, JSON_EXACT, JSON_INTEGER, JsonInt
+from libs.catalog.prompt_templates import PromptTemplateSpec, check_names
 from libs.catalog.template import PromptTemplate
 from libs.contracts import HandlerId
 from libs.contracts.tiers import DEFAULT_TIER, Tier
@@ -356,6 +358,12 @@ class CatalogSpec(BaseModel):
     models: list[ModelSpec] = Field(default_factory=list)
     offers: list[OfferSpec] = Field(default_factory=list)
     deals: list[DealSpec] = Field(default_factory=list)
+    prompt_templates: list[PromptTemplateSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _prompt_templates_once(self) -> "CatalogSpec":
+        check_names(self.prompt_templates)
+        return self
 
     @model_validator(mode="after")
     def _models_hold_together(self) -> "CatalogSpec":

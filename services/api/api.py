@@ -8,8 +8,10 @@ from services.api.admin import catalog_endpoints as admin_catalog
 from services.api.admin import config_endpoints as admin_configs
 from services.api.admin import endpoints as admin
 from services.api.admin import operations_endpoints as admin_operations
+from services.api.admin import prompt_endpoints as admin_prompts
 from services.api.admin import usage_endpoints as admin_usage
 from services.api.auth import endpoints as auth
+from services.api.capabilities import endpoints as capabilities
 from services.api.catalog import endpoints as catalog
 from services.api.deals import endpoints as deals
 from services.api.files import endpoints as files
@@ -31,10 +33,12 @@ def routes(*, multipart_max_bytes: int | None = None) -> APIRouter:
     router.include_router(requests.submit_router, max_body_size=multipart_max_bytes)
     router.include_router(catalog.router)  # after requests: GET /svc/request/{id} must win
     router.include_router(deals.router)
+    router.include_router(capabilities.router)
     router.include_router(files.router, max_body_size=multipart_max_bytes)
     router.include_router(ws.router)
     router.include_router(admin.router)
     router.include_router(admin_catalog.router)
+    router.include_router(admin_prompts.router)
     router.include_router(admin_usage.router)
     router.include_router(admin_configs.router)
     router.include_router(admin_operations.router)

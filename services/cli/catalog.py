@@ -25,7 +25,7 @@ from services.cli._common import CliError, connect, reports_errors
 from services.cli.settings import get_settings
 
 app = typer.Typer(
-    help="Manage the catalog of handlers, offers and deals.",
+    help="Manage the catalog of handlers, models, offers, deals and prompt templates.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -60,8 +60,8 @@ async def apply_catalog_at(database_url: str, spec: CatalogSpec) -> None:
 def apply(
     file: Annotated[Path, typer.Argument(help="Catalog YAML file (handlers and offers).")],
 ) -> None:
-    """Upsert every handler, offer and deal of FILE, and disable those it does not name, in one
-    transaction.
+    """Upsert every handler, model, offer, deal and prompt template of FILE, and disable those it
+    does not name, in one transaction.
 
     Applying the same file twice changes nothing; an invalid file is refused before anything
     is written.
@@ -70,7 +70,7 @@ def apply(
     asyncio.run(apply_catalog_at(local_stack.database_url(), spec))
     typer.echo(
         f"applied {file}: {len(spec.handlers)} handlers, {len(spec.offers)} offers, "
-        f"{len(spec.deals)} deals"
+        f"{len(spec.deals)} deals, {len(spec.prompt_templates)} prompt templates"
     )
 
 
@@ -86,8 +86,8 @@ def export(
         Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
     ] = None,
 ) -> None:
-    """Write the current catalog (every handler, offer and deal, enabled or not) as YAML that
-    `relai catalog apply` accepts."""
+    """Write the current catalog (every entry, enabled or not; no prompt template's usage count)
+    as YAML that `relai catalog apply` accepts."""
     text = catalog_yaml(asyncio.run(_export(local_stack.database_url())))
     if output is None:
         typer.echo(text, nl=False)

@@ -3,7 +3,7 @@ these models are the single description of the tables, used by Alembic and by to
 
 from libs.db.models._base import NAMING, STATUSES, Base
 from libs.db.models.accounts import ApiKey, Identity, User
-from libs.db.models.catalog import Deal, Handler, Model, Offer
+from libs.db.models.catalog import Deal, Handler, Model, Offer, PromptTemplate
 from libs.db.models.operations import (
     Config,
     ConfigActivation,
@@ -29,6 +29,7 @@ __all__ = [
     "Model",
     "Offer",
     "OutboxEntry",
+    "PromptTemplate",
     "ReconMark",
     "Request",
     "RequestStep",

@@ -1,4 +1,5 @@
-"""What is sold: handlers, the offers on them, and deals that chain offers."""
+"""What is sold: handlers, the offers on them, and deals that chain offers; and the prompt
+templates the chat gateway fills."""
 
 import uuid
 from datetime import datetime
@@ -158,3 +159,29 @@ class Deal(Base):
     """``["service/action", ...]``"""
     enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     created_at: Mapped[datetime] = now()
+
+
+class PromptTemplate(Base):
+    """A named prompt with ``{variables}`` (``libs.catalog.prompt_templates``), filled by name;
+    ``usage_count`` is runtime data, never part of the catalog file."""
+
+    __tablename__ = "prompt_templates"
+    __table_args__ = (
+        CheckConstraint("name ~ '^[a-z0-9][a-z0-9_-]*$'", name="name_format"),
+        CheckConstraint("usage_count >= 0", name="usage_count_not_negative"),
+    )
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    category: Mapped[str] = mapped_column(Text, server_default="general")
+    template: Mapped[str] = mapped_column(Text)
+    """Plain ``{name}`` substitution only (``libs.catalog.template``)."""
+    example_input: Mapped[dict[str, str]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    """A value for each of the template's variables: it always renders."""
+    example_output: Mapped[str] = mapped_column(Text, server_default="")
+    tags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
+    active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    usage_count: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    """How many times it was filled; counted in the statement that reads it."""
+    created_at: Mapped[datetime] = now()
+    updated_at: Mapped[datetime] = now()

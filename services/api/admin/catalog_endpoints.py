@@ -36,8 +36,8 @@ def _created(response: Response, created: bool) -> None:
 
 @router.get("/catalog")
 async def get_catalog(_: AdminUser, pool: PoolDep) -> dict[str, Any]:
-    """Every handler, offer and deal, enabled or not, as ``relai catalog export`` writes it
-    (values left at their defaults are left out)."""
+    """Every handler, model, offer, deal and prompt template, enabled or not, as ``relai catalog
+    export`` writes it (values left at their defaults are left out)."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         return catalog.catalog_data(await catalog.export_catalog(conn))
 

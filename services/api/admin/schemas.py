@@ -5,7 +5,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from libs.accounts import WEIGHT_MAX
+from libs.catalog import PromptTemplateSpec, StoredPromptTemplate
 from libs.catalog.numbers import JsonInt
+from libs.catalog.prompt_templates import Values
 from services.api.auth.schemas import Me
 from services.api.text import StorableText, UserName
 
@@ -90,3 +92,41 @@ class HandlerView(BaseModel):
     """Secret-looking values (keys, tokens, passwords) are masked."""
     max_concurrency: int | None
     enabled: bool
+
+
+class PromptTemplateView(PromptTemplateSpec):
+    """A prompt template, as the catalog file holds it, and what the library adds."""
+
+    variables: list[str]
+    """The template's variables, in the order they first appear: what filling it takes."""
+    usage_count: int
+    """How many times it was filled."""
+    created_at: datetime
+    updated_at: datetime
+
+
+def prompt_template_view(stored: StoredPromptTemplate) -> PromptTemplateView:
+    return PromptTemplateView.model_validate(
+        {
+            **stored.spec.model_dump(),
+            "variables": list(stored.spec.parsed().variables),
+            "usage_count": stored.usage_count,
+            "created_at": stored.created_at,
+            "updated_at": stored.updated_at,
+        }
+    )
+
+
+class RenderBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    variables: Values = Field(default_factory=dict)
+    """A value for each of the template's variables, and for nothing else."""
+
+
+class RenderedView(BaseModel):
+    name: str
+    text: str
+    """The template, filled."""
+    usage_count: int
+    """The template's uses, this one included."""

@@ -156,7 +156,8 @@ async function usersPage() {
   await load();
 }
 
-// ---- Catalog: handlers, models, offers and deals, edited as the catalog file's entries
+// ---- Catalog: handlers, models, offers, deals and prompt templates, edited as the catalog
+// file's entries
 
 /** A model's deployments as `integration ×weight (cap)`; none: its handler's params say where. */
 function deployments(model) {
@@ -189,7 +190,13 @@ const KINDS = {
   deals: { key: (e) => e.slug, disable: (e) => `/admin/deals/${encodeURIComponent(e.slug)}/disable`,
     summary: (e) => (e.offers || []).map((o) => (typeof o === "string" ? o : o.offer)).join(" + "),
     blank: { slug: "new-deal", offers: ["demo/echo"], price_modifier: 0 } },
+  prompt_templates: { title: "Prompt templates", noun: "prompt template", path: "prompt-templates", flag: "active",
+    key: (e) => e.name, disable: (e) => `/admin/prompt-templates/${encodeURIComponent(e.name)}/disable`,
+    summary: (e) => [e.category || "general", ...(e.tags || [])].join(" · "),
+    blank: { name: "new-template", category: "general", template: "{text}", example_input: { text: "an example" } } },
 };
+const kindPath = (kind) => `/admin/${KINDS[kind].path || kind}`;
+const kindFlag = (kind) => KINDS[kind].flag || "enabled";
 
 async function catalogPage() {
   const editor = h("div", { id: "editor" });
@@ -199,8 +206,8 @@ async function catalogPage() {
     text.value = JSON.stringify(entry, null, 2);
     const out = h("div", { id: "editor-out" });
     show(editor, h("section", { class: "card" },
-      h("h2", {}, isNew ? `New ${kind.slice(0, -1)}` : `Edit ${KINDS[kind].key(entry)}`),
-      h("p", { class: "muted" }, `PUT /admin/${kind}: the admin API checks it (422 names the problem; nothing is written).`),
+      h("h2", {}, isNew ? `New ${KINDS[kind].noun || kind.slice(0, -1)}` : `Edit ${KINDS[kind].key(entry)}`),
+      h("p", { class: "muted" }, `PUT ${kindPath(kind)}: the admin API checks it (422 names the problem; nothing is written).`),
       text,
       h("p", {}, actionButton("Save", async () => {
         let body;
@@ -209,7 +216,7 @@ async function catalogPage() {
         } catch (error) {
           throw new Error(`not JSON: ${error.message}`);
         }
-        await api(`/admin/${kind}`, { method: "PUT", json: body });
+        await api(kindPath(kind), { method: "PUT", json: body });
         show(editor);
         await load();
       }, out, { id: "save" }), " ", h("button", { type: "button", class: "secondary", onclick: () => show(editor) }, "Close")),
@@ -224,11 +231,11 @@ async function catalogPage() {
       const status = h("div", { id: `catalog-${kind}-out` });
       const entries = data[kind] || [];
       const columns = spec.columns || [["Name", (e) => h("code", {}, spec.key(e))], ["", spec.summary]];
-      const save = async (entry) => { await api(`/admin/${kind}`, { method: "PUT", json: entry }); await load(); };
+      const save = async (entry) => { await api(kindPath(kind), { method: "PUT", json: entry }); await load(); };
       return h("section", { class: "catalog-kind" },
-        h("h2", {}, kind[0].toUpperCase() + kind.slice(1), " ", h("button", { type: "button", class: "secondary", onclick: () => edit(kind, spec.blank, true) }, "New")),
+        h("h2", {}, spec.title || kind[0].toUpperCase() + kind.slice(1), " ", h("button", { type: "button", class: "secondary", onclick: () => edit(kind, spec.blank, true) }, "New")),
         table(`catalog-${kind}`, [...columns.map(([heading]) => heading), "Enabled", ""], entries.map((entry) => {
-          const enabled = entry.enabled !== false;
+          const enabled = entry[kindFlag(kind)] !== false;
           return h("tr", { "data-entry": spec.key(entry) },
             columns.map(([, cell, cls]) => h("td", { class: cls }, cell(entry))),
             h("td", {}, enabled ? "yes" : "no"),
@@ -237,7 +244,7 @@ async function catalogPage() {
               spec.actions ? spec.actions(entry, save, status) : [],
               enabled
                 ? actionButton("Disable", async () => { await api(spec.disable(entry), { method: "POST" }); await load(); }, status)
-                : actionButton("Enable", () => save({ ...entry, enabled: true }), status)));
+                : actionButton("Enable", () => save({ ...entry, [kindFlag(kind)]: true }), status)));
         })),
         status);
     }));
