@@ -60,7 +60,8 @@ FOR UPDATE OF r SKIP LOCKED
 # A deal's steps that were queued (they have a prompt) and have not ended: those a worker lost.
 _OPEN_STEPS = f"""
 SELECT s.idx, s.attempt, s.prompt, r.traceparent, o.handler_id, o.create_qty,
-       h.params || o.params AS params, {route_sql("o.model", "o.model_version", "o.fallbacks")} AS route
+       h.params || o.params AS params,
+       {route_sql("o.model", "o.model_version", "o.fallbacks")} AS route
 FROM request_steps s JOIN requests r ON r.id = s.request_id
 JOIN offers o ON o.id = s.offer_id JOIN handlers h ON h.id = o.handler_id
 WHERE s.request_id = $1 AND s.prompt IS NOT NULL AND s.status IN ('pending', 'running')
