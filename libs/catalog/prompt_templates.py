@@ -19,9 +19,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from libs.catalog.template import PromptTemplate
+from libs.db.text import storable
 
 SLUG = r"^[a-z0-9][a-z0-9_-]*$"
 NAME_MAX = 100
@@ -37,28 +37,10 @@ TAGS_MAX = 20
 DEFAULT_CATEGORY = "general"
 
 
-def text_problem(value: str) -> str | None:
-    """Why Postgres cannot store ``value`` as text, or None when it can."""
-    if "\x00" in value:
-        return "must not contain NUL characters"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "must not contain unpaired surrogates"
-    return None
-
-
-def _storable(value: Any) -> Any:
-    # Before the length and pattern checks, whose messages would not say why.
-    if isinstance(value, str) and (problem := text_problem(value)) is not None:
-        raise PydanticCustomError("unstorable_text", problem)
-    return value
-
-
 NO_NUL = "^[^\\u0000]*$"
 """Storable text as a JSON Schema pattern (an unpaired surrogate, which no pattern can name, is
 refused too)."""
-Text = Annotated[str, BeforeValidator(_storable)]
+Text = Annotated[str, BeforeValidator(storable)]
 FreeText = Annotated[Text, Field(json_schema_extra={"pattern": NO_NUL})]
 # A slug's pattern refuses what Postgres cannot store.
 TemplateName = Annotated[str, Field(min_length=1, max_length=NAME_MAX, pattern=SLUG)]

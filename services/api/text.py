@@ -8,6 +8,7 @@ from pydantic import BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
 from libs.accounts import NAME_MAX, name_problem
+from libs.db.text import storable
 
 STORABLE_PATTERN = "^[^\\u0000]*$"
 """Storable text as a JSON Schema pattern: no NUL. (An unpaired surrogate, which no pattern can
@@ -18,25 +19,6 @@ USER_NAME_PATTERN = f"^[^{_CONTROL}]*[^{_CONTROL}{_SPACE}][^{_CONTROL}]*$"
 """A user name as a JSON Schema pattern: no control character, and not only spaces."""
 
 
-def text_problem(value: str) -> str | None:
-    """Why Postgres cannot store ``value`` as text, or None when it can."""
-    if "\x00" in value:
-        return "must not contain NUL characters"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "must not contain unpaired surrogates"
-    return None
-
-
-def _storable(value: Any) -> Any:
-    # Before pydantic's own str checks: a length or pattern constraint would refuse a
-    # surrogate with a message that does not say why.
-    if isinstance(value, str) and (problem := text_problem(value)) is not None:
-        raise PydanticCustomError("unstorable_text", problem)
-    return value
-
-
 def _user_name(value: Any) -> Any:
     if isinstance(value, str) and (problem := name_problem(value)) is not None:
         raise PydanticCustomError("invalid_user_name", problem)
@@ -44,7 +26,7 @@ def _user_name(value: Any) -> Any:
 
 
 StorableText = Annotated[
-    str, BeforeValidator(_storable), Field(json_schema_extra={"pattern": STORABLE_PATTERN})
+    str, BeforeValidator(storable), Field(json_schema_extra={"pattern": STORABLE_PATTERN})
 ]
 """A request body's string: the type of every ``str`` field of a request model."""
 

@@ -5,15 +5,19 @@ none names a metric that was not scraped."""
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from cryptography.fernet import Fernet, MultiFernet
 from redis.asyncio import Redis
 
+from libs import config
 from libs.catalog import CatalogSpec, apply_catalog
+from libs.config.postgres import PostgresConfigStore
 from libs.contracts.models import (
     STAT_ERRORS,
     STAT_LATENCY_MS,
@@ -24,14 +28,41 @@ from libs.contracts.models import (
 )
 from tests.dashboards import GrafanaTime, alert_expressions, metric_names, panel_queries, substitute
 from tests.e2e.conftest import Stack
+from tests.e2e.providers import PROVIDER_ENV
+from tests.fakes.provider import FakeProvider, Reply
+from tests.integration.config.conftest import clear_config_tables
 from tests.monitoring import ALERTS_YML, Prometheus, QueryError, prometheus, prometheus_config
+from tests.support import ServerUrls
 
 pytestmark = pytest.mark.e2e
 
 SCRAPE_S = 1
 EXTRA = CatalogSpec.model_validate(
     {
-        "handlers": [{"id": "image.draw"}, {"id": "echo.text"}],
+        "handlers": [{"id": "image.draw"}, {"id": "echo.text"}, {"id": "openai.chat"}],
+        "models": [
+            # A model whose one server fails twice (a failover), then its fallback answers.
+            {
+                "name": "e2e-llm",
+                "version": "1",
+                "handler": "openai.chat",
+                "context_window": 4096,
+                "max_output_tokens": 256,
+                "deployments": [{"integration": "llm_a"}],
+                "max_attempts": 2,
+                "cooldown_s": 0.1,
+                "default": True,
+            },
+            {
+                "name": "e2e-small",
+                "version": "1",
+                "handler": "openai.chat",
+                "context_window": 4096,
+                "max_output_tokens": 256,
+                "deployments": [{"integration": "llm_b"}],
+                "default": True,
+            },
+        ],
         "offers": [
             # A file result (its bytes by handler and media), and an integration's budget.
             {
@@ -50,6 +81,15 @@ EXTRA = CatalogSpec.model_validate(
                 "handler": "echo.text",
                 "params": {"integration": "metered", "budget": 1000, "window_s": 3600},
             },
+            {
+                "service": "demo",
+                "action": "llm",
+                "price": 2,
+                "prompt_template": "{text}",
+                "handler": "openai.chat",
+                "model": "e2e-llm",
+                "fallbacks": [{"model": "e2e-small", "percent": 50}],
+            },
         ],
     }
 )
@@ -61,10 +101,33 @@ def stack_recon() -> bool:
 
 
 @pytest.fixture
+async def model_servers(
+    fake: FakeProvider, servers: ServerUrls, db_pool: "asyncpg.Pool[Any]"
+) -> AsyncIterator[FakeProvider]:
+    """The operator's integrations ``llm_a`` and ``llm_b``, both the fake provider, in the
+    config ``worker`` the workers follow."""
+    await clear_config_tables(db_pool)
+    store = PostgresConfigStore(db_pool, database_url=servers.database_url)
+    text = "integrations:\n" + "".join(
+        f"  {name}:\n    base_url: {fake.url}/v1\n" for name in ("llm_a", "llm_b")
+    )
+    fernet = MultiFernet([Fernet(Fernet.generate_key())])
+    await config.upload(
+        store, "worker", text, fernet=fernet, environ={}, author="ops", activate=True
+    )
+    try:
+        yield fake
+    finally:
+        await clear_config_tables(db_pool)
+
+
+@pytest.fixture
 def stack_env(stack_env: dict[str, str]) -> dict[str, str]:
-    """Recon sampling, folding usage and counting files every half second, not every minute."""
+    """Recon sampling, folding usage and counting files every half second, not every minute;
+    the fake provider on this host callable."""
     return {
         **stack_env,
+        **PROVIDER_ENV,
         "RELAI_RECON_METRICS_INTERVAL_S": "0.5",
         "RELAI_RECON_USAGE_INTERVAL_S": "0.5",
         "RELAI_RECON_USAGE_LAG_S": "0",
@@ -83,6 +146,7 @@ async def _traffic(client: httpx.AsyncClient) -> None:
         ("/svc/demo/flaky", {"text": "fails"}),
         ("/svc/demo/draw", {"text": "a cat"}),
         ("/svc/demo/metered", {"text": "counted"}),
+        ("/svc/demo/llm", {"text": "routed"}),
     ]:
         r = await client.post(path, json=body)
         assert r.status_code == 202, r.text
@@ -132,6 +196,7 @@ async def _until_scraped(prom: Prometheus, needed: set[str], timeout: float) -> 
 
 
 async def test_every_dashboard_and_alert_query_runs_on_what_prometheus_scraped(
+    model_servers: FakeProvider,
     stack: Stack,
     client: httpx.AsyncClient,
     db_pool: "asyncpg.Pool[Any]",
@@ -141,6 +206,7 @@ async def test_every_dashboard_and_alert_query_runs_on_what_prometheus_scraped(
     async with db_pool.acquire() as conn:
         await apply_catalog(conn, EXTRA, prune=False)
     await _deployments(db_pool, redis_client)
+    model_servers.script(Reply.error(500), Reply.error(500))
     await _traffic(client)
 
     grafana = GrafanaTime(scrape_s=SCRAPE_S).values

@@ -19,10 +19,10 @@ from libs.blobs.images import MAX_PIXELS
 from libs.catalog.file_inputs import FileInputSpec
 from libs.contracts.files import IMAGE_TYPES, parse_file_id
 from libs.db import PgPool
+from libs.db.text import text_problem
 from libs.files import uploads
 from services.api.errors import InvalidInputs, TooLarge
 from services.api.submission import SubmittedFile
-from services.api.text import text_problem
 
 FILENAME_MAX = 255
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f-\x9f]")

@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 
+from libs.db.text import text_problem
 from services.api.errors import BadRequest, InvalidInputs
-from services.api.text import text_problem
 
 REQUEST_ID_NAMESPACE = uuid.UUID("5f0c7f3e-8a4b-4d1e-9a57-2c1e0d6b9a10")
 IDEMPOTENCY_KEY_MAX = 200

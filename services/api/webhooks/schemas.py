@@ -18,7 +18,8 @@ from pydantic_core import PydanticCustomError
 
 from libs.catalog.numbers import JsonInt
 from libs.contracts.webhooks import REQUEST_EVENTS, WEBHOOK_EVENTS
-from services.api.text import StorableText, text_problem
+from libs.db.text import text_problem
+from services.api.text import StorableText
 from services.api.webhooks.urls import URL_MAX, URL_PATTERN
 
 OVERLAP_MAX_S = 604_800

@@ -6,7 +6,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from libs.accounts import NAME_MAX, name_problem
-from services.api.text import STORABLE_PATTERN, USER_NAME_PATTERN, text_problem
+from libs.db.text import text_problem
+from services.api.text import STORABLE_PATTERN, USER_NAME_PATTERN
 
 # Every character but lone surrogates (which no pattern can name, and no JSON generator sends).
 TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=NAME_MAX)
