@@ -3,19 +3,17 @@
 from libs.catalog.apply import (
     AliasTakenError,
     FileInputsDealError,
-    ModelInUseError,
     NotForDealsError,
     TokenPricedDealError,
-    UnknownReferenceError,
     apply_catalog,
     disable,
-    disable_model,
     upsert_deal,
     upsert_handler,
-    upsert_model,
     upsert_offer,
 )
+from libs.catalog.errors import ModelInUseError, UnknownReferenceError
 from libs.catalog.export import catalog_data, catalog_yaml, export_catalog
+from libs.catalog.model_store import disable_model, upsert_model
 from libs.catalog.models import ModelSpec
 from libs.catalog.pricing import (
     TokenPrices,

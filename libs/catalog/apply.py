@@ -10,8 +10,9 @@ from typing import Any, Literal
 
 import asyncpg
 
-from libs.catalog import prompt_store
-from libs.catalog.models import ModelSpec, split_ref
+from libs.catalog import model_store, prompt_store
+from libs.catalog.errors import ModelInUseError, UnknownReferenceError
+from libs.catalog.models import split_ref
 from libs.catalog.spec import (
     CatalogSpec,
     DealSpec,
@@ -30,32 +31,6 @@ VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (id) DO UPDATE SET
     credits = EXCLUDED.credits, params = EXCLUDED.params,
     max_concurrency = EXCLUDED.max_concurrency, enabled = EXCLUDED.enabled
-"""
-
-_UPSERT_MODEL = """
-INSERT INTO models (name, version, description, handler_id, provider_model, context_window,
-                    max_output_tokens, input_modalities, output_modalities, tokenizer,
-                    deployments, max_attempts, cooldown_s, idempotent, is_default, enabled)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-ON CONFLICT (name, version) DO UPDATE SET
-    description = EXCLUDED.description, handler_id = EXCLUDED.handler_id,
-    provider_model = EXCLUDED.provider_model, context_window = EXCLUDED.context_window,
-    max_output_tokens = EXCLUDED.max_output_tokens,
-    input_modalities = EXCLUDED.input_modalities,
-    output_modalities = EXCLUDED.output_modalities, tokenizer = EXCLUDED.tokenizer,
-    deployments = EXCLUDED.deployments, max_attempts = EXCLUDED.max_attempts,
-    cooldown_s = EXCLUDED.cooldown_s, idempotent = EXCLUDED.idempotent,
-    is_default = EXCLUDED.is_default, enabled = EXCLUDED.enabled
-"""
-# The default moves from one version to another: the old one lets go first (one default per
-# name is a unique index, checked row by row).
-_CLEAR_DEFAULTS = """
-UPDATE models SET is_default = false
-WHERE is_default AND name = ANY($1::text[]) AND name || '@' || version <> ALL($2::text[])
-"""
-_DISABLE_MODELS = """
-UPDATE models SET enabled = false, is_default = false
-WHERE enabled AND name || '@' || version <> ALL($1::text[])
 """
 
 _UPSERT_OFFER = """
@@ -124,45 +99,11 @@ WHERE d.enabled AND {_NOT_FOR_DEALS}
 ORDER BY 1, 2 LIMIT 1
 """
 
-_MODEL_HANDLER = """
-SELECT handler_id FROM models
-WHERE name = $1 AND enabled AND (version = $2 OR ($2::text IS NULL AND is_default))
-"""
-
-
-def _resolves(name: str, version: str) -> str:
-    """SQL: an enabled version of model ``name`` is ``version``, or (null) its default."""
-    return f"""EXISTS (SELECT 1 FROM models m WHERE m.enabled AND m.name = {name}
-        AND (m.version = {version} OR ({version} IS NULL AND m.is_default)))"""
-
-
-_FALLBACK_NAME = "split_part(f ->> 'model', '@', 1)"
-_FALLBACK_VERSION = "nullif(split_part(f ->> 'model', '@', 2), '')"
-# An enabled offer left without a model version to route to, or with a fallback that names none.
-_STRANDED_OFFER = f"""
-SELECT o.service || '/' || o.action AS offer,
-       o.model || coalesce('@' || o.model_version, '') AS model
-FROM offers o
-WHERE o.enabled AND o.model IS NOT NULL AND (
-    NOT {_resolves("o.model", "o.model_version")}
-    OR EXISTS (SELECT 1 FROM jsonb_array_elements(o.fallbacks) f
-               WHERE NOT {_resolves(_FALLBACK_NAME, _FALLBACK_VERSION)}))
-ORDER BY 1 LIMIT 1
-"""
-_CLEAR_DEFAULT = "UPDATE models SET is_default = false WHERE name = $1 AND version <> $2"
-
 _DISABLE = {
-    "model": """
-    UPDATE models SET enabled = false, is_default = false WHERE name || '@' || version = $1
-    RETURNING name""",
     "handler": "UPDATE handlers SET enabled = false WHERE id = $1 RETURNING id",
     "offer": "UPDATE offers SET enabled = false WHERE service || '/' || action = $1 RETURNING id",
     "deal": "UPDATE deals SET enabled = false WHERE slug = $1 RETURNING id",
 }
-
-
-class UnknownReferenceError(ValueError):
-    """A catalog entry names a handler or offer that the catalog does not hold."""
 
 
 class NotForDealsError(ValueError):
@@ -176,20 +117,6 @@ class TokenPricedDealError(NotForDealsError):
 class FileInputsDealError(NotForDealsError):
     """A deal would name an offer with file inputs: a deal's inputs are text (its steps share
     them), so such offers are sold on their own."""
-
-
-class ModelInUseError(ValueError):
-    """A change would leave an enabled offer without a model version to route to."""
-
-
-async def _no_stranded_offer(conn: PgConnection) -> None:
-    row = await conn.fetchrow(_STRANDED_OFFER)
-    if row is not None:
-        raise ModelInUseError(
-            f"offer {row['offer']} would have no enabled version of model {row['model']} (or "
-            "of one of its fallbacks) to route to: make another version the default first, or "
-            "disable the offer"
-        )
 
 
 class AliasTakenError(ValueError):
@@ -239,28 +166,6 @@ def offer_row(o: OfferSpec) -> tuple[object, ...]:
     )
 
 
-def model_row(m: ModelSpec) -> tuple[object, ...]:
-    """The columns of ``m``, as ``_UPSERT_MODEL`` takes them."""
-    return (
-        m.name,
-        m.version,
-        m.description,
-        m.handler,
-        m.provider_model or m.name,
-        m.context_window,
-        m.max_output_tokens,
-        list(m.input_modalities),
-        list(m.output_modalities),
-        m.tokenizer,
-        [d.model_dump(exclude_none=True) for d in m.deployments],
-        m.max_attempts,
-        m.cooldown_s,
-        m.idempotent,
-        m.default,
-        m.enabled,
-    )
-
-
 def deal_row(deal: DealSpec) -> tuple[object, ...]:
     """The columns of ``deal`` after its id, as ``_UPSERT_DEAL`` takes them."""
     steps = [
@@ -290,18 +195,7 @@ async def upsert_offer(conn: PgConnection, o: OfferSpec) -> bool:
     has token prices (file inputs) and an enabled deal names it, ``AliasTakenError`` when it is
     enabled and another enabled offer has one of its aliases."""
     if o.model is not None and o.enabled:
-        name, version = split_ref(o.model)
-        handler = await conn.fetchval(_MODEL_HANDLER, name, version)
-        if handler is None:
-            raise UnknownReferenceError(
-                f"unknown model {o.model!r}"
-                + ("" if version else " (or it has no enabled default version)")
-            )
-        if handler != o.handler:
-            raise UnknownReferenceError(
-                f"offer {o.service}/{o.action} runs handler {o.handler!r} but its model "
-                f"{o.model} is called by {handler!r}"
-            )
+        await model_store.check_offer_model(conn, f"{o.service}/{o.action}", o.handler, o.model)
     if o.token_priced or o.files:
         row = await conn.fetchrow(_DEAL_NAMING, f"{o.service}/{o.action}")
         if row is not None:
@@ -312,38 +206,12 @@ async def upsert_offer(conn: PgConnection, o: OfferSpec) -> bool:
                 created = await conn.fetchval(
                     _UPSERT_OFFER + _RETURNING_CREATED, uuid.uuid4(), *offer_row(o)
                 )
-            await _no_stranded_offer(conn)
+            await model_store.no_stranded_offer(conn)
             return bool(created)
     except asyncpg.ForeignKeyViolationError as exc:
         raise UnknownReferenceError(f"unknown handler {o.handler!r}") from exc
     except ModelInUseError as exc:
         raise UnknownReferenceError(str(exc)) from exc
-
-
-async def upsert_model(conn: PgConnection, m: ModelSpec) -> bool:
-    """Create or update one model version; True when it was created. As the default, it takes
-    over from the name's other versions in the same transaction. Raises
-    ``UnknownReferenceError`` when its handler does not exist."""
-    async with conn.transaction():
-        if m.default:
-            await conn.execute(_CLEAR_DEFAULT, m.name, m.version)
-        try:
-            created = await conn.fetchval(_UPSERT_MODEL + _RETURNING_CREATED, *model_row(m))
-        except asyncpg.ForeignKeyViolationError as exc:
-            raise UnknownReferenceError(f"unknown handler {m.handler!r}") from exc
-        await _no_stranded_offer(conn)
-        return bool(created)
-
-
-async def disable_model(conn: PgConnection, ref: str) -> bool:
-    """Disable the model version ``ref`` (``name@version``); False if none. Raises
-    ``ModelInUseError``, having changed nothing, when an enabled offer routes to it (pinned to
-    it, or to the model's default and it is the default)."""
-    async with conn.transaction():
-        if not await disable(conn, "model", ref):
-            return False
-        await _no_stranded_offer(conn)
-        return True
 
 
 async def upsert_deal(conn: PgConnection, deal: DealSpec) -> bool:
@@ -369,11 +237,9 @@ def _refuse_deal(slug: str, offer: str, *, token_priced: bool) -> None:
     raise FileInputsDealError(files_in_deal(slug, offer))
 
 
-async def disable(
-    conn: PgConnection, kind: Literal["model", "handler", "offer", "deal"], name: str
-) -> bool:
-    """Disable the model version (``name@version``), handler, offer (``service/action``) or
-    deal ``name``; False if none."""
+async def disable(conn: PgConnection, kind: Literal["handler", "offer", "deal"], name: str) -> bool:
+    """Disable the handler, offer (``service/action``) or deal ``name``; False if none (a model
+    version: ``model_store.disable_model``)."""
     return await conn.fetchval(_DISABLE[kind], name) is not None
 
 
@@ -423,8 +289,10 @@ async def apply_catalog(
             [handler_row(h) for h in spec.handlers],
         )
         defaults = [m for m in spec.models if m.default]
-        await conn.execute(_CLEAR_DEFAULTS, [m.name for m in defaults], [m.ref for m in defaults])
-        await conn.executemany(_UPSERT_MODEL, [model_row(m) for m in spec.models])
+        await conn.execute(
+            model_store.CLEAR_DEFAULTS, [m.name for m in defaults], [m.ref for m in defaults]
+        )
+        await conn.executemany(model_store.UPSERT, [model_store.model_row(m) for m in spec.models])
         await conn.executemany(_UPSERT_OFFER, [(uuid.uuid4(), *offer_row(o)) for o in spec.offers])
         await conn.executemany(_UPSERT_DEAL, [(uuid.uuid4(), *deal_row(d)) for d in spec.deals])
         await conn.executemany(
@@ -433,11 +301,11 @@ async def apply_catalog(
         )
         if prune:
             await conn.execute(_DISABLE_HANDLERS, [h.id for h in spec.handlers])
-            await conn.execute(_DISABLE_MODELS, [m.ref for m in spec.models])
+            await conn.execute(model_store.DISABLE_OTHERS, [m.ref for m in spec.models])
             await conn.execute(_DISABLE_OFFERS, [f"{o.service}/{o.action}" for o in spec.offers])
             await conn.execute(_DISABLE_DEALS, [d.slug for d in spec.deals])
             await conn.execute(prompt_store.DISABLE_OTHERS, [t.name for t in spec.prompt_templates])
-        await _no_stranded_offer(conn)
+        await model_store.no_stranded_offer(conn)
         refused = await conn.fetchrow(_DEAL_NAMING_NOT_FOR_DEALS)
         if refused is not None:
             _refuse_deal(refused["slug"], refused["name"], token_priced=refused["token_priced"])

@@ -182,33 +182,27 @@ def check_offer_models(offers: Sequence[_OfferOfModel], models: list[ModelSpec])
             raise ValueError(f"offer {name} lists a fallback model twice")
         if offer.model is None or not offer.enabled:
             continue
-        try:
-            model = resolve_ref(offer.model, models)
-        except ValueError as exc:
-            raise ValueError(f"offer {name}: {exc}") from None
-        if model.handler != offer.handler:
-            raise ValueError(
-                f"offer {name} runs handler {offer.handler!r} but its model {model.ref} "
-                f"is called by {model.handler!r}"
-            )
-        _check_fallbacks(name, offer, model, models)
+        model = _called_by_its_handler(name, offer, offer.model, models, "its model")
+        for fallback in offer.fallbacks:
+            other = _called_by_its_handler(name, offer, fallback.model, models, "its fallback")
+            if other.name == model.name:
+                raise ValueError(f"offer {name}: {other.ref} is its own model, not a fallback")
 
 
-def _check_fallbacks(
-    name: str, offer: _OfferOfModel, model: ModelSpec, models: list[ModelSpec]
-) -> None:
-    for fallback in offer.fallbacks:
-        try:
-            other = resolve_ref(fallback.model, models)
-        except ValueError as exc:
-            raise ValueError(f"offer {name}, fallback: {exc}") from None
-        if other.handler != offer.handler:
-            raise ValueError(
-                f"offer {name}: fallback {other.ref} is called by {other.handler!r}, "
-                f"not the offer's handler {offer.handler!r}"
-            )
-        if other.name == model.name:
-            raise ValueError(f"offer {name}: {other.ref} is its own model, not a fallback")
+def _called_by_its_handler(
+    name: str, offer: _OfferOfModel, ref: str, models: list[ModelSpec], role: str
+) -> ModelSpec:
+    """The enabled model version ``ref`` names, which must be called by the offer's handler."""
+    try:
+        model = resolve_ref(ref, models)
+    except ValueError as exc:
+        raise ValueError(f"offer {name}, {role}: {exc}") from None
+    if model.handler != offer.handler:
+        raise ValueError(
+            f"offer {name} runs handler {offer.handler!r} but {role} {model.ref} is called by "
+            f"{model.handler!r}"
+        )
+    return model
 
 
 def resolve_ref(ref: str, models: list[ModelSpec]) -> ModelSpec:

@@ -18,7 +18,7 @@ from services.api.errors import InvalidInputs, NotFound
 
 router = APIRouter(prefix="/admin", tags=["admin"], responses=ADMIN_ONLY)
 
-Kind = Literal["model", "handler", "offer", "deal"]
+Kind = Literal["handler", "offer", "deal"]
 CREATED: dict[int | str, dict[str, Any]] = {201: {"description": "Created"}}
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such entry"}}
 

@@ -49,7 +49,7 @@ class OfferLinks(BaseModel):
 class ModelInfo(BaseModel):
     """The model version an offer runs."""
 
-    model_config = ConfigDict(use_attribute_docstrings=True)
+    model_config = ConfigDict(use_attribute_docstrings=True, from_attributes=True)
 
     name: str
     version: str
@@ -65,18 +65,7 @@ class ModelInfo(BaseModel):
 
 
 def model_info(offer: Offer) -> ModelInfo | None:
-    m = offer.model
-    if m is None:
-        return None
-    return ModelInfo(
-        name=m.name,
-        version=m.version,
-        description=m.description,
-        context_window=m.context_window,
-        max_output_tokens=m.max_output_tokens,
-        input_modalities=list(m.input_modalities),
-        output_modalities=list(m.output_modalities),
-    )
+    return None if offer.model is None else ModelInfo.model_validate(offer.model)
 
 
 class OfferView(BaseModel):
