@@ -81,9 +81,8 @@ def counter(tokenizer: str | None) -> tuple[Callable[[Sequence[str]], int], bool
         return estimate_tokens, False
 
     def count(texts: Sequence[str]) -> int:
-        tokens = encoding.encode_ordinary_batch(list(texts))
-        return (
-            sum(len(t) for t in tokens) + TEXT_OVERHEAD_TOKENS * len(texts) + (REPLY_PRIMING_TOKENS)
-        )
+        # One text at a time: the batch call's thread pool costs more than a prompt's encoding.
+        tokens = sum(len(encoding.encode_ordinary(text)) for text in texts)
+        return tokens + TEXT_OVERHEAD_TOKENS * len(texts) + REPLY_PRIMING_TOKENS
 
     return count, True
