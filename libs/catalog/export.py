@@ -7,7 +7,8 @@ from typing import Any
 import yaml
 
 from libs.catalog import prompt_store
-from libs.catalog.spec import CatalogSpec, json_number
+from libs.catalog.spec import CatalogSpec
+from libs.catalog.values import json_number
 from libs.db import PgConnection
 
 _HANDLERS = "SELECT id, credits, params, max_concurrency, enabled FROM handlers ORDER BY id"

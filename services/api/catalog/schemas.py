@@ -9,7 +9,7 @@ from starlette.types import Scope
 
 from libs.catalog.file_inputs import FileInputSpec
 from libs.catalog.spec import RESERVED_SERVICES as RESERVED
-from libs.catalog.spec import json_number
+from libs.catalog.values import json_number
 from services.api.catalog.service import Offer
 from services.api.text import STORABLE_PATTERN
 
